@@ -1,0 +1,304 @@
+"""The one featurizer: log-mel spectrogram frames, normalised per mel band.
+
+Training imports this module (never a copy of it) and the live streamer and
+file analysis call it, so the model sees exactly the same features in both.
+It is plain NumPy (no librosa or numba at run time); the tests use librosa as
+the oracle.
+
+Conventions
+-----------
+* Audio is mono float32 at ``config.sample_rate``, nominally in [-1, 1].
+* Frames are not centred: frame ``i`` covers samples
+  ``[i*hop_length, i*hop_length + n_fft)``. A window of ``N`` samples gives
+  ``1 + (N - n_fft) // hop_length`` frames. Because frames are not centred,
+  the frames of a window starting at a multiple of ``hop_length`` are the same
+  frames a longer signal has at that position, which lets the streamer reuse
+  frames between overlapping windows.
+* Features have shape ``(n_frames, n_mels)`` for one window and
+  ``(batch, n_frames, n_mels)`` for several; dtype float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from ser_engine.config import FeatureConfig, frames_for
+from ser_engine.errors import ParameterError
+
+__all__ = [
+    "Featurizer",
+    "hz_to_mel",
+    "mel_to_hz",
+    "mel_filterbank",
+    "hann_window",
+    "fit_to_length",
+    "window_starts",
+    "frame_windows",
+]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def hz_to_mel(frequencies: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Slaney mel scale (librosa's default, ``htk=False``).
+
+    Parameters
+    ----------
+    frequencies : array_like, any shape
+        Frequencies in Hz.
+
+    Returns
+    -------
+    ndarray, same shape, float64
+    """
+    f = np.asarray(frequencies, dtype=np.float64)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, mels)
+
+
+def mel_to_hz(mels: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Inverse of :func:`hz_to_mel` (Slaney scale)."""
+    m = np.asarray(mels, dtype=np.float64)
+    f_sp = 200.0 / 3
+    freqs = f_sp * m
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), freqs)
+
+
+def mel_filterbank(*, sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> FloatArray:
+    """Slaney-normalised triangular mel filter bank, as ``librosa.filters.mel``.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Sample rate in Hz.
+    n_fft : int
+        FFT size.
+    n_mels : int
+        Number of bands.
+    fmin, fmax : float
+        Lowest and highest frequency in Hz.
+
+    Returns
+    -------
+    ndarray, shape (n_mels, n_fft // 2 + 1), float32
+    """
+    if n_mels <= 0 or n_fft <= 0:
+        raise ParameterError("n_mels and n_fft must be positive")
+    if not 0 <= fmin < fmax <= sample_rate / 2:
+        raise ParameterError(f"need 0 <= fmin < fmax <= sample_rate/2, got fmin={fmin}, fmax={fmax}")
+    fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])
+    weights *= enorm[:, None]
+    return weights.astype(np.float32)
+
+
+def hann_window(*, win_length: int, n_fft: int) -> FloatArray:
+    """Periodic Hann window of ``win_length`` centred in ``n_fft`` zeros.
+
+    Returns
+    -------
+    ndarray, shape (n_fft,), float32
+    """
+    if not 0 < win_length <= n_fft:
+        raise ParameterError("need 0 < win_length <= n_fft")
+    n = np.arange(win_length, dtype=np.float64)
+    win = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win_length)
+    out = np.zeros(n_fft, dtype=np.float64)
+    start = (n_fft - win_length) // 2
+    out[start : start + win_length] = win
+    return out.astype(np.float32)
+
+
+def fit_to_length(*, y: npt.ArrayLike, length: int) -> FloatArray:
+    """Centre-pad with zeros (or centre-crop) a signal to ``length`` samples.
+
+    This is how a clip shorter than one analysis window is presented to the
+    model, in training and at run time alike.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+    length : int
+
+    Returns
+    -------
+    ndarray, shape (length,), float32
+    """
+    x = np.asarray(y, dtype=np.float32)
+    if x.ndim != 1:
+        raise ParameterError(f"expected a 1-D signal, got shape {x.shape}")
+    if length <= 0:
+        raise ParameterError("length must be positive")
+    n = x.shape[0]
+    if n == length:
+        return x
+    if n > length:
+        start = (n - length) // 2
+        return x[start : start + length]
+    out = np.zeros(length, dtype=np.float32)
+    start = (length - n) // 2
+    out[start : start + n] = x
+    return out
+
+
+def window_starts(*, n_samples: int, window: int, hop: int) -> npt.NDArray[np.int64]:
+    """Start samples of the analysis windows over a clip of ``n_samples``.
+
+    Windows start at ``0, hop, 2*hop, ...`` while they fit; when the last one
+    stops short of the end, one more window ending exactly at the end is
+    added. A clip no longer than one window gives the single start 0 (the
+    clip is then centre-padded by :func:`fit_to_length`).
+
+    Returns
+    -------
+    ndarray, shape (n_windows,), int64
+    """
+    if window <= 0 or hop <= 0:
+        raise ParameterError("window and hop must be positive")
+    if n_samples <= window:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, n_samples - window + 1, hop, dtype=np.int64)
+    if starts[-1] + window < n_samples:
+        starts = np.append(starts, np.int64(n_samples - window))
+    return starts
+
+
+def frame_windows(*, y: npt.ArrayLike, config: FeatureConfig) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Cut a clip into the analysis windows the model sees.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Mono signal at ``config.sample_rate``.
+    config : FeatureConfig
+
+    Returns
+    -------
+    windows : ndarray, shape (n_windows, config.window_samples), float32
+    starts : ndarray, shape (n_windows,), int64
+        Start sample of each window in ``y`` (0 for a padded short clip).
+    """
+    x = np.asarray(y, dtype=np.float32)
+    if x.ndim != 1:
+        raise ParameterError(f"expected a 1-D signal, got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ParameterError("cannot analyse an empty signal")
+    w = config.window_samples
+    starts = window_starts(n_samples=x.shape[0], window=w, hop=config.hop_samples)
+    if x.shape[0] <= w:
+        return fit_to_length(y=x, length=w)[None, :], starts
+    view = np.lib.stride_tricks.sliding_window_view(x, w)
+    return np.ascontiguousarray(view[starts]), starts
+
+
+class Featurizer:
+    """Log-mel featurizer bound to one :class:`FeatureConfig`.
+
+    The window and the mel basis are computed once. Calls allocate only their
+    outputs and temporaries; the object holds no per-call state, so one
+    instance can serve several threads.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+    """
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+        self._window = hann_window(win_length=config.win_length, n_fft=config.n_fft)
+        # (n_freqs, n_mels), transposed once for a plain matmul
+        self._mel_t = np.ascontiguousarray(
+            mel_filterbank(
+                sample_rate=config.sample_rate,
+                n_fft=config.n_fft,
+                n_mels=config.n_mels,
+                fmin=config.fmin,
+                fmax=config.fmax,
+            ).T
+        )
+        if config.mean is not None and config.std is not None:
+            self._mean: FloatArray | None = np.asarray(config.mean, dtype=np.float32)
+            self._inv_std: FloatArray | None = (1.0 / np.asarray(config.std, dtype=np.float64)).astype(np.float32)
+        else:
+            self._mean = None
+            self._inv_std = None
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced from ``n_samples`` samples."""
+        return frames_for(n_samples, n_fft=self.config.n_fft, hop_length=self.config.hop_length)
+
+    def log_mel(self, y: npt.ArrayLike) -> FloatArray:
+        """Un-normalised log-mel frames.
+
+        Parameters
+        ----------
+        y : array_like, shape (n,) or (batch, n)
+            Signal(s) at ``config.sample_rate`` with ``n >= n_fft``.
+
+        Returns
+        -------
+        ndarray, shape (n_frames, n_mels) or (batch, n_frames, n_mels), float32
+        """
+        x = np.asarray(y, dtype=np.float32)
+        if x.ndim not in (1, 2):
+            raise ParameterError(f"expected shape (n,) or (batch, n), got {x.shape}")
+        cfg = self.config
+        if x.shape[-1] < cfg.n_fft:
+            raise ParameterError(f"need at least n_fft={cfg.n_fft} samples, got {x.shape[-1]}")
+        if not np.isfinite(x).all():
+            raise ParameterError("signal contains NaN or infinite samples")
+        frames = np.lib.stride_tricks.sliding_window_view(x, cfg.n_fft, axis=-1)[..., :: cfg.hop_length, :]
+        spec = np.fft.rfft(frames * self._window, axis=-1)
+        power = spec.real**2 + spec.imag**2
+        mel = power.astype(np.float32, copy=False) @ self._mel_t
+        return np.log(mel + np.float32(cfg.log_offset)).astype(np.float32, copy=False)
+
+    def normalize(self, log_mel: npt.ArrayLike) -> FloatArray:
+        """Apply the per-band statistics of the config.
+
+        Parameters
+        ----------
+        log_mel : array_like, shape (..., n_mels)
+
+        Returns
+        -------
+        ndarray, same shape, float32
+
+        Raises
+        ------
+        ParameterError
+            When the config has no statistics yet.
+        """
+        if self._mean is None or self._inv_std is None:
+            raise ParameterError("FeatureConfig has no normalisation statistics (mean/std)")
+        lm = np.asarray(log_mel, dtype=np.float32)
+        if lm.shape[-1] != self.config.n_mels:
+            raise ParameterError(f"last axis must be n_mels={self.config.n_mels}, got {lm.shape}")
+        return (lm - self._mean) * self._inv_std
+
+    def __call__(self, y: npt.ArrayLike) -> FloatArray:
+        """Normalised features: ``normalize(log_mel(y))``.
+
+        Parameters
+        ----------
+        y : array_like, shape (n,) or (batch, n)
+
+        Returns
+        -------
+        ndarray, shape (n_frames, n_mels) or (batch, n_frames, n_mels), float32
+        """
+        return self.normalize(self.log_mel(y))

@@ -1,0 +1,65 @@
+"""A tiny, deterministic ONNX emotion model built with onnx.helper (no TensorFlow).
+
+Tests use it where the behaviour under test does not depend on a trained
+model: it pools the normalised log-mel frames over time and applies a fixed
+linear layer, so loud/high-frequency audio and quiet/low-frequency audio get
+different labels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ser_engine.config import FeatureConfig
+from ser_engine.model import ModelMetadata
+
+TINY_LABELS = ("angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
+
+
+def build_tiny_model(
+    out_dir: Path,
+    *,
+    labels: tuple[str, ...] = TINY_LABELS,
+    config: FeatureConfig | None = None,
+    fixed_frames: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Write ``model.onnx`` and ``model.json`` into ``out_dir`` and return it."""
+    cfg = config or FeatureConfig()
+    if not cfg.is_fitted:
+        # statistics close to real speech log-mel values
+        cfg = cfg.with_stats(mean=np.full(cfg.n_mels, -6.0), std=np.full(cfg.n_mels, 3.0))
+    rng = np.random.default_rng(seed)
+    n_mels, n_out = cfg.n_mels, len(labels)
+    w = rng.normal(0, 1, (n_mels, n_out)).astype(np.float32)
+    b = np.zeros(n_out, dtype=np.float32)
+    t = cfg.n_frames if fixed_frames else "time"
+    inp = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", t, n_mels])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_out])
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    nodes = [
+        helper.make_node("ReduceMean", ["features", "axes"], ["pooled"], keepdims=0),
+        helper.make_node("MatMul", ["pooled", "W"], ["mm"]),
+        helper.make_node("Add", ["mm", "B"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_ser", [inp], [out], initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B"), axes]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="ser-tests")
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out_dir / "model.onnx"))
+    ModelMetadata(
+        name="tiny-test-model",
+        labels=labels,
+        feature_config=cfg,
+        input_shape=(None, cfg.n_frames if fixed_frames else None, n_mels),
+        temperature=1.0,
+        provenance={"note": "built by tests/tiny_model.py; untrained"},
+    ).save(out_dir / "model.json")
+    return out_dir
