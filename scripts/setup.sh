@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# One-command setup for a fresh Debian machine (root, or a user with sudo).
+#
+#   bash scripts/setup.sh app    install everything into .venv and launch the app
+#   bash scripts/setup.sh test   install everything into .venv and run the whole check
+#                                (ruff, mypy strict on ser_engine, every pytest marker)
+#
+# Idempotent: apt-get runs only when a package is missing; pip runs only when
+# pyproject.toml changed since the last install into .venv.
+# Extra arguments after the mode go to `ser-app` (app) or to pytest (test), e.g.
+#   bash scripts/setup.sh app --self-test
+#   bash scripts/setup.sh test -m 'not packaging'
+# Environment: SER_PYTHON (interpreter used to create .venv; default /usr/bin/python3),
+#              SER_VENV (default .venv), SER_SKIP_APT=1 (trust that the system packages are there).
+set -euo pipefail
+
+MODE="${1:-}"
+case "$MODE" in
+  app | test) shift ;;
+  *)
+    echo "usage: bash scripts/setup.sh app|test [args]" >&2
+    exit 2
+    ;;
+esac
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${SER_VENV:-$ROOT/.venv}"
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+declare -a PHASES=()
+declare -a PHASE_SECONDS=()
+declare -a PHASE_STATUS=()
+phase_start=0
+phase() { # phase NAME: announce a phase and start its clock
+  phase_start=$(date +%s)
+  echo
+  echo "=== [$(date -u +%H:%M:%S)] $1"
+}
+phase_end() { # phase_end NAME STATUS
+  local now
+  now=$(date +%s)
+  PHASES+=("$1")
+  PHASE_SECONDS+=("$((now - phase_start))")
+  PHASE_STATUS+=("$2")
+  echo "=== $1: $2 in $((now - phase_start)) s"
+}
+summary() {
+  echo
+  echo "=== timings"
+  local i
+  for i in "${!PHASES[@]}"; do
+    printf '  %-22s %-6s %5s s\n' "${PHASES[$i]}" "${PHASE_STATUS[$i]}" "${PHASE_SECONDS[$i]}"
+  done
+}
+
+# ---------------------------------------------------------------- system packages
+APT_PACKAGES=(
+  # Python to build .venv
+  python3 python3-venv python3-pip ca-certificates
+  # audio: PortAudio for sounddevice, libsndfile for soundfile, ALSA->PulseAudio bridge
+  libportaudio2 libsndfile1 libasound2-plugins
+  # virtual microphone for the tests (see DEVELOPERS.md)
+  pulseaudio pulseaudio-utils
+  # Qt 6 (PySide6 wheels) runtime for the xcb and offscreen platform plugins
+  libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libdbus-1-3 fonts-dejavu-core
+  libx11-6 libx11-xcb1 libxcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+  libxcb-randr0 libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1
+  libxcb-util1 libxcb-xfixes0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon0 libxkbcommon-x11-0
+  # a virtual X server for machines without a display
+  xvfb xauth
+)
+if [[ "$MODE" == test ]]; then
+  # PyInstaller needs objdump/objcopy (binutils); dpkg-deb comes with dpkg.
+  APT_PACKAGES+=(binutils)
+fi
+
+as_root() {
+  if [[ "$(id -u)" == 0 ]]; then
+    "$@"
+  elif command -v sudo > /dev/null; then
+    sudo "$@"
+  else
+    echo "error: installing system packages needs root (or sudo): $*" >&2
+    return 1
+  fi
+}
+
+missing_packages() {
+  local p
+  for p in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q "install ok installed"; then
+      echo "$p"
+    fi
+  done
+}
+
+apt_install() {
+  local missing
+  mapfile -t missing < <(missing_packages "$@")
+  if ((${#missing[@]} == 0)); then
+    echo "system packages already installed"
+    return 0
+  fi
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -q
+  as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+phase "system packages (apt-get)"
+if [[ "${SER_SKIP_APT:-0}" == 1 ]]; then
+  echo "SER_SKIP_APT=1: not checking system packages"
+else
+  apt_install "${APT_PACKAGES[@]}"
+fi
+PY="${SER_PYTHON:-/usr/bin/python3}"
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "error: $PY is older than Python 3.11 (set SER_PYTHON to a newer interpreter)" >&2
+  exit 1
+fi
+if [[ "$MODE" == test && "${SER_SKIP_APT:-0}" != 1 ]]; then
+  # PyInstaller bundles the shared libpython of the interpreter in .venv.
+  if [[ "$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("Py_ENABLE_SHARED"))')" != 1 ]]; then
+    apt_install "libpython$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  fi
+fi
+phase_end "system packages" ok
+
+# ---------------------------------------------------------------- .venv
+if [[ "$MODE" == test ]]; then
+  EXTRAS="gui,train,dev,bundle"
+else
+  EXTRAS="gui"
+fi
+phase "python environment ($VENV, extras [$EXTRAS])"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.ser-installed-$EXTRAS"
+WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$VENV/bin/python" -c 'import ser_engine' 2> /dev/null; then
+  echo "already installed (pyproject.toml unchanged)"
+else
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install --progress-bar off -e ".[$EXTRAS]"
+  echo "$WANT" > "$STAMP"
+fi
+phase_end "python environment" ok
+export PATH="$VENV/bin:$PATH"
+
+# ---------------------------------------------------------------- app
+if [[ "$MODE" == app ]]; then
+  summary
+  if [[ ! -f models/model.onnx ]]; then
+    echo "error: the bundled model models/model.onnx is missing from this checkout" >&2
+    exit 1
+  fi
+  if [[ -n "${DISPLAY:-}" || -n "${WAYLAND_DISPLAY:-}" ]]; then
+    echo "starting ser-app"
+    exec ser-app "$@"
+  fi
+  echo "No display found (DISPLAY and WAYLAND_DISPLAY are unset): starting ser-app on a"
+  echo "virtual X server (xvfb-run), so it runs but no window is visible. On a desktop,"
+  echo "run this command from a terminal of the graphical session to get the window."
+  echo "Stop it with Ctrl+C."
+  exec xvfb-run -a -s "-screen 0 1280x800x24" ser-app "$@"
+fi
+
+# ---------------------------------------------------------------- test
+FAILED=0
+
+phase "virtual microphone (PulseAudio)"
+if pactl info > /dev/null 2>&1; then
+  echo "PulseAudio already running"
+else
+  pulseaudio --daemonize=yes --exit-idle-time=-1 -n --load="module-null-sink sink_name=vmic" \
+    --load=module-native-protocol-unix --load=module-always-sink
+  for _ in $(seq 50); do pactl info > /dev/null 2>&1 && break; sleep 0.1; done
+fi
+if pactl list short sinks | grep -q vmic || pactl load-module module-null-sink sink_name=vmic > /dev/null; then
+  pactl set-default-sink vmic && pactl set-default-source vmic.monitor && phase_end "virtual microphone" ok
+else
+  phase_end "virtual microphone" FAIL
+  FAILED=1
+fi
+
+phase "ruff check"
+if ruff check .; then phase_end "ruff" ok; else phase_end "ruff" FAIL; FAILED=1; fi
+
+phase "mypy (strict on ser_engine)"
+if mypy ser_engine; then phase_end "mypy" ok; else phase_end "mypy" FAIL; FAILED=1; fi
+
+phase "pytest (whole suite, every marker, Qt offscreen)"
+set +e
+QT_QPA_PLATFORM=offscreen python -m pytest --durations=15 "$@"
+rc=$?
+set -e
+if ((rc == 0)); then
+  phase_end "pytest" ok
+else
+  # 5 = no tests collected: a failure for us as well.
+  phase_end "pytest" "FAIL($rc)"
+  FAILED=1
+fi
+
+summary
+if ((FAILED)); then
+  echo "RESULT: FAILED"
+  exit 1
+fi
+echo "RESULT: all checks passed"
