@@ -117,12 +117,12 @@ class FeatureConfig:
     @property
     def window_samples(self) -> int:
         """Samples in one analysis window, ``round(window_s * sample_rate)``."""
-        return int(round(self.window_s * self.sample_rate))
+        return round(self.window_s * self.sample_rate)
 
     @property
     def hop_samples(self) -> int:
         """Samples between two analysis windows, ``round(hop_s * sample_rate)``."""
-        return int(round(self.hop_s * self.sample_rate))
+        return round(self.hop_s * self.sample_rate)
 
     @property
     def n_frames(self) -> int:

@@ -7,7 +7,7 @@ carry on.
 
 from __future__ import annotations
 
-__all__ = ["SerError", "ParameterError", "AudioError", "ModelError", "DeviceError"]
+__all__ = ["AudioError", "DeviceError", "ModelError", "ParameterError", "SerError"]
 
 
 class SerError(Exception):

@@ -28,13 +28,13 @@ from ser_engine.errors import ParameterError
 
 __all__ = [
     "Featurizer",
-    "hz_to_mel",
-    "mel_to_hz",
-    "mel_filterbank",
-    "hann_window",
     "fit_to_length",
-    "window_starts",
     "frame_windows",
+    "hann_window",
+    "hz_to_mel",
+    "mel_filterbank",
+    "mel_to_hz",
+    "window_starts",
 ]
 
 FloatArray = npt.NDArray[np.float32]
@@ -265,7 +265,8 @@ class Featurizer:
         spec = np.fft.rfft(frames * self._window, axis=-1)
         power = spec.real**2 + spec.imag**2
         mel = power.astype(np.float32, copy=False) @ self._mel_t
-        return np.log(mel + np.float32(cfg.log_offset)).astype(np.float32, copy=False)
+        out: FloatArray = np.log(mel + np.float32(cfg.log_offset)).astype(np.float32, copy=False)
+        return out
 
     def normalize(self, log_mel: npt.ArrayLike) -> FloatArray:
         """Apply the per-band statistics of the config.

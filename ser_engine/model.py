@@ -27,10 +27,10 @@ from ser_engine.errors import ModelError, ParameterError, SerError
 from ser_engine.features import Featurizer
 
 __all__ = [
-    "KNOWN_LABELS",
     "FORMAT_VERSION",
-    "ModelMetadata",
+    "KNOWN_LABELS",
     "EmotionModel",
+    "ModelMetadata",
     "default_model_dir",
     "softmax",
 ]
@@ -59,7 +59,8 @@ def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> npt.NDArray[n
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    probs: npt.NDArray[np.float32] = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return probs
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ class ModelMetadata:
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
-            raise ModelError(f"model.json format_version {self.format_version} is not supported (need {FORMAT_VERSION})")
+            raise ModelError(
+                f"model.json format_version {self.format_version} is not supported (need {FORMAT_VERSION})"
+            )
         if not self.labels:
             raise ModelError("model.json lists no labels")
         if len(set(self.labels)) != len(self.labels):
@@ -107,10 +110,13 @@ class ModelMetadata:
         bad = [lab for lab in self.labels if lab not in KNOWN_LABELS]
         if bad:
             raise ModelError(f"model.json has unknown labels {bad}; known: {list(KNOWN_LABELS)}")
-        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature) and self.temperature > 0):
+        t = self.temperature
+        if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
             raise ModelError(f"model.json temperature must be a positive number, got {self.temperature!r}")
         if len(self.input_shape) != 3:
-            raise ModelError(f"model.json input_shape must have 3 axes (batch, time, mels), got {list(self.input_shape)}")
+            raise ModelError(
+                f"model.json input_shape must have 3 axes (batch, time, mels), got {list(self.input_shape)}"
+            )
         if self.input_shape[2] != self.feature_config.n_mels:
             raise ModelError(
                 f"model.json input_shape has {self.input_shape[2]} mel bands but feature_config.n_mels is "

@@ -1,0 +1,346 @@
+"""Sliding-window streaming inference over a ring buffer.
+
+Every hop (default 0.5 s) the :class:`Streamer` takes the newest hop of audio
+from a :class:`~ser_engine.ringbuffer.RingReader`, keeps the last window
+(default 3 s), asks the :class:`~ser_engine.gate.SpeechGate` whether it holds
+speech, and only then runs the model, smoothing the probabilities with an
+:class:`~ser_engine.smoothing.EmaSmoother`. On silence it says so
+(``speech=False``, ``label=None``) instead of inventing an emotion.
+
+Incremental features: frames are not centred, so when the hop is a multiple
+of the featurizer's ``hop_length`` the log-mel frames of the new window are
+the previous window's frames shifted by ``hop / hop_length`` plus that many
+new frames computed from the newest samples. The streamer keeps those frames
+(even on silence, so speech onsets cost no more than other steps) and
+featurizes only the new hop: the result equals
+:class:`~ser_engine.features.Featurizer` on the full window (tested).
+
+Until a full window has arrived, the samples so far are centre-padded to the
+window length, exactly as a short clip is in file analysis and training.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ser_engine.config import FeatureConfig
+from ser_engine.errors import ParameterError
+from ser_engine.features import fit_to_length
+from ser_engine.gate import SpeechGate, level_dbfs
+from ser_engine.model import EmotionModel
+from ser_engine.ringbuffer import RingReader
+from ser_engine.smoothing import EmaSmoother
+
+__all__ = ["Prediction", "StreamSettings", "Streamer"]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Live analysis settings (validated on construction).
+
+    Parameters
+    ----------
+    window_s : float
+        Seconds of audio the model sees per prediction.
+    hop_s : float
+        Seconds between predictions (``<= window_s``).
+    smoothing : float
+        EMA smoothing in ``[0, 1)``: 0 shows each window's probabilities, 0.5
+        (default) averages over roughly the last 3 hops. The EMA weight of
+        the newest window is ``1 - smoothing``.
+    gate_sensitivity : float
+        Speech gate sensitivity in ``[0, 1]`` (see :mod:`ser_engine.gate`).
+    """
+
+    window_s: float = 3.0
+    hop_s: float = 0.5
+    smoothing: float = 0.5
+    gate_sensitivity: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("window_s", "hop_s", "smoothing", "gate_sensitivity"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ParameterError(f"StreamSettings.{name} must be a finite number, got {v!r}")
+        if not 0.1 <= self.window_s <= 30:
+            raise ParameterError(f"window_s must be in 0.1-30 s, got {self.window_s}")
+        if not 0.01 <= self.hop_s <= self.window_s:
+            raise ParameterError(f"hop_s must be in 0.01 s..window_s, got {self.hop_s}")
+        if not 0 <= self.smoothing < 1:
+            raise ParameterError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if not 0 <= self.gate_sensitivity <= 1:
+            raise ParameterError(f"gate_sensitivity must be in [0, 1], got {self.gate_sensitivity}")
+
+    def replace(self, **changes: Any) -> StreamSettings:
+        """A validated copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One streaming step.
+
+    Attributes
+    ----------
+    start_s, end_s : float
+        The analysed window in stream time (seconds since the stream began).
+    speech : bool
+        The gate's decision; the model ran only when True.
+    label : str or None
+        Most probable (smoothed) emotion; None on silence.
+    confidence : float
+        Smoothed probability of ``label``; 0.0 on silence.
+    probabilities : dict
+        Smoothed probability per label (model label order); empty on silence.
+    raw_probabilities : dict
+        This window's unsmoothed probabilities; empty on silence.
+    level_dbfs : float
+        RMS level of the newest hop.
+    compute_ms : float
+        Gate + features + inference time of this step.
+    """
+
+    start_s: float
+    end_s: float
+    speech: bool
+    label: str | None
+    confidence: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+    raw_probabilities: dict[str, float] = field(default_factory=dict)
+    level_dbfs: float = -120.0
+    compute_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (used by ``ser listen --format jsonl`` and recordings)."""
+        return {
+            "start_s": round(self.start_s, 4),
+            "end_s": round(self.end_s, 4),
+            "speech": self.speech,
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "level_dbfs": round(self.level_dbfs, 2),
+            "compute_ms": round(self.compute_ms, 3),
+        }
+
+
+class Streamer:
+    """Gate, featurize, infer and smooth a stream, one hop at a time.
+
+    Parameters
+    ----------
+    model : EmotionModel
+    settings : StreamSettings
+    """
+
+    def __init__(self, model: EmotionModel, *, settings: StreamSettings | None = None) -> None:
+        self.model = model
+        self._settings = settings or StreamSettings()
+        self._configure()
+
+    # ------------------------------------------------------------------ configuration
+    def _configure(self) -> None:
+        s = self._settings
+        cfg: FeatureConfig = self.model.feature_config.with_timing(window_s=s.window_s, hop_s=s.hop_s)
+        fixed = self.model.metadata.input_shape[1]
+        if fixed is not None and cfg.n_frames != fixed:
+            raise ParameterError(
+                f"this model needs {self.model.feature_config.window_s:g} s windows ({fixed} frames); "
+                f"window_s={s.window_s:g} s gives {cfg.n_frames}"
+            )
+        self.config = cfg
+        self.sample_rate = cfg.sample_rate
+        self.window = cfg.window_samples
+        self.hop = cfg.hop_samples
+        self.featurizer = self.model.featurizer
+        self._hop_frames = self.hop // cfg.hop_length
+        self.incremental = self.hop % cfg.hop_length == 0 and self._hop_frames < cfg.n_frames
+        self._k0 = cfg.n_frames - self._hop_frames  # first new frame of a shifted window
+        self._gate = SpeechGate(sample_rate=cfg.sample_rate, sensitivity=s.gate_sensitivity)
+        self._smoother = EmaSmoother(alpha=1.0 - s.smoothing)
+        self._buf: FloatArray = np.zeros(self.window, dtype=np.float32)
+        self._logmel: FloatArray | None = None
+        self._filled = 0
+        self._end: int | None = None
+        self.discontinuities = 0
+
+    @property
+    def settings(self) -> StreamSettings:
+        return self._settings
+
+    def update_settings(self, settings: StreamSettings) -> None:
+        """Apply new settings; a new window or hop restarts the window."""
+        old = self._settings
+        self._settings = settings
+        if (settings.window_s, settings.hop_s) != (old.window_s, old.hop_s):
+            self._configure()
+            return
+        self._gate.sensitivity = settings.gate_sensitivity
+        self._smoother = EmaSmoother(alpha=1.0 - settings.smoothing)
+
+    def reset(self) -> None:
+        """Forget the window, the frames, the noise floor and the smoothing."""
+        self._buf[:] = 0
+        self._logmel = None
+        self._filled = 0
+        self._end = None
+        self._gate.reset()
+        self._smoother.reset()
+
+    @property
+    def noise_floor_db(self) -> float | None:
+        return self._gate.noise_floor_db
+
+    # ------------------------------------------------------------------ streaming
+    def push(self, reader: RingReader, *, max_steps: int | None = None) -> list[Prediction]:
+        """Consume every full hop available from ``reader`` (or ``max_steps``).
+
+        A gap in the stream (the reader lost samples) restarts the window.
+
+        Returns
+        -------
+        list of Prediction, one per hop consumed
+        """
+        out: list[Prediction] = []
+        while max_steps is None or len(out) < max_steps:
+            block = reader.read(self.hop)
+            if block is None:
+                break
+            end = reader.position
+            out.append(self.push_block(block, end_sample=end))
+        return out
+
+    def push_block(self, block: npt.ArrayLike, *, end_sample: int) -> Prediction:
+        """Append exactly one hop of samples ending at stream sample ``end_sample``.
+
+        Parameters
+        ----------
+        block : array_like, shape (hop,)
+        end_sample : int
+            Stream position just after the block.
+        """
+        x = np.asarray(block, dtype=np.float32).reshape(-1)
+        if x.shape[0] != self.hop:
+            raise ParameterError(f"push_block needs exactly hop={self.hop} samples, got {x.shape[0]}")
+        if not np.isfinite(x).all():
+            raise ParameterError("audio block contains NaN or infinite samples")
+        start = end_sample - self.hop
+        if self._end is not None and start != self._end:
+            self.discontinuities += 1
+            self.reset()
+        t0 = time.perf_counter()
+        h, w = self.hop, self.window
+        buf = self._buf
+        buf[: w - h] = buf[h:]
+        buf[w - h :] = x
+        self._filled = min(w, self._filled + h)
+        self._end = end_sample
+        full = self._filled == w
+        valid = buf if full else buf[w - self._filled :]
+        speech = self._gate.update(valid)
+
+        logmel: FloatArray | None = None
+        if full and self.incremental:
+            if self._logmel is None:
+                self._logmel = self.featurizer.log_mel(buf)
+            else:
+                hl = self.config.hop_length
+                lm = self._logmel
+                lm[: self._k0] = lm[self._hop_frames :]
+                lm[self._k0 :] = self.featurizer.log_mel(buf[self._k0 * hl :])
+            logmel = self._logmel
+        pred = self._finish(
+            logmel=logmel,
+            window=buf if full else fit_to_length(y=valid, length=w),
+            speech=speech,
+            start_sample=end_sample - self._filled,
+            end_sample=end_sample,
+            level=level_dbfs(x),
+            t0=t0,
+        )
+        return pred
+
+    def process_window(self, window: npt.ArrayLike, *, end_sample: int) -> Prediction:
+        """Gate, featurize and classify one window (not using the hop cache).
+
+        The gate's noise floor and the smoother are updated as for a pushed
+        hop. A window shorter than the analysis window is centre-padded.
+
+        Parameters
+        ----------
+        window : array_like, shape (n,), ``n <= window samples``
+        end_sample : int
+            Stream position just after the window.
+        """
+        x = np.asarray(window, dtype=np.float32).reshape(-1)
+        if x.shape[0] == 0 or x.shape[0] > self.window:
+            raise ParameterError(f"window must have 1..{self.window} samples, got {x.shape[0]}")
+        if not np.isfinite(x).all():
+            raise ParameterError("window contains NaN or infinite samples")
+        t0 = time.perf_counter()
+        speech = self._gate.update(x)
+        return self._finish(
+            logmel=None,
+            window=fit_to_length(y=x, length=self.window),
+            speech=speech,
+            start_sample=end_sample - x.shape[0],
+            end_sample=end_sample,
+            level=level_dbfs(x[-self.hop :]),
+            t0=t0,
+        )
+
+    def _finish(
+        self,
+        *,
+        logmel: FloatArray | None,
+        window: FloatArray,
+        speech: bool,
+        start_sample: int,
+        end_sample: int,
+        level: float,
+        t0: float,
+    ) -> Prediction:
+        sr = self.sample_rate
+        if not speech:
+            self._smoother.reset()
+            return Prediction(
+                start_s=start_sample / sr,
+                end_s=end_sample / sr,
+                speech=False,
+                label=None,
+                confidence=0.0,
+                level_dbfs=level,
+                compute_ms=(time.perf_counter() - t0) * 1000.0,
+            )
+        feats = self.featurizer.normalize(logmel) if logmel is not None else self.featurizer(window)
+        raw = self.model.predict_features(feats[None])[0]
+        smooth = self._smoother.update(raw)
+        labels = self.model.labels
+        best = int(np.argmax(smooth))
+        return Prediction(
+            start_s=start_sample / sr,
+            end_s=end_sample / sr,
+            speech=True,
+            label=labels[best],
+            confidence=float(smooth[best]),
+            probabilities={lab: float(p) for lab, p in zip(labels, smooth, strict=True)},
+            raw_probabilities={lab: float(p) for lab, p in zip(labels, raw, strict=True)},
+            level_dbfs=level,
+            compute_ms=(time.perf_counter() - t0) * 1000.0,
+        )
+
+    def window_log_mel(self) -> FloatArray | None:
+        """The cached log-mel frames of the current full window (for tests and views)."""
+        return None if self._logmel is None else self._logmel.copy()
+
+    def current_window(self) -> FloatArray:
+        """Copy of the current window (zeros before the first samples)."""
+        return self._buf.copy()
