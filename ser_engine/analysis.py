@@ -5,7 +5,8 @@ windows training uses (:func:`ser_engine.features.frame_windows`: starts
 ``0, hop, 2*hop, ...`` plus a final window ending at the file's end; a clip
 no longer than one window is centre-padded), every window is gated
 (:func:`ser_engine.gate.window_is_speech`), and the model classifies the
-speech windows in batches. The file's probabilities are the mean over its
+speech windows in batches (consecutive windows share their feature frames,
+so only each hop's new frames are computed). The file's probabilities are the mean over its
 speech windows; its label is their arg-max. A file without speech is a
 success with ``label=None`` and ``speech_s=0``: the engine says there is no
 speech rather than inventing an emotion.
@@ -236,15 +237,32 @@ def analyze_file(
             total += b.shape[0]
             yield b
 
-    batch: list[tuple[float, float, bool, FloatArray]] = []
+    batch: list[tuple[float, float, bool, FloatArray | None]] = []
+    # Frame reuse: consecutive windows ``hop`` apart share all but hop/hop_length
+    # frames (frames are not centred), so only the new frames are computed.
+    hl = cfg.hop_length
+    hop_frames = h // hl
+    reuse = h % hl == 0 and hop_frames < cfg.n_frames
+    k0 = cfg.n_frames - hop_frames
+    prev: tuple[int, FloatArray] | None = None  # (start, log-mel) of the last regular window
+
+    def log_mel(start: int, win: FloatArray) -> FloatArray:
+        nonlocal prev
+        if reuse and prev is not None and start == prev[0] + h:
+            lm = np.empty_like(prev[1])
+            lm[:k0] = prev[1][hop_frames:]
+            lm[k0:] = featurizer.log_mel(win[k0 * hl :])
+        else:
+            lm = featurizer.log_mel(win)
+        prev = (start, lm)
+        return lm
 
     def flush() -> None:
         nonlocal n_speech, speech_s, covered_end
-        speech_idx = [i for i, item in enumerate(batch) if item[2]]
+        speech_lm = [lm for _, _, speech, lm in batch if speech and lm is not None]
         probs = None
-        if speech_idx:
-            x = np.stack([batch[i][3] for i in speech_idx])
-            probs = model.predict_features(featurizer(x))
+        if speech_lm:
+            probs = model.predict_features(featurizer.normalize(np.stack(speech_lm)))
         k = 0
         for start_s, end_s, speech, _ in batch:
             if speech and probs is not None:
@@ -270,10 +288,11 @@ def analyze_file(
             if length < w:  # padded short clip: gate on its real samples, place it at 0..length
                 real = fit_to_length(y=win, length=length)  # centre crop undoes the centre pad
                 speech = window_is_speech(real, sample_rate=sr, sensitivity=gate_sensitivity)
-                batch.append((0.0, length / sr, speech, win))
+                batch.append((0.0, length / sr, speech, featurizer.log_mel(win) if speech else None))
             else:
                 speech = window_is_speech(win, sample_rate=sr, sensitivity=gate_sensitivity)
-                batch.append((start / sr, (start + w) / sr, speech, win))
+                lm = log_mel(start, win) if reuse or speech else None
+                batch.append((start / sr, (start + w) / sr, speech, lm))
             if len(batch) >= BATCH:
                 flush()
         if batch:
