@@ -1,0 +1,224 @@
+"""Qt side of a live session: the engine's worker-thread callbacks become queued Qt signals.
+
+The engine's :class:`ser_engine.live.LiveSession` owns the sounddevice stream (whose
+callback only writes into a ring buffer) and a worker thread running the
+streamer and ONNX Runtime. It calls ``on_prediction``/``on_error`` from that
+worker thread; :class:`LiveController` re-emits them as Qt signals with a
+queued connection, so widgets are only ever touched on the GUI thread, and
+the GUI thread never waits on audio or inference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from ser_engine.model import EmotionModel
+from ser_engine.ringbuffer import RingBuffer
+from ser_engine.stream import Prediction, StreamSettings
+
+__all__ = ["LiveController", "LiveSessionLike", "LiveStats", "SessionFactory", "engine_session_factory", "read_stats"]
+
+
+class LiveSessionLike(Protocol):
+    """What the app needs from :class:`ser_engine.live.LiveSession`."""
+
+    audio: RingBuffer
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def stats(self) -> Any: ...
+    def update_settings(self, settings: StreamSettings) -> None: ...
+    def start_recording(self, wav_path: Path | str, csv_path: Path | str) -> None: ...
+    def stop_recording(self) -> Any: ...
+
+
+SessionFactory = Callable[..., LiveSessionLike]
+
+
+def engine_session_factory(
+    model: EmotionModel,
+    *,
+    device: int | str | None,
+    settings: StreamSettings,
+    on_prediction: Callable[[Prediction], None],
+    on_error: Callable[[BaseException], None],
+) -> LiveSessionLike:
+    """Build the engine's real microphone session (sounddevice input)."""
+    from ser_engine.live import LiveSession
+
+    session: LiveSessionLike = LiveSession(
+        model, device=device, settings=settings, on_prediction=on_prediction, on_error=on_error
+    )
+    return session
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """Figures shown in the status bar (None = not known yet)."""
+
+    overflows: int = 0
+    lost_samples: int = 0
+    compute_ms: float | None = None
+    delay_ms: float | None = None
+    device_rate: float | None = None
+
+
+def _pick(stats: Any, *names: str) -> Any:
+    for name in names:
+        if isinstance(stats, dict) and name in stats:
+            return stats[name]
+        if not isinstance(stats, dict) and hasattr(stats, name):
+            return getattr(stats, name)
+    return None
+
+
+def read_stats(stats: Any) -> LiveStats:
+    """Normalise ``LiveSession.stats()`` (a dict or an object) into :class:`LiveStats`."""
+    def num(*names: str) -> float | None:
+        v = _pick(stats, *names)
+        try:
+            return None if v is None else float(v)
+        except (TypeError, ValueError):
+            return None
+
+    delay = num("delay_ms")
+    if delay is None:
+        d_s = num("delay_s", "delay")
+        delay = None if d_s is None else d_s * 1000.0
+    return LiveStats(
+        overflows=int(num("overflows") or 0),
+        lost_samples=int(num("lost_samples", "lost") or 0),
+        compute_ms=num("last_compute_ms", "compute_ms"),
+        delay_ms=delay,
+        device_rate=num("device_rate", "device_samplerate"),
+    )
+
+
+class LiveController(QObject):
+    """Owns at most one live session and turns its callbacks into GUI-thread signals.
+
+    Signals
+    -------
+    prediction(Prediction)
+        One per hop, delivered on the GUI thread.
+    failed(str)
+        The session stopped because of an error (device lost, cannot open...).
+    running_changed(bool)
+    recording_changed(str)
+        The WAV path while recording, "" when a recording stops.
+    """
+
+    prediction = Signal(object)
+    failed = Signal(str)
+    running_changed = Signal(bool)
+    recording_changed = Signal(str)
+    # internal: emitted from the worker thread, delivered queued on the GUI thread
+    _prediction_from_worker = Signal(object)
+    _error_from_worker = Signal(object)
+
+    def __init__(self, model: EmotionModel, *, factory: SessionFactory | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.factory: SessionFactory = factory or engine_session_factory
+        self.needs_device = factory is None  # the real microphone session needs an input device
+        self.session: LiveSessionLike | None = None
+        self.recording_path: Path | None = None
+        self.last_error: str | None = None
+        self._generation = 0
+        self._prediction_from_worker.connect(self._deliver_prediction, Qt.ConnectionType.QueuedConnection)
+        self._error_from_worker.connect(self._deliver_error, Qt.ConnectionType.QueuedConnection)
+
+    @property
+    def running(self) -> bool:
+        return self.session is not None
+
+    # ------------------------------------------------------------------ control (GUI thread)
+    def start(self, *, device: int | str | None, settings: StreamSettings) -> None:
+        """Open the device and start the worker. Raises the engine's error if it cannot open."""
+        if self.session is not None:
+            self.stop()
+        self._generation += 1
+        gen = self._generation
+
+        def on_prediction(p: Prediction) -> None:  # worker thread: emit only
+            self._prediction_from_worker.emit((gen, p))
+
+        def on_error(exc: BaseException) -> None:  # worker thread: emit only
+            self._error_from_worker.emit((gen, exc))
+
+        session = self.factory(self.model, device=device, settings=settings,
+                               on_prediction=on_prediction, on_error=on_error)
+        session.start()
+        self.session = session
+        self.last_error = None
+        self.running_changed.emit(True)
+
+    def stop(self) -> None:
+        """Stop the session (keeps any recording made so far)."""
+        session = self.session
+        if session is None:
+            return
+        self._generation += 1  # late callbacks from the old session are ignored
+        if self.recording_path is not None:
+            self.stop_recording()
+        self.session = None
+        try:
+            session.stop()
+        finally:
+            self.running_changed.emit(False)
+
+    def update_settings(self, settings: StreamSettings) -> None:
+        if self.session is not None:
+            self.session.update_settings(settings)
+
+    def stats(self) -> LiveStats | None:
+        return None if self.session is None else read_stats(self.session.stats())
+
+    def start_recording(self, wav_path: Path, csv_path: Path) -> None:
+        if self.session is None:
+            raise RuntimeError("start the microphone before recording")
+        wav_path.parent.mkdir(parents=True, exist_ok=True)
+        self.session.start_recording(wav_path, csv_path)
+        self.recording_path = wav_path
+        self.recording_changed.emit(str(wav_path))
+
+    def stop_recording(self) -> None:
+        if self.session is not None and self.recording_path is not None:
+            self.session.stop_recording()
+        self.recording_path = None
+        self.recording_changed.emit("")
+
+    # ------------------------------------------------------------------ delivery (GUI thread)
+    @Slot(object)
+    def _deliver_prediction(self, item: tuple[int, Prediction]) -> None:
+        gen, pred = item
+        if gen == self._generation:
+            self.prediction.emit(pred)
+
+    @Slot(object)
+    def _deliver_error(self, item: tuple[int, BaseException]) -> None:
+        gen, exc = item
+        if gen != self._generation:
+            return
+        message = str(exc) or type(exc).__name__
+        self.last_error = message
+        session = self.session
+        self.session = None
+        self._generation += 1
+        recorded = self.recording_path
+        self.recording_path = None
+        if session is not None:
+            with contextlib.suppress(Exception):  # the session is gone either way
+                session.stop()  # the engine has ended the stream; this joins its worker
+        if recorded is not None:
+            message += f"\nThe recording so far is kept: {recorded}"
+            self.recording_changed.emit("")
+        self.running_changed.emit(False)
+        self.failed.emit(message)

@@ -1,0 +1,439 @@
+"""Live mode: device picker, level meter, waveform, current emotion, bars, 60 s timeline, recording."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.live_controller import LiveController, LiveStats
+from desktop_app.palette import emotion_color, label_text
+from desktop_app.settings import AppSettings
+from desktop_app.widgets import EmotionDisplay, LevelMeter, ProbabilityBars, min_max_envelope, style_plot
+from ser_engine.gate import level_dbfs
+from ser_engine.model import EmotionModel
+from ser_engine.stream import Prediction
+
+__all__ = ["DeviceInfo", "LiveView", "list_devices"]
+
+WAVEFORM_S = 8.0
+TIMELINE_S = 60.0
+REPAINT_MS = 33  # ~30 fps
+LEVEL_S = 0.05
+
+
+class DeviceInfo:
+    """An input device as shown in the picker."""
+
+    def __init__(self, index: int, name: str, is_default: bool, rate: float) -> None:
+        self.index, self.name, self.is_default, self.rate = index, name, is_default, rate
+
+    def __repr__(self) -> str:
+        return f"DeviceInfo({self.index}, {self.name!r}, default={self.is_default})"
+
+
+def list_devices() -> tuple[list[DeviceInfo], str | None]:
+    """Input devices from the engine, and an error message when none can be listed."""
+    try:
+        from ser_engine.live import list_input_devices
+
+        devices = list_input_devices()
+    except Exception as exc:
+        return [], f"cannot list audio input devices: {exc}"
+    out = [DeviceInfo(int(d.index), str(d.name), bool(d.is_default), float(d.default_samplerate)) for d in devices]
+    return out, None
+
+
+class LiveView(QWidget):
+    """The live microphone monitor.
+
+    Signals
+    -------
+    message(str)
+        A short status-bar message.
+    waveform_painted(int)
+        The 16 kHz stream position shown by the newest waveform repaint (benchmarks).
+    """
+
+    message = Signal(str)
+    waveform_painted = Signal(int)
+
+    def __init__(self, *, settings: AppSettings, model: EmotionModel | None,
+                 controller: LiveController | None = None,
+                 device_lister: Callable[[], tuple[list[DeviceInfo], str | None]] = list_devices,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.model = model
+        self.controller = controller if controller is not None or model is None else LiveController(model, parent=self)
+        self._device_lister = device_lister
+        self.devices: list[DeviceInfo] = []
+        labels = model.labels if model is not None else ()
+        self.labels = tuple(labels)
+        self.rate = model.feature_config.sample_rate if model is not None else 16000
+        self.predictions_received = 0
+        self.speech_predictions = 0
+        self.silence_predictions = 0
+        self.last_prediction: Prediction | None = None
+        self.last_stats: LiveStats | None = None
+        self.delay_ms: float | None = None
+        self._history: deque[tuple[float, np.ndarray]] = deque()
+        self._timeline_dirty = False
+        self._last_tick = time.monotonic()
+        self._build()
+        self.refresh_devices()
+        if self.controller is not None:
+            self.controller.prediction.connect(self.on_prediction)
+            self.controller.failed.connect(self.on_failed)
+            self.controller.running_changed.connect(self._on_running_changed)
+            self.controller.recording_changed.connect(self._on_recording_changed)
+        self.timer = QTimer(self)
+        self.timer.setInterval(REPAINT_MS)
+        self.timer.timeout.connect(self.repaint_tick)
+        if model is None:
+            self.set_unavailable("No model loaded", "live analysis is disabled until a model is available")
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Input device:"))
+        self.device_combo = QComboBox()
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.device_combo.setMinimumWidth(260)
+        self.device_combo.currentIndexChanged.connect(self._device_chosen)
+        bar.addWidget(self.device_combo, 1)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Look for input devices again")
+        self.refresh_button.clicked.connect(self.refresh_devices)
+        bar.addWidget(self.refresh_button)
+        self.start_button = QPushButton("Start")
+        self.start_button.setCheckable(False)
+        self.start_button.setMinimumWidth(90)
+        self.start_button.clicked.connect(self.toggle)
+        bar.addWidget(self.start_button)
+        self.record_button = QPushButton("Record")
+        self.record_button.setToolTip("Save the audio (WAV) and the emotion timeline (CSV)")
+        self.record_button.setEnabled(False)
+        self.record_button.clicked.connect(self.toggle_recording)
+        bar.addWidget(self.record_button)
+        root.addLayout(bar)
+
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background:#5a1e00; color:white; padding:6px; font-size:13pt;")
+        self.banner.setVisible(False)
+        root.addWidget(self.banner)
+
+        grid = QGridLayout()
+        self.emotion = EmotionDisplay()
+        self.emotion.setMinimumWidth(380)
+        grid.addWidget(self.emotion, 0, 0)
+        self.bars = ProbabilityBars(self.labels, title="Probabilities now")
+        grid.addWidget(self.bars, 0, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        root.addLayout(grid, 3)
+
+        meter_row = QHBoxLayout()
+        meter_row.addWidget(QLabel("Level:"))
+        self.meter = LevelMeter()
+        meter_row.addWidget(self.meter, 1)
+        root.addLayout(meter_row)
+
+        self.wave_plot = pg.PlotWidget()
+        wp = self.wave_plot.getPlotItem()
+        style_plot(wp, left="amplitude", left_units="FS", bottom="time", bottom_units="s")
+        wp.setTitle(f"Waveform, last {WAVEFORM_S:g} s", size="12pt")
+        wp.setYRange(-1, 1, padding=0)
+        wp.setXRange(-WAVEFORM_S, 0, padding=0)
+        wp.setMouseEnabled(x=False, y=False)
+        self.wave_curve = wp.plot(pen=pg.mkPen("#56B4E9", width=1))
+        self.wave_plot.setMinimumHeight(140)
+        root.addWidget(self.wave_plot, 2)
+
+        self.timeline_plot = pg.PlotWidget()
+        tp = self.timeline_plot.getPlotItem()
+        style_plot(tp, left="probability", left_units="%", bottom="time", bottom_units="s")
+        tp.setTitle(f"Emotion probabilities, last {TIMELINE_S:g} s (gaps = no speech)", size="12pt")
+        tp.setYRange(0, 100, padding=0.02)
+        tp.setXRange(-TIMELINE_S, 0, padding=0)
+        tp.setMouseEnabled(x=False, y=False)
+        legend = tp.addLegend(offset=(-10, 5), colCount=4, labelTextSize="10pt")
+        legend.setBrush(pg.mkBrush(0, 0, 0, 140))
+        self.timeline_curves = {
+            lab: tp.plot(pen=pg.mkPen(emotion_color(lab), width=2.5), name=label_text(lab), connect="finite")
+            for lab in self.labels
+        }
+        self.timeline_plot.setMinimumHeight(170)
+        root.addWidget(self.timeline_plot, 3)
+
+        # status-bar labels; the main window places them
+        self.status_compute = QLabel("inference: — ms/step")
+        self.status_delay = QLabel("delay: — ms")
+        self.status_overruns = QLabel("overruns: 0")
+        self.status_rate = QLabel("")
+        for w in (self.status_compute, self.status_delay, self.status_overruns, self.status_rate):
+            w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def status_widgets(self) -> list[QLabel]:
+        return [self.status_compute, self.status_delay, self.status_overruns, self.status_rate]
+
+    # ------------------------------------------------------------------ devices
+    @Slot()
+    def refresh_devices(self) -> None:
+        """Re-list input devices; keep the user's choice, else preselect the default."""
+        devices, error = self._device_lister()
+        self.devices = devices
+        wanted = self.settings.input_device
+        self.device_combo.blockSignals(True)
+        self.device_combo.clear()
+        chosen = -1
+        for i, d in enumerate(devices):
+            text = f"{d.name}  ({d.rate / 1000:g} kHz)" + ("  — default" if d.is_default else "")
+            self.device_combo.addItem(text, d.index)
+            if wanted and d.name == wanted:
+                chosen = i
+        if chosen < 0:
+            chosen = next((i for i, d in enumerate(devices) if d.is_default), 0 if devices else -1)
+        self.device_combo.setCurrentIndex(chosen)
+        self.device_combo.blockSignals(False)
+        if not devices:
+            self.device_combo.addItem("no input device found")
+            self.device_combo.setEnabled(False)
+            text = "No audio input device found. Connect a microphone and press Refresh; file mode works without one."
+            if error:
+                text += f" ({error})"
+            self.show_banner(text)
+        else:
+            self.device_combo.setEnabled(True)
+            if self.banner.text().startswith("No audio input device"):
+                self.hide_banner()
+        self._update_buttons()
+
+    def _device_chosen(self, index: int) -> None:
+        if 0 <= index < len(self.devices):
+            d = self.devices[index]
+            self.settings.input_device = "" if d.is_default else d.name
+
+    def current_device(self) -> DeviceInfo | None:
+        i = self.device_combo.currentIndex()
+        return self.devices[i] if 0 <= i < len(self.devices) else None
+
+    # ------------------------------------------------------------------ start / stop
+    @property
+    def running(self) -> bool:
+        return self.controller is not None and self.controller.running
+
+    @Slot()
+    def toggle(self) -> None:
+        if self.running:
+            self.stop()
+        else:
+            self.start()
+
+    def start(self) -> bool:
+        """Open the chosen device and start listening; shows the reason when it cannot."""
+        if self.controller is None:
+            return False
+        device = self.current_device()
+        if device is None and self.controller.needs_device:
+            self.show_banner("No audio input device found. Connect a microphone and press Refresh.")
+            return False
+        self._reset_display()
+        try:
+            self.controller.start(device=None if device is None else device.index,
+                                  settings=self.settings.stream_settings)
+        except Exception as exc:
+            name = device.name if device is not None else "the default input"
+            self.show_banner(f"Cannot open {name}: {exc}")
+            self.emotion.show_message("Stopped", "the input device could not be opened")
+            return False
+        self.hide_banner()
+        return True
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+
+    def _reset_display(self) -> None:
+        self._history.clear()
+        self._timeline_dirty = True
+        self.predictions_received = self.speech_predictions = self.silence_predictions = 0
+        self.last_prediction = None
+        self.delay_ms = None
+        self.bars.set_probabilities(None)
+        self.meter.reset()
+        self.emotion.show_message("Listening…", "waiting for the first analysis window", state="listening")
+
+    @Slot(bool)
+    def _on_running_changed(self, running: bool) -> None:
+        if running:
+            self.timer.start()
+            self.message.emit("Listening to the microphone")
+        else:
+            self.timer.stop()
+            self.repaint_tick()
+            if self.controller is not None and self.controller.last_error is None:
+                self.emotion.show_message("Stopped", "press Start to listen again")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        ok = self.controller is not None
+        running = self.running
+        self.start_button.setText("Stop" if running else "Start")
+        self.start_button.setEnabled(ok and (running or bool(self.devices) or not self._needs_device()))
+        self.device_combo.setEnabled(bool(self.devices) and not running)
+        self.refresh_button.setEnabled(not running)
+        self.record_button.setEnabled(ok and running)
+        recording = self.controller is not None and self.controller.recording_path is not None
+        self.record_button.setText("Stop recording" if recording else "Record")
+
+    def _needs_device(self) -> bool:
+        return self.controller is not None and self.controller.needs_device
+
+    @Slot(str)
+    def on_failed(self, message: str) -> None:
+        """The session ended on an error (e.g. the device disappeared): say so and stay usable."""
+        self.show_banner(f"The live input stopped: {message}\nPick a device (Refresh) and press Start again.")
+        self.emotion.show_message("Input lost", "the input device stopped; see the message above", state="error")
+        self.message.emit("Live input stopped: " + message.splitlines()[0])
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ recording
+    @Slot()
+    def toggle_recording(self) -> None:
+        if self.controller is None or not self.running:
+            return
+        if self.controller.recording_path is not None:
+            path = self.controller.recording_path
+            self.controller.stop_recording()
+            self.message.emit(f"Recording saved: {path}")
+            return
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = Path(self.settings.recordings_folder)
+        wav, csv = folder / f"ser-{stamp}.wav", folder / f"ser-{stamp}.csv"
+        try:
+            self.controller.start_recording(wav, csv)
+        except Exception as exc:
+            self.show_banner(f"Cannot record to {wav}: {exc}")
+
+    @Slot(str)
+    def _on_recording_changed(self, path: str) -> None:
+        if path:
+            self.message.emit(f"Recording to {path}")
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ banners
+    def show_banner(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.setVisible(True)
+
+    def hide_banner(self) -> None:
+        self.banner.setText("")
+        self.banner.setVisible(False)
+
+    def set_unavailable(self, title: str, detail: str) -> None:
+        self.emotion.show_message(title, detail, state="disabled")
+        for w in (self.start_button, self.record_button, self.device_combo, self.refresh_button):
+            w.setEnabled(False)
+
+    # ------------------------------------------------------------------ data in (GUI thread)
+    @Slot(object)
+    def on_prediction(self, pred: Prediction) -> None:
+        self.predictions_received += 1
+        self.last_prediction = pred
+        session = self.controller.session if self.controller is not None else None
+        if session is not None:
+            now_s = session.audio.write_position / self.rate
+            self.delay_ms = max(0.0, (now_s - pred.end_s) * 1000.0)
+        if pred.speech and pred.label is not None:
+            self.speech_predictions += 1
+            self.emotion.show_emotion(pred.label, pred.confidence)
+            self.bars.set_probabilities(pred.probabilities)
+            vec = np.array([100.0 * pred.probabilities.get(lab, 0.0) for lab in self.labels])
+        else:
+            self.silence_predictions += 1
+            self.emotion.show_no_speech()
+            self.bars.set_probabilities(None)
+            vec = np.full(len(self.labels), np.nan)
+        self._history.append((pred.end_s, vec))
+        while self._history and self._history[0][0] < pred.end_s - TIMELINE_S - 1:
+            self._history.popleft()
+        self._timeline_dirty = True
+
+    # ------------------------------------------------------------------ repaint (timer, ~30 fps)
+    @Slot()
+    def repaint_tick(self) -> None:
+        now = time.monotonic()
+        dt, self._last_tick = now - self._last_tick, now
+        session = self.controller.session if self.controller is not None else None
+        if session is not None:
+            n = int(WAVEFORM_S * self.rate)
+            y = session.audio.latest(n)
+            idx, val = min_max_envelope(y, 1200)
+            self.wave_curve.setData(idx / self.rate - WAVEFORM_S, val)
+            tail = y[-int(LEVEL_S * self.rate):]
+            peak = float(np.max(np.abs(tail))) if tail.size else 0.0
+            self.meter.set_level(level_dbfs(tail), 20 * math.log10(peak) if peak > 0 else -math.inf, dt)
+            self.waveform_painted.emit(int(session.audio.write_position))
+            self._update_status(session)
+        if self._timeline_dirty:
+            self._paint_timeline()
+
+    def _paint_timeline(self) -> None:
+        self._timeline_dirty = False
+        if not self._history:
+            for c in self.timeline_curves.values():
+                c.setData([], [])
+            return
+        t_end = self._history[-1][0]
+        t = np.array([h[0] for h in self._history]) - t_end
+        data = np.stack([h[1] for h in self._history])
+        for i, lab in enumerate(self.labels):
+            self.timeline_curves[lab].setData(t, data[:, i])
+
+    def _update_status(self, session: Any) -> None:
+        if self.controller is None:
+            return
+        stats = self.controller.stats()
+        if stats is None:
+            return
+        self.last_stats = stats
+        ms = stats.compute_ms
+        if ms is None and self.last_prediction is not None:
+            ms = self.last_prediction.compute_ms
+        self.status_compute.setText("inference: — ms/step" if ms is None else f"inference: {ms:.1f} ms/step")
+        delay = stats.delay_ms if stats.delay_ms is not None else self.delay_ms
+        self.status_delay.setText("delay: — ms" if delay is None else f"delay sound→prediction: {delay:.0f} ms")
+        lost = f", {stats.lost_samples} samples lost" if stats.lost_samples else ""
+        self.status_overruns.setText(f"overruns: {stats.overflows}{lost}")
+        if stats.overflows or stats.lost_samples:
+            self.status_overruns.setStyleSheet("color:#E69F00; font-weight:bold;")
+        else:
+            self.status_overruns.setStyleSheet("")
+        if stats.device_rate:
+            self.status_rate.setText(f"device {stats.device_rate / 1000:g} kHz → {self.rate / 1000:g} kHz")
+
+    def shutdown(self) -> None:
+        """Stop the timer and the session (window closing)."""
+        self.timer.stop()
+        self.stop()

@@ -1,0 +1,107 @@
+"""``ser-app``: start the desktop app (or ``--version``, ``--self-test``, or a ``ser`` sub-command)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["apply_theme", "main"]
+
+CLI_COMMANDS = ("analyze", "devices", "info", "listen")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ser-app", description="Live speech emotion recognition: desktop app.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.add_argument("--self-test", action="store_true",
+                   help="open the window offscreen, run the live path and file mode, exit 0 or print what failed")
+    p.add_argument("--model-dir", type=Path, default=None, help="folder with model.onnx and model.json")
+    p.add_argument("--settings-file", type=Path, default=None,
+                   help="INI file for preferences (default: the user's ser-app settings)")
+    p.add_argument("paths", nargs="*", type=Path, help="audio files or folders to open in file mode")
+    return p
+
+
+def apply_theme(app: object) -> None:
+    """Dark Fusion theme (the emotion colours are chosen to read on dark backgrounds)."""
+    import pyqtgraph as pg
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    assert isinstance(app, QApplication)
+    app.setStyle("Fusion")
+    pal = QPalette()
+    base, text = QColor(32, 32, 32), QColor(230, 230, 230)
+    pal.setColor(QPalette.ColorRole.Window, QColor(45, 45, 45))
+    pal.setColor(QPalette.ColorRole.WindowText, text)
+    pal.setColor(QPalette.ColorRole.Base, base)
+    pal.setColor(QPalette.ColorRole.AlternateBase, QColor(50, 50, 50))
+    pal.setColor(QPalette.ColorRole.Text, text)
+    pal.setColor(QPalette.ColorRole.Button, QColor(60, 60, 60))
+    pal.setColor(QPalette.ColorRole.ButtonText, text)
+    pal.setColor(QPalette.ColorRole.Highlight, QColor(0, 114, 178))
+    pal.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
+    pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(60, 60, 60))
+    pal.setColor(QPalette.ColorRole.ToolTipText, text)
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 120))
+    app.setPalette(pal)
+    f = app.font()
+    f.setPointSize(max(f.pointSize(), 11))
+    app.setFont(f)
+    pg.setConfigOptions(antialias=True, background="#1e1e1e", foreground="#d8d8d8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in CLI_COMMANDS:  # the bundle's one executable also answers the CLI
+        from ser_engine.cli import main as cli_main
+
+        return int(cli_main(args_list))
+    args = _parser().parse_args(args_list)
+    if args.version:
+        from desktop_app import app_version
+
+        print(f"ser-app {app_version()}")
+        return 0
+    if args.self_test:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from desktop_app.self_test import run_self_test
+
+        return run_self_test(model_dir=args.model_dir)
+    return run_app(model_dir=args.model_dir, settings_file=args.settings_file, paths=args.paths)
+
+
+def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequence[Path]) -> int:
+    t0 = time.perf_counter()
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop_app.main_window import MainWindow, load_model
+    from desktop_app.settings import APPLICATION, ORGANISATION, AppSettings, default_settings
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setDesktopFileName("ser-app")
+    apply_theme(app)
+    store = QSettings(str(settings_file), QSettings.Format.IniFormat) if settings_file else default_settings()
+    settings = AppSettings(store)
+    model, error = load_model(model_dir)
+    window = MainWindow(settings=settings, model=model, model_error=error)
+    window.show()
+    if paths and model is not None:
+        window.tabs.setCurrentWidget(window.files)
+        window.files.add_paths(list(paths))
+    if os.environ.get("SER_APP_REPORT_READY"):  # benchmarks: launch-to-ready time
+        QTimer.singleShot(0, lambda: print(f"ready {time.perf_counter() - t0:.3f}", flush=True))
+    return int(app.exec())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

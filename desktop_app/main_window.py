@@ -1,0 +1,160 @@
+"""The main window: Live and Files tabs, status bar, model loading and its error dialog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+from desktop_app import app_version
+from desktop_app.live_controller import LiveController, SessionFactory
+from desktop_app.live_view import DeviceInfo, LiveView, list_devices
+from desktop_app.settings import AppSettings
+from desktop_app.settings_dialog import SettingsDialog
+from ser_engine.errors import ModelError
+from ser_engine.model import EmotionModel, default_model_dir
+
+__all__ = ["MainWindow", "icon_path", "load_model"]
+
+
+def icon_path() -> Path:
+    return Path(__file__).resolve().parent / "resources" / "ser-app.png"
+
+
+def load_model(model_dir: Path | None) -> tuple[EmotionModel | None, str | None]:
+    """Load the model; on failure return ``(None, message naming the path and the problem)``."""
+    where = model_dir if model_dir is not None else default_model_dir()
+    try:
+        return EmotionModel.load(where), None
+    except ModelError as exc:
+        return None, str(exc)
+    except Exception as exc:
+        return None, f"{where}: cannot load the model ({exc})"
+
+
+class MainWindow(QMainWindow):
+    """Top-level window.
+
+    Parameters
+    ----------
+    settings : AppSettings
+    model : EmotionModel or None
+        None when it could not be loaded; ``model_error`` then says why, a
+        dialog shows it once the window is up, and both modes are disabled.
+    session_factory : optional
+        Live session factory (default: the engine's microphone session).
+    """
+
+    def __init__(self, *, settings: AppSettings, model: EmotionModel | None, model_error: str | None = None,
+                 session_factory: SessionFactory | None = None,
+                 device_lister: object = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.model = model
+        self.model_error = model_error
+        self.model_dialog: QMessageBox | None = None
+        self.setWindowTitle("ser — speech emotion recognition")
+        if icon_path().is_file():
+            self.setWindowIcon(QIcon(str(icon_path())))
+        from desktop_app.file_view import FileView
+
+        controller = LiveController(model, factory=session_factory, parent=self) if model is not None else None
+        lister = device_lister if callable(device_lister) else list_devices
+        self.live = LiveView(settings=settings, model=model, controller=controller,
+                             device_lister=lister)  # type: ignore[arg-type]
+        self.files = FileView(settings=settings, model=model)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.live, "Live microphone")
+        self.tabs.addTab(self.files, "Files")
+        self.tabs.setStyleSheet("QTabBar::tab { font-size: 13pt; padding: 6px 18px; }")
+        self.setCentralWidget(self.tabs)
+        self.tabs.setCurrentIndex(min(max(0, settings.last_tab), 1))
+        self.tabs.currentChanged.connect(self._tab_changed)
+
+        sb = self.statusBar()
+        for w in self.live.status_widgets():
+            sb.addPermanentWidget(w)
+        self.model_label = QLabel(f"model: {model.name}" if model is not None else "model: none")
+        sb.addPermanentWidget(self.model_label)
+        self.live.message.connect(lambda m: sb.showMessage(m, 8000))
+        self.files.message.connect(lambda m: sb.showMessage(m, 8000))
+        self._build_menu()
+        geo = settings.window_geometry
+        if geo:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 860)
+        if model is None:
+            self.live.set_unavailable("No model", "the model could not be loaded (see the message)")
+            QTimer.singleShot(0, self.show_model_error)
+
+    def _build_menu(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        a = QAction("Open files…", self)
+        a.setShortcut(QKeySequence.StandardKey.Open)
+        a.triggered.connect(self.files._choose_files)
+        a.setEnabled(self.model is not None)
+        m.addAction(a)
+        a = QAction("Open folder…", self)
+        a.triggered.connect(self.files._choose_folder)
+        a.setEnabled(self.model is not None)
+        m.addAction(a)
+        m.addSeparator()
+        a = QAction("Settings…", self)
+        a.setShortcut(QKeySequence.StandardKey.Preferences)
+        a.triggered.connect(self.open_settings)
+        m.addAction(a)
+        m.addSeparator()
+        a = QAction("Quit", self)
+        a.setShortcut(QKeySequence.StandardKey.Quit)
+        a.triggered.connect(self.close)
+        m.addAction(a)
+        h = self.menuBar().addMenu("&Help")
+        a = QAction("About", self)
+        a.triggered.connect(self._about)
+        h.addAction(a)
+        self.settings_button_action = self.menuBar().addAction("Settings…")
+        self.settings_button_action.triggered.connect(self.open_settings)
+
+    def _tab_changed(self, index: int) -> None:
+        self.settings.last_tab = index
+
+    def show_model_error(self) -> QMessageBox:
+        """A (window-modal, non-blocking) dialog naming the model path and the problem."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Critical)
+        box.setWindowTitle("Model not available")
+        box.setText("The emotion model could not be loaded, so live and file analysis are disabled.")
+        box.setInformativeText(self.model_error or "unknown problem")
+        box.setDetailedText("Set SER_MODEL_DIR or pass --model-dir to a folder holding model.onnx and model.json,"
+                            " or reinstall ser.")
+        box.setStandardButtons(QMessageBox.StandardButton.Ok)
+        self.model_dialog = box
+        box.open()
+        return box
+
+    def open_settings(self) -> SettingsDialog:
+        fixed = None
+        if self.model is not None and self.model.metadata.input_shape[1] is not None:
+            fixed = self.model.feature_config.window_s
+        dlg = SettingsDialog(self.settings, fixed_window_s=fixed, parent=self)
+        dlg.accepted.connect(lambda: self.live.controller and self.live.controller.update_settings(
+            self.settings.stream_settings))
+        dlg.open()
+        return dlg
+
+    def _about(self) -> None:
+        name = self.model.name if self.model is not None else "none"
+        QMessageBox.about(self, "About ser", f"ser {app_version()}\nSpeech emotion recognition on the desktop.\n"
+                                             f"Model: {name}")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.window_geometry = bytes(self.saveGeometry().data())
+        self.live.shutdown()
+        self.files.shutdown()
+        super().closeEvent(event)
+
+
+__all__ += ["DeviceInfo"]

@@ -1,0 +1,193 @@
+"""Shared widgets: level meter, big emotion label, probability bars, plot styling."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from desktop_app.palette import SILENCE_COLOR, emotion_color, label_text
+
+__all__ = ["EmotionDisplay", "LevelMeter", "ProbabilityBars", "min_max_envelope", "style_plot"]
+
+AXIS_FONT_PT = 11
+
+
+def style_plot(plot: pg.PlotItem, *, left: str, bottom: str, left_units: str | None = None,
+               bottom_units: str | None = None) -> None:
+    """Axis labels with units, readable tick fonts, no mouse zoom surprises."""
+    font = QFont()
+    font.setPointSize(AXIS_FONT_PT)
+    for name, text, units in (("left", left, left_units), ("bottom", bottom, bottom_units)):
+        axis = plot.getAxis(name)
+        axis.setLabel(text, units=units, **{"font-size": f"{AXIS_FONT_PT}pt"})
+        axis.setTickFont(font)
+        axis.enableAutoSIPrefix(False)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+
+
+def min_max_envelope(y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min/max envelope of ``y`` (shape (n,)) in ``columns`` columns, as an interleaved line.
+
+    Returns
+    -------
+    idx : ndarray, shape (2 * columns,) - sample index of each point
+    val : ndarray, shape (2 * columns,)
+    """
+    n = y.shape[0]
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    columns = max(1, min(columns, n))
+    per = n // columns
+    body = y[: per * columns].reshape(columns, per)
+    lo, hi = body.min(axis=1), body.max(axis=1)
+    val = np.empty(2 * columns, dtype=np.float32)
+    val[0::2], val[1::2] = lo, hi
+    idx = np.repeat(np.arange(columns) * per + per / 2.0, 2)
+    return idx, val
+
+
+class LevelMeter(QWidget):
+    """Horizontal dBFS meter (-60..0 dBFS) with a peak-hold clipping indicator."""
+
+    FLOOR_DB = -60.0
+    CLIP_DB = -0.1  # a sample within 0.1 dB of full scale counts as clipping
+    CLIP_HOLD_S = 1.5
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.level_db = -math.inf
+        self.peak_db = -math.inf
+        self.clipping = False
+        self._clip_left = 0.0
+        self.setMinimumHeight(34)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setToolTip("Input level (RMS, dBFS); CLIP lights when samples reach full scale")
+
+    def sizeHint(self) -> QSize:
+        return QSize(360, 34)
+
+    def set_level(self, rms_db: float, peak_db: float, dt: float) -> None:
+        self.level_db, self.peak_db = rms_db, peak_db
+        if peak_db >= self.CLIP_DB:
+            self._clip_left = self.CLIP_HOLD_S
+        else:
+            self._clip_left = max(0.0, self._clip_left - dt)
+        self.clipping = self._clip_left > 0
+        self.update()
+
+    def reset(self) -> None:
+        self.level_db = self.peak_db = -math.inf
+        self._clip_left = 0.0
+        self.clipping = False
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        clip_w = 56
+        text_w = 110
+        bar = QRectF(0, 4, self.width() - clip_w - text_w - 12, self.height() - 8)
+        p.fillRect(bar, QColor("#202020"))
+        frac = 0.0 if not math.isfinite(self.level_db) else (self.level_db - self.FLOOR_DB) / -self.FLOOR_DB
+        frac = min(1.0, max(0.0, frac))
+        colour = "#009E73" if self.level_db < -12 else ("#F0E442" if self.level_db < -3 else "#D55E00")
+        p.fillRect(QRectF(bar.left(), bar.top(), bar.width() * frac, bar.height()), QColor(colour))
+        p.setPen(QColor("#606060"))
+        for db in (-48, -36, -24, -12, -6):
+            x = bar.left() + bar.width() * (db - self.FLOOR_DB) / -self.FLOOR_DB
+            p.drawLine(int(x), int(bar.top()), int(x), int(bar.bottom()))
+        p.setPen(QColor("#E0E0E0"))
+        f = p.font()
+        f.setPointSize(12)
+        p.setFont(f)
+        txt = "−∞ dBFS" if not math.isfinite(self.level_db) else f"{self.level_db:6.1f} dBFS".replace("-", "−")
+        p.drawText(QRectF(bar.right() + 6, 0, text_w, self.height()), Qt.AlignmentFlag.AlignVCenter, txt)
+        clip = QRectF(self.width() - clip_w, 4, clip_w, self.height() - 8)
+        p.fillRect(clip, QColor("#D55E00") if self.clipping else QColor("#303030"))
+        p.setPen(QColor("#FFFFFF") if self.clipping else QColor("#707070"))
+        p.drawText(clip, Qt.AlignmentFlag.AlignCenter, "CLIP")
+        p.end()
+
+
+class EmotionDisplay(QWidget):
+    """The current emotion in large type with its confidence, or a clear state text."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel("Stopped")
+        self.detail = QLabel("Press Start to listen to the microphone")
+        f = QFont()
+        f.setPointSize(44)
+        f.setBold(True)
+        self.title.setFont(f)
+        g = QFont()
+        g.setPointSize(16)
+        self.detail.setFont(g)
+        for w in (self.title, self.detail):
+            w.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.title)
+        lay.addWidget(self.detail)
+        self.state = "stopped"
+        self.label: str | None = None
+        self._colour("#B0B0B0")
+
+    def _colour(self, colour: str) -> None:
+        self.title.setStyleSheet(f"color: {colour};")
+
+    def show_emotion(self, label: str, confidence: float) -> None:
+        self.state, self.label = "emotion", label
+        self.title.setText(label_text(label))
+        self.detail.setText(f"confidence {confidence * 100:.0f} %")
+        self._colour(emotion_color(label))
+
+    def show_no_speech(self) -> None:
+        self.state, self.label = "no_speech", None
+        self.title.setText("Listening — no speech")
+        self.detail.setText("speak, or raise the gate sensitivity in Settings")
+        self._colour("#B0B0B0")
+
+    def show_message(self, title: str, detail: str, state: str = "stopped") -> None:
+        self.state, self.label = state, None
+        self.title.setText(title)
+        self.detail.setText(detail)
+        self._colour("#B0B0B0")
+
+
+class ProbabilityBars(pg.PlotWidget):
+    """Vertical bars, one per emotion in its colour, probability in percent."""
+
+    def __init__(self, labels: Sequence[str], *, title: str | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        self.labels = tuple(labels)
+        item = self.getPlotItem()
+        style_plot(item, left="probability", left_units="%", bottom="emotion")
+        if title:
+            item.setTitle(title, size="12pt")
+        item.getAxis("bottom").setTicks([[(i, label_text(lab)) for i, lab in enumerate(self.labels)]])
+        item.setYRange(0, 100, padding=0.02)
+        item.setXRange(-0.6, len(self.labels) - 0.4, padding=0)
+        item.setMouseEnabled(x=False, y=False)
+        self.values = np.zeros(len(self.labels))
+        brushes = [pg.mkBrush(emotion_color(lab)) for lab in self.labels]
+        self._bars = pg.BarGraphItem(x=np.arange(len(self.labels)), height=self.values, width=0.7, brushes=brushes,
+                                     pen=pg.mkPen(None))
+        item.addItem(self._bars)
+        self.setMinimumHeight(180)
+
+    def set_probabilities(self, probs: dict[str, float] | None) -> None:
+        """Percent bars from a label->probability dict; None or empty clears them."""
+        vals = np.array([100.0 * float((probs or {}).get(lab, 0.0)) for lab in self.labels])
+        self.values = vals
+        self._bars.setOpts(height=vals)
+
+
+SILENCE = SILENCE_COLOR
