@@ -44,13 +44,17 @@ def min_max_envelope(y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarra
     n = y.shape[0]
     if n == 0:
         return np.zeros(0), np.zeros(0)
-    columns = max(1, min(columns, n))
-    per = n // columns
-    body = y[: per * columns].reshape(columns, per)
+    per = max(1, -(-n // max(1, columns)))  # ceil: every sample lands in a column
+    columns = -(-n // per)
+    pad = columns * per - n
+    body = (np.concatenate([y, np.full(pad, y[-1], dtype=y.dtype)]) if pad else y).reshape(columns, per)
     lo, hi = body.min(axis=1), body.max(axis=1)
     val = np.empty(2 * columns, dtype=np.float32)
     val[0::2], val[1::2] = lo, hi
-    idx = np.repeat(np.arange(columns) * per + per / 2.0, 2)
+    starts = np.arange(columns) * per
+    idx = np.empty(2 * columns, dtype=np.float64)
+    idx[0::2] = starts
+    idx[1::2] = np.minimum(starts + per, n)
     return idx, val
 
 

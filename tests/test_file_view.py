@@ -1,0 +1,155 @@
+"""File mode on real corpus clips: table, timeline, summary, exports, bad files, cancel, drop."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from desktop_support import corpus_clips, temp_settings
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from desktop_app.export import FILE_FIELDS, SEGMENT_FIELDS
+from desktop_app.file_view import COLUMNS, FileView, timeline_spans
+from desktop_app.palette import label_text
+from ser_engine.analysis import Segment, analyze_file
+from ser_engine.model import EmotionModel
+
+pytestmark = [pytest.mark.gui, pytest.mark.corpus]
+
+
+def _view(qtbot, tmp_path: Path, model: EmotionModel) -> FileView:
+    v = FileView(settings=temp_settings(tmp_path), model=model)
+    qtbot.addWidget(v)
+    v.resize(1200, 800)
+    v.show()
+    return v
+
+
+def _run(qtbot, view: FileView, paths: list[Path], timeout: int = 60000) -> bool:
+    with qtbot.waitSignal(view.batch_finished, timeout=timeout) as blocker:
+        view.add_paths(paths)
+    return bool(blocker.args[0])
+
+
+def _cell(view: FileView, row: int, col: int) -> str:
+    item = view.table.item(row, col)
+    return "" if item is None else item.text()
+
+
+def test_batch_fills_table_timeline_and_exports(qtbot, tmp_path: Path, corpus_dir: Path,
+                                                tiny_model: EmotionModel) -> None:
+    clips = corpus_clips(corpus_dir)
+    bad = tmp_path / "not_audio.wav"
+    bad.write_text("this is a text file, not a recording\n")
+    missing = tmp_path / "missing.flac"
+    view = _view(qtbot, tmp_path, tiny_model)
+    cancelled = _run(qtbot, view, [*clips, bad, missing])
+    assert not cancelled
+    assert view.table.rowCount() == len(clips) + 2
+    assert [view.table.horizontalHeaderItem(i).text() for i in range(len(COLUMNS))] == list(COLUMNS)
+
+    rows = {view.paths[i].name: i for i in range(view.table.rowCount())}
+    for clip in clips:
+        expect = analyze_file(clip, tiny_model)  # the engine's own result for the same file
+        assert expect.ok and expect.label is not None
+        r = rows[clip.name]
+        assert _cell(view, r, 0) == clip.name
+        assert float(_cell(view, r, 1)) == pytest.approx(expect.duration_s, abs=0.01)
+        assert _cell(view, r, 2) == label_text(expect.label)
+        assert float(_cell(view, r, 3)) == pytest.approx(100 * (expect.confidence or 0), abs=0.5)
+        assert float(_cell(view, r, 4)) == pytest.approx(expect.speech_s, abs=0.01)
+        assert _cell(view, r, 5) == "ok"
+    # failing files: their row says why, the batch still finished
+    assert _cell(view, rows["not_audio.wav"], 5).startswith("error:")
+    assert "not_audio.wav" in _cell(view, rows["not_audio.wav"], 5)
+    assert "missing.flac" in _cell(view, rows["missing.flac"], 5)
+
+    # the detail pane: select a clip -> timeline spans cover its duration, waveform loads
+    r0 = rows[clips[0].name]
+    view.table.selectRow(r0)
+    res = view.results[r0]
+    assert res is not None and view.timeline_bars is not None
+    spans = view.timeline_spans
+    assert spans[0][0] == pytest.approx(0.0, abs=1e-6)
+    assert spans[-1][1] == pytest.approx(res.duration_s, abs=1e-3)
+    assert label_text(res.label) in view.summary.text()
+    assert np.allclose(view.distribution.values, [100 * res.probabilities[lab] for lab in tiny_model.labels])
+    qtbot.waitUntil(lambda: view.loaded_samples is not None, timeout=10000)
+    xs, ys = view.wave_curve.getData()
+    assert xs is not None and xs.max() == pytest.approx(res.duration_s, abs=0.05)
+    assert np.abs(ys).max() > 0.01  # real speech, not silence
+
+    # exports
+    json_path = view.export_json(tmp_path / "out.json")
+    data = json.loads(json_path.read_text())
+    assert len(data) == len(clips) + 2
+    by_name = {Path(d["path"]).name: d for d in data}
+    for clip in clips:
+        assert by_name[clip.name] == analyze_file(clip, tiny_model).to_dict()
+    assert by_name["not_audio.wav"]["ok"] is False and "not_audio.wav" in by_name["not_audio.wav"]["error"]
+
+    table_path, seg_path = view.export_csv(tmp_path / "out.csv")
+    with table_path.open() as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0].keys()) == [*FILE_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels)]
+    for row in table:
+        d = by_name[Path(row["path"]).name]
+        assert row["ok"] == str(d["ok"])
+        if d["ok"]:
+            assert row["label"] == d["label"]
+            assert float(row["confidence"]) == pytest.approx(d["confidence"])
+            assert float(row["p_" + d["label"]]) == pytest.approx(d["probabilities"][d["label"]])
+        else:
+            assert row["error"] == d["error"]
+    with seg_path.open() as fh:
+        segs = list(csv.DictReader(fh))
+    assert list(segs[0].keys()) == [*SEGMENT_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels)]
+    assert len(segs) == sum(len(d["segments"]) for d in data)
+    first = next(s for s in segs if Path(s["path"]).name == clips[0].name)
+    seg0 = by_name[clips[0].name]["segments"][0]
+    assert float(first["start_s"]) == seg0["start_s"] and float(first["end_s"]) == seg0["end_s"]
+
+
+def test_cancel_stops_a_folder_batch(qtbot, tmp_path: Path, corpus_dir: Path, tiny_model: EmotionModel) -> None:
+    folder = corpus_dir / "ravdess" / "Actor_03"
+    n_files = len(list(folder.glob("*.flac")))
+    view = _view(qtbot, tmp_path, tiny_model)
+    with qtbot.waitSignal(view.batch_finished, timeout=60000) as blocker:
+        view.add_paths([folder])
+        qtbot.waitUntil(lambda: sum(r is not None for r in view.results) >= 2, timeout=30000)
+        assert view.cancel_button.isEnabled()
+        view.cancel()
+    assert blocker.args[0] is True
+    assert view.table.rowCount() == n_files  # the folder was expanded into its files
+    statuses = [_cell(view, r, 5) for r in range(n_files)]
+    assert statuses.count("ok") >= 2
+    assert any(s.endswith("cancelled") for s in statuses)
+    assert "queued" not in statuses
+    assert not view.busy and view.open_files_button.isEnabled()
+
+
+def test_dropped_files_are_analysed(qtbot, tmp_path: Path, corpus_dir: Path, tiny_model: EmotionModel) -> None:
+    clip = corpus_clips(corpus_dir)[2]
+    view = _view(qtbot, tmp_path, tiny_model)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(clip))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(view.batch_finished, timeout=30000):
+        view.dropEvent(event)
+    assert view.table.rowCount() == 1 and _cell(view, 0, 5) == "ok"
+
+
+def test_timeline_spans_partition_overlapping_windows() -> None:
+    segs = [Segment(0.0, 3.0, True, "sad", {"sad": 0.9}), Segment(0.5, 3.5, False, None, {}),
+            Segment(1.0, 4.0, True, "angry", {"angry": 0.6}), Segment(1.2, 4.2, True, "angry", {"angry": 0.7})]
+    spans = timeline_spans(segs, 4.2)
+    assert [round(a, 3) for a, _, _ in spans] == [0.0, 1.75, 2.25, 2.6]
+    assert spans[-1][1] == pytest.approx(4.2)
+    assert all(b > a for a, b, _ in spans)
+    assert [s.label for _, _, s in spans] == ["sad", None, "angry", "angry"]
+    assert timeline_spans([], 1.0) == []

@@ -1,0 +1,202 @@
+"""Live view plumbing: worker-thread predictions reach the widgets through queued signals.
+
+These tests drive the live view with :class:`desktop_app.replay.ReplaySession`
+(real corpus speech through the engine's resampler, streamer and model on a
+worker thread). The microphone itself is covered by test_desktop_mic.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from desktop_support import corpus_clips, no_devices, temp_settings
+from PySide6.QtCore import QThread
+
+from desktop_app.live_controller import LiveController, read_stats
+from desktop_app.live_view import DeviceInfo, LiveView
+from desktop_app.replay import ReplaySession, replay_factory
+from ser_engine.audio import load_audio
+from ser_engine.errors import DeviceError
+from ser_engine.model import EmotionModel
+
+pytestmark = pytest.mark.gui
+
+
+def _view(qtbot, tmp_path: Path, model: EmotionModel, factory, lister=no_devices) -> LiveView:
+    ctl = LiveController(model, factory=factory)
+    v = LiveView(settings=temp_settings(tmp_path), model=model, controller=ctl, device_lister=lister)
+    qtbot.addWidget(v)
+    v.resize(1200, 800)
+    v.show()
+    return v
+
+
+@pytest.mark.corpus
+def test_predictions_reach_widgets_on_the_gui_thread(qtbot, tmp_path: Path, corpus_dir: Path,
+                                                    tiny_model: EmotionModel) -> None:
+    clip = load_audio(corpus_clips(corpus_dir)[0], sample_rate=44100)  # a sound card's rate
+    silence = np.random.default_rng(0).normal(0, 1e-4, 44100 * 5).astype(np.float32)
+    signal = np.concatenate([clip.samples, silence])
+    view = _view(qtbot, tmp_path, tiny_model, replay_factory(signal, 44100, speed=4.0))
+    threads: list[bool] = []
+    gui_thread = QThread.currentThread()
+    view.controller.prediction.connect(lambda p: threads.append(QThread.currentThread() is gui_thread))
+    assert view.start()
+    session = view.controller.session
+    assert isinstance(session, ReplaySession)
+    qtbot.waitUntil(session.finished.is_set, timeout=20000)
+    expected = int(len(signal) / 44100 / 0.5)  # one prediction per 0.5 s hop
+    qtbot.waitUntil(lambda: view.predictions_received >= expected - 1, timeout=5000)
+    assert all(threads) and len(threads) == view.predictions_received
+    assert view.speech_predictions >= 4  # ~3.7 s of speech
+    assert view.silence_predictions >= 2
+    assert view.emotion.state == "no_speech"  # the clip ended in silence
+    assert "no speech" in view.emotion.title.text()
+    assert np.all(view.bars.values == 0)
+    # the timeline keeps the speech part (finite) and gaps for silence (NaN)
+    lab = tiny_model.labels[0]
+    _, y = view.timeline_curves[lab].getData()
+    assert np.isfinite(y).sum() == view.speech_predictions and np.isnan(y).sum() == view.silence_predictions
+    view.repaint_tick()
+    assert view.status_compute.text().endswith("ms/step") and "—" not in view.status_compute.text()
+    _, wave = view.wave_curve.getData()
+    assert np.abs(wave).max() > 0.05  # the speech is on the waveform
+    view.stop()
+    assert not view.running and view.start_button.text() == "Start"
+
+
+def test_speech_shows_emotion_and_confidence(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    from desktop_app.self_test import synth_speech
+
+    view = _view(qtbot, tmp_path, tiny_model, replay_factory(synth_speech(seconds=4.0), 16000, speed=4.0))
+    seen: list[tuple[str, str]] = []
+    view.controller.prediction.connect(lambda p: seen.append((view.emotion.state, view.emotion.detail.text())))
+    view.start()
+    qtbot.waitUntil(lambda: view.speech_predictions >= 3, timeout=10000)
+    p = view.last_prediction
+    assert p is not None and p.speech
+    assert view.emotion.title.text() == p.label.capitalize()
+    assert view.emotion.detail.text() == f"confidence {p.confidence * 100:.0f} %"
+    assert view.bars.values.sum() == pytest.approx(100.0, abs=0.1)
+    view.stop()
+
+
+class _LosingSession(ReplaySession):
+    """Replays audio, then reports the device as lost (as the engine's session does)."""
+
+    def _run(self) -> None:
+        super()._run()
+        if self._on_error is not None and not self._stop.is_set():
+            self._on_error(DeviceError("input device 'USB mic' disappeared (stream aborted)"))
+
+
+def test_device_lost_is_reported_and_the_view_recovers(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    from desktop_app.self_test import synth_speech
+
+    y = synth_speech(seconds=2.0)
+
+    def losing(model, *, device, settings, on_prediction, on_error):
+        return _LosingSession(model, samples=y, sample_rate=16000, settings=settings, on_prediction=on_prediction,
+                              on_error=on_error, speed=4.0)
+
+    view = _view(qtbot, tmp_path, tiny_model, losing)
+    with qtbot.waitSignal(view.controller.failed, timeout=10000) as blocker:
+        assert view.start()
+    assert "disappeared" in blocker.args[0]
+    assert view.banner.isVisible() and "USB mic" in view.banner.text()
+    assert not view.running and view.start_button.text() == "Start" and view.start_button.isEnabled()
+    assert view.emotion.state == "error"
+    # the user restarts with a working input
+    view.controller.factory = replay_factory(y, 16000, speed=4.0)
+    assert view.start()
+    assert not view.banner.isVisible()
+    qtbot.waitUntil(lambda: view.predictions_received >= 2, timeout=10000)
+    view.stop()
+
+
+def test_no_input_device_disables_live_but_says_why(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    view = LiveView(settings=temp_settings(tmp_path), model=tiny_model, device_lister=no_devices)
+    qtbot.addWidget(view)
+    assert view.controller is not None and view.controller.needs_device
+    assert view.banner.isVisibleTo(view) and "No audio input device" in view.banner.text()
+    assert not view.start_button.isEnabled()
+    assert view.start() is False
+    assert view.controller.session is None
+
+
+def test_device_that_cannot_open_shows_the_reason(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    def failing(model, **kwargs):
+        raise DeviceError("cannot open input device 7 at 16000 Hz: Invalid sample rate")
+
+    lister = lambda: ([DeviceInfo(7, "Broken mic", True, 48000.0)], None)  # noqa: E731
+    view = _view(qtbot, tmp_path, tiny_model, failing, lister=lister)
+    assert view.device_combo.currentText().startswith("Broken mic")
+    assert view.start() is False
+    assert "Broken mic" in view.banner.text() and "Invalid sample rate" in view.banner.text()
+    assert not view.running
+
+
+def test_device_choice_persists_and_default_is_preselected(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    devs = [DeviceInfo(0, "HDMI in", False, 48000.0), DeviceInfo(3, "pulse", True, 44100.0),
+            DeviceInfo(5, "USB mic", False, 16000.0)]
+    view = _view(qtbot, tmp_path, tiny_model, replay_factory(np.zeros(10, np.float32), 16000),
+                 lister=lambda: (devs, None))
+    assert view.current_device().name == "pulse"  # the default is preselected
+    view.device_combo.setCurrentIndex(2)
+    view2 = _view(qtbot, tmp_path, tiny_model, replay_factory(np.zeros(10, np.float32), 16000),
+                  lister=lambda: (devs, None))
+    assert view2.current_device().name == "USB mic"  # remembered through the settings file
+
+
+def test_read_stats_accepts_dicts_and_objects() -> None:
+    class S:
+        overflows = 3
+        lost_samples = 160
+        last_compute_ms = 4.5
+        delay_s = 0.25
+
+    a = read_stats(S())
+    b = read_stats({"overflows": 3, "lost_samples": 160, "last_compute_ms": 4.5, "delay_ms": 250.0})
+    assert a == b
+    assert a.overflows == 3 and a.delay_ms == 250.0
+
+
+def test_callbacks_from_a_worker_thread_are_queued(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    """The engine calls on_prediction from its worker; nothing reaches slots until the GUI loop runs."""
+    captured = {}
+
+    class Dummy:
+        def __init__(self, model, **kw):
+            captured.update(kw)
+            from ser_engine.ringbuffer import RingBuffer
+
+            self.audio = RingBuffer(16000)
+
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+        def stats(self):
+            return {}
+
+    ctl = LiveController(tiny_model, factory=lambda m, **kw: Dummy(m, **kw))
+    got = []
+    ctl.prediction.connect(got.append)
+    ctl.start(device=None, settings=temp_settings(tmp_path).stream_settings)
+    from ser_engine.stream import Prediction
+
+    p = Prediction(start_s=0, end_s=3, speech=False, label=None, confidence=0.0)
+    t = threading.Thread(target=captured["on_prediction"], args=(p,))
+    t.start()
+    t.join()
+    assert got == []  # queued, not called on the worker thread
+    qtbot.waitUntil(lambda: got == [p], timeout=2000)
+    ctl.stop()
+    captured["on_prediction"](p)  # a late callback after stop is dropped
+    qtbot.wait(50)
+    assert got == [p]
