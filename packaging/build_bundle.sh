@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Build the stand-alone one-folder bundle: dist/ser/ser-app (+ dist/ser/_internal).
+#   bash packaging/build_bundle.sh
+# Uses $PYTHON, else .venv/bin/python, else python3 (needs the [gui,bundle] extras installed).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+if [[ ! -f models/model.onnx ]]; then
+  echo "error: models/model.onnx is missing: the bundle ships the trained model" >&2
+  exit 1
+fi
+start=$(date +%s)
+"$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
+  --distpath dist --workpath build/pyinstaller packaging/ser.spec
+BUNDLE=dist/ser
+# No training stack may slip in through a dependency.
+if found=$(find "$BUNDLE" \( -iname '*tensorflow*' -o -iname 'tf2onnx*' -o -iname 'keras*' -o -iname 'sklearn*' \
+  -o -iname 'librosa*' -o -iname 'numba*' -o -iname 'matplotlib*' \) -print -quit) && [[ -n "$found" ]]; then
+  echo "error: training-stack file in the bundle: $found" >&2
+  exit 1
+fi
+"$BUNDLE/ser-app" ser --version > /dev/null
+echo "bundle: $BUNDLE ($(du -sh "$BUNDLE" | cut -f1)) built in $(($(date +%s) - start)) s"

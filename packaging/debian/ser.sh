@@ -1,0 +1,3 @@
+#!/bin/sh
+# Launcher for the ser command line (Debian package): `ser analyze FILE...`, `ser listen`, ...
+exec /opt/ser/ser-app ser "$@"

@@ -1,0 +1,37 @@
+"""Entry point of the stand-alone bundle (PyInstaller) and of the Debian package.
+
+One executable, ``ser-app``, serves both the desktop app and the command line:
+
+* ``ser-app`` / ``ser-app --self-test`` / ``ser-app --version`` ... -> the desktop app
+  (``desktop_app.main.main``);
+* ``ser-app analyze|devices|info|listen ...`` -> the ``ser`` command line
+  (``ser_engine.cli.main``);
+* ``ser-app ser ARGS`` -> ``ser ARGS`` (used by the ``/usr/bin/ser`` launcher).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+
+CLI_COMMANDS = frozenset({"analyze", "devices", "info", "listen"})
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if argv and argv[0] == "ser":
+        from ser_engine.cli import main as cli_main
+
+        return cli_main(argv[1:])
+    if argv and argv[0] in CLI_COMMANDS:
+        from ser_engine.cli import main as cli_main
+
+        return cli_main(argv)
+    from desktop_app.main import main as app_main
+
+    return int(app_main() or 0)
+
+
+if __name__ == "__main__":
+    multiprocessing.freeze_support()
+    sys.exit(main())
