@@ -1,0 +1,35 @@
+"""The transform protocol."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+class Transform(Protocol):
+    """A waveform transform.
+
+    ``__call__(y, *, sample_rate, rng)`` takes ``y`` of shape ``(n,)`` float32
+    and returns a new float32 array of shape ``(m,)`` (``m == n`` unless the
+    transform changes duration, e.g. speed change or time stretch), finite.
+    """
+
+    def __call__(
+        self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
+    ) -> npt.NDArray[np.float32]: ...
+
+
+def as_signal(y: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Validate and copy a mono signal to float32."""
+    x = np.array(y, dtype=np.float32, copy=True)
+    if x.ndim != 1:
+        raise ValueError(f"expected a 1-D signal, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError("cannot augment an empty signal")
+    return x
+
+
+def rms(y: npt.NDArray[np.float32]) -> float:
+    return float(np.sqrt(np.mean(np.square(y, dtype=np.float64)) + 1e-12))

@@ -1,0 +1,101 @@
+"""``ser-train``: reproduce the shipped model from the shared corpora.
+
+Subcommands
+-----------
+``ser-train corpora``   count clips per corpus and label, list skipped files
+``ser-train split``     (re)build the committed speaker split (``--force`` to overwrite)
+``ser-train features``  featurize and cache all parts (and augmented copies)
+``ser-train interim``   quick CNN on clean training audio, exported to ``models/``
+``ser-train all``       everything: baselines, seed models, search, final model,
+                        RAVDESS 8-class, calibration, export, report
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from training.pipeline import DEFAULT_DATA, REPO
+
+    p = argparse.ArgumentParser(prog="ser-train", description="Train and export the ser emotion model.")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding ravdess/, crema-d/, tess/, savee/")
+    p.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default ~/.cache/ser/features)")
+    p.add_argument("--workers", type=int, default=2, help="featurization processes")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("corpora", help="count clips per corpus and label; list skipped files")
+    sp = sub.add_parser("split", help="build the speaker split JSON")
+    sp.add_argument("--force", action="store_true", help="overwrite the committed split")
+    sub.add_parser("features", help="featurize and cache everything")
+    si = sub.add_parser("interim", help="quick interim model into models/")
+    si.add_argument("--epochs", type=int, default=4)
+    si.add_argument("--out", type=Path, default=REPO / "models")
+    sa = sub.add_parser("all", help="the full pipeline that produces the shipped model and report")
+    sa.add_argument("--out", type=Path, default=REPO / "models")
+    sa.add_argument("--docs", type=Path, default=REPO / "docs")
+    sa.add_argument("--run-dir", type=Path, default=REPO / "training_runs" / "all")
+    sa.add_argument("--quick", action="store_true", help="smoke run: few clips, one epoch (not for shipping)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from training.corpora import CorpusError, load_all
+    from training.splits import DEFAULT_SPLIT_PATH, SplitError, make_speaker_split, save_split
+
+    try:
+        if args.command == "corpora":
+            clips, skipped = load_all(root=args.data)
+            counts = Counter((c.corpus, c.label) for c in clips)
+            for corpus in sorted({c.corpus for c in clips}):
+                row = ", ".join(f"{lab} {n}" for (cc, lab), n in sorted(counts.items()) if cc == corpus)
+                print(f"{corpus}: {sum(n for (cc, _), n in counts.items() if cc == corpus)} clips ({row})")
+            for s in skipped:
+                print(f"skipped {s.path}: {s.reason}")
+            return 0
+        if args.command == "split":
+            if DEFAULT_SPLIT_PATH.exists() and not args.force:
+                print(f"{DEFAULT_SPLIT_PATH} exists; use --force to rebuild it", file=sys.stderr)
+                return 1
+            clips, _ = load_all(root=args.data)
+            save_split(make_speaker_split(clips=clips))
+            print(f"wrote {DEFAULT_SPLIT_PATH}")
+            return 0
+        if args.command == "features":
+            from training.pipeline import prepare_data
+
+            prepare_data(root=args.data, cache_dir=args.cache_dir, workers=args.workers)
+            return 0
+        if args.command == "interim":
+            from training.pipeline import run_interim
+
+            run_interim(
+                root=args.data, out_dir=args.out, epochs=args.epochs, cache_dir=args.cache_dir, workers=args.workers
+            )
+            return 0
+        if args.command == "all":
+            from training.pipeline import run_all
+
+            run_all(
+                root=args.data,
+                out_dir=args.out,
+                docs_dir=args.docs,
+                run_dir=args.run_dir,
+                cache_dir=args.cache_dir,
+                workers=args.workers,
+                quick=args.quick,
+            )
+            return 0
+    except (CorpusError, SplitError) as exc:
+        print(f"ser-train: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Keras model builders (TensorFlow is imported lazily, inside the builders).
+
+Every model takes normalised log-mel windows of shape ``(batch, time, n_mels)``
+with a dynamic time axis and returns logits ``(batch, n_labels)``.
+
+* :func:`build_cnn2d` — the shipped architecture: 2D conv blocks on the
+  log-mel image, BatchNorm, pooling, frequency axis averaged out, then global
+  mean + max pooling over time (so the time axis stays dynamic), dropout,
+  dense logits.
+* :func:`build_cnn1d` — the seed projects' 1D CNN (mel bands as channels).
+* :func:`build_cnn_bilstm` — the seed projects' CNN + BiLSTM.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ARCHITECTURES", "build_cnn1d", "build_cnn2d", "build_cnn_bilstm", "build_model"]
+
+
+def _keras() -> Any:
+    import keras
+
+    return keras
+
+
+def build_cnn2d(
+    *,
+    n_mels: int,
+    n_labels: int,
+    filters: tuple[int, ...] = (24, 48, 96, 128),
+    dropout: float = 0.3,
+    l2: float = 1e-4,
+    stem_stride: tuple[int, int] = (1, 1),
+    seed: int = 0,
+) -> Any:
+    """2D CNN on the log-mel image.
+
+    Parameters
+    ----------
+    n_mels, n_labels : int
+    filters : tuple of int
+        Channels of each conv block (conv 3x3 - BN - ReLU - max-pool 2x2).
+    dropout : float
+    l2 : float
+        Weight decay on conv and dense kernels.
+    stem_stride : (int, int)
+        Stride (time, frequency) of the first convolution; (2, 1) halves the
+        cost of the whole network.
+    seed : int
+        Initialiser seed.
+    """
+    keras = _keras()
+    layers = keras.layers
+    reg = keras.regularizers.l2(l2) if l2 > 0 else None
+    inp = keras.Input(shape=(None, n_mels), name="features")
+    x = layers.Reshape((-1, n_mels, 1))(inp)
+    for i, f in enumerate(filters):
+        x = layers.Conv2D(
+            f,
+            3,
+            strides=tuple(stem_stride) if i == 0 else (1, 1),
+            padding="same",
+            use_bias=False,
+            kernel_regularizer=reg,
+            kernel_initializer=keras.initializers.HeNormal(seed=seed + i),
+        )(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(pool_size=(2, 2), padding="same")(x)
+    # (batch, time', mels', channels) -> average over frequency -> (batch, time', channels)
+    x = layers.Lambda(lambda t: keras.ops.mean(t, axis=2), name="freq_mean")(x)
+    avg = layers.GlobalAveragePooling1D()(x)
+    mx = layers.GlobalMaxPooling1D()(x)
+    x = layers.Concatenate()([avg, mx])
+    x = layers.Dropout(dropout, seed=seed)(x)
+    out = layers.Dense(
+        n_labels, kernel_regularizer=reg, kernel_initializer=keras.initializers.GlorotUniform(seed=seed), name="logits"
+    )(x)
+    return keras.Model(inp, out, name="cnn2d")
+
+
+def build_cnn1d(
+    *, n_mels: int, n_labels: int, filters: tuple[int, ...] = (64, 128, 128), dropout: float = 0.3, seed: int = 0
+) -> Any:
+    """The seeds' 1D CNN: conv over time with mel bands as channels."""
+    keras = _keras()
+    layers = keras.layers
+    inp = keras.Input(shape=(None, n_mels), name="features")
+    x = inp
+    for i, f in enumerate(filters):
+        x = layers.Conv1D(
+            f, 5, padding="same", use_bias=False, kernel_initializer=keras.initializers.HeNormal(seed=seed + i)
+        )(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling1D(2, padding="same")(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    x = layers.Dropout(dropout, seed=seed)(x)
+    out = layers.Dense(n_labels, kernel_initializer=keras.initializers.GlorotUniform(seed=seed), name="logits")(x)
+    return keras.Model(inp, out, name="cnn1d")
+
+
+def build_cnn_bilstm(
+    *,
+    n_mels: int,
+    n_labels: int,
+    filters: tuple[int, ...] = (64, 128),
+    units: int = 64,
+    dropout: float = 0.3,
+    seed: int = 0,
+) -> Any:
+    """The seeds' CNN + BiLSTM: 1D conv blocks, a bidirectional LSTM, mean+max pooling."""
+    keras = _keras()
+    layers = keras.layers
+    inp = keras.Input(shape=(None, n_mels), name="features")
+    x = inp
+    for i, f in enumerate(filters):
+        x = layers.Conv1D(
+            f, 5, padding="same", use_bias=False, kernel_initializer=keras.initializers.HeNormal(seed=seed + i)
+        )(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling1D(2, padding="same")(x)
+    x = layers.Bidirectional(
+        layers.LSTM(
+            units, return_sequences=True, seed=seed, kernel_initializer=keras.initializers.GlorotUniform(seed=seed)
+        )
+    )(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    x = layers.Dropout(dropout, seed=seed)(x)
+    out = layers.Dense(n_labels, kernel_initializer=keras.initializers.GlorotUniform(seed=seed), name="logits")(x)
+    return keras.Model(inp, out, name="cnn_bilstm")
+
+
+ARCHITECTURES = {"cnn2d": build_cnn2d, "cnn1d": build_cnn1d, "cnn_bilstm": build_cnn_bilstm}
+
+
+def build_model(arch: str, **kwargs: Any) -> Any:
+    """Build ``arch`` (a key of ``ARCHITECTURES``) with its keyword parameters."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**kwargs)

@@ -1,0 +1,778 @@
+"""The training pipeline end to end: data, baselines, seed models, search,
+final model, RAVDESS 8-class model, calibration, export, report.
+
+Everything is driven by :func:`run_all` (``ser-train all``) and
+:func:`run_interim` (``ser-train interim``); intermediate artefacts go to a run
+folder (default ``training_runs/<name>``, git-ignored), the shipped model to
+``models/`` and the report to ``docs/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ser_engine.config import FeatureConfig
+from training.corpora import CORPORA, HARMONISED_LABELS, Clip, load_all
+from training.evaluate import fit_temperature
+from training.features import WindowSet, featurize_clips, fit_stats, gate_policy
+from training.splits import DEFAULT_SPLIT_PATH, assign, load_split, split_hash
+from training.train import TrainConfig, evaluate_clips, fit_model, labels_of, predict_logits
+
+__all__ = ["SEARCH_SPACE", "Data", "prepare_data", "run_all", "run_interim", "sample_config"]
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "ser"
+
+
+class Logger:
+    """Prints with elapsed time and appends to a log file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.t0 = time.perf_counter()
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, msg: str) -> None:
+        line = f"[{(time.perf_counter() - self.t0) / 60:6.1f} min] {msg}"
+        print(line, flush=True)
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+
+@dataclass
+class Data:
+    """Clips and cached windows of one split."""
+
+    clips: dict[str, list[Clip]]
+    clean: dict[str, WindowSet]
+    train_aug: WindowSet | None
+    config: FeatureConfig  # with training statistics
+    skipped: list[Any]
+
+
+def prepare_data(
+    *,
+    root: Path,
+    split_path: Path = DEFAULT_SPLIT_PATH,
+    n_aug: int = 2,
+    seed: int = 7,
+    cache_dir: Path | None = None,
+    workers: int = 2,
+    corpora: Sequence[str] = CORPORA,
+    limit: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Data:
+    """Read corpora, split by speaker, featurize (cached), fit train statistics.
+
+    ``limit`` keeps the first ``limit`` clips per part after a seeded shuffle
+    (tests and smoke runs).
+    """
+    clips, skipped = load_all(root=root, corpora=corpora)
+    for s in skipped:
+        log(f"skipped {s.path}: {s.reason}")
+    split = load_split(split_path)
+    split = {**split, "corpora": {k: v for k, v in split["corpora"].items() if k in corpora}}
+    parts = assign(clips=clips, split=split)
+    if limit is not None:
+        rng = np.random.default_rng(seed)
+        parts = {p: [c[i] for i in sorted(rng.permutation(len(c))[:limit])] for p, c in parts.items()}
+    log("clips: " + ", ".join(f"{p} {len(c)}" for p, c in parts.items()) + f"; silence policy: {gate_policy()}")
+    base = FeatureConfig()
+    clean = {
+        p: featurize_clips(clips=parts[p], config=base, cache_dir=cache_dir, workers=workers, desc=f"featurize {p}")
+        for p in ("train", "val", "test")
+    }
+    aug: WindowSet | None = None
+    for k in range(1, n_aug + 1):
+        w = featurize_clips(
+            clips=parts["train"],
+            config=base,
+            variant=k,
+            seed=seed,
+            cache_dir=cache_dir,
+            workers=workers,
+            desc=f"augment train copy {k}",
+        )
+        aug = w if aug is None else aug.concat(w)
+    mean, std = fit_stats(clean["train"])
+    cfg = base.with_stats(mean=mean, std=std)
+    for p, w in clean.items():
+        log(f"{p}: {len(w)} windows, {int(w.usable().sum())} used (speech)")
+    if aug is not None:
+        log(f"train augmented copies: {len(aug)} windows")
+    return Data(clips=parts, clean=clean, train_aug=aug, config=cfg, skipped=skipped)
+
+
+# Hyper-parameter search ---------------------------------------------------
+SEARCH_SPACE: dict[str, Any] = {
+    "filters": [(16, 32, 64, 128), (24, 48, 96, 128), (16, 32, 64, 96)],
+    "dropout": ("uniform", 0.2, 0.5),
+    "learning_rate": ("log-uniform", 7e-4, 4e-3),
+    "label_smoothing": [0.0, 0.05, 0.1],
+    "time_mask_max": [15, 25, 40],
+    "freq_mask_max": [6, 10, 14],
+}
+
+
+def sample_config(rng: np.random.Generator, base: TrainConfig) -> TrainConfig:
+    """Draw one configuration from ``SEARCH_SPACE``."""
+    filters = SEARCH_SPACE["filters"][int(rng.integers(len(SEARCH_SPACE["filters"])))]
+    dropout = float(rng.uniform(SEARCH_SPACE["dropout"][1], SEARCH_SPACE["dropout"][2]))
+    lo, hi = SEARCH_SPACE["learning_rate"][1:]
+    lr = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    return replace(
+        base,
+        arch="cnn2d",
+        arch_params={"filters": tuple(filters), "dropout": round(dropout, 3)},
+        learning_rate=round(lr, 5),
+        label_smoothing=float(rng.choice(SEARCH_SPACE["label_smoothing"])),
+        time_mask_max=int(rng.choice(SEARCH_SPACE["time_mask_max"])),
+        freq_mask_max=int(rng.choice(SEARCH_SPACE["freq_mask_max"])),
+    )
+
+
+# Helpers ----------------------------------------------------------------------
+def _train_set(data: Data) -> tuple[WindowSet, npt.NDArray[np.int64]]:
+    train = data.clean["train"] if data.train_aug is None else data.clean["train"].concat(data.train_aug)
+    return train, labels_of(train.clips, labels=HARMONISED_LABELS)
+
+
+def _per_corpus(
+    *,
+    logits: npt.NDArray[np.float32],
+    clip_index: npt.NDArray[np.int32],
+    clips: list[Clip],
+    y: npt.NDArray[np.int64],
+    labels: Sequence[str],
+    temperature: float,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    overall, _ = evaluate_clips(logits=logits, clip_index=clip_index, y_true=y, labels=labels, temperature=temperature)
+    out["all"] = overall
+    corpus = np.array([c.corpus for c in clips])
+    for name in CORPORA:
+        keep = corpus == name
+        if not keep.any():
+            continue
+        sel = np.isin(clip_index, np.flatnonzero(keep))
+        remap = np.cumsum(keep) - 1
+        m, _ = evaluate_clips(
+            logits=logits[sel],
+            clip_index=remap[clip_index[sel]],
+            y_true=y[keep],
+            labels=labels,
+            temperature=temperature,
+        )
+        out[name] = m
+    return out
+
+
+def _export(
+    *,
+    model: Any,
+    out_dir: Path,
+    data_config: FeatureConfig,
+    labels: tuple[str, ...],
+    temperature: float,
+    parity_windows: npt.NDArray[np.float32],
+    name: str,
+    provenance: dict[str, Any],
+    metrics: dict[str, Any],
+    log: Callable[[str], None],
+) -> float:
+    from training.export import check_parity, export_onnx, write_metadata
+
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    onnx_path = export_onnx(model, tmp / "model.onnx", n_mels=data_config.n_mels)
+    diff = check_parity(model, onnx_path, parity_windows, temperature=temperature)
+    log(f"export parity: max abs probability difference {diff:.2e} (limit 1e-4)")
+    prov = dict(provenance)
+    prov["parity_max_abs_prob_diff"] = diff
+    write_metadata(
+        model_dir=tmp,
+        name=name,
+        labels=labels,
+        feature_config=data_config,
+        temperature=temperature,
+        provenance=prov,
+        metrics=metrics,
+    )
+    from ser_engine.model import EmotionModel
+
+    EmotionModel.load(tmp)  # the engine must accept it before it replaces anything
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in ("model.onnx", "model.json"):
+        shutil.copy2(tmp / f, out_dir / f)
+    shutil.rmtree(tmp)
+    return diff
+
+
+def _parity_windows(data: Data, n: int = 16) -> npt.NDArray[np.float32]:
+    w = data.clean["val"] if len(data.clean["val"]) else data.clean["train"]
+    mu = np.asarray(data.config.mean, dtype=np.float32)
+    sd = np.asarray(data.config.std, dtype=np.float32)
+    idx = np.linspace(0, len(w) - 1, min(n, len(w))).astype(int)
+    return ((w.log_mel[idx].astype(np.float32) - mu) / sd).astype(np.float32)
+
+
+def _provenance(
+    *, root: Path, split_path: Path, command: str, corpora: Sequence[str], extra: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "corpora": list(corpora),
+        "data_root": str(root),
+        "split_file": str(split_path.relative_to(REPO)) if split_path.is_relative_to(REPO) else str(split_path),
+        "split_sha256": split_hash(split_path),
+        "silence_policy": gate_policy(),
+        "command": command,
+        **extra,
+    }
+
+
+# Interim -------------------------------------------------------------------------
+def run_interim(
+    *,
+    root: Path = DEFAULT_DATA,
+    out_dir: Path = REPO / "models",
+    run_dir: Path = REPO / "training_runs" / "interim",
+    epochs: int = 4,
+    cache_dir: Path | None = None,
+    workers: int = 2,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """A quick CNN on the clean training speakers, exported to ``out_dir``."""
+    from training.train import configure_tensorflow
+
+    configure_tensorflow()
+    log = Logger(run_dir / "log.txt")
+    data = prepare_data(root=root, n_aug=0, cache_dir=cache_dir, workers=workers, limit=limit, log=log)
+    labels = HARMONISED_LABELS
+    train, y_train = _train_set(data)
+    y_val = labels_of(data.clips["val"], labels=labels)
+    cfg = TrainConfig(arch="cnn2d", arch_params={"filters": (16, 32, 64, 128)}, epochs=epochs, patience=epochs)
+    model, hist = fit_model(
+        cfg=cfg,
+        train=train,
+        y_train=y_train,
+        val=data.clean["val"],
+        y_val=y_val,
+        labels=labels,
+        mean=data.config.mean,
+        std=data.config.std,
+        log=log,
+    )
+    vl, vi = predict_logits(model, data.clean["val"], mean=data.config.mean, std=data.config.std)
+    t = fit_temperature(window_logits=vl, clip_index=vi, n_clips=len(data.clips["val"]), y_true=y_val)
+    tl, ti = predict_logits(model, data.clean["test"], mean=data.config.mean, std=data.config.std)
+    y_test = labels_of(data.clips["test"], labels=labels)
+    res = _per_corpus(logits=tl, clip_index=ti, clips=data.clips["test"], y=y_test, labels=labels, temperature=t)
+    summary = {k: {m: round(v[m], 4) for m in ("accuracy", "uar", "macro_f1", "ece")} for k, v in res.items()}
+    log(f"interim test metrics (T={t:.2f}): {json.dumps(summary)}")
+    prov = _provenance(
+        root=root,
+        split_path=DEFAULT_SPLIT_PATH,
+        command="ser-train interim",
+        corpora=CORPORA,
+        extra={"train_config": cfg.to_dict(), "history": hist, "interim": True},
+    )
+    _export(
+        model=model,
+        out_dir=out_dir,
+        data_config=data.config,
+        labels=labels,
+        temperature=t,
+        parity_windows=_parity_windows(data),
+        name="ser-cnn2d-interim",
+        provenance=prov,
+        metrics={"test": summary, "note": "interim model: clean audio only, few epochs, no search"},
+        log=log,
+    )
+    log(f"interim model written to {out_dir}")
+    return summary
+
+
+def main_entry() -> None:  # pragma: no cover - convenience
+    run_interim()
+    sys.exit(0)
+
+
+# The full pipeline -----------------------------------------------------------------
+@dataclass
+class Budget:
+    """Compute budget of ``ser-train all`` (sized for < 60 min on 2 cores)."""
+
+    n_aug: int = 2
+    seed_epochs: int = 3
+    seed_windows: int = 8000
+    search_trials: int = 3
+    search_epochs: int = 3
+    search_windows: int = 6000
+    final_epochs: int = 12
+    final_windows: int = 14000
+    r8_epochs: int = 6
+    limit: int | None = None
+
+    @classmethod
+    def quick(cls) -> Budget:
+        return cls(
+            n_aug=1,
+            seed_epochs=1,
+            seed_windows=256,
+            search_trials=1,
+            search_epochs=1,
+            search_windows=256,
+            final_epochs=1,
+            final_windows=512,
+            r8_epochs=1,
+            limit=40,
+        )
+
+
+def _short(metrics: dict[str, Any]) -> dict[str, Any]:
+    keys = ("n", "accuracy", "uar", "macro_f1", "ece")
+    return {
+        k: (round(metrics[k], 4) if isinstance(metrics.get(k), float) else metrics.get(k)) for k in keys if k in metrics
+    }
+
+
+def _keras_eval(
+    model: Any,
+    data: Data,
+    part: str,
+    *,
+    labels: Sequence[str],
+    temperature: float = 1.0,
+    fine: bool = False,
+    keep: Callable[[Clip], bool] | None = None,
+) -> tuple[dict[str, Any], npt.NDArray[np.float32], npt.NDArray[np.int32], npt.NDArray[np.int64], list[Clip]]:
+    w = data.clean[part]
+    clips = w.clips
+    if keep is not None:
+        mask = np.array([keep(c) for c in clips])
+        w = w.subset_clips(mask)
+        clips = w.clips
+    y = labels_of(clips, labels=labels, fine=fine)
+    logits, idx = predict_logits(model, w, mean=data.config.mean, std=data.config.std)
+    res = _per_corpus(logits=logits, clip_index=idx, clips=clips, y=y, labels=labels, temperature=temperature)
+    return res, logits, idx, y, clips
+
+
+def _onnx_latency_ms(path: Path, n_frames: int, n_mels: int, *, repeats: int = 200) -> float:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, n_frames, n_mels)).astype(np.float32)
+    for _ in range(20):
+        sess.run(None, {"features": x})
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        sess.run(None, {"features": x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def _onnx_logits(
+    path: Path, windows: WindowSet, cfg: FeatureConfig
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    use = np.flatnonzero(windows.usable())
+    mu = np.asarray(cfg.mean, dtype=np.float32)
+    sd = np.asarray(cfg.std, dtype=np.float32)
+    out = []
+    for i in range(0, use.size, 256):
+        x = ((windows.log_mel[use[i : i + 256]].astype(np.float32) - mu) / sd).astype(np.float32)
+        out.append(sess.run(["logits"], {"features": x})[0])
+    return np.concatenate(out), windows.clip_index[use]
+
+
+def _try_int8(
+    *, onnx_path: Path, data: Data, run_dir: Path, labels: Sequence[str], temperature: float, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Static int8 quantisation (QDQ, calibrated on training windows); compared on validation speakers."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    cfg = data.config
+    mu = np.asarray(cfg.mean, dtype=np.float32)
+    sd = np.asarray(cfg.std, dtype=np.float32)
+    train = data.clean["train"]
+    idx = np.random.default_rng(0).permutation(len(train))[:128]
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.items = iter([{"features": ((train.log_mel[i : i + 1].astype(np.float32) - mu) / sd)} for i in idx])
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.items, None)
+
+    pre = run_dir / "model.pre.onnx"
+    q = run_dir / "model.int8.onnx"
+    try:
+        quant_pre_process(str(onnx_path), str(pre))
+        quantize_static(
+            str(pre),
+            str(q),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
+    except Exception as exc:
+        log(f"int8 quantisation failed: {exc}")
+        return {"ok": False, "error": str(exc)}
+    y_val = labels_of(data.clips["val"], labels=labels)
+    res: dict[str, Any] = {"ok": True}
+    for tag, path in (("fp32", onnx_path), ("int8", q)):
+        lg, ci = _onnx_logits(path, data.clean["val"], cfg)
+        m, _ = evaluate_clips(logits=lg, clip_index=ci, y_true=y_val, labels=labels, temperature=temperature)
+        res[tag] = {
+            "val_uar": round(m["uar"], 4),
+            "val_accuracy": round(m["accuracy"], 4),
+            "latency_ms": round(_onnx_latency_ms(path, cfg.n_frames, cfg.n_mels), 3),
+            "size_bytes": path.stat().st_size,
+        }
+    res["faster"] = res["int8"]["latency_ms"] < res["fp32"]["latency_ms"]
+    res["uar_cost_points"] = round(100 * (res["fp32"]["val_uar"] - res["int8"]["val_uar"]), 2)
+    res["ship_int8"] = bool(res["faster"] and res["uar_cost_points"] < 1.0)
+    log(f"int8: {json.dumps(res)}")
+    return res
+
+
+def run_all(
+    *,
+    root: Path = DEFAULT_DATA,
+    out_dir: Path = REPO / "models",
+    docs_dir: Path = REPO / "docs",
+    run_dir: Path = REPO / "training_runs" / "all",
+    cache_dir: Path | None = None,
+    workers: int = 2,
+    quick: bool = False,
+    budget: Budget | None = None,
+) -> dict[str, Any]:
+    """Reproduce the shipped model, its metadata and card, and the evaluation report."""
+    from training.baselines import BASELINES, fit_predict, pooled_features
+    from training.evaluate import classification_metrics, expected_calibration_error
+    from training.report import write_model_card, write_results
+    from training.train import configure_tensorflow
+
+    configure_tensorflow()
+    b = budget or (Budget.quick() if quick else Budget())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = Logger(run_dir / "log.txt")
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    def lap(name: str, t0: float) -> None:
+        timings[name] = round((time.perf_counter() - t0) / 60, 2)
+        log(f"stage {name}: {timings[name]} min")
+
+    t0 = time.perf_counter()
+    data = prepare_data(root=root, n_aug=b.n_aug, cache_dir=cache_dir, workers=workers, limit=b.limit, log=log)
+    lap("data", t0)
+    labels = HARMONISED_LABELS
+    y = {p: labels_of(data.clips[p], labels=labels) for p in ("train", "val", "test")}
+    results: dict[str, Any] = {"labels": list(labels), "models": {}, "timings_min": timings}
+
+    # 1. baselines on pooled features (clean training clips)
+    t0 = time.perf_counter()
+    pooled = {p: pooled_features(data.clean[p], mean=data.config.mean, std=data.config.std) for p in y}
+    corpus_of = {p: np.array([c.corpus for c in data.clips[p]]) for p in y}
+    for name in BASELINES:
+        pv, pt = fit_predict(name, x_train=pooled["train"], y_train=y["train"], x_eval=[pooled["val"], pooled["test"]])
+        entry: dict[str, Any] = {
+            "kind": "scikit-learn on pooled log-mel mean+std (128 features)",
+            "val": _short(classification_metrics(y_true=y["val"], y_pred=pv, labels=labels)),
+            "test": {"all": classification_metrics(y_true=y["test"], y_pred=pt, labels=labels)},
+        }
+        for corpus in CORPORA:
+            keep = corpus_of["test"] == corpus
+            if keep.any():
+                entry["test"][corpus] = classification_metrics(y_true=y["test"][keep], y_pred=pt[keep], labels=labels)
+        results["models"][name] = entry
+        log(f"baseline {name}: val UAR {entry['val']['uar']:.4f}, test UAR {entry['test']['all']['uar']:.4f}")
+    lap("baselines", t0)
+
+    train, y_train = _train_set(data)
+
+    def keras_run(tag: str, cfg: TrainConfig, kind: str) -> tuple[Any, dict[str, Any]]:
+        model, hist = fit_model(
+            cfg=cfg,
+            train=train,
+            y_train=y_train,
+            val=data.clean["val"],
+            y_val=y["val"],
+            labels=labels,
+            mean=data.config.mean,
+            std=data.config.std,
+            log=log,
+        )
+        val_res, _, _, _, _ = _keras_eval(model, data, "val", labels=labels)
+        test_res, _, _, _, _ = _keras_eval(model, data, "test", labels=labels)
+        results["models"][tag] = {
+            "kind": kind,
+            "train_config": cfg.to_dict(),
+            "params": int(model.count_params()),
+            "history": hist,
+            "val": _short(val_res["all"]),
+            "test": test_res,
+        }
+        log(f"{tag}: val UAR {val_res['all']['uar']:.4f}, test UAR {test_res['all']['uar']:.4f}")
+        return model, hist
+
+    # 2. the seeds' 1D CNN and CNN+BiLSTM (short budget)
+    t0 = time.perf_counter()
+    for arch in ("cnn1d", "cnn_bilstm"):
+        keras_run(
+            arch,
+            TrainConfig(arch=arch, epochs=b.seed_epochs, windows_per_epoch=b.seed_windows, patience=b.seed_epochs),
+            f"seed {arch} (Keras), {b.seed_epochs} epochs x {b.seed_windows} windows",
+        )
+    lap("seed_models", t0)
+
+    # 3. random search for the 2D CNN, scored on validation speakers
+    t0 = time.perf_counter()
+    base = TrainConfig(
+        arch="cnn2d",
+        arch_params={"filters": (16, 32, 64, 128), "dropout": 0.3},
+        epochs=b.search_epochs,
+        windows_per_epoch=b.search_windows,
+        patience=b.search_epochs,
+    )
+    rng = np.random.default_rng(11)
+    trials = [base] + [sample_config(rng, base) for _ in range(max(0, b.search_trials - 1))]
+    search_log: list[dict[str, Any]] = []
+    for i, cfg in enumerate(trials):
+        log(
+            f"search trial {i + 1}/{len(trials)}: {json.dumps({k: cfg.to_dict()[k] for k in ('arch_params', 'learning_rate', 'label_smoothing', 'time_mask_max', 'freq_mask_max')})}"
+        )
+        _, hist = fit_model(
+            cfg=cfg,
+            train=train,
+            y_train=y_train,
+            val=data.clean["val"],
+            y_val=y["val"],
+            labels=labels,
+            mean=data.config.mean,
+            std=data.config.std,
+            log=log,
+        )
+        search_log.append({"trial": i + 1, "config": cfg.to_dict(), "val_uar": hist["best_val_uar"], "history": hist})
+        with (run_dir / "search.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(search_log[-1]) + "\n")
+    best = max(search_log, key=lambda r: r["val_uar"])
+    results["search"] = {
+        "space": {k: (list(map(list, v)) if k == "filters" else v) for k, v in SEARCH_SPACE.items()},
+        "budget": f"{len(trials)} trials x {b.search_epochs} epochs x {b.search_windows} windows, scored on validation speakers",
+        "trials": [
+            {
+                "trial": r["trial"],
+                "val_uar": round(r["val_uar"], 4),
+                **{
+                    k: r["config"][k]
+                    for k in ("arch_params", "learning_rate", "label_smoothing", "time_mask_max", "freq_mask_max")
+                },
+            }
+            for r in search_log
+        ],
+        "best_trial": best["trial"],
+    }
+    lap("search", t0)
+
+    # 4. final model: best configuration, full budget
+    t0 = time.perf_counter()
+    final_cfg = TrainConfig(
+        **{**best["config"], "epochs": b.final_epochs, "windows_per_epoch": b.final_windows, "patience": 4}
+    )
+    final_cfg.arch_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in final_cfg.arch_params.items()}
+    model, _hist = keras_run(
+        "cnn2d", final_cfg, f"2D CNN (shipped), best search trial, {b.final_epochs} epochs x {b.final_windows} windows"
+    )
+    lap("final_model", t0)
+
+    # 5. calibration on validation speakers, test metrics before/after
+    t0 = time.perf_counter()
+    _, vl, vi, yv, _ = _keras_eval(model, data, "val", labels=labels)
+    temperature = fit_temperature(window_logits=vl, clip_index=vi, n_clips=yv.size, y_true=yv)
+    test_t1, tl, ti, yt, tclips = _keras_eval(model, data, "test", labels=labels)
+    test_cal = _per_corpus(logits=tl, clip_index=ti, clips=tclips, y=yt, labels=labels, temperature=temperature)
+    from training.evaluate import clip_probabilities
+
+    val_ece = {
+        "before": expected_calibration_error(clip_probabilities(window_logits=vl, clip_index=vi, n_clips=yv.size), yv),
+        "after": expected_calibration_error(
+            clip_probabilities(window_logits=vl, clip_index=vi, n_clips=yv.size, temperature=temperature), yv
+        ),
+    }
+    results["calibration"] = {
+        "temperature": temperature,
+        "val_ece": val_ece,
+        "test_ece_before": {k: v["ece"] for k, v in test_t1.items()},
+        "test_ece_after": {k: v["ece"] for k, v in test_cal.items()},
+    }
+    results["models"]["cnn2d"]["test"] = test_cal
+    log(f"temperature {temperature:.3f}; test ECE {test_t1['all']['ece']:.4f} -> {test_cal['all']['ece']:.4f}")
+    lap("calibration", t0)
+
+    # 6. export, parity, int8 trial, latency
+    t0 = time.perf_counter()
+    staging = run_dir / "model"
+    metrics = {
+        "test_speakers": {k: _short(v) for k, v in test_cal.items()},
+        "val_speakers": _short(results["models"]["cnn2d"]["val"]),
+        "temperature_fitted_on": "validation speakers",
+    }
+    prov = _provenance(
+        root=root,
+        split_path=DEFAULT_SPLIT_PATH,
+        command="ser-train all" + (" --quick" if quick else ""),
+        corpora=CORPORA,
+        extra={
+            "train_config": final_cfg.to_dict(),
+            "augmentation": "training audio only, after the split: "
+            + __import__("training.augment", fromlist=["x"]).default_chain().describe(),
+            "n_augmented_copies": b.n_aug,
+            "normalisation": "per-mel-band mean/std of the training speakers' clean speech windows",
+        },
+    )
+    parity = _export(
+        model=model,
+        out_dir=staging,
+        data_config=data.config,
+        labels=labels,
+        temperature=temperature,
+        parity_windows=_parity_windows(data),
+        name="ser-cnn2d",
+        provenance=prov,
+        metrics=metrics,
+        log=log,
+    )
+    int8 = _try_int8(
+        onnx_path=staging / "model.onnx", data=data, run_dir=run_dir, labels=labels, temperature=temperature, log=log
+    )
+    results["int8"] = int8
+    if int8.get("ship_int8"):
+        shutil.copy2(run_dir / "model.int8.onnx", staging / "model.onnx")
+        log("shipping the int8 model (faster, < 1 point UAR cost on validation)")
+    latency = _onnx_latency_ms(staging / "model.onnx", data.config.n_frames, data.config.n_mels)
+    size = (staging / "model.onnx").stat().st_size
+    results["export"] = {
+        "parity_max_abs_prob_diff": parity,
+        "latency_ms_1thread": round(latency, 3),
+        "size_bytes": size,
+        "int8_shipped": bool(int8.get("ship_int8")),
+    }
+    log(f"shipped graph: {size / 1e6:.2f} MB, {latency:.2f} ms per 3 s window on one thread")
+    lap("export", t0)
+
+    # 7. RAVDESS 8 classes: same pipeline, network initialised from the 7-class trunk
+    t0 = time.perf_counter()
+    results["ravdess8"] = _ravdess8(model=model, data=data, final_cfg=final_cfg, epochs=b.r8_epochs, log=log)
+    lap("ravdess8", t0)
+
+    timings["total"] = round((time.perf_counter() - t_start) / 60, 2)
+    results["split"] = {
+        "file": "training/splits/speakers.json",
+        "sha256": split_hash(DEFAULT_SPLIT_PATH),
+        "speakers": load_split(DEFAULT_SPLIT_PATH)["corpora"],
+        "clips": {p: len(c) for p, c in data.clips.items()},
+        "windows": {p: int(w.usable().sum()) for p, w in data.clean.items()},
+    }
+    results["provenance"] = prov
+    # ship: metadata gets the final numbers; write model, card, report
+    meta = json.loads((staging / "model.json").read_text())
+    meta["metrics"]["ravdess8_test_uar"] = round(results["ravdess8"]["test"]["all"]["uar"], 4)
+    meta["metrics"]["latency_ms_1thread"] = round(latency, 3)
+    meta["provenance"]["int8"] = bool(int8.get("ship_int8"))
+    (staging / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    from ser_engine.model import EmotionModel
+
+    EmotionModel.load(staging)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not quick or out_dir != REPO / "models":
+        for f in ("model.onnx", "model.json"):
+            shutil.copy2(staging / f, out_dir / f)
+        write_model_card(results=results, path=out_dir / "MODEL_CARD.md", quick=quick)
+        write_results(results=results, docs_dir=docs_dir, quick=quick)
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    log(f"done in {timings['total']} min")
+    return results
+
+
+def _ravdess8(
+    *, model: Any, data: Data, final_cfg: TrainConfig, epochs: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    import keras
+
+    from training.models import build_model
+
+    labels = RAVDESS_LABELS
+    is_r = lambda c: c.corpus == "ravdess"  # noqa: E731
+
+    def subset(w: WindowSet) -> WindowSet:
+        return w.subset_clips(np.array([is_r(c) for c in w.clips]))
+
+    train = subset(data.clean["train"])
+    if data.train_aug is not None:
+        train = train.concat(subset(data.train_aug))
+    val = subset(data.clean["val"])
+    y_train = labels_of(train.clips, labels=labels, fine=True)
+    y_val = labels_of(val.clips, labels=labels, fine=True)
+    cfg = replace(
+        final_cfg, epochs=epochs, windows_per_epoch=None, patience=epochs, learning_rate=final_cfg.learning_rate / 2
+    )
+    # the 7-class network's trunk, a new 8-way head
+    m8 = build_model(cfg.arch, n_mels=data.config.n_mels, n_labels=len(labels), seed=cfg.seed, **cfg.arch_params)
+    for src, dst in zip(model.layers[:-1], m8.layers[:-1], strict=True):
+        dst.set_weights(src.get_weights())
+    fitted, hist = fit_model(
+        cfg=cfg,
+        train=train,
+        y_train=y_train,
+        val=val,
+        y_val=y_val,
+        labels=labels,
+        mean=data.config.mean,
+        std=data.config.std,
+        log=log,
+        init_model=m8,
+    )
+    del keras
+    _, vl, vi, yv, _ = _keras_eval(fitted, data, "val", labels=labels, fine=True, keep=is_r)
+    t = fit_temperature(window_logits=vl, clip_index=vi, n_clips=yv.size, y_true=yv)
+    test, _, _, _, _ = _keras_eval(fitted, data, "test", labels=labels, fine=True, keep=is_r, temperature=t)
+    log(f"RAVDESS 8 classes: test UAR {test['all']['uar']:.4f} (T={t:.2f})")
+    return {
+        "val_uar": hist["best_val_uar"],
+        "history": hist,
+        "temperature": t,
+        "test": {"all": test["all"]},
+        "train_config": cfg.to_dict(),
+        "init": "7-class shipped network's trunk (trained on training speakers only)",
+    }

@@ -1,0 +1,241 @@
+"""Fitting Keras models on cached log-mel windows, and predicting with them.
+
+The training batches are built in NumPy from the float16 cache: normalised
+with the training speakers' statistics, with SpecAugment-style time and
+frequency masks drawn from an explicit generator. Model selection keeps the
+weights of the epoch with the best clip-level UAR on the validation speakers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from training.evaluate import classification_metrics, clip_probabilities
+from training.features import WindowSet
+
+__all__ = ["TrainConfig", "configure_tensorflow", "evaluate_clips", "fit_model", "labels_of", "predict_logits"]
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one Keras training run."""
+
+    arch: str = "cnn2d"
+    arch_params: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 12
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    label_smoothing: float = 0.05
+    time_masks: int = 2
+    time_mask_max: int = 25
+    freq_masks: int = 2
+    freq_mask_max: int = 8
+    windows_per_epoch: int | None = None
+    class_weighting: bool = True
+    patience: int = 4
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def configure_tensorflow(*, intra: int = 2, inter: int = 1) -> None:
+    """Quiet TensorFlow and pin its thread pools (call before building models)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        pass  # already initialised: keep the existing pools
+
+
+def labels_of(clips: Sequence[Any], *, labels: Sequence[str], fine: bool = False) -> npt.NDArray[np.int64]:
+    """Class indices of clips (``fine`` uses the 8-class RAVDESS label)."""
+    index = {lab: i for i, lab in enumerate(labels)}
+    return np.array([index[c.fine_label if fine else c.label] for c in clips], dtype=np.int64)
+
+
+def _normalise(
+    x: npt.NDArray[np.float16], mean: npt.NDArray[np.float32], inv_std: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    return ((x.astype(np.float32) - mean) * inv_std).astype(np.float32, copy=False)
+
+
+def _spec_augment(x: npt.NDArray[np.float32], cfg: TrainConfig, rng: np.random.Generator) -> None:
+    """In place: zero (= band mean after normalisation) random time and frequency stripes."""
+    b, t, m = x.shape
+    for i in range(b):
+        for _ in range(cfg.time_masks):
+            w = int(rng.integers(0, cfg.time_mask_max + 1))
+            if w:
+                s = int(rng.integers(0, max(1, t - w)))
+                x[i, s : s + w, :] = 0.0
+        for _ in range(cfg.freq_masks):
+            w = int(rng.integers(0, cfg.freq_mask_max + 1))
+            if w:
+                s = int(rng.integers(0, max(1, m - w)))
+                x[i, :, s : s + w] = 0.0
+
+
+def predict_logits(
+    model: Any, windows: WindowSet, *, mean: npt.ArrayLike, std: npt.ArrayLike, batch_size: int = 256
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]:
+    """Logits of the usable (speech) windows and their clip indices.
+
+    Returns
+    -------
+    logits : ndarray, shape (n_usable, n_labels)
+    clip_index : ndarray, shape (n_usable,)
+    """
+    use = np.flatnonzero(windows.usable())
+    mu = np.asarray(mean, dtype=np.float32)
+    inv = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
+    out = []
+    for i in range(0, use.size, batch_size):
+        xb = _normalise(windows.log_mel[use[i : i + batch_size]], mu, inv)
+        out.append(np.asarray(model(xb, training=False)))
+    logits = np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    return logits.astype(np.float32), windows.clip_index[use]
+
+
+def evaluate_clips(
+    *,
+    logits: npt.ArrayLike,
+    clip_index: npt.ArrayLike,
+    y_true: npt.ArrayLike,
+    labels: Sequence[str],
+    temperature: float = 1.0,
+) -> tuple[dict[str, Any], npt.NDArray[np.float64]]:
+    """Clip-level metrics from window logits (averaged window probabilities)."""
+    y = np.asarray(y_true)
+    probs = clip_probabilities(window_logits=logits, clip_index=clip_index, n_clips=y.size, temperature=temperature)
+    ok = ~np.isnan(probs[:, 0])
+    metrics = classification_metrics(y_true=y[ok], y_pred=probs[ok].argmax(axis=1), labels=labels, probs=probs[ok])
+    return metrics, probs
+
+
+def fit_model(
+    *,
+    cfg: TrainConfig,
+    train: WindowSet,
+    y_train: npt.ArrayLike,
+    val: WindowSet | None,
+    y_val: npt.ArrayLike | None,
+    labels: Sequence[str],
+    mean: npt.ArrayLike,
+    std: npt.ArrayLike,
+    log: Any = print,
+    init_model: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Train one model; keep the weights of the best validation UAR.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    train, val : WindowSet
+        ``val`` may be None (then the last epoch is kept).
+    y_train, y_val : array_like, shape (n_clips,)
+        Clip labels (indices into ``labels``).
+    mean, std : array_like, shape (n_mels,)
+        Training statistics.
+    init_model : keras.Model, optional
+        Start from this (built) model instead of a fresh ``cfg.arch``.
+
+    Returns
+    -------
+    model : keras.Model
+    history : dict
+        Per-epoch loss, validation UAR, the best epoch and timings.
+    """
+    import keras
+    import tensorflow as tf
+
+    from training.models import build_model
+
+    keras.utils.set_random_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    n_labels = len(labels)
+    n_mels = train.log_mel.shape[-1]
+    if init_model is not None:
+        model = init_model
+    else:
+        model = build_model(cfg.arch, n_mels=n_mels, n_labels=n_labels, seed=cfg.seed, **cfg.arch_params)
+
+    use = np.flatnonzero(train.usable())
+    yw = np.asarray(y_train)[train.clip_index[use]]
+    counts = np.bincount(yw, minlength=n_labels).astype(np.float64)
+    if cfg.class_weighting:
+        cw = np.where(counts > 0, counts.sum() / (n_labels * np.maximum(counts, 1)), 0.0)
+    else:
+        cw = np.ones(n_labels)
+    per_epoch = use.size if cfg.windows_per_epoch is None else min(use.size, cfg.windows_per_epoch)
+    steps = max(1, per_epoch // cfg.batch_size)
+    total_steps = steps * cfg.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=total_steps, warmup_target=None, alpha=0.02
+    )
+    opt = keras.optimizers.Adam(learning_rate=schedule)
+    mu = np.asarray(mean, dtype=np.float32)
+    inv = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
+    eps = cfg.label_smoothing
+    cw_t = tf.constant(cw, dtype=tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def step(xb: Any, yb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            logits = model(xb, training=True)
+            onehot = tf.one_hot(yb, n_labels) * (1 - eps) + eps / n_labels
+            ce = tf.nn.softmax_cross_entropy_with_logits(labels=onehot, logits=logits)
+            w = tf.gather(cw_t, yb)
+            loss = tf.reduce_sum(ce * w) / tf.reduce_sum(w)
+            reg = tf.add_n(model.losses) if model.losses else 0.0
+            total = loss + reg
+        grads = tape.gradient(total, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    history: dict[str, Any] = {"loss": [], "val_uar": [], "epoch_s": []}
+    best_uar, best_epoch, best_weights = -1.0, -1, None
+    stale = 0
+    for epoch in range(cfg.epochs):
+        t0 = time.perf_counter()
+        order = rng.permutation(use)[: steps * cfg.batch_size]
+        losses = []
+        for s in range(steps):
+            idx = np.sort(order[s * cfg.batch_size : (s + 1) * cfg.batch_size])
+            xb = _normalise(train.log_mel[idx], mu, inv)
+            _spec_augment(xb, cfg, rng)
+            yb = np.asarray(y_train)[train.clip_index[idx]].astype(np.int32)
+            losses.append(float(step(tf.constant(xb), tf.constant(yb))))
+        history["loss"].append(float(np.mean(losses)))
+        msg = f"epoch {epoch + 1}/{cfg.epochs} loss {history['loss'][-1]:.4f}"
+        if val is not None and y_val is not None:
+            vl, vi = predict_logits(model, val, mean=mu, std=std)
+            m, _ = evaluate_clips(logits=vl, clip_index=vi, y_true=y_val, labels=labels)
+            history["val_uar"].append(m["uar"])
+            msg += f" val UAR {m['uar']:.4f} acc {m['accuracy']:.4f}"
+            if m["uar"] > best_uar:
+                best_uar, best_epoch, best_weights = m["uar"], epoch, model.get_weights()
+                stale = 0
+            else:
+                stale += 1
+        history["epoch_s"].append(time.perf_counter() - t0)
+        log(msg + f" ({history['epoch_s'][-1]:.0f} s)")
+        if val is not None and stale >= cfg.patience:
+            log(f"early stop: no validation gain for {cfg.patience} epochs")
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    history["best_epoch"] = best_epoch + 1 if best_epoch >= 0 else len(history["loss"])
+    history["best_val_uar"] = best_uar if best_uar >= 0 else math.nan
+    return model, history
