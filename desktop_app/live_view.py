@@ -50,10 +50,25 @@ class DeviceInfo:
         return f"DeviceInfo({self.index}, {self.name!r}, default={self.is_default})"
 
 
-def list_devices() -> tuple[list[DeviceInfo], str | None]:
+def rescan_portaudio() -> None:
+    """Make PortAudio enumerate devices again (it caches them from its initialisation).
+
+    Only call it while no stream is open: a sound server that restarted or a
+    device plugged in after start-up is then seen by the next listing.
+    """
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()
+
+
+def list_devices(*, rescan: bool = False) -> tuple[list[DeviceInfo], str | None]:
     """Input devices from the engine, and an error message when none can be listed."""
     try:
         from ser_engine.live import list_input_devices
+
+        if rescan:
+            rescan_portaudio()
 
         devices = list_input_devices()
     except Exception as exc:
@@ -123,7 +138,7 @@ class LiveView(QWidget):
         bar.addWidget(self.device_combo, 1)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Look for input devices again")
-        self.refresh_button.clicked.connect(self.refresh_devices)
+        self.refresh_button.clicked.connect(lambda: self.refresh_devices(rescan=True))
         bar.addWidget(self.refresh_button)
         self.start_button = QPushButton("Start")
         self.start_button.setCheckable(False)
@@ -198,10 +213,16 @@ class LiveView(QWidget):
         return [self.status_compute, self.status_delay, self.status_overruns, self.status_rate]
 
     # ------------------------------------------------------------------ devices
-    @Slot()
-    def refresh_devices(self) -> None:
-        """Re-list input devices; keep the user's choice, else preselect the default."""
-        devices, error = self._device_lister()
+    def refresh_devices(self, *, rescan: bool = False) -> None:
+        """Re-list input devices; keep the user's choice, else preselect the default.
+
+        ``rescan`` (the Refresh button) makes PortAudio look for devices again,
+        so a microphone plugged in (or a sound server restarted) is found.
+        """
+        if rescan and not self.running and self._device_lister is list_devices:
+            devices, error = list_devices(rescan=True)
+        else:
+            devices, error = self._device_lister()
         self.devices = devices
         wanted = self.settings.input_device
         self.device_combo.blockSignals(True)

@@ -1,0 +1,172 @@
+"""The app's live mode on a real microphone path: PulseAudio null sink -> sounddevice -> engine -> Qt.
+
+``virtual_mic.play()`` sends real corpus clips into the null sink whose
+monitor is the default input; the app's live view records from the default
+input through the engine's LiveSession exactly as it does on a desktop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from desktop_support import corpus_clips, temp_settings
+
+from desktop_app.live_view import LiveView, list_devices
+from ser_engine.analysis import analyze_file
+from ser_engine.model import EmotionModel
+
+pytestmark = [pytest.mark.gui, pytest.mark.mic, pytest.mark.corpus, pytest.mark.slow]
+
+NOISE_FLOOR_DB = -70.0
+
+
+def _live(qtbot, tmp_path: Path, model: EmotionModel) -> LiveView:
+    v = LiveView(settings=temp_settings(tmp_path), model=model, device_lister=lambda: list_devices(rescan=True))
+    qtbot.addWidget(v)
+    v.resize(1200, 800)
+    v.show()
+    return v
+
+
+class _Levels:
+    """Collects the level meter's readings at every repaint."""
+
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
+        self.samples: list[tuple[float, float]] = []
+        view.waveform_painted.connect(self._on)
+
+    def _on(self, _pos: int) -> None:
+        self.samples.append((time.monotonic(), self.view.meter.level_db))
+
+    def max_between(self, t0: float, t1: float) -> float:
+        vals = [v for t, v in self.samples if t0 <= t <= t1 and math.isfinite(v)]
+        return max(vals) if vals else -math.inf
+
+
+def _play(qtbot, virtual_mic, source, timeout_ms: int = 30000) -> tuple[float, float]:
+    t0 = time.monotonic()
+    proc = virtual_mic.play(source)
+    qtbot.waitUntil(lambda: proc.poll() is not None, timeout=timeout_ms)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    return t0, time.monotonic()
+
+
+def test_live_mode_hears_speech_and_silence(qtbot, tmp_path: Path, virtual_mic, corpus_dir: Path,
+                                            tiny_model: EmotionModel) -> None:
+    view = _live(qtbot, tmp_path, tiny_model)
+    assert view.current_device() is not None and view.current_device().is_default
+    levels = _Levels(view)
+    assert view.start(), view.banner.text()
+    # silence first: the gate says so, the display shows the no-speech state
+    qtbot.waitUntil(lambda: view.silence_predictions >= 3, timeout=15000)
+    assert view.emotion.state == "no_speech" and view.speech_predictions == 0
+    quiet = max(v for _, v in levels.samples)
+    assert quiet < NOISE_FLOOR_DB
+    # a real clip: audio arrives (level above the noise floor) and predictions say speech
+    clip = corpus_clips(corpus_dir)[0]
+    t0, t1 = _play(qtbot, virtual_mic, clip)
+    qtbot.wait(700)
+    assert levels.max_between(t0, t1 + 0.7) > -40.0
+    assert view.speech_predictions >= 2
+    assert view.last_prediction is not None
+    _, ys = view.wave_curve.getData()
+    assert np.abs(ys).max() > 0.05  # the waveform shows it
+    # back to silence once the clip has left the analysis window
+    n_silent = view.silence_predictions
+    qtbot.waitUntil(lambda: view.silence_predictions >= n_silent + 2 and view.emotion.state == "no_speech",
+                    timeout=15000)
+    stats = view.last_stats
+    assert stats is not None and stats.overflows == 0
+    assert "ms/step" in view.status_compute.text() and "delay" in view.status_delay.text()
+    view.stop()
+    assert not view.running
+
+
+def test_live_result_agrees_with_file_analysis(qtbot, tmp_path: Path, virtual_mic, corpus_dir: Path,
+                                               shipped_model: EmotionModel) -> None:
+    """On clips where file analysis is confident, the live stream names the same dominant emotion."""
+    candidates = [
+        corpus_dir / "ravdess" / "Actor_01" / "03-01-05-02-01-01-01.flac",
+        corpus_dir / "ravdess" / "Actor_02" / "03-01-04-02-02-01-02.flac",
+        corpus_dir / "ravdess" / "Actor_05" / "03-01-01-01-01-01-05.flac",
+        corpus_dir / "savee" / "DC_h01.flac",
+        corpus_dir / "savee" / "JK_sa01.flac",
+        corpus_dir / "tess" / "YAF_angry" / "YAF_back_angry.ogg",
+        corpus_dir / "tess" / "OAF_Sad" / "OAF_back_sad.ogg",
+        corpus_dir / "tess" / "YAF_happy" / "YAF_back_happy.ogg",
+    ]
+    confident = []
+    for c in candidates:
+        fr = analyze_file(c, shipped_model)
+        assert fr.ok, fr.error
+        if fr.label is not None and (fr.confidence or 0) >= 0.6:
+            confident.append((c, fr.label))
+    assert len(confident) >= 3, "fewer than 3 clips the file analysis is confident about"
+
+    view = _live(qtbot, tmp_path, shipped_model)
+    preds = []
+    view.controller.prediction.connect(preds.append)
+    assert view.start(), view.banner.text()
+    qtbot.waitUntil(lambda: view.predictions_received >= 2, timeout=15000)
+    rate = shipped_model.feature_config.sample_rate
+    disagreements = []
+    for clip, label in confident:
+        session = view.controller.session
+        start_pos = session.audio.write_position / rate
+        n0 = len(preds)
+        _play(qtbot, virtual_mic, clip)
+        end_pos = session.audio.write_position / rate
+        # let the last windows holding the clip arrive, then leave a silent gap
+        qtbot.waitUntil(lambda e=end_pos: bool(preds) and preds[-1].end_s > e + 3.2, timeout=15000)
+        window = [p for p in preds[n0:] if p.speech and p.end_s > start_pos and p.start_s < end_pos + 0.2]
+        assert window, f"no speech predicted while {clip.name} played"
+        labels = shipped_model.labels
+        mean = np.mean([[p.raw_probabilities[lab] for lab in labels] for p in window], axis=0)
+        live = labels[int(np.argmax(mean))]
+        if live != label:
+            disagreements.append(f"{clip.name}: file {label}, live {live}")
+    view.stop()
+    assert not disagreements, disagreements
+
+
+def test_device_lost_mid_stream_keeps_recording_and_app(qtbot, tmp_path: Path, virtual_mic, corpus_dir: Path,
+                                                        tiny_model: EmotionModel) -> None:
+    settings = temp_settings(tmp_path)
+    settings.recordings_folder = str(tmp_path / "rec")
+    view = LiveView(settings=settings, model=tiny_model, device_lister=lambda: list_devices(rescan=True))
+    qtbot.addWidget(view)
+    view.show()
+    try:
+        assert view.start(), view.banner.text()
+        view.toggle_recording()
+        assert view.controller.recording_path is not None
+        wav = view.controller.recording_path
+        proc = virtual_mic.play(corpus_clips(corpus_dir)[1])
+        qtbot.waitUntil(lambda: view.predictions_received >= 4, timeout=15000)
+        with qtbot.waitSignal(view.controller.failed, timeout=20000) as blocker:
+            virtual_mic.kill_server()  # the sound server (and with it the input) disappears
+        proc.wait(timeout=10)
+        message = blocker.args[0]
+        assert "device" in message.lower()
+        assert str(wav) in message  # the user is told the recording is kept
+        assert view.banner.isVisible() and "stopped" in view.banner.text()
+        assert not view.running and view.emotion.state == "error"
+        info = sf.info(str(wav))
+        assert info.frames / info.samplerate > 1.0  # the recording so far is kept and readable
+        assert wav.with_suffix(".csv").read_text().startswith("start_s,end_s,speech,label")
+        assert view.start_button.isEnabled()  # the app keeps running
+    finally:
+        virtual_mic.ensure_running()
+    # the user picks the device again (Refresh) and restarts
+    view.refresh_devices()
+    assert view.current_device() is not None
+    assert view.start(), view.banner.text()
+    n0 = view.predictions_received
+    qtbot.waitUntil(lambda: view.predictions_received >= n0 + 3, timeout=20000)
+    view.stop()
