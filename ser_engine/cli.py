@@ -1,0 +1,443 @@
+"""The ``ser`` command line.
+
+``ser analyze PATH...``   dominant emotion of files and folders (recursive)
+``ser listen``            live predictions from an input device, one line per hop
+``ser devices``           input devices and their default rates
+``ser info``              the model's metadata
+
+Exit status: 0 when everything succeeded; 1 when any file failed (every
+other file is still reported) or on a model/device error; 2 for bad usage;
+130 when interrupted. Errors go to stderr as ``ser: <file>: <reason>``; the
+CLI never prints a traceback for bad input.
+
+Start-up is kept light: TensorFlow is never imported, librosa and numba are
+not used, and heavy modules are imported only by the sub-command that needs
+them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ser_engine import __version__
+from ser_engine.errors import SerError
+
+if TYPE_CHECKING:
+    from ser_engine.analysis import FileResult
+    from ser_engine.model import EmotionModel
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors: one line, exit 2, no traceback
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"ser: error: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return v
+
+
+def _unit_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return v
+
+
+def _workers(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ser", description="Speech emotion recognition: files, folders and live input.")
+    p.add_argument("--version", action="version", version=f"ser {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    model_help = "model directory holding model.onnx and model.json (default: the bundled model or $SER_MODEL_DIR)"
+    a = sub.add_parser("analyze", help="dominant emotion of audio files and folders (recursive)")
+    a.add_argument("paths", nargs="+", metavar="PATH", help="audio files and/or folders")
+    a.add_argument("--model", metavar="DIR", help=model_help)
+    a.add_argument("--window", type=_positive_float, metavar="S", help="analysis window in seconds (default: model's)")
+    a.add_argument("--hop", type=_positive_float, metavar="S", help="hop between windows in seconds (default: model's)")
+    a.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    a.add_argument("--segments", action="store_true", help="also report every analysed window")
+    a.add_argument("--workers", type=_workers, default=min(2, os.cpu_count() or 1), metavar="N",
+                   help="files analysed in parallel (default: %(default)s)")
+    a.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X",
+                   help="speech gate sensitivity 0..1 (default: %(default)s)")
+    a.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="progress bar on stderr (auto: when stderr is a terminal and there are several files)")
+
+    listen = sub.add_parser("listen", help="live predictions from an input device, one line per hop")
+    listen.add_argument("--device", metavar="D", help="input device index or name (see `ser devices`)")
+    listen.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: Ctrl+C)")
+    listen.add_argument("--format", choices=("table", "jsonl"), default="table", help="output format")
+    listen.add_argument("--model", metavar="DIR", help=model_help)
+    listen.add_argument("--window", type=_positive_float, metavar="S", default=None)
+    listen.add_argument("--hop", type=_positive_float, metavar="S", default=None)
+    listen.add_argument("--smoothing", type=float, default=0.5, metavar="X", help="EMA smoothing in [0, 1)")
+    listen.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X")
+    listen.add_argument("--record", metavar="WAV", help="also record the 16 kHz audio (and WAV.csv predictions)")
+
+    d = sub.add_parser("devices", help="list audio input devices")
+    d.add_argument("--format", choices=("table", "json"), default="table")
+
+    i = sub.add_parser("info", help="show the model's metadata")
+    i.add_argument("--model", metavar="DIR", help=model_help)
+    i.add_argument("--format", choices=("table", "json"), default="table")
+    return p
+
+
+def _err(message: str) -> None:
+    print(f"ser: {message}", file=sys.stderr, flush=True)
+
+
+def _load_model(model_dir: str | None) -> EmotionModel:
+    from ser_engine.errors import ModelError
+    from ser_engine.model import EmotionModel
+
+    try:
+        return EmotionModel.load(model_dir)
+    except ModelError as exc:
+        if model_dir is None and "not found" in str(exc):
+            raise ModelError(f"{exc} (pass --model DIR or set SER_MODEL_DIR)") from exc
+        raise
+
+
+# ----------------------------------------------------------------------------- analyze
+class _Progress:
+    """A one-line progress bar on stderr (plain text, redrawn with \\r)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and total > 1
+        self.done = 0
+        self.failed = 0
+        self.t0 = time.monotonic()
+        self._last = 0.0
+
+    def update(self, ok: bool) -> None:
+        self.done += 1
+        self.failed += not ok
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and self.done < self.total:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * self.done / self.total)
+        bar = "#" * filled + "." * (width - filled)
+        fail = f", {self.failed} failed" if self.failed else ""
+        sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} files{fail}  {now - self.t0:.1f} s ")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled and self.done:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()
+
+    def message(self, text: str) -> None:
+        if self.enabled and self.done:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+        _err(text)
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+class _Writer:
+    def __init__(self, out: TextIO, fmt: str, labels: Sequence[str], segments: bool) -> None:
+        self.out = out
+        self.fmt = fmt
+        self.labels = list(labels)
+        self.segments = segments
+        self.count = 0
+        self._csv: Any = None
+        self._path_width = 40
+
+    def begin(self, paths: Sequence[str]) -> None:
+        if self.fmt == "json":
+            self.out.write("[")
+        elif self.fmt == "csv":
+            import csv
+
+            self._csv = csv.writer(self.out, lineterminator="\n")
+            if self.segments:
+                self._csv.writerow(["path", "start_s", "end_s", "speech", "label", *[f"p_{k}" for k in self.labels]])
+            else:
+                self._csv.writerow(["path", "ok", "error", "duration_s", "speech_s", "label", "confidence",
+                                    *[f"p_{k}" for k in self.labels]])
+        else:
+            self._path_width = max(12, min(60, max((len(p) for p in paths), default=12)))
+            head = f"{'file':<{self._path_width}}  {'duration':>8}  {'speech':>7}  {'emotion':<10} {'conf':>5}  top"
+            self.out.write(head + "\n")
+        self.out.flush()
+
+    def write(self, r: FileResult) -> None:
+        d = r.to_dict()
+        if not self.segments:
+            d["segments"] = []
+        if self.fmt == "json":
+            self.out.write(("," if self.count else "") + "\n  " + json.dumps(d, ensure_ascii=False))
+        elif self.fmt == "csv":
+            if self.segments:
+                if not r.ok:
+                    self._csv.writerow([str(r.path), "", "", "", "ERROR: " + str(r.error)] + [""] * len(self.labels))
+                for s in r.segments:
+                    self._csv.writerow([str(r.path), f"{s.start_s:.3f}", f"{s.end_s:.3f}", int(s.speech),
+                                        s.label or "", *[_fmt(s.probabilities.get(k), 4) for k in self.labels]])
+            else:
+                self._csv.writerow([str(r.path), int(r.ok), r.error or "", _fmt(r.duration_s), _fmt(r.speech_s),
+                                    r.label or "", _fmt(r.confidence, 4),
+                                    *[_fmt(r.probabilities.get(k), 4) for k in self.labels]])
+        else:
+            self._table_row(r)
+        self.count += 1
+        self.out.flush()
+
+    def _table_row(self, r: FileResult) -> None:
+        w = self._path_width
+        name = str(r.path)
+        if len(name) > w:
+            name = "…" + name[-(w - 1) :]
+        if not r.ok:
+            self.out.write(f"{name:<{w}}  {'':>8}  {'':>7}  {'FAILED':<10} {'':>5}  see stderr\n")
+            return
+        if r.label is None:
+            emotion, conf, top = "no speech", "", ""
+        else:
+            emotion, conf = r.label, f"{r.confidence:.2f}"
+            best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:3]
+            top = " ".join(f"{k}={v:.2f}" for k, v in best)
+        self.out.write(f"{name:<{w}}  {r.duration_s:>7.2f}s  {r.speech_s:>6.2f}s  {emotion:<10} {conf:>5}  {top}\n")
+        if self.segments:
+            for s in r.segments:
+                lab = s.label or "-"
+                p = s.probabilities.get(s.label, 0.0) if s.label else 0.0
+                sp = "speech" if s.speech else "silence"
+                self.out.write(f"    {s.start_s:8.2f}-{s.end_s:<8.2f} {sp:<8} {lab:<10} {p:.2f}\n")
+
+    def end(self) -> None:
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from ser_engine.analysis import FileResult, analyze_paths
+    from ser_engine.audio import find_audio_files
+
+    model = _load_model(args.model)
+    files, problems = find_audio_files(args.paths)
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    progress = _Progress(len(files) + len(problems), show)
+    writer = _Writer(sys.stdout, args.format, model.labels, args.segments)
+    writer.begin([str(f) for f in files] + [str(p) for p, _ in problems])
+    failed = 0
+    cancel = threading.Event()
+    try:
+        for p, msg in problems:
+            writer.write(FileResult(path=p, ok=False, error=msg))
+            progress.message(msg)
+            progress.update(False)
+            failed += 1
+        for res in analyze_paths(files, model, window_s=args.window, hop_s=args.hop,
+                                 gate_sensitivity=args.sensitivity, workers=args.workers, cancel=cancel,
+                                 expand=False):
+            writer.write(res)
+            if not res.ok:
+                failed += 1
+                progress.message(str(res.error))
+            progress.update(res.ok)
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    finally:
+        progress.clear()
+        writer.end()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# ----------------------------------------------------------------------------- listen
+def cmd_listen(args: argparse.Namespace) -> int:
+    from ser_engine.errors import ParameterError
+    from ser_engine.live import LiveSession
+    from ser_engine.stream import Prediction, StreamSettings
+
+    model = _load_model(args.model)
+    cfg = model.feature_config
+    try:
+        settings = StreamSettings(
+            window_s=args.window if args.window is not None else cfg.window_s,
+            hop_s=args.hop if args.hop is not None else cfg.hop_s,
+            smoothing=args.smoothing,
+            gate_sensitivity=args.sensitivity,
+        )
+    except ParameterError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    out = sys.stdout
+    lock = threading.Lock()
+    errors: list[SerError] = []
+    done = threading.Event()
+
+    def on_prediction(p: Prediction) -> None:
+        if args.format == "jsonl":
+            line = json.dumps(p.to_dict(), ensure_ascii=False)
+        elif p.speech:
+            probs = " ".join(f"{k}={v:.2f}" for k, v in p.probabilities.items())
+            line = f"{p.end_s:9.2f}s  speech   {p.label:<10} {p.confidence:.2f}  {probs}"
+        else:
+            line = f"{p.end_s:9.2f}s  silence  {'-':<10} {'':4}  level {p.level_dbfs:.0f} dBFS"
+        with lock:
+            try:
+                out.write(line + "\n")
+                out.flush()
+            except (BrokenPipeError, ValueError):
+                done.set()
+
+    def on_error(e: SerError) -> None:
+        errors.append(e)
+        done.set()
+
+    session = LiveSession(model, device=args.device, settings=settings, on_prediction=on_prediction,
+                          on_error=on_error)
+    session.start()
+    if args.format == "table":
+        inp = session.input
+        dev = inp.device.name if inp is not None and inp.device is not None else "?"
+        rate = inp.device_rate if inp is not None else 0
+        _err(f"listening on {dev!r} at {rate} Hz; window {settings.window_s:g} s, hop {settings.hop_s:g} s"
+             + ("" if args.duration else "; Ctrl+C to stop"))
+    try:
+        if args.record:
+            session.start_recording(args.record, args.record + ".csv")
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while not done.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            done.wait(0.05)
+    finally:
+        session.stop()
+    stats = session.stats()
+    if stats.overflows or stats.lost_samples:
+        _err(f"warning: {stats.overflows} input overflows, {stats.lost_samples} samples lost")
+    if errors:
+        _err(str(errors[0]))
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- devices / info
+def cmd_devices(args: argparse.Namespace) -> int:
+    from ser_engine.live import list_input_devices
+
+    devices = list_input_devices()
+    if args.format == "json":
+        print(json.dumps([d.to_dict() for d in devices], indent=2))
+        return EXIT_OK
+    if not devices:
+        _err("no audio input devices found")
+        return EXIT_FAILED
+    print(f"{'':2}{'index':>5}  {'rate':>8}  {'ch':>3}  name")
+    for d in devices:
+        mark = "* " if d.is_default else "  "
+        api = f"  ({d.hostapi})" if d.hostapi else ""
+        print(f"{mark}{d.index:>5}  {d.default_samplerate:>7.0f}  {d.max_input_channels:>3}  {d.name}{api}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    meta = model.metadata
+    if args.format == "json":
+        data = meta.to_dict()
+        data["path"] = str(model.path)
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    fc = meta.feature_config
+    rows = [
+        ("model", meta.name),
+        ("path", str(model.path)),
+        ("labels", ", ".join(meta.labels)),
+        ("input", f"{meta.input_name} {list(meta.input_shape)} -> {meta.output_name}"),
+        ("features", f"log-mel {fc.n_mels} bands {fc.fmin:g}-{fc.fmax:g} Hz, {fc.sample_rate} Hz, "
+                     f"n_fft {fc.n_fft}, win {fc.win_length}, hop {fc.hop_length}"),
+        ("window", f"{fc.window_s:g} s ({fc.n_frames} frames), hop {fc.hop_s:g} s"),
+        ("temperature", f"{meta.temperature:g}"),
+    ]
+    for k, v in meta.provenance.items():
+        rows.append((f"provenance.{k}", json.dumps(v) if not isinstance(v, str) else v))
+    for k, v in meta.metrics.items():
+        rows.append((f"metrics.{k}", json.dumps(v) if not isinstance(v, str) else v))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return EXIT_OK
+
+
+COMMANDS = {"analyze": cmd_analyze, "listen": cmd_listen, "devices": cmd_devices, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout closed early (e.g. `ser analyze ... | head`): not an error of ours
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return EXIT_OK
+    except SerError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _err(f"{where}{exc.strerror or exc}")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

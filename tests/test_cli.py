@@ -1,0 +1,255 @@
+"""The `ser` CLI, run as a real process: exit codes, formats, errors, cold start, live."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import ROOT, VirtualMic, synth_speechlike
+
+SR = 16000
+KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "probabilities", "segments"]
+RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
+                    "07": "disgust", "08": "surprised"}
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    e.pop("SER_MODEL_DIR", None)
+    return e
+
+
+def ser(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    e = env()
+    return subprocess.run([sys.executable, "-m", "ser_engine.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=e, cwd=ROOT)
+
+
+def no_traceback(p: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in p.stderr and "Traceback" not in p.stdout, p.stderr
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    out = {
+        "good": d / "good.wav",
+        "good2": d / "sub" / "good2.flac",
+        "silence": d / "silence.wav",
+        "empty": d / "empty.wav",
+        "text": d / "notes.wav",
+        "random": d / "random.wav",
+        "truncated": d / "truncated.wav",
+        "nan": d / "nan.wav",
+    }
+    sf.write(str(out["good"]), synth_speechlike(seconds=4.0, seed=1), SR)
+    sf.write(str(out["good2"]), synth_speechlike(seconds=2.0, seed=2, sample_rate=22050), 22050)
+    sf.write(str(out["silence"]), np.zeros(3 * SR, np.float32), SR)
+    out["empty"].write_bytes(b"")
+    out["text"].write_text("this is not audio\n" * 20)
+    out["random"].write_bytes(np.random.default_rng(0).bytes(4096))
+    out["truncated"].write_bytes(out["good"].read_bytes()[:40])
+    y = synth_speechlike(seconds=1.0)
+    y[10] = np.inf
+    sf.write(str(out["nan"]), y, SR, subtype="FLOAT")
+    return out
+
+
+def test_version_and_usage() -> None:
+    p = ser("--version")
+    assert p.returncode == 0 and p.stdout.strip().startswith("ser ")
+    p = ser("analyze")
+    assert p.returncode == 2 and "ser: error" in p.stderr
+    p = ser("analyze", "x.wav", "--workers", "0")
+    assert p.returncode == 2 and "at least 1" in p.stderr
+    p = ser()
+    assert p.returncode == 2
+    no_traceback(p)
+
+
+def test_analyze_batch_reports_every_file_and_fails_on_bad_ones(tiny_model_dir: Path, files: dict[str, Path]) -> None:
+    p = ser("analyze", "--model", tiny_model_dir, "--format", "json", files["good"].parent, "--progress", "always")
+    no_traceback(p)
+    assert p.returncode == 1
+    data = json.loads(p.stdout)
+    assert all(list(d) == KEYS for d in data)
+    by_name = {Path(d["path"]).name: d for d in data}
+    assert set(by_name) == {f.name for f in files.values()}
+    assert by_name["good.wav"]["ok"] and by_name["good.wav"]["label"]
+    assert by_name["good2.flac"]["ok"] and by_name["good2.flac"]["duration_s"] == pytest.approx(2.0, abs=0.01)
+    sil = by_name["silence.wav"]
+    assert sil["ok"] and sil["label"] is None and sil["speech_s"] == 0
+    reasons = {"empty.wav": "empty file", "notes.wav": "contains text", "random.wav": "unrecognised",
+               "truncated.wav": "corrupt or truncated WAV", "nan.wav": "NaN or infinite"}
+    for name, reason in reasons.items():
+        assert not by_name[name]["ok"] and reason in by_name[name]["error"]
+        # stderr names the file and the reason
+        assert any(name in line and reason in line for line in p.stderr.splitlines()), p.stderr
+    assert "files" in p.stderr  # the progress bar
+
+
+def test_all_good_exits_zero_with_table_and_segments(tiny_model_dir: Path, files: dict[str, Path]) -> None:
+    p = ser("analyze", "--model", tiny_model_dir, files["good"], files["silence"], "--segments")
+    no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].split()[:3] == ["file", "duration", "speech"]
+    assert any("good.wav" in line and "4.00s" in line for line in lines)
+    assert any("silence.wav" in line and "no speech" in line for line in lines)
+    assert sum("speech " in line and "-" in line.split()[0] for line in lines) >= 3  # segment rows
+    assert p.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_csv_formats(tiny_model_dir: Path, files: dict[str, Path]) -> None:
+    p = ser("analyze", "--model", tiny_model_dir, "--format", "csv", files["good"], files["empty"])
+    assert p.returncode == 1
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert [r["ok"] for r in rows] == ["1", "0"]
+    assert rows[0]["label"] and float(rows[0]["confidence"]) > 0 and "p_angry" in rows[0]
+    assert "empty file" in rows[1]["error"]
+    p = ser("analyze", "--model", tiny_model_dir, "--format", "csv", "--segments", "--window", "2", "--hop", "1",
+            files["good"])
+    assert p.returncode == 0
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert [(r["start_s"], r["end_s"]) for r in rows] == [("0.000", "2.000"), ("1.000", "3.000"), ("2.000", "4.000")]
+
+
+def test_folder_without_audio_and_missing_path(tiny_model_dir: Path, tmp_path: Path, files: dict[str, Path]) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("x")
+    p = ser("analyze", "--model", tiny_model_dir, tmp_path / "docs", tmp_path / "missing.wav", files["good"])
+    no_traceback(p)
+    assert p.returncode == 1
+    assert "docs: no audio files found" in p.stderr and "missing.wav: file not found" in p.stderr
+    assert "good.wav" in p.stdout
+
+
+def test_non_ascii_path(tiny_model_dir: Path, tmp_path: Path) -> None:
+    f = tmp_path / "données" / "élan – 喜.wav"
+    f.parent.mkdir()
+    sf.write(str(f), synth_speechlike(seconds=3.2), SR)
+    p = ser("analyze", "--model", tiny_model_dir, "--format", "json", f.parent)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[0]["path"] == str(f)
+
+
+@pytest.mark.parametrize("case", ["missing dir", "missing onnx", "corrupt onnx", "labels disagree", "shape disagrees"])
+def test_bad_model(tiny_model_dir: Path, tmp_path: Path, files: dict[str, Path], case: str) -> None:
+    d = tmp_path / "model"
+    if case != "missing dir":
+        shutil.copytree(tiny_model_dir, d)
+    if case == "missing onnx":
+        (d / "model.onnx").unlink()
+    elif case == "corrupt onnx":
+        (d / "model.onnx").write_bytes(b"\x08\x07garbage" * 100)
+    elif case in ("labels disagree", "shape disagrees"):
+        meta = json.loads((d / "model.json").read_text())
+        if case == "labels disagree":
+            meta["labels"] = meta["labels"][:-1]
+        else:
+            meta["input_shape"] = [None, None, 40]
+        (d / "model.json").write_text(json.dumps(meta))
+    p = ser("analyze", "--model", d, files["good"])
+    no_traceback(p)
+    assert p.returncode == 1
+    assert str(d) in p.stderr and p.stdout == ""
+    expected = {"missing dir": "model directory not found", "missing onnx": "model file not found",
+                "corrupt onnx": "not a loadable ONNX model", "labels disagree": "labels",
+                "shape disagrees": "mel bands"}[case]
+    assert expected in p.stderr
+
+
+def test_cold_start_imports_no_tensorflow_librosa_or_numba(tiny_model_dir: Path, files: dict[str, Path]) -> None:
+    code = (
+        "import sys\n"
+        "from ser_engine.cli import main\n"
+        f"rc = main(['analyze', '--model', {str(tiny_model_dir)!r}, {str(files['good'])!r}])\n"
+        "names = ('tensorflow', 'keras', 'librosa', 'numba', 'torch', 'PySide6')\n"
+        "heavy = sorted(m for m in names if m in sys.modules)\n"
+        "print('HEAVY', heavy, 'RC', rc)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), cwd=ROOT, timeout=120)
+    assert "HEAVY [] RC 0" in p.stdout, p.stdout + p.stderr
+
+
+def test_info_and_devices(tiny_model_dir: Path, virtual_mic: VirtualMic) -> None:
+    p = ser("info", "--model", tiny_model_dir)
+    assert p.returncode == 0 and "angry" in p.stdout and "297 frames" in p.stdout
+    p = ser("info", "--model", tiny_model_dir, "--format", "json")
+    assert json.loads(p.stdout)["labels"][0] == "angry"
+    p = ser("devices")
+    assert p.returncode == 0 and any(line.startswith("*") for line in p.stdout.splitlines()), p.stdout
+    devices = json.loads(ser("devices", "--format", "json").stdout)
+    assert sum(d["is_default"] for d in devices) == 1
+
+
+@pytest.mark.mic
+def test_listen_streams_jsonl(tiny_model_dir: Path, virtual_mic: VirtualMic, tmp_path: Path) -> None:
+    rec = tmp_path / "rec.wav"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ser_engine.cli", "listen", "--model", str(tiny_model_dir), "--duration", "9",
+         "--format", "jsonl", "--record", str(rec)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
+    )
+    time.sleep(3.0)
+    virtual_mic.play(synth_speechlike(seconds=4.0, level=0.4)).wait(timeout=20)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) >= 12
+    assert set(lines[0]) >= {"start_s", "end_s", "speech", "label", "confidence", "probabilities"}
+    assert any(x["speech"] and x["label"] for x in lines)
+    assert any(not x["speech"] and x["label"] is None for x in lines)
+    assert sf.info(str(rec)).duration > 5 and Path(str(rec) + ".csv").is_file()
+
+
+@pytest.mark.mic
+def test_listen_interrupted_exits_130(tiny_model_dir: Path, virtual_mic: VirtualMic) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ser_engine.cli", "listen", "--model", str(tiny_model_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
+    )
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert "Traceback" not in err
+
+
+def test_listen_bad_device(tiny_model_dir: Path, virtual_mic: VirtualMic) -> None:
+    p = ser("listen", "--model", tiny_model_dir, "--device", "no such microphone 42", "--duration", "1")
+    no_traceback(p)
+    assert p.returncode == 1 and "no input device named" in p.stderr
+
+
+@pytest.mark.corpus
+def test_shipped_model_gets_test_actor_emotions_right(corpus_dir: Path, shipped_model_dir: Path) -> None:
+    split = json.loads((ROOT / "training" / "splits" / "speakers.json").read_text())
+    actors = [a.split(":")[1] for a in split["corpora"]["ravdess"]["test"]]
+    labels = json.loads((shipped_model_dir / "model.json").read_text())["labels"]
+    clips = sorted(
+        f for a in actors for f in (corpus_dir / "ravdess" / f"Actor_{a}").glob("03-01-*-02-*.flac")
+        if RAVDESS_EMOTIONS[f.name.split("-")[2]] in labels
+    )  # strong intensity, emotions the model knows
+    assert len(clips) >= 50
+    p = ser("analyze", "--format", "json", *clips, timeout=600)
+    assert p.returncode == 0, p.stderr
+    results = json.loads(p.stdout)
+    truth = [RAVDESS_EMOTIONS[Path(r["path"]).name.split("-")[2]] for r in results]
+    acc = np.mean([r["label"] == t for r, t in zip(results, truth, strict=True)])
+    assert acc >= 0.5, f"accuracy {acc:.2f} on {len(results)} strong test-actor clips (chance {1 / len(labels):.2f})"
+    one = next(r for r, t in zip(results, truth, strict=True) if t == "angry")
+    assert one["label"] == "angry", one
