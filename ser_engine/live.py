@@ -458,6 +458,7 @@ class LiveSession:
         self._stop.clear()
         self.error = None
         self._got_audio.clear()
+        self.streamer.reset()  # a restarted session does not continue the old window
         inp = self._input_factory()
         inp.start()  # raises DeviceError
         self.input = inp

@@ -233,3 +233,22 @@ def test_sink_unloaded_is_device_loss(virtual_mic: VirtualMic, tiny_model: Emoti
         session.stop()
         virtual_mic.ensure_running()
     assert isinstance(col.errors[0], DeviceError)
+
+
+def test_same_session_restarts_after_stop(virtual_mic: VirtualMic, tiny_model: EmotionModel) -> None:
+    col = Collector()
+    session = start_session(tiny_model, col)
+    virtual_mic.play(np.zeros(SR, np.float32)).wait(timeout=20)
+    session.stop()
+    first = len(col.predictions)
+    assert first >= 1 and not session.running
+    session.start()
+    try:
+        assert session.running
+        virtual_mic.play(synth_speechlike(seconds=2.0)).wait(timeout=20)
+        time.sleep(0.8)
+    finally:
+        session.stop()
+    later = col.predictions[first:]
+    assert later and not col.errors
+    assert later[0].end_s - later[0].start_s <= 0.5 + 1e-6  # a fresh window, not the old one continued
