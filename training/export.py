@@ -128,7 +128,7 @@ def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for name in (
+    names = (
         "tensorflow",
         "keras",
         "tf2onnx",
@@ -139,19 +139,14 @@ def library_versions() -> dict[str, str]:
         "librosa",
         "soundfile",
         "soxr",
-    ):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
+    )
+    for name in names:
+        for dist in (name, name + "-cpu"):
             try:
-                out[name] = md.version(name + "-cpu")
+                out[name] = md.version(dist)
+                break
             except md.PackageNotFoundError:
-                pass
-    if "tensorflow" not in out:
-        try:
-            out["tensorflow"] = md.version("tensorflow-cpu")
-        except md.PackageNotFoundError:
-            pass
+                continue
     return out
 
 

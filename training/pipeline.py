@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
-from training.corpora import CORPORA, HARMONISED_LABELS, Clip, load_all
+from training.corpora import CORPORA, HARMONISED_LABELS, RAVDESS_LABELS, Clip, load_all
 from training.evaluate import fit_temperature
 from training.features import WindowSet, featurize_clips, fit_stats, gate_policy
 from training.splits import DEFAULT_SPLIT_PATH, assign, load_split, split_hash
@@ -117,7 +117,8 @@ def prepare_data(
 
 # Hyper-parameter search ---------------------------------------------------
 SEARCH_SPACE: dict[str, Any] = {
-    "filters": [(16, 32, 64, 128), (24, 48, 96, 128), (16, 32, 64, 96)],
+    "filters": [(16, 32, 64, 128), (24, 48, 96, 128), (32, 64, 96, 128)],
+    "stem_stride": [(2, 2), (2, 1)],
     "dropout": ("uniform", 0.2, 0.5),
     "learning_rate": ("log-uniform", 7e-4, 4e-3),
     "label_smoothing": [0.0, 0.05, 0.1],
@@ -132,10 +133,11 @@ def sample_config(rng: np.random.Generator, base: TrainConfig) -> TrainConfig:
     dropout = float(rng.uniform(SEARCH_SPACE["dropout"][1], SEARCH_SPACE["dropout"][2]))
     lo, hi = SEARCH_SPACE["learning_rate"][1:]
     lr = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    stem = SEARCH_SPACE["stem_stride"][int(rng.integers(len(SEARCH_SPACE["stem_stride"])))]
     return replace(
         base,
         arch="cnn2d",
-        arch_params={"filters": tuple(filters), "dropout": round(dropout, 3)},
+        arch_params={"filters": tuple(filters), "stem_stride": tuple(stem), "dropout": round(dropout, 3)},
         learning_rate=round(lr, 5),
         label_smoothing=float(rng.choice(SEARCH_SPACE["label_smoothing"])),
         time_mask_max=int(rng.choice(SEARCH_SPACE["time_mask_max"])),
@@ -317,14 +319,14 @@ class Budget:
     """Compute budget of ``ser-train all`` (sized for < 60 min on 2 cores)."""
 
     n_aug: int = 2
-    seed_epochs: int = 3
-    seed_windows: int = 8000
+    seed_epochs: int = 2
+    seed_windows: int = 6000
     search_trials: int = 3
-    search_epochs: int = 3
+    search_epochs: int = 2
     search_windows: int = 6000
-    final_epochs: int = 12
-    final_windows: int = 14000
-    r8_epochs: int = 6
+    final_epochs: int = 10
+    final_windows: int = 12000
+    r8_epochs: int = 5
     limit: int | None = None
 
     @classmethod
@@ -434,7 +436,7 @@ def _try_int8(
     pre = run_dir / "model.pre.onnx"
     q = run_dir / "model.int8.onnx"
     try:
-        quant_pre_process(str(onnx_path), str(pre))
+        quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
         quantize_static(
             str(pre),
             str(q),
@@ -560,7 +562,7 @@ def run_all(
     t0 = time.perf_counter()
     base = TrainConfig(
         arch="cnn2d",
-        arch_params={"filters": (16, 32, 64, 128), "dropout": 0.3},
+        arch_params={"filters": (24, 48, 96, 128), "stem_stride": (2, 2), "dropout": 0.3},
         epochs=b.search_epochs,
         windows_per_epoch=b.search_windows,
         patience=b.search_epochs,
@@ -588,7 +590,7 @@ def run_all(
             f.write(json.dumps(search_log[-1]) + "\n")
     best = max(search_log, key=lambda r: r["val_uar"])
     results["search"] = {
-        "space": {k: (list(map(list, v)) if k == "filters" else v) for k, v in SEARCH_SPACE.items()},
+        "space": {k: (list(map(list, v)) if k in ("filters", "stem_stride") else v) for k, v in SEARCH_SPACE.items()},
         "budget": f"{len(trials)} trials x {b.search_epochs} epochs x {b.search_windows} windows, scored on validation speakers",
         "trials": [
             {
@@ -655,8 +657,7 @@ def run_all(
         corpora=CORPORA,
         extra={
             "train_config": final_cfg.to_dict(),
-            "augmentation": "training audio only, after the split: "
-            + __import__("training.augment", fromlist=["x"]).default_chain().describe(),
+            "augmentation": __import__("training.augment", fromlist=["x"]).default_chain().describe(),
             "n_augmented_copies": b.n_aug,
             "normalisation": "per-mel-band mean/std of the training speakers' clean speech windows",
         },
@@ -704,7 +705,8 @@ def run_all(
         "clips": {p: len(c) for p, c in data.clips.items()},
         "windows": {p: int(w.usable().sum()) for p, w in data.clean.items()},
     }
-    results["provenance"] = prov
+    meta_prov = json.loads((staging / "model.json").read_text())["provenance"]
+    results["provenance"] = {**prov, **meta_prov}
     # ship: metadata gets the final numbers; write model, card, report
     meta = json.loads((staging / "model.json").read_text())
     meta["metrics"]["ravdess8_test_uar"] = round(results["ravdess8"]["test"]["all"]["uar"], 4)

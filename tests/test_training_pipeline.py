@@ -1,0 +1,130 @@
+"""A tiny end-to-end run on real clips: featurize (cached), fit one epoch,
+evaluate, export, parity, and loading by ser_engine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_engine.features import frame_windows
+from ser_engine.model import EmotionModel
+from training.corpora import HARMONISED_LABELS
+from training.features import featurize_clips
+from training.pipeline import _parity_windows, prepare_data
+from training.train import TrainConfig, evaluate_clips, fit_model, labels_of, predict_logits
+
+pytestmark = [pytest.mark.training, pytest.mark.corpus, pytest.mark.slow]
+
+TINY = {"filters": (8, 16, 16, 16), "stem_stride": (2, 2), "dropout": 0.1}
+
+
+@pytest.fixture(scope="module")
+def data(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    cache = tmp_path_factory.mktemp("cache")
+    d = prepare_data(root=corpus_dir, n_aug=1, cache_dir=cache, workers=1, limit=12, log=lambda m: None)
+    d.cache = cache  # type: ignore[attr-defined]
+    return d
+
+
+def test_features_are_the_engine_windows_and_are_cached(data, corpus_dir: Path) -> None:
+    w = data.clean["val"]
+    assert w.log_mel.shape[1:] == (data.config.n_frames, data.config.n_mels)
+    assert len(w.clips) == 12 and set(np.unique(w.clip_index)) == set(range(12))
+    # windows of the first clip equal ser_engine's featurizer on frame_windows of the decoded clip
+    import soundfile as sf
+
+    from ser_engine.features import Featurizer
+
+    y, _ = sf.read(w.clips[0].path, dtype="float32")
+    windows, _ = frame_windows(y=y, config=data.config)
+    ref = Featurizer(data.config).log_mel(windows)
+    got = w.log_mel[w.clip_index == 0].astype(np.float32)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=0.02)
+    # a second call reads the cache instead of featurizing again
+    files = sorted(Path(data.cache).glob("*.npz"))
+    assert len(files) == 4  # train, val, test, one augmented copy
+    t = time.perf_counter()
+    again = featurize_clips(clips=w.clips, config=data.config, cache_dir=data.cache, workers=1, progress=False)
+    assert time.perf_counter() - t < 2.0
+    np.testing.assert_array_equal(again.log_mel, w.log_mel)
+    assert sorted(Path(data.cache).glob("*.npz")) == files
+
+
+def test_augmented_copy_differs_from_clean(data) -> None:
+    assert data.train_aug is not None
+    assert [c.path for c in data.train_aug.clips] == [c.path for c in data.clean["train"].clips]
+    assert not np.array_equal(data.train_aug.log_mel[:1], data.clean["train"].log_mel[:1])
+    assert np.isfinite(data.train_aug.log_mel.astype(np.float32)).all()
+
+
+def test_statistics_come_from_training_speakers(data) -> None:
+    from training.features import fit_stats
+
+    mean, std = fit_stats(data.clean["train"])
+    np.testing.assert_allclose(data.config.mean, mean)
+    np.testing.assert_allclose(data.config.std, std)
+    assert data.config.is_fitted and len(data.config.mean) == 64
+
+
+def test_fit_evaluate_export_parity_and_engine_load(data, tmp_path: Path) -> None:
+    from training.export import ExportError, check_parity, export_onnx, write_metadata
+    from training.models import build_model
+    from training.train import configure_tensorflow
+
+    configure_tensorflow()
+    labels = HARMONISED_LABELS
+    train = data.clean["train"].concat(data.train_aug)
+    cfg = TrainConfig(arch="cnn2d", arch_params=TINY, epochs=1, batch_size=16)
+    model, hist = fit_model(
+        cfg=cfg,
+        train=train,
+        y_train=labels_of(train.clips, labels=labels),
+        val=data.clean["val"],
+        y_val=labels_of(data.clips["val"], labels=labels),
+        labels=labels,
+        mean=data.config.mean,
+        std=data.config.std,
+        log=lambda m: None,
+    )
+    assert len(hist["loss"]) == 1 and np.isfinite(hist["loss"][0])
+    logits, idx = predict_logits(model, data.clean["test"], mean=data.config.mean, std=data.config.std)
+    metrics, probs = evaluate_clips(
+        logits=logits, clip_index=idx, y_true=labels_of(data.clips["test"], labels=labels), labels=labels
+    )
+    assert metrics["n"] == 12 and 0.0 <= metrics["uar"] <= 1.0
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+
+    onnx_path = export_onnx(model, tmp_path / "model.onnx", n_mels=64)
+    diff = check_parity(model, onnx_path, _parity_windows(data, n=8))
+    assert diff < 1e-4
+    write_metadata(
+        model_dir=tmp_path,
+        name="tiny",
+        labels=labels,
+        feature_config=data.config,
+        temperature=1.3,
+        provenance={"command": "test"},
+        metrics={},
+    )
+    loaded = EmotionModel.load(tmp_path)
+    assert loaded.labels == labels and loaded.metadata.temperature == 1.3
+    # the engine reproduces the Keras probabilities on a real clip's windows
+    import soundfile as sf
+
+    y, _ = sf.read(data.clips["test"][0].path, dtype="float32")
+    windows, _ = frame_windows(y=y, config=loaded.feature_config)
+    p_engine = loaded.predict_windows(windows)
+    feats = loaded.featurizer(windows)
+    from training.evaluate import softmax
+
+    p_keras = softmax(np.asarray(model(feats, training=False)), temperature=1.3)
+    np.testing.assert_allclose(p_engine, p_keras, atol=1e-4)
+
+    # a graph that disagrees with the Keras model fails the export
+    other = build_model("cnn2d", n_mels=64, n_labels=len(labels), seed=99, **TINY)
+    with pytest.raises(ExportError, match="parity"):
+        check_parity(other, onnx_path, _parity_windows(data, n=4))

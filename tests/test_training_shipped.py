@@ -1,0 +1,73 @@
+"""The shipped model in models/: metadata agrees with the graph and the
+featurizer, and it recognises emotions of test speakers well above chance."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from ser_engine.config import FeatureConfig
+from ser_engine.features import frame_windows
+from ser_engine.gate import window_is_speech
+from ser_engine.model import EmotionModel
+from training.corpora import HARMONISED_LABELS, load_all
+from training.evaluate import classification_metrics
+from training.features import load_clip_audio
+from training.splits import assign, load_split, split_hash
+
+
+def test_metadata_agrees_with_graph_and_featurizer(shipped_model_dir: Path, shipped_model: EmotionModel) -> None:
+    meta = json.loads((shipped_model_dir / "model.json").read_text())
+    graph = onnx.load(str(shipped_model_dir / "model.onnx")).graph
+    assert [i.name for i in graph.input] == [meta["input_name"]] == ["features"]
+    assert [o.name for o in graph.output] == [meta["output_name"]] == ["logits"]
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert len(dims) == 3 and dims[2].dim_value == 64
+    assert not dims[1].dim_value  # dynamic time axis, as model.json says
+    assert meta["input_shape"] == [None, None, 64]
+    out_dims = graph.output[0].type.tensor_type.shape.dim
+    assert out_dims[1].dim_value in (0, len(meta["labels"]))
+    assert tuple(meta["labels"]) == HARMONISED_LABELS == shipped_model.labels
+    cfg = FeatureConfig.from_dict(meta["feature_config"])
+    # the same featurizer settings as the engine's defaults, plus fitted statistics
+    assert cfg.with_stats(mean=[0] * 64, std=[1] * 64) == FeatureConfig().with_stats(mean=[0] * 64, std=[1] * 64)
+    assert cfg.is_fitted and 0.2 < meta["temperature"] < 5
+    assert meta["provenance"]["split_sha256"] == split_hash()
+    assert (shipped_model_dir / "model.onnx").stat().st_size <= 10_000_000
+    assert (shipped_model_dir / "MODEL_CARD.md").is_file()
+    # a window of any length runs (dynamic time axis)
+    probs = shipped_model.predict_features(np.zeros((2, 150, 64), np.float32))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.corpus
+def test_shipped_model_scores_well_above_chance_on_test_speakers(corpus_dir: Path, shipped_model: EmotionModel) -> None:
+    clips, _ = load_all(root=corpus_dir)
+    test = assign(clips=clips, split=load_split())["test"]
+    # fixed sample: the first two clips (by path) of each corpus and label
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for c in sorted(test, key=lambda c: c.path):
+        if len(groups[(c.corpus, c.label)]) < 2:
+            groups[(c.corpus, c.label)].append(c)
+    sample = [c for g in groups.values() for c in g]
+    assert len(sample) == 2 * (7 + 6 + 7 + 7)
+    cfg = shipped_model.feature_config
+    labels = shipped_model.labels
+    y_true, y_pred = [], []
+    for c in sample:
+        y = load_clip_audio(c.path, sample_rate=cfg.sample_rate)
+        windows, _ = frame_windows(y=y, config=cfg)
+        speech = np.array([window_is_speech(w, sample_rate=cfg.sample_rate) for w in windows])
+        if speech.any():
+            windows = windows[speech]
+        p = shipped_model.predict_windows(windows).mean(axis=0)
+        y_true.append(labels.index(c.label))
+        y_pred.append(int(np.argmax(p)))
+    m = classification_metrics(y_true=np.array(y_true), y_pred=np.array(y_pred), labels=labels)
+    # chance is 1/7 = 14 %; a broken export or a label-order mistake lands near it
+    assert m["uar"] >= 0.35, m["confusion"]
