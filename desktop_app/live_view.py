@@ -37,6 +37,8 @@ __all__ = ["DeviceInfo", "LiveView", "list_devices"]
 WAVEFORM_S = 8.0
 TIMELINE_S = 60.0
 REPAINT_MS = 33  # ~30 fps
+WAVEFORM_COLUMNS = 600  # min/max pairs across the plot (about 2 px each at full-HD width)
+STATUS_EVERY = 8  # status-bar figures at ~4 Hz
 LEVEL_S = 0.05
 
 
@@ -113,6 +115,7 @@ class LiveView(QWidget):
         self._history: deque[tuple[float, np.ndarray]] = deque()
         self._timeline_dirty = False
         self._last_tick = time.monotonic()
+        self._ticks = 0
         self._build()
         self.refresh_devices()
         if self.controller is not None:
@@ -181,7 +184,13 @@ class LiveView(QWidget):
         wp.setYRange(-1, 1, padding=0)
         wp.setXRange(-WAVEFORM_S, 0, padding=0)
         wp.setMouseEnabled(x=False, y=False)
-        self.wave_curve = wp.plot(pen=pg.mkPen("#56B4E9", width=1))
+        # No grid here: grid lines belong to the axes, whose bounds then cover the plot, so every
+        # 30 fps waveform update would repaint both axes too (about half the GUI thread's time).
+        wp.showGrid(x=False, y=False)
+        wp.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#505050", width=1)))
+        # a bare curve item (lighter than PlotDataItem); the data are always finite
+        self.wave_curve = pg.PlotCurveItem(pen=pg.mkPen("#56B4E9", width=1), skipFiniteCheck=True)
+        wp.addItem(self.wave_curve)
         self.wave_plot.setMinimumHeight(140)
         root.addWidget(self.wave_plot, 2)
 
@@ -408,15 +417,18 @@ class LiveView(QWidget):
         dt, self._last_tick = now - self._last_tick, now
         session = self.controller.session if self.controller is not None else None
         if session is not None:
-            n = int(WAVEFORM_S * self.rate)
-            y = session.audio.latest(n)
-            idx, val = min_max_envelope(y, 1200)
-            self.wave_curve.setData(idx / self.rate - WAVEFORM_S, val)
-            tail = y[-int(LEVEL_S * self.rate):]
-            peak = float(np.max(np.abs(tail))) if tail.size else 0.0
-            self.meter.set_level(level_dbfs(tail), 20 * math.log10(peak) if peak > 0 else -math.inf, dt)
-            self.waveform_painted.emit(int(session.audio.write_position))
-            self._update_status(session)
+            self._ticks += 1
+            if self.isVisible():  # nothing to draw while the Files tab is shown
+                n = int(WAVEFORM_S * self.rate)
+                y = session.audio.latest(n)
+                idx, val = min_max_envelope(y, WAVEFORM_COLUMNS)
+                self.wave_curve.setData(idx / self.rate - WAVEFORM_S, val)
+                tail = y[-int(LEVEL_S * self.rate):]
+                peak = float(np.max(np.abs(tail))) if tail.size else 0.0
+                self.meter.set_level(level_dbfs(tail), 20 * math.log10(peak) if peak > 0 else -math.inf, dt)
+                self.waveform_painted.emit(int(session.audio.write_position))
+            if self._ticks % STATUS_EVERY == 0:
+                self._update_status(session)
         if self._timeline_dirty:
             self._paint_timeline()
 

@@ -98,8 +98,15 @@ def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequen
     if paths and model is not None:
         window.tabs.setCurrentWidget(window.files)
         window.files.add_paths(list(paths))
-    if os.environ.get("SER_APP_REPORT_READY"):  # benchmarks: launch-to-ready time
-        QTimer.singleShot(0, lambda: print(f"ready {time.perf_counter() - t0:.3f}", flush=True))
+    report = os.environ.get("SER_APP_REPORT_READY")  # benchmarks: launch-to-ready time
+    if report:
+        def ready() -> None:
+            print(f"ready {time.perf_counter() - t0:.3f}", flush=True)
+            if report == "quit":
+                window.close()
+                app.quit()
+
+        QTimer.singleShot(0, ready)
     return int(app.exec())
 
 
