@@ -112,7 +112,7 @@ class OnsetPlayer:
         self.onset_times: dict[int, float] = {}
         self.done = threading.Event()
 
-    def callback(self, outdata, frames, time_info, status) -> None:  # noqa: ANN001
+    def callback(self, outdata, frames, time_info, status) -> None:
         import sounddevice as sd
 
         now = time.monotonic()
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     from PySide6.QtCore import QEventLoop, QTimer
 
-    def wait_until(cond, timeout: float, every_ms: int = 50) -> None:  # noqa: ANN001
+    def wait_until(cond, timeout: float, every_ms: int = 50) -> None:
         """Run the real event loop (as app.exec() would) until cond() or timeout."""
         loop = QEventLoop()
         end = time.monotonic() + timeout
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             wave_seen[k] = now
             onset_pos[k] = pos - tail.shape[0] + int(idx[0])
 
-    def on_pred(p) -> None:  # noqa: ANN001
+    def on_pred(p) -> None:
         now = time.monotonic()
         for k, op in onset_pos.items():
             if k not in pred_seen and p.end_s * rate >= op:
