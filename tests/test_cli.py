@@ -236,20 +236,32 @@ def test_listen_bad_device(tiny_model_dir: Path, virtual_mic: VirtualMic) -> Non
 
 
 @pytest.mark.corpus
-def test_shipped_model_gets_test_actor_emotions_right(corpus_dir: Path, shipped_model_dir: Path) -> None:
+def test_shipped_model_on_test_actors_matches_training_evaluation(corpus_dir: Path, shipped_model_dir: Path) -> None:
+    """`ser analyze` gives RAVDESS test actors' true emotions as often as training measured.
+
+    Training evaluates the same clips (speaker-disjoint test actors) with the same windows,
+    gate and mean-over-speech-windows rule; a gap here means run time and training disagree.
+    """
     split = json.loads((ROOT / "training" / "splits" / "speakers.json").read_text())
     actors = [a.split(":")[1] for a in split["corpora"]["ravdess"]["test"]]
-    labels = json.loads((shipped_model_dir / "model.json").read_text())["labels"]
-    clips = sorted(
-        f for a in actors for f in (corpus_dir / "ravdess" / f"Actor_{a}").glob("03-01-*-02-*.flac")
-        if RAVDESS_EMOTIONS[f.name.split("-")[2]] in labels
-    )  # strong intensity, emotions the model knows
-    assert len(clips) >= 50
-    p = ser("analyze", "--format", "json", *clips, timeout=600)
+    meta = json.loads((shipped_model_dir / "model.json").read_text())
+    labels = meta["labels"]
+    clips = sorted(f for a in actors for f in (corpus_dir / "ravdess" / f"Actor_{a}").glob("*.flac"))
+    assert len(clips) == 60 * len(actors)
+    p = ser("analyze", "--format", "json", *clips, timeout=900)
     assert p.returncode == 0, p.stderr
     results = json.loads(p.stdout)
-    truth = [RAVDESS_EMOTIONS[Path(r["path"]).name.split("-")[2]] for r in results]
-    acc = np.mean([r["label"] == t for r, t in zip(results, truth, strict=True)])
-    assert acc >= 0.5, f"accuracy {acc:.2f} on {len(results)} strong test-actor clips (chance {1 / len(labels):.2f})"
-    one = next(r for r, t in zip(results, truth, strict=True) if t == "angry")
-    assert one["label"] == "angry", one
+
+    def truth(path: str) -> str:
+        label = RAVDESS_EMOTIONS[Path(path).name.split("-")[2]]
+        return "neutral" if label == "calm" and "calm" not in labels else label
+
+    correct = [r["label"] == truth(r["path"]) for r in results]
+    acc = float(np.mean(correct))
+    chance = 1 / len(labels)
+    assert acc >= 2 * chance, f"accuracy {acc:.2f} on {len(results)} test-actor clips (chance {chance:.2f})"
+    strong = [c for r, c in zip(results, correct, strict=True) if Path(r["path"]).name.split("-")[3] == "02"]
+    assert np.mean(strong) >= 2 * chance
+    reported = meta.get("metrics", {}).get("test", {}).get("ravdess", {}).get("accuracy")
+    assert reported is not None, "model.json reports no RAVDESS test accuracy"
+    assert abs(acc - reported) <= 0.05, f"ser analyze accuracy {acc:.3f} vs training's {reported:.3f}"
