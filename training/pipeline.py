@@ -572,7 +572,7 @@ def run_all(
     search_log: list[dict[str, Any]] = []
     for i, cfg in enumerate(trials):
         log(
-            f"search trial {i + 1}/{len(trials)}: {json.dumps({k: cfg.to_dict()[k] for k in ('arch_params', 'learning_rate', 'label_smoothing', 'time_mask_max', 'freq_mask_max')})}"
+            f"search trial {i + 1}/{len(trials)}: {json.dumps({k: cfg.to_dict()[k] for k in ('arch_params', 'learning_rate', 'label_smoothing', 'time_mask_max', 'freq_mask_max')})}"  # noqa: E501
         )
         _, hist = fit_model(
             cfg=cfg,
@@ -591,7 +591,7 @@ def run_all(
     best = max(search_log, key=lambda r: r["val_uar"])
     results["search"] = {
         "space": {k: (list(map(list, v)) if k in ("filters", "stem_stride") else v) for k, v in SEARCH_SPACE.items()},
-        "budget": f"{len(trials)} trials x {b.search_epochs} epochs x {b.search_windows} windows, scored on validation speakers",
+        "budget": f"{len(trials)} trials x {b.search_epochs} epochs x {b.search_windows} windows, scored on validation speakers",  # noqa: E501
         "trials": [
             {
                 "trial": r["trial"],
@@ -618,38 +618,9 @@ def run_all(
     )
     lap("final_model", t0)
 
-    # 5. calibration on validation speakers, test metrics before/after
-    t0 = time.perf_counter()
-    _, vl, vi, yv, _ = _keras_eval(model, data, "val", labels=labels)
-    temperature = fit_temperature(window_logits=vl, clip_index=vi, n_clips=yv.size, y_true=yv)
-    test_t1, tl, ti, yt, tclips = _keras_eval(model, data, "test", labels=labels)
-    test_cal = _per_corpus(logits=tl, clip_index=ti, clips=tclips, y=yt, labels=labels, temperature=temperature)
-    from training.evaluate import clip_probabilities
-
-    val_ece = {
-        "before": expected_calibration_error(clip_probabilities(window_logits=vl, clip_index=vi, n_clips=yv.size), yv),
-        "after": expected_calibration_error(
-            clip_probabilities(window_logits=vl, clip_index=vi, n_clips=yv.size, temperature=temperature), yv
-        ),
-    }
-    results["calibration"] = {
-        "temperature": temperature,
-        "val_ece": val_ece,
-        "test_ece_before": {k: v["ece"] for k, v in test_t1.items()},
-        "test_ece_after": {k: v["ece"] for k, v in test_cal.items()},
-    }
-    results["models"]["cnn2d"]["test"] = test_cal
-    log(f"temperature {temperature:.3f}; test ECE {test_t1['all']['ece']:.4f} -> {test_cal['all']['ece']:.4f}")
-    lap("calibration", t0)
-
-    # 6. export, parity, int8 trial, latency
+    # 5. export (fp32), parity, int8 trial; the shipped graph is then the one evaluated
     t0 = time.perf_counter()
     staging = run_dir / "model"
-    metrics = {
-        "test_speakers": {k: _short(v) for k, v in test_cal.items()},
-        "val_speakers": _short(results["models"]["cnn2d"]["val"]),
-        "temperature_fitted_on": "validation speakers",
-    }
     prov = _provenance(
         root=root,
         split_path=DEFAULT_SPLIT_PATH,
@@ -667,15 +638,15 @@ def run_all(
         out_dir=staging,
         data_config=data.config,
         labels=labels,
-        temperature=temperature,
+        temperature=1.0,
         parity_windows=_parity_windows(data),
         name="ser-cnn2d",
         provenance=prov,
-        metrics=metrics,
+        metrics={},
         log=log,
     )
     int8 = _try_int8(
-        onnx_path=staging / "model.onnx", data=data, run_dir=run_dir, labels=labels, temperature=temperature, log=log
+        onnx_path=staging / "model.onnx", data=data, run_dir=run_dir, labels=labels, temperature=1.0, log=log
     )
     results["int8"] = int8
     if int8.get("ship_int8"):
@@ -691,6 +662,41 @@ def run_all(
     }
     log(f"shipped graph: {size / 1e6:.2f} MB, {latency:.2f} ms per 3 s window on one thread")
     lap("export", t0)
+
+    # 6. calibration on validation speakers and test metrics, both on the shipped ONNX graph
+    t0 = time.perf_counter()
+    from training.evaluate import clip_probabilities
+
+    yv = y["val"]
+    vl, vi = _onnx_logits(staging / "model.onnx", data.clean["val"], data.config)
+    temperature = fit_temperature(window_logits=vl, clip_index=vi, n_clips=yv.size, y_true=yv)
+    tl, ti = _onnx_logits(staging / "model.onnx", data.clean["test"], data.config)
+    tclips, yt = data.clips["test"], y["test"]
+    test_t1 = _per_corpus(logits=tl, clip_index=ti, clips=tclips, y=yt, labels=labels, temperature=1.0)
+    test_cal = _per_corpus(logits=tl, clip_index=ti, clips=tclips, y=yt, labels=labels, temperature=temperature)
+    val_ece = {
+        "before": expected_calibration_error(clip_probabilities(window_logits=vl, clip_index=vi, n_clips=yv.size), yv),
+        "after": expected_calibration_error(
+            clip_probabilities(window_logits=vl, clip_index=vi, n_clips=yv.size, temperature=temperature), yv
+        ),
+    }
+    results["calibration"] = {
+        "temperature": temperature,
+        "val_ece": val_ece,
+        "test_ece_before": {k: v["ece"] for k, v in test_t1.items()},
+        "test_ece_after": {k: v["ece"] for k, v in test_cal.items()},
+    }
+    results["models"]["cnn2d"]["test"] = test_cal
+    results["models"]["cnn2d"]["evaluated_graph"] = (
+        "shipped ONNX (" + ("int8" if int8.get("ship_int8") else "float32") + ")"
+    )
+    log(f"temperature {temperature:.3f}; test ECE {test_t1['all']['ece']:.4f} -> {test_cal['all']['ece']:.4f}")
+    metrics = {
+        "test_speakers": {k: _short(v) for k, v in test_cal.items()},
+        "val_speakers": _short(results["models"]["cnn2d"]["val"]),
+        "temperature_fitted_on": "validation speakers",
+    }
+    lap("calibration", t0)
 
     # 7. RAVDESS 8 classes: same pipeline, network initialised from the 7-class trunk
     t0 = time.perf_counter()
@@ -709,6 +715,8 @@ def run_all(
     results["provenance"] = {**prov, **meta_prov}
     # ship: metadata gets the final numbers; write model, card, report
     meta = json.loads((staging / "model.json").read_text())
+    meta["temperature"] = temperature
+    meta["metrics"] = metrics
     meta["metrics"]["ravdess8_test_uar"] = round(results["ravdess8"]["test"]["all"]["uar"], 4)
     meta["metrics"]["latency_ms_1thread"] = round(latency, 3)
     meta["provenance"]["int8"] = bool(int8.get("ship_int8"))

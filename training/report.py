@@ -121,9 +121,9 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
         lines += ["> **SMOKE RUN (`--quick`)**: a few clips and one epoch; these numbers mean nothing.", ""]
     lines += [
         f"Produced by `{results['provenance']['command']}` on {results['provenance'].get('date', '')} "
-        f"(git {results['provenance'].get('git_commit', '?')}), total {results['timings_min'].get('total', '?')} min on this 2-core machine. "
+        f"(git {results['provenance'].get('git_commit', '?')}), total {results['timings_min'].get('total', '?')} min on this 2-core machine. "  # noqa: E501
         "Every figure is on **test speakers** (never used for training or model selection) unless marked *val*; "
-        "clip-level predictions average the window probabilities over the clip's speech windows, as `ser analyze` does.",
+        "clip-level predictions average the window probabilities over the clip's speech windows, as `ser analyze` does.",  # noqa: E501
         "",
         "## Targets",
         "",
@@ -135,19 +135,19 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
         "",
         "## Data and protocol",
         "",
-        f"* Split `{sp['file']}` (sha256 `{sp['sha256'][:12]}…`), speaker-disjoint: clips train {sp['clips']['train']}, "
+        f"* Split `{sp['file']}` (sha256 `{sp['sha256'][:12]}…`), speaker-disjoint: clips train {sp['clips']['train']}, "  # noqa: E501
         f"val {sp['clips']['val']}, test {sp['clips']['test']}.",
     ]
     for corpus, parts in sp["speakers"].items():
         lines.append(
-            f"  * {corpus}: val {', '.join(s.split(':')[1] for s in parts['val']) or '–'}; test {', '.join(s.split(':')[1] for s in parts['test'])}; train {len(parts['train'])} speakers"
+            f"  * {corpus}: val {', '.join(s.split(':')[1] for s in parts['val']) or '–'}; test {', '.join(s.split(':')[1] for s in parts['test'])}; train {len(parts['train'])} speakers"  # noqa: E501
         )
     lines += [
         "* Windows exactly as the app presents them: 3 s every 0.5 s (`ser_engine.features.frame_windows`, short clips "
         "centre-padded with zeros), log-mel 64 bands by `ser_engine.features.Featurizer`, windows rejected by "
         f"`{results['provenance'].get('silence_policy')}` are not used (a clip with no accepted window keeps all).",
         "* Normalisation: per-band mean/std of the training speakers' windows, stored in `model.json`.",
-        f"* Augmentation on training audio only, after the split, {results['provenance'].get('n_augmented_copies')} precomputed copies per clip: "
+        f"* Augmentation on training audio only, after the split, {results['provenance'].get('n_augmented_copies')} precomputed copies per clip: "  # noqa: E501
         f"{results['provenance'].get('augmentation', '')}. SpecAugment-style time/frequency masks on batches.",
         "* Labels harmonised to 7 classes (RAVDESS calm → neutral, TESS ps → surprised); CREMA-D has no surprised. "
         "UAR = mean recall over the classes present.",
@@ -181,17 +181,17 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
         "",
     ]
     lines += _per_class(shipped["all"])
-    lines += ["", "### Per class, CREMA-D test speakers", ""] + _per_class(shipped["crema-d"])
+    lines += ["", "### Per class, CREMA-D test speakers", "", *_per_class(shipped["crema-d"])]
     lines += [
         "",
         "## RAVDESS, 8 classes (keeps calm)",
         "",
-        f"Same features, split and augmentation; the network starts from the 7-class trunk (trained on training speakers only) "
-        f"with a new 8-way head, fine-tuned on the {len(sp['speakers']['ravdess']['train'])} RAVDESS training actors, selected on the "
-        f"validation actors, tested once on actors {', '.join(s.split(':')[1] for s in sp['speakers']['ravdess']['test'])}.",
+        f"Same features, split and augmentation; the network starts from the 7-class trunk (trained on training speakers only) "  # noqa: E501
+        f"with a new 8-way head, fine-tuned on the {len(sp['speakers']['ravdess']['train'])} RAVDESS training actors, selected on the "  # noqa: E501
+        f"validation actors, tested once on actors {', '.join(s.split(':')[1] for s in sp['speakers']['ravdess']['test'])}.",  # noqa: E501
         "",
         f"Test accuracy {_pct(r8['accuracy'])} %, **UAR {_pct(r8['uar'])} %**, macro-F1 {_pct(r8['macro_f1'])} % "
-        f"({r8['n']} clips). Published speaker-independent anchors: 62.3 % UAR (5-fold ResLSTM), 68.3 % (wav2vec2-base, 3 held-out actors). "
+        f"({r8['n']} clips). Published speaker-independent anchors: 62.3 % UAR (5-fold ResLSTM), 68.3 % (wav2vec2-base, 3 held-out actors). "  # noqa: E501
         "Four test actors make this figure noisy (± several points).",
         "",
         "",
@@ -202,21 +202,21 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
         "",
         "## Hyper-parameter search (validation speakers only)",
         "",
-        f"Random search over `{json.dumps(s['space'])}`; budget: {s['budget']}. The best trial's configuration is then trained with the full budget.",
+        f"Random search over `{json.dumps(s['space'])}`; budget: {s['budget']}. The best trial's configuration is then trained with the full budget.",  # noqa: E501
         "",
         "| trial | val UAR | filters / dropout | lr | label smoothing | time mask | freq mask |",
         "|---|---|---|---|---|---|---|",
     ]
     for t in s["trials"]:
         lines.append(
-            f"| {t['trial']}{' (best)' if t['trial'] == s['best_trial'] else ''} | {_pct(t['val_uar'])} | {t['arch_params']} | "
+            f"| {t['trial']}{' (best)' if t['trial'] == s['best_trial'] else ''} | {_pct(t['val_uar'])} | {t['arch_params']} | "  # noqa: E501
             f"{t['learning_rate']} | {t['label_smoothing']} | {t['time_mask_max']} | {t['freq_mask_max']} |"
         )
     q = results["int8"]
     lines += ["", "## Export, int8 quantisation, speed", ""]
     ex = results["export"]
     lines.append(
-        f"tf2onnx (opset 17, input `features` (batch, time, 64) with a dynamic time axis); ONNX/Keras parity max abs probability "
+        f"tf2onnx (opset 17, input `features` (batch, time, 64) with a dynamic time axis); ONNX/Keras parity max abs probability "  # noqa: E501
         f"difference {ex['parity_max_abs_prob_diff']:.1e} (limit 1e-4). Shipped graph {ex['size_bytes'] / 1e6:.2f} MB, "
         f"{ex['latency_ms_1thread']:.2f} ms per 3 s window (ONNX Runtime, 1 thread, median)."
     )
@@ -225,10 +225,10 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
             "",
             "| graph | val UAR | val accuracy | ms / window (1 thread) | size |",
             "|---|---|---|---|---|",
-            f"| float32 | {_pct(q['fp32']['val_uar'])} | {_pct(q['fp32']['val_accuracy'])} | {q['fp32']['latency_ms']} | {q['fp32']['size_bytes'] / 1e6:.2f} MB |",
-            f"| int8 (static QDQ, per-channel) | {_pct(q['int8']['val_uar'])} | {_pct(q['int8']['val_accuracy'])} | {q['int8']['latency_ms']} | {q['int8']['size_bytes'] / 1e6:.2f} MB |",
+            f"| float32 | {_pct(q['fp32']['val_uar'])} | {_pct(q['fp32']['val_accuracy'])} | {q['fp32']['latency_ms']} | {q['fp32']['size_bytes'] / 1e6:.2f} MB |",  # noqa: E501
+            f"| int8 (static QDQ, per-channel) | {_pct(q['int8']['val_uar'])} | {_pct(q['int8']['val_accuracy'])} | {q['int8']['latency_ms']} | {q['int8']['size_bytes'] / 1e6:.2f} MB |",  # noqa: E501
             "",
-            f"int8 shipped: {'yes' if q['ship_int8'] else 'no'} (rule: faster here and under one UAR point lost on validation; "
+            f"int8 shipped: {'yes' if q['ship_int8'] else 'no'} (rule: faster here and under one UAR point lost on validation; "  # noqa: E501
             f"cost {q['uar_cost_points']} points, faster: {q['faster']}).",
         ]
     else:
@@ -245,7 +245,7 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
         "## Limits",
         "",
         "* Acted, read English speech from few speakers (TESS: two, SAVEE: four, both held out whole); CREMA-D's 91 "
-        "voices are the closest to real users. Expect lower accuracy on spontaneous speech, other languages and accents, "
+        "voices are the closest to real users. Expect lower accuracy on spontaneous speech, other languages and accents, "  # noqa: E501
         "children, far-field or noisy microphones.",
         "* The test sets are small per speaker group; differences of a few points between models are within noise.",
         "",
@@ -269,10 +269,10 @@ def write_model_card(*, results: dict[str, Any], path: Path, quick: bool = False
         lines += ["> **SMOKE RUN**: not a usable model.", ""]
     lines += [
         "## What it is",
-        f"A small 2D convolutional network ({results['models']['cnn2d']['params']:,} parameters, {ex['size_bytes'] / 1e6:.2f} MB ONNX) "
-        "that reads 3 s of 16 kHz mono audio as 64 log-mel bands and outputs 7 emotion classes: angry, disgust, fearful, "
+        f"A small 2D convolutional network ({results['models']['cnn2d']['params']:,} parameters, {ex['size_bytes'] / 1e6:.2f} MB ONNX) "  # noqa: E501
+        "that reads 3 s of 16 kHz mono audio as 64 log-mel bands and outputs 7 emotion classes: angry, disgust, fearful, "  # noqa: E501
         "happy, neutral, sad, surprised. Probabilities are `softmax(logits / T)` with T = "
-        f"{cal['temperature']:.3f} fitted on validation speakers. {ex['latency_ms_1thread']:.2f} ms per window on one CPU thread.",
+        f"{cal['temperature']:.3f} fitted on validation speakers. {ex['latency_ms_1thread']:.2f} ms per window on one CPU thread.",  # noqa: E501
         "",
         "## Intended use",
         "Live monitoring and file analysis of the *expressed* emotional tone of one adult speaker in English, as a "
@@ -292,7 +292,7 @@ def write_model_card(*, results: dict[str, Any], path: Path, quick: bool = False
     ]
     for key, m in shipped.items():
         lines.append(
-            f"| {key} | {m['n']} | {_pct(m['accuracy'])} % | {_pct(m['uar'])} % | {_pct(m['macro_f1'])} % | {_pct(m['ece'])} % |"
+            f"| {key} | {m['n']} | {_pct(m['accuracy'])} % | {_pct(m['uar'])} % | {_pct(m['macro_f1'])} % | {_pct(m['ece'])} % |"  # noqa: E501
         )
     lines += [
         "",
@@ -300,7 +300,7 @@ def write_model_card(*, results: dict[str, Any], path: Path, quick: bool = False
         "Targets and their status: see `docs/results.md`.",
         "",
         "## Known limits",
-        "* Acted emotions are exaggerated and read from a few fixed sentences; real conversational speech is subtler and "
+        "* Acted emotions are exaggerated and read from a few fixed sentences; real conversational speech is subtler and "  # noqa: E501
         "will be classified less accurately, with more neutral/sad confusion.",
         "* Few speakers (TESS two, SAVEE four, all SAVEE male); accuracy varies strongly from voice to voice.",
         "* English only; 3 s windows; one speaker at a time; music, laughter and overlapping talk are out of scope.",
