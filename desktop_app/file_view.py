@@ -30,7 +30,7 @@ from desktop_app.export import export_csv, export_json
 from desktop_app.palette import SILENCE_COLOR, emotion_color, emotion_qcolor, label_text
 from desktop_app.player import Player
 from desktop_app.settings import AppSettings
-from desktop_app.widgets import ProbabilityBars, min_max_envelope, style_plot
+from desktop_app.widgets import ColorKey, ProbabilityBars, min_max_envelope, style_plot
 from ser_engine.analysis import FileResult, Segment, analyze_file
 from ser_engine.audio import AUDIO_EXTENSIONS, find_audio_files, load_audio
 from ser_engine.errors import SerError
@@ -207,8 +207,10 @@ class FileView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         hdr = self.table.horizontalHeader()
         hdr.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        for col in range(1, 5):
+            hdr.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         hdr.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
-        self.table.setColumnWidth(0, 300)
+        self.table.setColumnWidth(0, 320)
         self.table.verticalHeader().setVisible(False)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         split.addWidget(self.table)
@@ -239,12 +241,8 @@ class FileView(QWidget):
         self.timeline_playhead = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen("#FFFFFF", width=2))
         self.timeline_playhead.setVisible(False)
         tp.addItem(self.timeline_playhead)
-        legend = tp.addLegend(offset=(-5, 5), colCount=3, labelTextSize="9pt")
-        legend.setBrush(pg.mkBrush(0, 0, 0, 160))
-        for lab in self.labels:
-            legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush=emotion_color(lab)), label_text(lab))
-        legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush=SILENCE_COLOR), "no speech")
         plots.addWidget(self.timeline_plot, 2)
+        plots.addWidget(ColorKey(self.labels, silence=True))
         dl.addLayout(plots, 3)
 
         side = QVBoxLayout()
@@ -267,6 +265,7 @@ class FileView(QWidget):
         split.addWidget(detail)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
+        split.setSizes([260, 520])
         root.addWidget(split, 1)
         self._update_buttons()
 

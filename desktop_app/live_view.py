@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from desktop_app.live_controller import LiveController, LiveStats
 from desktop_app.palette import emotion_color, label_text
 from desktop_app.settings import AppSettings
-from desktop_app.widgets import EmotionDisplay, LevelMeter, ProbabilityBars, min_max_envelope, style_plot
+from desktop_app.widgets import ColorKey, EmotionDisplay, LevelMeter, ProbabilityBars, min_max_envelope, style_plot
 from ser_engine.gate import level_dbfs
 from ser_engine.model import EmotionModel
 from ser_engine.stream import Prediction
@@ -201,14 +201,13 @@ class LiveView(QWidget):
         tp.setYRange(0, 100, padding=0.02)
         tp.setXRange(-TIMELINE_S, 0, padding=0)
         tp.setMouseEnabled(x=False, y=False)
-        legend = tp.addLegend(offset=(-10, 5), colCount=4, labelTextSize="10pt")
-        legend.setBrush(pg.mkBrush(0, 0, 0, 140))
         self.timeline_curves = {
             lab: tp.plot(pen=pg.mkPen(emotion_color(lab), width=2.5), name=label_text(lab), connect="finite")
             for lab in self.labels
         }
         self.timeline_plot.setMinimumHeight(170)
         root.addWidget(self.timeline_plot, 3)
+        root.addWidget(ColorKey(self.labels))
 
         # status-bar labels; the main window places them
         self.status_compute = QLabel("inference: — ms/step")

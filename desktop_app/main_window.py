@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
             sb.addPermanentWidget(w)
         self.model_label = QLabel(f"model: {model.name}" if model is not None else "model: none")
         sb.addPermanentWidget(self.model_label)
+        self._show_live_status(self.tabs.currentWidget() is self.live)
         self.live.message.connect(lambda m: sb.showMessage(m, 8000))
         self.files.message.connect(lambda m: sb.showMessage(m, 8000))
         self._build_menu()
@@ -120,6 +121,11 @@ class MainWindow(QMainWindow):
 
     def _tab_changed(self, index: int) -> None:
         self.settings.last_tab = index
+        self._show_live_status(self.tabs.widget(index) is self.live)
+
+    def _show_live_status(self, visible: bool) -> None:
+        for w in self.live.status_widgets():
+            w.setVisible(visible)
 
     def show_model_error(self) -> QMessageBox:
         """A (window-modal, non-blocking) dialog naming the model path and the problem."""

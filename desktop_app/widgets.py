@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop_app.palette import SILENCE_COLOR, emotion_color, label_text
 
-__all__ = ["EmotionDisplay", "LevelMeter", "ProbabilityBars", "min_max_envelope", "style_plot"]
+__all__ = ["ColorKey", "EmotionDisplay", "LevelMeter", "ProbabilityBars", "min_max_envelope", "style_plot"]
 
 AXIS_FONT_PT = 11
 
@@ -164,6 +164,20 @@ class EmotionDisplay(QWidget):
         self.title.setText(title)
         self.detail.setText(detail)
         self._colour("#B0B0B0")
+
+
+class ColorKey(QLabel):
+    """A one-line colour key: a coloured square and the name of each emotion (and of "no speech")."""
+
+    def __init__(self, labels: Sequence[str], *, silence: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        items = [(emotion_color(lab), label_text(lab)) for lab in labels]
+        if silence:
+            items.append((SILENCE_COLOR, "no speech"))
+        self.setText("&nbsp;&nbsp;&nbsp;".join(
+            f"<span style='color:{c}; font-size:15pt;'>&#9632;</span>&nbsp;{t}" for c, t in items))
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setStyleSheet("font-size:11pt;")
 
 
 class ProbabilityBars(pg.PlotWidget):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QRectF, Qt  # noqa: E402
-from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter, QPainterPath  # noqa: E402
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter, QPainterPath
 
-from desktop_app.palette import emotion_color  # noqa: E402
-from ser_engine.model import KNOWN_LABELS  # noqa: E402
+from desktop_app.palette import emotion_color
+from ser_engine.model import KNOWN_LABELS
 
 OUT = Path(__file__).resolve().parent.parent / "desktop_app" / "resources" / "ser-app.png"
 
