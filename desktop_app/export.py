@@ -1,9 +1,13 @@
-"""Export file-analysis results as CSV and JSON with the fields of ``ser analyze``.
+"""Export file-analysis results as CSV and JSON, in the formats of ``ser analyze``.
 
-JSON is a list of :meth:`ser_engine.analysis.FileResult.to_dict` objects. The
-CSV table has one row per file with the same scalar fields plus one
-``p_<label>`` column per emotion; the segment CSV has one row per analysed
-window: ``path, start_s, end_s, speech, label, p_<label>...``.
+* JSON: a list of :meth:`ser_engine.analysis.FileResult.to_dict` objects, segments
+  included (= ``ser analyze --format json --segments``).
+* Table CSV: one row per file, ``path, ok, error, duration_s, speech_s, label,
+  confidence, p_<label>...`` (= ``ser analyze --format csv``).
+* Segment CSV (written beside the table as ``<name>_segments.csv``): one row per
+  analysis window, ``path, start_s, end_s, speech, label, p_<label>...``; a
+  file that failed has one row whose label cell says ``ERROR: <reason>``
+  (= ``ser analyze --format csv --segments``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ __all__ = ["FILE_FIELDS", "SEGMENT_FIELDS", "export_csv", "export_json", "segmen
 
 FILE_FIELDS = ("path", "ok", "error", "duration_s", "speech_s", "label", "confidence")
 SEGMENT_FIELDS = ("path", "start_s", "end_s", "speech", "label")
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
 
 
 def _labels(results: Sequence[FileResult], labels: Sequence[str] | None) -> list[str]:
@@ -40,7 +48,7 @@ def segments_path_for(table_path: Path) -> Path:
 def export_json(results: Sequence[FileResult], path: Path) -> Path:
     """Write the results (with their segments) as a JSON list; returns ``path``."""
     data = [r.to_dict() for r in results]
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 
@@ -53,20 +61,19 @@ def export_csv(results: Sequence[FileResult], path: Path, *, labels: Sequence[st
     """
     labs = _labels(results, labels)
     with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
+        w = csv.writer(fh, lineterminator="\n")
         w.writerow([*FILE_FIELDS, *(f"p_{lab}" for lab in labs)])
         for r in results:
-            d = r.to_dict()
-            row = ["" if d[k] is None else d[k] for k in FILE_FIELDS]
-            probs = d["probabilities"]
-            w.writerow([*row, *(probs.get(lab, "") for lab in labs)])
+            w.writerow([str(r.path), int(r.ok), r.error or "", _fmt(r.duration_s), _fmt(r.speech_s), r.label or "",
+                        _fmt(r.confidence, 4), *(_fmt(r.probabilities.get(lab), 4) for lab in labs)])
     seg_path = segments_path_for(path)
     with seg_path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
+        w = csv.writer(fh, lineterminator="\n")
         w.writerow([*SEGMENT_FIELDS, *(f"p_{lab}" for lab in labs)])
         for r in results:
-            for s in r.to_dict()["segments"]:
-                probs = s["probabilities"]
-                w.writerow([str(r.path), s["start_s"], s["end_s"], s["speech"], s["label"] or "",
-                            *(probs.get(lab, "") for lab in labs)])
+            if not r.ok:
+                w.writerow([str(r.path), "", "", "", "ERROR: " + str(r.error)] + [""] * len(labs))
+            for s in r.segments:
+                w.writerow([str(r.path), f"{s.start_s:.3f}", f"{s.end_s:.3f}", int(s.speech), s.label or "",
+                            *(_fmt(s.probabilities.get(lab), 4) for lab in labs)])
     return path, seg_path
