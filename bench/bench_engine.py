@@ -434,7 +434,8 @@ def render(res: dict[str, Any]) -> str:
     if base:
         lines += [
             "",
-            f"Baseline (the seeds' pipeline rebuilt, measured {base.get('measured_at', '')}): `librosa.load(sr=22050, res_type=\"kaiser_fast\")` + "
+            f"Baseline (the seeds' pipeline rebuilt, measured {base.get('measured_at', '')}): "
+            "`librosa.load(sr=22050, res_type=\"kaiser_fast\")` + "
             f"40 MFCCs padded to 174 frames: {base['load_featurize_ms_mean']:.1f} ms per clip; Keras `model.predict` "
             f"of a {base['keras_params']:,}-parameter CNN per clip: {base['predict_ms_mean']:.1f} ms; "
             f"{base['per_clip_ms']:.1f} ms per clip in all = {base['x_realtime']:.0f}x real time, serial "
