@@ -437,6 +437,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         _err(f"{where}{exc.strerror or exc}")
         return EXIT_FAILED
+    except ImportError as exc:
+        _err(f"a required package is missing or broken: {exc} (reinstall ser)")
+        return EXIT_FAILED
+    except MemoryError:
+        _err("out of memory")
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: say so in one line; SER_DEBUG=1 shows the traceback
+        if os.environ.get("SER_DEBUG"):
+            raise
+        _err(f"internal error: {type(exc).__name__}: {exc} (run with SER_DEBUG=1 for details)")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -172,6 +172,19 @@ def test_bad_model(tiny_model_dir: Path, tmp_path: Path, files: dict[str, Path],
     assert expected in p.stderr
 
 
+def test_broken_installation_is_one_line_not_a_traceback(tiny_model_dir: Path, files: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    shim = tmp_path / "shim" / "onnxruntime"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('onnxruntime shared library missing')\n")
+    e = env()
+    e["PYTHONPATH"] = str(shim.parent) + os.pathsep + e["PYTHONPATH"]
+    p = subprocess.run([sys.executable, "-m", "ser_engine.cli", "analyze", "--model", str(tiny_model_dir),
+                        str(files["good"])], capture_output=True, text=True, env=e, cwd=ROOT, timeout=120)
+    no_traceback(p)
+    assert p.returncode == 1 and "required package is missing or broken" in p.stderr
+
+
 def test_cold_start_imports_no_tensorflow_librosa_or_numba(tiny_model_dir: Path, files: dict[str, Path]) -> None:
     code = (
         "import sys\n"
