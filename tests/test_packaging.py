@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 import zipfile
 from collections.abc import Iterator
@@ -207,6 +208,18 @@ def _snapshot() -> set[str]:
     return seen - TRIGGER_CACHES
 
 
+def _dpkg(*args: str) -> None:
+    """dpkg with the given arguments, waiting up to 2 min for another dpkg/apt to release its lock."""
+    for _ in range(60):
+        proc = subprocess.run(["dpkg", *args], capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            return
+        if "lock" not in proc.stderr:
+            break
+        time.sleep(2)
+    pytest.fail(f"dpkg {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
 def _dpkg_status(package: str) -> str:
     proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False)
     return proc.stdout.strip() if proc.returncode == 0 else "unknown"
@@ -224,10 +237,10 @@ def installed_deb(deb: Path) -> Iterator[set[str]]:
     """Install the .deb with dpkg -i; yields the file snapshot taken before installing."""
     if os.geteuid() != 0:
         pytest.fail("installing the .deb needs root (CI runs as root); deselect with -m 'not packaging'")
-    if "installed" in _dpkg_status("ser") and "not-installed" not in _dpkg_status("ser"):
-        _run(["dpkg", "-r", "ser"], cwd=deb.parent)  # left over from an interrupted run
+    if _dpkg_status("ser") == "install ok installed":
+        _dpkg("-r", "ser")  # left over from an interrupted run
     before = _snapshot()
-    _run(["dpkg", "-i", str(deb)], cwd=deb.parent)
+    _dpkg("-i", str(deb))
     try:
         yield before
     finally:
@@ -260,7 +273,7 @@ def test_deb_install_run_and_remove(installed_deb: set[str], clips: list[Path], 
                           clips[1])
     assert "self-test passed" in _run(["/usr/bin/ser-app", "--self-test"], cwd=tmp_path, env=env, timeout=300)
 
-    _run(["dpkg", "-r", "ser"], cwd=tmp_path)
+    _dpkg("-r", "ser")
     assert _dpkg_status("ser") in {"unknown", "deinstall ok not-installed", "unknown ok not-installed"}
     after = _snapshot()
     assert after - before == set(), f"left behind after dpkg -r: {sorted(after - before)[:20]}"
