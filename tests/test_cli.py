@@ -213,7 +213,7 @@ def test_info_and_devices(tiny_model_dir: Path, virtual_mic: VirtualMic) -> None
 def test_listen_streams_jsonl(tiny_model_dir: Path, virtual_mic: VirtualMic, tmp_path: Path) -> None:
     rec = tmp_path / "rec.wav"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ser_engine.cli", "listen", "--model", str(tiny_model_dir), "--duration", "9",
+        [sys.executable, "-m", "ser_engine.cli", "listen", "--model", str(tiny_model_dir), "--duration", "14",
          "--format", "jsonl", "--record", str(rec)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
     )
@@ -225,7 +225,7 @@ def test_listen_streams_jsonl(tiny_model_dir: Path, virtual_mic: VirtualMic, tmp
     assert len(lines) >= 12
     assert set(lines[0]) >= {"start_s", "end_s", "speech", "label", "confidence", "probabilities"}
     assert any(x["speech"] and x["label"] for x in lines)
-    assert any(not x["speech"] and x["label"] is None for x in lines)
+    assert any(not x["speech"] and x["label"] is None for x in lines)  # >= 6 s of silence after the speech
     assert sf.info(str(rec)).duration > 5 and Path(str(rec) + ".csv").is_file()
 
 
