@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         controller = LiveController(model, factory=session_factory, parent=self) if model is not None else None
         lister = device_lister if callable(device_lister) else list_devices
         self.live = LiveView(settings=settings, model=model, controller=controller,
-                             device_lister=lister)  # type: ignore[arg-type]
+                             device_lister=lister)
         self.files = FileView(settings=settings, model=model)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.live, "Live microphone")
@@ -146,8 +146,11 @@ class MainWindow(QMainWindow):
         if self.model is not None and self.model.metadata.input_shape[1] is not None:
             fixed = self.model.feature_config.window_s
         dlg = SettingsDialog(self.settings, fixed_window_s=fixed, parent=self)
-        dlg.accepted.connect(lambda: self.live.controller and self.live.controller.update_settings(
-            self.settings.stream_settings))
+        def apply() -> None:
+            if self.live.controller is not None:
+                self.live.controller.update_settings(self.settings.stream_settings)
+
+        dlg.accepted.connect(apply)
         dlg.open()
         return dlg
 

@@ -35,7 +35,7 @@ class Player:
 
     @property
     def duration_s(self) -> float:
-        return self._samples.shape[0] / self._rate
+        return float(self._samples.shape[0] / self._rate)
 
     @property
     def position_s(self) -> float:

@@ -34,7 +34,8 @@ def synth_speech(*, seconds: float, sample_rate: int = 16000, seed: int = 0, lev
     envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 0.5
     y = sig * envelope + rng.normal(0, 0.01, n)
     y = y / (np.abs(y).max() + 1e-9) * level
-    return y.astype(np.float32)
+    out: np.ndarray = np.asarray(y, dtype=np.float32)
+    return out
 
 
 def _wait(app: object, cond: Callable[[], bool], timeout: float) -> bool:

@@ -121,7 +121,7 @@ class AppSettings(QObject):
     @property
     def last_tab(self) -> int:
         try:
-            return int(self._store.value("window/tab", 0))  # type: ignore[call-overload]
+            return int(str(self._store.value("window/tab", 0)))
         except (TypeError, ValueError):
             return 0
 

@@ -180,7 +180,7 @@ class ColorKey(QLabel):
         self.setStyleSheet("font-size:11pt;")
 
 
-class ProbabilityBars(pg.PlotWidget):
+class ProbabilityBars(pg.PlotWidget):  # type: ignore[misc]
     """Vertical bars, one per emotion in its colour, probability in percent."""
 
     def __init__(self, labels: Sequence[str], *, title: str | None = None, parent: QWidget | None = None) -> None:

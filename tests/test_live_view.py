@@ -200,3 +200,35 @@ def test_callbacks_from_a_worker_thread_are_queued(qtbot, tmp_path: Path, tiny_m
     captured["on_prediction"](p)  # a late callback after stop is dropped
     qtbot.wait(50)
     assert got == [p]
+
+
+def test_overruns_are_counted_and_shown(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    from ser_engine.live import LiveStats as EngineStats
+    from ser_engine.ringbuffer import RingBuffer
+
+    class Overflowing:
+        def __init__(self) -> None:
+            self.audio = RingBuffer(16000)
+            self.overflows = 0
+
+        def start(self) -> None: ...
+        def stop(self) -> None: ...
+
+        def stats(self) -> EngineStats:
+            return EngineStats(overflows=self.overflows, lost_samples=320 * self.overflows, last_compute_ms=3.2,
+                               delay_ms=120.0, seconds=1.0, device_rate=48000, predictions=2, recording=False,
+                               running=True)
+
+    session = Overflowing()
+    view = _view(qtbot, tmp_path, tiny_model, lambda m, **kw: session)
+    assert view.start()
+    view.repaint_tick()
+    qtbot.waitUntil(lambda: view.status_overruns.text() == "overruns: 0", timeout=2000)
+    session.overflows = 3
+    qtbot.waitUntil(lambda: view.status_overruns.text() == "overruns: 3, 960 samples lost", timeout=2000)
+    assert "E69F00" in view.status_overruns.styleSheet()  # highlighted
+    assert view.status_compute.text() == "inference: 3.2 ms/step"
+    assert view.status_delay.text() == "delay sound→prediction: 120 ms"
+    assert view.status_rate.text() == "device 48 kHz → 16 kHz"
+    assert view.running  # overflows never stop the session
+    view.stop()
