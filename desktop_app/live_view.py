@@ -418,10 +418,10 @@ class LiveView(QWidget):
         if session is not None:
             self._ticks += 1
             if self.isVisible():  # nothing to draw while the Files tab is shown
-                n = int(WAVEFORM_S * self.rate)
+                n = min(int(WAVEFORM_S * self.rate), session.audio.capacity)
                 y = session.audio.latest(n)
                 idx, val = min_max_envelope(y, WAVEFORM_COLUMNS)
-                self.wave_curve.setData(idx / self.rate - WAVEFORM_S, val)
+                self.wave_curve.setData((idx - n) / self.rate, val)
                 tail = y[-int(LEVEL_S * self.rate):]
                 peak = float(np.max(np.abs(tail))) if tail.size else 0.0
                 self.meter.set_level(level_dbfs(tail), 20 * math.log10(peak) if peak > 0 else -math.inf, dt)

@@ -208,7 +208,7 @@ def test_overruns_are_counted_and_shown(qtbot, tmp_path: Path, tiny_model: Emoti
 
     class Overflowing:
         def __init__(self) -> None:
-            self.audio = RingBuffer(16000)
+            self.audio = RingBuffer(16000)  # shorter than the waveform's 8 s: the view copes
             self.overflows = 0
 
         def start(self) -> None: ...
