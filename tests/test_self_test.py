@@ -42,3 +42,18 @@ def test_self_test_fails_loudly_without_a_model(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "[FAIL] model loads" in r.stdout and str(tmp_path / "nothing") in r.stdout
     assert "Traceback" not in r.stdout + r.stderr
+
+
+@pytest.mark.corpus
+def test_ser_app_answers_analyze_like_ser(corpus_dir: Path, tiny_model_dir: Path) -> None:
+    """The bundle ships one executable: ``ser-app analyze`` is ``ser analyze``."""
+    import json
+
+    clip = corpus_dir / "savee" / "DC_h01.flac"
+    r = _run("analyze", str(clip), "--model", str(tiny_model_dir), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert len(data) == 1 and data[0]["ok"] is True and data[0]["path"] == str(clip)
+    assert data[0]["duration_s"] == pytest.approx(3.84, abs=0.05)
+    bad = _run("analyze", str(corpus_dir / "no-such-file.wav"), "--model", str(tiny_model_dir))
+    assert bad.returncode != 0 and "no-such-file.wav" in bad.stderr
