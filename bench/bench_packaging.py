@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     res: dict[str, object] = {
         "date": dt.date.today().isoformat(),
         "machine": f"{_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "load": os.getloadavg()[0],
         "bundle_mb": disk_mb(bundle),
         "deb_mb": deb.stat().st_size / 1e6,
         "deb": deb.name,
@@ -155,7 +156,8 @@ def render(res: dict[str, object]) -> str:
     lines = [
         "## Packaging",
         "",
-        f"Measured {res['date']} on {res['machine']} by `bench/bench_packaging.py`. Launch times are wall time from",
+        f"Measured {res['date']} on {res['machine']} (1-min load average {float(res['load']):.1f} at the start: the",  # type: ignore[arg-type]
+        "cores were shared with other jobs) by `bench/bench_packaging.py`. Launch times are wall time from",
         "spawning the process: to the `ready` line on the first event-loop turn after the main window's `show()`",
         "(offscreen Qt), and to the end of `analyze --format json` on one RAVDESS clip (4.1 s FLAC). cold = first",
         "launch (page cache not dropped), warm = median of the following runs.",
