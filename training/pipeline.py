@@ -324,9 +324,9 @@ class Budget:
     search_trials: int = 3
     search_epochs: int = 2
     search_windows: int = 6000
-    final_epochs: int = 10
+    final_epochs: int = 20
     final_windows: int = 12000
-    r8_epochs: int = 5
+    r8_epochs: int = 7
     limit: int | None = None
 
     @classmethod
@@ -610,7 +610,7 @@ def run_all(
     # 4. final model: best configuration, full budget
     t0 = time.perf_counter()
     final_cfg = TrainConfig(
-        **{**best["config"], "epochs": b.final_epochs, "windows_per_epoch": b.final_windows, "patience": 4}
+        **{**best["config"], "epochs": b.final_epochs, "windows_per_epoch": b.final_windows, "patience": 6}
     )
     final_cfg.arch_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in final_cfg.arch_params.items()}
     model, _hist = keras_run(
