@@ -72,8 +72,9 @@ APT_PACKAGES=(
   xvfb xauth
 )
 if [[ "$MODE" == test ]]; then
-  # PyInstaller needs objdump/objcopy (binutils); dpkg-deb comes with dpkg.
-  APT_PACKAGES+=(binutils)
+  # PyInstaller needs objdump/objcopy (binutils); dpkg-deb comes with dpkg;
+  # desktop-file-validate checks the .deb's menu entry.
+  APT_PACKAGES+=(binutils desktop-file-utils)
 fi
 
 as_root() {

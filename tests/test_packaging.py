@@ -261,6 +261,7 @@ def test_deb_metadata_and_layout(deb: Path) -> None:
 def test_deb_install_run_and_remove(installed_deb: set[str], clips: list[Path], tmp_path: Path) -> None:
     before = installed_deb
     assert _dpkg_status("ser") == "install ok installed"
+    _run(["desktop-file-validate", "/usr/share/applications/ser-app.desktop"], cwd=tmp_path)
     desktop = Path("/usr/share/applications/ser-app.desktop").read_text()
     entry = dict(line.split("=", 1) for line in desktop.splitlines() if "=" in line)
     assert entry["Type"] == "Application" and entry["Exec"].split()[0] == "ser-app" and entry["Icon"] == "ser-app"
