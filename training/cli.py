@@ -8,6 +8,7 @@ Subcommands
 ``ser-train interim``   quick CNN on clean training audio, exported to ``models/``
 ``ser-train all``       everything: baselines, seed models, search, final model,
                         RAVDESS 8-class, calibration, export, report
+``ser-train report``    re-render the report and model card from a run's results.json
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--docs", type=Path, default=REPO / "docs")
     sa.add_argument("--run-dir", type=Path, default=REPO / "training_runs" / "all")
     sa.add_argument("--quick", action="store_true", help="smoke run: few clips, one epoch (not for shipping)")
+    sr = sub.add_parser("report", help="re-render docs/results.md and MODEL_CARD.md from a run's results.json")
+    sr.add_argument("--run-dir", type=Path, default=REPO / "training_runs" / "all")
+    sr.add_argument("--out", type=Path, default=REPO / "models")
+    sr.add_argument("--docs", type=Path, default=REPO / "docs")
     return p
 
 
@@ -77,6 +82,20 @@ def main(argv: list[str] | None = None) -> int:
             run_interim(
                 root=args.data, out_dir=args.out, epochs=args.epochs, cache_dir=args.cache_dir, workers=args.workers
             )
+            return 0
+        if args.command == "report":
+            import json
+
+            from training.report import write_model_card, write_results
+
+            path = args.run_dir / "results.json"
+            if not path.is_file():
+                print(f"ser-train: {path} not found (run `ser-train all` first)", file=sys.stderr)
+                return 2
+            results = json.loads(path.read_text(encoding="utf-8"))
+            write_results(results=results, docs_dir=args.docs)
+            write_model_card(results=results, path=args.out / "MODEL_CARD.md")
+            print(f"wrote {args.docs / 'results.md'} and {args.out / 'MODEL_CARD.md'}")
             return 0
         if args.command == "all":
             from training.pipeline import run_all
