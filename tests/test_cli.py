@@ -275,6 +275,8 @@ def test_shipped_model_on_test_actors_matches_training_evaluation(corpus_dir: Pa
     assert acc >= 2 * chance, f"accuracy {acc:.2f} on {len(results)} test-actor clips (chance {chance:.2f})"
     strong = [c for r, c in zip(results, correct, strict=True) if Path(r["path"]).name.split("-")[3] == "02"]
     assert np.mean(strong) >= 2 * chance
-    reported = meta.get("metrics", {}).get("test", {}).get("ravdess", {}).get("accuracy")
+    metrics = meta.get("metrics", {})
+    test_metrics = metrics.get("test_speakers", metrics.get("test", {}))
+    reported = test_metrics.get("ravdess", {}).get("accuracy")
     assert reported is not None, "model.json reports no RAVDESS test accuracy"
     assert abs(acc - reported) <= 0.05, f"ser analyze accuracy {acc:.3f} vs training's {reported:.3f}"
