@@ -276,6 +276,14 @@ def write_model_card(*, results: dict[str, Any], path: Path, quick: bool = False
         "happy, neutral, sad, surprised. Probabilities are `softmax(logits / T)` with T = "
         f"{cal['temperature']:.3f} fitted on validation speakers. {ex['latency_ms_1thread']:.2f} ms per window on one CPU thread.",  # noqa: E501
         "",
+        (
+            "The shipped graph is int8 (static QDQ quantisation calibrated on training windows): it was faster here "
+            f"and lost {results['int8']['uar_cost_points']} UAR points on validation speakers; all figures below are "
+            "measured on it."
+            if ex.get("int8_shipped")
+            else "The shipped graph is float32 (int8 quantisation was tried; see `docs/results.md`)."
+        ),
+        "",
         "## Intended use",
         "Live monitoring and file analysis of the *expressed* emotional tone of one adult speaker in English, as a "
         "demonstration and research aid. Not for decisions about people (hiring, health, policing, security), not a "
