@@ -122,6 +122,9 @@ def test_wheel_holds_model_and_every_package(wheel: Path, shipped_model_dir: Pat
         for module in (ROOT / top).rglob("*.py"):
             rel = module.relative_to(ROOT).as_posix()
             assert rel in names, f"{rel} is missing from the wheel"
+    for data_dir in ("desktop_app/resources", "training/splits"):  # package data the code reads at run time
+        for f in (ROOT / data_dir).iterdir():
+            assert f"{data_dir}/{f.name}" in names, f"{data_dir}/{f.name} is missing from the wheel"
     assert not any(n.startswith("tests/") for n in names)
 
 
