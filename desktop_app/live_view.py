@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtCore import QRectF, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
+    QGraphicsItem,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -27,7 +28,15 @@ from PySide6.QtWidgets import (
 from desktop_app.live_controller import LiveController, LiveStats
 from desktop_app.palette import emotion_color, label_text
 from desktop_app.settings import AppSettings
-from desktop_app.widgets import ColorKey, EmotionDisplay, LevelMeter, ProbabilityBars, min_max_envelope, style_plot
+from desktop_app.widgets import (
+    ColorKey,
+    EmotionDisplay,
+    FixedViewCurve,
+    LevelMeter,
+    ProbabilityBars,
+    ScrollingEnvelope,
+    style_plot,
+)
 from ser_engine.gate import level_dbfs
 from ser_engine.model import EmotionModel
 from ser_engine.stream import Prediction
@@ -116,6 +125,7 @@ class LiveView(QWidget):
         self._timeline_dirty = False
         self._last_tick = time.monotonic()
         self._ticks = 0
+        self._envelope: ScrollingEnvelope | None = None
         self._build()
         self.refresh_devices()
         if self.controller is not None:
@@ -187,9 +197,11 @@ class LiveView(QWidget):
         # No grid here: grid lines belong to the axes, whose bounds then cover the plot, so every
         # 30 fps waveform update would repaint both axes too (about half the GUI thread's time).
         wp.showGrid(x=False, y=False)
-        wp.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#505050", width=1)))
+        for name in ("left", "bottom"):  # the axes never change: repaint them from a cached pixmap
+            wp.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         # a bare curve item (lighter than PlotDataItem); the data are always finite
-        self.wave_curve = pg.PlotCurveItem(pen=pg.mkPen("#56B4E9", width=1), skipFiniteCheck=True)
+        self.wave_curve = FixedViewCurve(QRectF(-WAVEFORM_S, -1, WAVEFORM_S, 2), pen=pg.mkPen("#56B4E9", width=1),
+                                         skipFiniteCheck=True)
         wp.addItem(self.wave_curve)
         self.wave_plot.setMinimumHeight(140)
         root.addWidget(self.wave_plot, 2)
@@ -304,6 +316,7 @@ class LiveView(QWidget):
             self.controller.stop()
 
     def _reset_display(self) -> None:
+        self._envelope = None  # a new session has a new ring
         self._history.clear()
         self._timeline_dirty = True
         self.predictions_received = self.speech_predictions = self.silence_predictions = 0
@@ -418,11 +431,15 @@ class LiveView(QWidget):
         if session is not None:
             self._ticks += 1
             if self.isVisible():  # nothing to draw while the Files tab is shown
-                n = min(int(WAVEFORM_S * self.rate), session.audio.capacity)
-                y = session.audio.latest(n)
-                idx, val = min_max_envelope(y, WAVEFORM_COLUMNS)
-                self.wave_curve.setData((idx - n) / self.rate, val)
-                tail = y[-int(LEVEL_S * self.rate):]
+                env = self._envelope
+                if env is None or env.columns * env.per > session.audio.capacity:
+                    n = min(int(WAVEFORM_S * self.rate), session.audio.capacity)
+                    env = self._envelope = ScrollingEnvelope(columns=WAVEFORM_COLUMNS,
+                                                             per=max(1, n // WAVEFORM_COLUMNS))
+                env.update(session.audio)
+                x, val = env.line(session.audio)
+                self.wave_curve.setData(x / self.rate, val)
+                tail = session.audio.latest(int(LEVEL_S * self.rate))
                 peak = float(np.max(np.abs(tail))) if tail.size else 0.0
                 self.meter.set_level(level_dbfs(tail), 20 * math.log10(peak) if peak > 0 else -math.inf, dt)
                 self.waveform_painted.emit(int(session.audio.write_position))

@@ -232,3 +232,28 @@ def test_overruns_are_counted_and_shown(qtbot, tmp_path: Path, tiny_model: Emoti
     assert view.status_rate.text() == "device 48 kHz → 16 kHz"
     assert view.running  # overflows never stop the session
     view.stop()
+
+
+def test_scrolling_envelope_matches_a_full_recomputation() -> None:
+    """The incremental waveform envelope equals min/max over the newest samples, however they arrive."""
+    from desktop_app.widgets import ScrollingEnvelope
+    from ser_engine.ringbuffer import RingBuffer
+
+    rng = np.random.default_rng(7)
+    ring = RingBuffer(16000 * 10)
+    env = ScrollingEnvelope(columns=50, per=160)
+    written = []
+    for size in rng.integers(1, 900, 400):
+        block = rng.normal(0, 0.3, size).astype(np.float32)
+        ring.write(block)
+        written.append(block)
+        env.update(ring)
+        allv = np.concatenate(written)
+        whole = allv[: len(allv) - (ring.write_position - env.end)][-50 * 160:]
+        whole = np.concatenate([np.zeros(50 * 160 - len(whole), np.float32), whole])
+        cols = whole.reshape(50, 160)
+        assert np.array_equal(env.lo, cols.min(axis=1)) and np.array_equal(env.hi, cols.max(axis=1))
+        x, val = env.line(ring)
+        assert x[-1] == 0.0 or ring.write_position == env.end
+        assert x[0] == -(50 * 160 + ring.write_position - env.end)
+        assert np.all(np.diff(x) >= 0)
