@@ -396,7 +396,9 @@ def render(res: dict[str, Any]) -> str:
         met_vs = True
         if base:
             ratio = base["per_clip_ms"] / files["per_clip_ms"]
-            vs = f", {ratio:.0f}x the baseline"
+            vs = f", {ratio:.1f}x the baseline"
+            if "cpu_per_clip_ms" in base:
+                vs += f" ({base['cpu_per_clip_ms'] / files['cpu_per_clip_ms']:.1f}x in CPU time)"
             met_vs = ratio >= 10
         met = files["x_realtime"] >= 300 and met_vs
         lines.append(
