@@ -237,6 +237,9 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
         lines.append(f"int8 quantisation failed: {q.get('error')}")
     lines += ["", "## Confusion matrices", ""]
     lines += [f"![{k}](figures/{n})" for k, n in pngs]
+    if results.get("notes"):
+        lines += ["", "## Notes on this run", ""]
+        lines += [f"* {n}" for n in results["notes"]]
     lines += ["", "## Time per stage (minutes)", "", "| stage | min |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in results["timings_min"].items()]
     lines += [
