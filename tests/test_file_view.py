@@ -159,3 +159,25 @@ def test_timeline_spans_partition_overlapping_windows() -> None:
     assert all(b > a for a, b, _ in spans)
     assert [s.label for _, _, s in spans] == ["sad", None, "angry", "angry"]
     assert timeline_spans([], 1.0) == []
+
+
+def test_gui_thread_stays_responsive_during_a_batch(qtbot, tmp_path: Path, corpus_dir: Path,
+                                                    tiny_model: EmotionModel) -> None:
+    """Analysis runs off the GUI thread: a 20 ms timer keeps firing while a folder is analysed."""
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    view = _view(qtbot, tmp_path, tiny_model)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+    with qtbot.waitSignal(view.batch_finished, timeout=120000):
+        view.add_paths([corpus_dir / "ravdess" / "Actor_04"])
+    timer.stop()
+    assert len(view.finished_results()) == 60 and all(r.ok for r in view.finished_results())
+    gaps = np.diff(ticks)
+    assert len(ticks) > 20
+    assert gaps.max() < 0.5, f"the GUI thread was blocked for {gaps.max():.2f} s"
