@@ -175,3 +175,46 @@ def test_device_lost_mid_stream_keeps_recording_and_app(qtbot, tmp_path: Path, v
     n0 = view.predictions_received
     qtbot.waitUntil(lambda: view.predictions_received >= n0 + 3, timeout=20000)
     view.stop()
+
+
+def test_recording_keeps_every_sample_and_the_timeline(qtbot, tmp_path: Path, virtual_mic, corpus_dir: Path,
+                                                      tiny_model: EmotionModel) -> None:
+    import csv
+
+    settings = temp_settings(tmp_path)
+    settings.recordings_folder = str(tmp_path / "rec")
+    view = LiveView(settings=settings, model=tiny_model, device_lister=lambda: list_devices(rescan=True))
+    qtbot.addWidget(view)
+    view.show()
+    assert view.start(), view.banner.text()
+    qtbot.waitUntil(lambda: view.predictions_received >= 1, timeout=15000)
+    session = view.controller.session
+    view.toggle_recording()
+    wav = view.controller.recording_path
+    assert wav is not None and view.record_button.text() == "Stop recording"
+    start_pos = session.audio.write_position
+    clip = corpus_clips(corpus_dir)[0]
+    _play(qtbot, virtual_mic, clip)
+    qtbot.wait(1500)
+    view.toggle_recording()  # stop: the files are closed and kept
+    end_pos = session.audio.write_position
+    assert view.controller.recording_path is None and view.record_button.text() == "Record"
+    view.stop()
+    rec, rate = sf.read(str(wav), dtype="float32")
+    assert rate == 16000
+    # every sample between start and stop is in the file (worker-thread writes: none dropped)
+    assert abs(len(rec) - (end_pos - start_pos)) <= 0.1 * rate
+    src = load_audio_16k(clip)
+    level = 20 * np.log10(np.sqrt(np.mean(rec**2)) + 1e-12)
+    assert level > -45.0  # the clip is in the recording
+    assert len(rec) >= len(src)
+    with wav.with_suffix(".csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert abs(len(rows) - len(rec) / rate / 0.5) <= 2  # one row per 0.5 s hop
+    assert sum(r["speech"] == "1" for r in rows) >= 2
+
+
+def load_audio_16k(path: Path) -> np.ndarray:
+    from ser_engine.audio import load_audio
+
+    return load_audio(path, sample_rate=16000).samples
