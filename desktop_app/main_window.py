@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from desktop_app import app_version
@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self.model_error = model_error
         self.model_dialog: QMessageBox | None = None
         self.setWindowTitle("ser — speech emotion recognition")
+        self.setAcceptDrops(True)
         if icon_path().is_file():
             self.setWindowIcon(QIcon(str(icon_path())))
         from desktop_app.file_view import FileView
@@ -118,6 +119,18 @@ class MainWindow(QMainWindow):
         h.addAction(a)
         self.settings_button_action = self.menuBar().addAction("Settings…")
         self.settings_button_action.triggered.connect(self.open_settings)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Files dropped anywhere on the window go to file mode."""
+        if event.mimeData().hasUrls() and self.model is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths and self.model is not None:
+            event.acceptProposedAction()
+            self.tabs.setCurrentWidget(self.files)
+            self.files.add_paths(paths)
 
     def _tab_changed(self, index: int) -> None:
         self.settings.last_tab = index

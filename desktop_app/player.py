@@ -60,7 +60,10 @@ class Player:
 
     def play(self, start_s: float = 0.0) -> None:
         """Start playing at ``start_s`` seconds. Raises ``RuntimeError`` naming the problem."""
-        import sounddevice as sd
+        try:
+            import sounddevice as sd
+        except OSError as exc:  # the PortAudio library is missing
+            raise RuntimeError(f"audio output is unavailable: {exc}") from exc
 
         self.stop()
         if self._samples.shape[0] == 0:

@@ -93,3 +93,22 @@ def test_settings_dialog_from_window_updates_settings(qtbot, tmp_path: Path, tin
     dlg.hop_s.setValue(1.0)
     dlg.accept()
     assert settings.stream_settings.hop_s == 1.0
+
+
+@pytest.mark.corpus
+def test_files_dropped_on_the_live_tab_go_to_file_mode(qtbot, tmp_path: Path, corpus_dir: Path,
+                                                       tiny_model: EmotionModel) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    w = MainWindow(settings=temp_settings(tmp_path), model=tiny_model, device_lister=no_devices)
+    qtbot.addWidget(w)
+    w.tabs.setCurrentWidget(w.live)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(corpus_dir / "savee" / "DC_h01.flac"))])
+    event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(w.files.batch_finished, timeout=30000):
+        w.dropEvent(event)
+    assert w.tabs.currentWidget() is w.files
+    assert [r.path.name for r in w.files.finished_results()] == ["DC_h01.flac"]
