@@ -16,6 +16,7 @@ from PySide6.QtCore import QRectF, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsItem,
+    QGraphicsView,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -199,6 +200,9 @@ class LiveView(QWidget):
         wp.showGrid(x=False, y=False)
         for name in ("left", "bottom"):  # the axes never change: repaint them from a cached pixmap
             wp.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.wave_plot.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.BoundingRectViewportUpdate)
+        self.wave_plot.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState, True)
+        self.wave_plot.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing, True)
         # a bare curve item (lighter than PlotDataItem); the data are always finite
         self.wave_curve = FixedViewCurve(QRectF(-WAVEFORM_S, -1, WAVEFORM_S, 2), pen=pg.mkPen("#56B4E9", width=1),
                                          skipFiniteCheck=True)

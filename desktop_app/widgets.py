@@ -163,6 +163,7 @@ class LevelMeter(QWidget):
         self._clip_left = 0.0
         self.setMinimumHeight(34)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paints every pixel itself
         self.setToolTip("Input level (RMS, dBFS); CLIP lights when samples reach full scale")
 
     def sizeHint(self) -> QSize:
@@ -185,7 +186,7 @@ class LevelMeter(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), self.palette().window())
         clip_w = 56
         text_w = 110
         bar = QRectF(0, 4, self.width() - clip_w - text_w - 12, self.height() - 8)
