@@ -194,13 +194,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     # ---------------------------------------------------------------- onset delays
     out_rate = 48000
-    burst_s, gap_s, n_bursts = 1.0, 3.5, 6
+    burst_s, gap_s, n_bursts = 1.0, 3.3, 8
     from desktop_app.self_test import synth_speech
 
     burst = synth_speech(seconds=burst_s, sample_rate=out_rate, level=0.5)
-    seg = np.concatenate([np.zeros(int(gap_s * out_rate), np.float32), burst])
-    signal = np.tile(seg, n_bursts)
-    onsets = [k * seg.shape[0] + int(gap_s * out_rate) for k in range(n_bursts)]
+    # gaps that are not multiples of the hop, so the onsets fall at different phases of the hop grid
+    parts, onsets, pos = [], [], 0
+    for k in range(n_bursts):
+        gap = np.zeros(int((gap_s + 0.137 * k) * out_rate), np.float32)
+        parts += [gap, burst]
+        onsets.append(pos + gap.shape[0])
+        pos += gap.shape[0] + burst.shape[0]
+    signal = np.concatenate(parts)
     player = OnsetPlayer(signal, out_rate, onsets)
     wave_seen: dict[int, float] = {}
     onset_pos: dict[int, int] = {}
