@@ -61,7 +61,7 @@ def rng() -> np.random.Generator:
 def synth_speechlike(*, seconds: float, sample_rate: int = 16000, seed: int = 0, level: float = 0.3) -> np.ndarray:
     """Voiced, syllable-modulated harmonic signal (float32, mono); not corpus audio."""
     rng = np.random.default_rng(seed)
-    n = int(round(seconds * sample_rate))
+    n = round(seconds * sample_rate)
     t = np.arange(n) / sample_rate
     f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t) + rng.normal(0, 1, n).cumsum() / n * 20
     phase = 2 * np.pi * np.cumsum(f0) / sample_rate

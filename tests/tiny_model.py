@@ -47,7 +47,11 @@ def build_tiny_model(
         helper.make_node("Add", ["mm", "B"], ["logits"]),
     ]
     graph = helper.make_graph(
-        nodes, "tiny_ser", [inp], [out], initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B"), axes]
+        nodes,
+        "tiny_ser",
+        [inp],
+        [out],
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B"), axes],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="ser-tests")
     model.ir_version = 9
