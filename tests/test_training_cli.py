@@ -32,3 +32,30 @@ def test_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["fly"])
     assert exc.value.code == 2
+
+
+@pytest.mark.corpus
+@pytest.mark.training
+@pytest.mark.slow
+def test_all_quick_runs_every_stage_and_ships_a_loadable_model(corpus_dir: Path, tmp_path: Path) -> None:
+    """`ser-train all --quick`: the real command end to end on a few real clips per split."""
+    import json
+
+    from ser_engine.model import EmotionModel
+
+    out, docs, run = tmp_path / "models", tmp_path / "docs", tmp_path / "run"
+    argv = ["--data", str(corpus_dir), "--cache-dir", str(tmp_path / "cache"), "--workers", "1", "all", "--quick"]
+    assert main([*argv, "--out", str(out), "--docs", str(docs), "--run-dir", str(run)]) == 0
+    model = EmotionModel.load(out)
+    meta = json.loads((out / "model.json").read_text())
+    assert model.labels == ("angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
+    assert meta["temperature"] > 0 and "all" in meta["metrics"]["test_speakers"]
+    assert meta["provenance"]["command"] == "ser-train all --quick"
+    assert meta["provenance"]["parity_max_abs_prob_diff"] < 1e-4
+    results = json.loads((run / "results.json").read_text())
+    for name in ("decision_tree", "knn", "svm", "cnn1d", "cnn_bilstm", "cnn2d"):
+        assert name in results["models"]
+    assert set(results["timings_min"]) >= {"data", "search", "final_model", "export", "calibration", "ravdess8"}
+    report = (docs / "results.md").read_text()
+    assert "RAVDESS" in report and "quick" in report.lower()
+    assert (out / "MODEL_CARD.md").is_file()

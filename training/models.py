@@ -32,6 +32,7 @@ def build_cnn2d(
     dropout: float = 0.3,
     l2: float = 1e-4,
     stem_stride: tuple[int, int] = (1, 1),
+    window_cmn: bool = False,
     seed: int = 0,
 ) -> Any:
     """2D CNN on the log-mel image.
@@ -47,6 +48,10 @@ def build_cnn2d(
     stem_stride : (int, int)
         Stride (time, frequency) of the first convolution; (2, 1) halves the
         cost of the whole network.
+    window_cmn : bool
+        Subtract each window's own mean per mel band (cepstral-style mean
+        normalisation inside the graph), removing the window's long-term
+        spectrum (channel, and part of the speaker's timbre).
     seed : int
         Initialiser seed.
     """
@@ -54,7 +59,10 @@ def build_cnn2d(
     layers = keras.layers
     reg = keras.regularizers.l2(l2) if l2 > 0 else None
     inp = keras.Input(shape=(None, n_mels), name="features")
-    x = layers.Reshape((-1, n_mels, 1))(inp)
+    x = inp
+    if window_cmn:
+        x = layers.Lambda(lambda t: t - keras.ops.mean(t, axis=1, keepdims=True), name="window_cmn")(x)
+    x = layers.Reshape((-1, n_mels, 1))(x)
     for i, f in enumerate(filters):
         x = layers.Conv2D(
             f,

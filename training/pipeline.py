@@ -124,7 +124,13 @@ SEARCH_SPACE: dict[str, Any] = {
     "label_smoothing": [0.0, 0.05, 0.1],
     "time_mask_max": [15, 25, 40],
     "freq_mask_max": [6, 10, 14],
+    "mixup_alpha": [0.0, 0.2],
+    "freq_warp": [0.0, 0.05],
 }
+"""Declared random-search space of the 2D CNN. Fixed in every trial (chosen in the
+recipe exploration on validation speakers, see docs/results.md): in-graph per-window
+mel-band mean normalisation (``window_cmn``) and an exponential moving average of
+the weights (``ema_decay`` 0.998)."""
 
 
 def sample_config(rng: np.random.Generator, base: TrainConfig) -> TrainConfig:
@@ -137,12 +143,31 @@ def sample_config(rng: np.random.Generator, base: TrainConfig) -> TrainConfig:
     return replace(
         base,
         arch="cnn2d",
-        arch_params={"filters": tuple(filters), "stem_stride": tuple(stem), "dropout": round(dropout, 3)},
+        arch_params={
+            **base.arch_params,
+            "filters": tuple(filters),
+            "stem_stride": tuple(stem),
+            "dropout": round(dropout, 3),
+        },
         learning_rate=round(lr, 5),
         label_smoothing=float(rng.choice(SEARCH_SPACE["label_smoothing"])),
         time_mask_max=int(rng.choice(SEARCH_SPACE["time_mask_max"])),
         freq_mask_max=int(rng.choice(SEARCH_SPACE["freq_mask_max"])),
+        mixup_alpha=float(rng.choice(SEARCH_SPACE["mixup_alpha"])),
+        freq_warp=float(rng.choice(SEARCH_SPACE["freq_warp"])),
     )
+
+
+SEARCH_KEYS = (
+    "arch_params",
+    "learning_rate",
+    "label_smoothing",
+    "time_mask_max",
+    "freq_mask_max",
+    "mixup_alpha",
+    "freq_warp",
+    "ema_decay",
+)
 
 
 # Helpers ----------------------------------------------------------------------
@@ -277,6 +302,7 @@ def run_interim(
         mean=data.config.mean,
         std=data.config.std,
         log=log,
+        feature_config=data.config,
     )
     vl, vi = predict_logits(model, data.clean["val"], mean=data.config.mean, std=data.config.std)
     t = fit_temperature(window_logits=vl, clip_index=vi, n_clips=len(data.clips["val"]), y_true=y_val)
@@ -318,15 +344,16 @@ def main_entry() -> None:  # pragma: no cover - convenience
 class Budget:
     """Compute budget of ``ser-train all`` (sized for < 60 min on 2 cores)."""
 
-    n_aug: int = 2
+    n_aug: int = 3
     seed_epochs: int = 2
     seed_windows: int = 6000
     search_trials: int = 3
-    search_epochs: int = 2
+    search_epochs: int = 3
     search_windows: int = 6000
-    final_epochs: int = 20
+    final_epochs: int = 40
     final_windows: int = 12000
-    r8_epochs: int = 7
+    final_patience: int = 12
+    r8_epochs: int = 10
     limit: int | None = None
 
     @classmethod
@@ -340,6 +367,7 @@ class Budget:
             search_windows=256,
             final_epochs=1,
             final_windows=512,
+            final_patience=1,
             r8_epochs=1,
             limit=40,
         )
@@ -501,6 +529,9 @@ def run_all(
     labels = HARMONISED_LABELS
     y = {p: labels_of(data.clips[p], labels=labels) for p in ("train", "val", "test")}
     results: dict[str, Any] = {"labels": list(labels), "models": {}, "timings_min": timings}
+    exploration = Path(__file__).with_name("exploration.json")
+    if exploration.is_file():
+        results["exploration"] = json.loads(exploration.read_text(encoding="utf-8"))
 
     # 1. baselines on pooled features (clean training clips)
     t0 = time.perf_counter()
@@ -534,6 +565,7 @@ def run_all(
             mean=data.config.mean,
             std=data.config.std,
             log=log,
+            feature_config=data.config,
         )
         val_res, _, _, _, _ = _keras_eval(model, data, "val", labels=labels)
         test_res, _, _, _, _ = _keras_eval(model, data, "test", labels=labels)
@@ -562,7 +594,8 @@ def run_all(
     t0 = time.perf_counter()
     base = TrainConfig(
         arch="cnn2d",
-        arch_params={"filters": (24, 48, 96, 128), "stem_stride": (2, 2), "dropout": 0.3},
+        arch_params={"filters": (24, 48, 96, 128), "stem_stride": (2, 2), "dropout": 0.3, "window_cmn": True},
+        ema_decay=0.998,
         epochs=b.search_epochs,
         windows_per_epoch=b.search_windows,
         patience=b.search_epochs,
@@ -572,7 +605,7 @@ def run_all(
     search_log: list[dict[str, Any]] = []
     for i, cfg in enumerate(trials):
         log(
-            f"search trial {i + 1}/{len(trials)}: {json.dumps({k: cfg.to_dict()[k] for k in ('arch_params', 'learning_rate', 'label_smoothing', 'time_mask_max', 'freq_mask_max')})}"  # noqa: E501
+            f"search trial {i + 1}/{len(trials)}: {json.dumps({k: cfg.to_dict()[k] for k in SEARCH_KEYS})}"
         )
         _, hist = fit_model(
             cfg=cfg,
@@ -584,6 +617,7 @@ def run_all(
             mean=data.config.mean,
             std=data.config.std,
             log=log,
+            feature_config=data.config,
         )
         search_log.append({"trial": i + 1, "config": cfg.to_dict(), "val_uar": hist["best_val_uar"], "history": hist})
         with (run_dir / "search.jsonl").open("a", encoding="utf-8") as f:
@@ -596,10 +630,7 @@ def run_all(
             {
                 "trial": r["trial"],
                 "val_uar": round(r["val_uar"], 4),
-                **{
-                    k: r["config"][k]
-                    for k in ("arch_params", "learning_rate", "label_smoothing", "time_mask_max", "freq_mask_max")
-                },
+                **{k: r["config"][k] for k in SEARCH_KEYS},
             }
             for r in search_log
         ],
@@ -610,7 +641,12 @@ def run_all(
     # 4. final model: best configuration, full budget
     t0 = time.perf_counter()
     final_cfg = TrainConfig(
-        **{**best["config"], "epochs": b.final_epochs, "windows_per_epoch": b.final_windows, "patience": 6}
+        **{
+            **best["config"],
+            "epochs": b.final_epochs,
+            "windows_per_epoch": b.final_windows,
+            "patience": b.final_patience,
+        }
     )
     final_cfg.arch_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in final_cfg.arch_params.items()}
     model, _hist = keras_run(
@@ -772,6 +808,7 @@ def _ravdess8(
         std=data.config.std,
         log=log,
         init_model=m8,
+        feature_config=data.config,
     )
     del keras
     _, vl, vi, yv, _ = _keras_eval(fitted, data, "val", labels=labels, fine=True, keep=is_r)

@@ -204,14 +204,24 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
         "",
         f"Random search over `{json.dumps(s['space'])}`; budget: {s['budget']}. The best trial's configuration is then trained with the full budget.",  # noqa: E501
         "",
-        "| trial | val UAR | filters / dropout | lr | label smoothing | time mask | freq mask |",
-        "|---|---|---|---|---|---|---|",
+        "| trial | val UAR | architecture | lr | label smoothing | time mask | freq mask | mixup | freq warp | EMA |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in s["trials"]:
         lines.append(
             f"| {t['trial']}{' (best)' if t['trial'] == s['best_trial'] else ''} | {_pct(t['val_uar'])} | {json.dumps(t['arch_params'])} | "  # noqa: E501
-            f"{t['learning_rate']} | {t['label_smoothing']} | {t['time_mask_max']} | {t['freq_mask_max']} |"
+            f"{t['learning_rate']} | {t['label_smoothing']} | {t['time_mask_max']} | {t['freq_mask_max']} | "
+            f"{t.get('mixup_alpha', 0.0)} | {t.get('freq_warp', 0.0)} | {t.get('ema_decay', 0.0)} |"
         )
+    if results.get("exploration"):
+        e = results["exploration"]
+        lines += ["", "### Recipe exploration (validation speakers only)", "", e["description"], ""]
+        lines += ["| recipe | val UAR all | RAVDESS | CREMA-D | SAVEE | minutes |", "|---|---|---|---|---|---|"]
+        for r in e["runs"]:
+            lines.append(
+                f"| {r['recipe']} | {_pct(r['val_uar'])} | {_pct(r['ravdess'])} | {_pct(r['crema_d'])} | "
+                f"{_pct(r['savee'])} | {r['minutes']} |"
+            )
     q = results["int8"]
     lines += ["", "## Export, int8 quantisation, speed", ""]
     ex = results["export"]

@@ -21,7 +21,16 @@ import numpy.typing as npt
 from training.evaluate import classification_metrics, clip_probabilities
 from training.features import WindowSet
 
-__all__ = ["TrainConfig", "configure_tensorflow", "evaluate_clips", "fit_model", "labels_of", "predict_logits"]
+__all__ = [
+    "TrainConfig",
+    "configure_tensorflow",
+    "evaluate_clips",
+    "fit_model",
+    "freq_warp",
+    "labels_of",
+    "mel_centres_hz",
+    "predict_logits",
+]
 
 
 @dataclass
@@ -41,6 +50,9 @@ class TrainConfig:
     windows_per_epoch: int | None = None
     class_weighting: bool = True
     patience: int = 4
+    mixup_alpha: float = 0.0
+    ema_decay: float = 0.0
+    freq_warp: float = 0.0
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +78,9 @@ def labels_of(clips: Sequence[Any], *, labels: Sequence[str], fine: bool = False
 
 
 def _normalise(
-    x: npt.NDArray[np.float16], mean: npt.NDArray[np.float32], inv_std: npt.NDArray[np.float32]
+    x: npt.NDArray[np.float16] | npt.NDArray[np.float32],
+    mean: npt.NDArray[np.float32],
+    inv_std: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float32]:
     return ((x.astype(np.float32) - mean) * inv_std).astype(np.float32, copy=False)
 
@@ -85,6 +99,50 @@ def _spec_augment(x: npt.NDArray[np.float32], cfg: TrainConfig, rng: np.random.G
             if w:
                 s = int(rng.integers(0, max(1, m - w)))
                 x[i, :, s : s + w] = 0.0
+
+
+def mel_centres_hz(config: Any) -> npt.NDArray[np.float64]:
+    """Centre frequencies (Hz) of the mel bands of a FeatureConfig, shape ``(n_mels,)``."""
+    from ser_engine.features import hz_to_mel, mel_to_hz
+
+    edges = np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_mels + 2)
+    return np.asarray(mel_to_hz(edges[1:-1]), dtype=np.float64)
+
+
+def freq_warp(
+    x: npt.NDArray[np.float32], *, centres_hz: npt.NDArray[np.float64], max_warp: float, rng: np.random.Generator
+) -> npt.NDArray[np.float32]:
+    """Vocal-tract-length-style warping of log-mel windows.
+
+    Each window's spectrum is rescaled in frequency by its own factor
+    ``alpha ~ U(1 - max_warp, 1 + max_warp)``: output band ``i`` takes the
+    (linearly interpolated) value found at ``centres_hz[i] / alpha``, edges
+    replicated.
+
+    Parameters
+    ----------
+    x : ndarray, shape (batch, n_frames, n_mels)
+    centres_hz : ndarray, shape (n_mels,)
+    max_warp : float
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray, shape (batch, n_frames, n_mels)
+    """
+    if max_warp <= 0:
+        return x
+    n_mels = x.shape[-1]
+    grid = np.arange(n_mels, dtype=np.float64)
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        alpha = rng.uniform(1.0 - max_warp, 1.0 + max_warp)
+        src = np.interp(centres_hz / alpha, centres_hz, grid)
+        lo = np.floor(src).astype(np.int64)
+        hi = np.minimum(lo + 1, n_mels - 1)
+        f = (src - lo).astype(np.float32)
+        out[i] = x[i][:, lo] * (1.0 - f) + x[i][:, hi] * f
+    return out
 
 
 def predict_logits(
@@ -136,6 +194,7 @@ def fit_model(
     std: npt.ArrayLike,
     log: Any = print,
     init_model: Any = None,
+    feature_config: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train one model; keep the weights of the best validation UAR.
 
@@ -150,6 +209,9 @@ def fit_model(
         Training statistics.
     init_model : keras.Model, optional
         Start from this (built) model instead of a fresh ``cfg.arch``.
+    feature_config : FeatureConfig, optional
+        The features' configuration (mel band frequencies for
+        ``cfg.freq_warp``); defaults to ``FeatureConfig()``.
 
     Returns
     -------
@@ -189,20 +251,43 @@ def fit_model(
     inv = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
     eps = cfg.label_smoothing
     cw_t = tf.constant(cw, dtype=tf.float32)
+    if feature_config is None:
+        from ser_engine.config import FeatureConfig
+
+        feature_config = FeatureConfig()
+    if cfg.freq_warp > 0 and feature_config.n_mels != n_mels:
+        raise ValueError(f"feature_config has {feature_config.n_mels} mel bands, the windows {n_mels}")
+    centres = mel_centres_hz(feature_config)
+
+    ema = [tf.Variable(v, trainable=False) for v in model.trainable_variables] if cfg.ema_decay > 0 else []
+    n_updates = tf.Variable(0.0, trainable=False)
 
     @tf.function(reduce_retracing=True)
-    def step(xb: Any, yb: Any) -> Any:
+    def step(xb: Any, yb: Any, yb2: Any, lam: Any) -> Any:
         with tf.GradientTape() as tape:
             logits = model(xb, training=True)
-            onehot = tf.one_hot(yb, n_labels) * (1 - eps) + eps / n_labels
-            ce = tf.nn.softmax_cross_entropy_with_logits(labels=onehot, logits=logits)
-            w = tf.gather(cw_t, yb)
+            target = tf.one_hot(yb, n_labels) * lam[:, None] + tf.one_hot(yb2, n_labels) * (1 - lam[:, None])
+            target = target * (1 - eps) + eps / n_labels
+            ce = tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=logits)
+            w = tf.gather(cw_t, yb) * lam + tf.gather(cw_t, yb2) * (1 - lam)
             loss = tf.reduce_sum(ce * w) / tf.reduce_sum(w)
             reg = tf.add_n(model.losses) if model.losses else 0.0
             total = loss + reg
         grads = tape.gradient(total, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        if ema:
+            n_updates.assign_add(1.0)
+            d = tf.minimum(cfg.ema_decay, (1.0 + n_updates) / (10.0 + n_updates))
+            for e, v in zip(ema, model.trainable_variables, strict=True):
+                e.assign(d * e + (1.0 - d) * v)
         return loss
+
+    def swap_ema() -> None:
+        """Exchange the live weights with their moving average (an involution)."""
+        for e, v in zip(ema, model.trainable_variables, strict=True):
+            tmp = tf.identity(v)
+            v.assign(e)
+            e.assign(tmp)
 
     history: dict[str, Any] = {"loss": [], "val_uar": [], "epoch_s": []}
     best_uar, best_epoch, best_weights = -1.0, -1, None
@@ -213,13 +298,25 @@ def fit_model(
         losses = []
         for s in range(steps):
             idx = np.sort(order[s * cfg.batch_size : (s + 1) * cfg.batch_size])
-            xb = _normalise(train.log_mel[idx], mu, inv)
+            xb = train.log_mel[idx].astype(np.float32)
+            xb = freq_warp(xb, centres_hz=centres, max_warp=cfg.freq_warp, rng=rng)
+            xb = _normalise(xb, mu, inv)
             _spec_augment(xb, cfg, rng)
             yb = np.asarray(y_train)[train.clip_index[idx]].astype(np.int32)
-            losses.append(float(step(tf.constant(xb), tf.constant(yb))))
+            yb2, lam = yb, np.ones(yb.size, dtype=np.float32)
+            if cfg.mixup_alpha > 0:
+                # mixup: each window blended with another of the batch, labels and weights alike
+                perm = rng.permutation(yb.size)
+                lam = rng.beta(cfg.mixup_alpha, cfg.mixup_alpha, size=yb.size).astype(np.float32)
+                lam = np.maximum(lam, 1.0 - lam)
+                xb = lam[:, None, None] * xb + (1.0 - lam[:, None, None]) * xb[perm]
+                yb2 = yb[perm]
+            losses.append(float(step(tf.constant(xb), tf.constant(yb), tf.constant(yb2), tf.constant(lam))))
         history["loss"].append(float(np.mean(losses)))
         msg = f"epoch {epoch + 1}/{cfg.epochs} loss {history['loss'][-1]:.4f}"
         if val is not None and y_val is not None:
+            if ema:
+                swap_ema()  # evaluate (and keep) the averaged weights
             vl, vi = predict_logits(model, val, mean=mu, std=std)
             m, _ = evaluate_clips(logits=vl, clip_index=vi, y_true=y_val, labels=labels)
             history["val_uar"].append(m["uar"])
@@ -229,6 +326,8 @@ def fit_model(
                 stale = 0
             else:
                 stale += 1
+            if ema:
+                swap_ema()
         history["epoch_s"].append(time.perf_counter() - t0)
         log(msg + f" ({history['epoch_s'][-1]:.0f} s)")
         if val is not None and stale >= cfg.patience:
@@ -236,6 +335,8 @@ def fit_model(
             break
     if best_weights is not None:
         model.set_weights(best_weights)
+    elif ema:
+        swap_ema()  # no validation: keep the averaged weights
     history["best_epoch"] = best_epoch + 1 if best_epoch >= 0 else len(history["loss"])
     history["best_val_uar"] = best_uar if best_uar >= 0 else math.nan
     return model, history
