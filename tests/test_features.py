@@ -89,7 +89,10 @@ def test_frames_of_a_window_are_the_frames_of_the_longer_signal() -> None:
     full = fz.log_mel(y)
     for start in (0, 160, 8000, 32000):
         part = fz.log_mel(y[start : start + 48000])
-        np.testing.assert_array_equal(part, full[start // 160 : start // 160 + 297])
+        # Same frames, same numbers: only the float rounding of the FFT and
+        # matrix product may differ with the batch size (BLAS blocking differs
+        # between CPUs); a one-frame misalignment would differ by whole units.
+        np.testing.assert_allclose(part, full[start // 160 : start // 160 + 297], rtol=0, atol=1e-5)
 
 
 def test_windowing_rules() -> None:
