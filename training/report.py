@@ -140,7 +140,7 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
     ]
     for corpus, parts in sp["speakers"].items():
         lines.append(
-            f"  * {corpus}: val {', '.join(s.split(':')[1] for s in parts['val']) or '–'}; test {', '.join(s.split(':')[1] for s in parts['test'])}; train {len(parts['train'])} speakers"  # noqa: E501
+            f"  * {corpus}: val {', '.join(s.split(':')[1] for s in parts['val']) or '–'}; test {', '.join(s.split(':')[1] for s in parts['test'])}; train {len(parts['train'])} speaker{'' if len(parts['train']) == 1 else 's'}"  # noqa: E501
         )
     lines += [
         "* Windows exactly as the app presents them: 3 s every 0.5 s (`ser_engine.features.frame_windows`, short clips "
@@ -328,6 +328,7 @@ def write_model_card(*, results: dict[str, Any], path: Path, quick: bool = False
         "* Few speakers (TESS two, SAVEE four, all SAVEE male); accuracy varies strongly from voice to voice.",
         "* English only; 3 s windows; one speaker at a time; music, laughter and overlapping talk are out of scope.",
         "* CREMA-D has no 'surprised' clips, so 'surprised' is learnt from RAVDESS, TESS and SAVEE only.",
+        *[f"* {n}" for n in results.get("card_limits", [])],
         "",
         "## Provenance",
         f"Trained by `{results['provenance']['command']}` (git {results['provenance'].get('git_commit', '?')}); "
