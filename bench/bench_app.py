@@ -130,6 +130,7 @@ class OnsetPlayer:
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    load_at_start = os.getloadavg()[0]
     import sounddevice as sd
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -245,6 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     launches = launch_times(args.model_dir)
     return {
+        "load_at_start": load_at_start,
         "model": model.name,
         "seconds": wall,
         "cpu_pct": 100.0 * cpu / wall,
@@ -288,8 +290,9 @@ def section(r: dict[str, object]) -> str:
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {_cpu_model()}, {os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
         f"model `{r['model']}`, by `python bench/bench_app.py` (real window offscreen, live mode on the "
-        f"PulseAudio virtual microphone, device opened at {r['device_rate']} Hz). The machine was shared with "
-        "other jobs while measuring, so CPU and delays are upper bounds.",
+        f"PulseAudio virtual microphone, device opened at {r['device_rate']} Hz). 1-minute load average "
+        f"{float(r.get('load_at_start', float('nan'))):.1f} at the start (above about 1, other jobs shared the "  # type: ignore[arg-type]
+        "cores and the CPU and delay figures are upper bounds).",
         "",
         "| figure | measured | target | |",
         "|---|---|---|---|",
