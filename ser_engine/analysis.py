@@ -32,11 +32,19 @@ import numpy.typing as npt
 from ser_engine.audio import find_audio_files, iter_audio_blocks
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ParameterError, SerError
-from ser_engine.features import fit_to_length
+from ser_engine.features import Featurizer, fit_to_length
 from ser_engine.gate import window_is_speech
 from ser_engine.model import EmotionModel
 
-__all__ = ["FileResult", "Segment", "analyze_file", "analyze_paths", "iter_windows"]
+__all__ = [
+    "FileResult",
+    "Segment",
+    "WindowFeatures",
+    "analyze_file",
+    "analyze_paths",
+    "iter_window_features",
+    "iter_windows",
+]
 
 FloatArray = npt.NDArray[np.float32]
 BATCH = 32
@@ -183,6 +191,91 @@ def _config_for(model: EmotionModel, window_s: float | None, hop_s: float | None
     return cfg
 
 
+@dataclass(frozen=True)
+class WindowFeatures:
+    """One analysis window of a stream: where it lies, whether it is speech, its features.
+
+    Attributes
+    ----------
+    start_s, end_s : float
+        Seconds from the stream's start (a padded short clip is placed at ``0 .. length``).
+    speech : bool
+        The speech gate's decision (:func:`ser_engine.gate.window_is_speech` on the real samples).
+    log_mel : ndarray, shape (n_frames, n_mels), float32, or None
+        Un-normalised log-mel frames of the window for speech windows; None for silence.
+    """
+
+    start_s: float
+    end_s: float
+    speech: bool
+    log_mel: FloatArray | None
+
+
+def iter_window_features(
+    blocks: Iterable[npt.NDArray[np.float32]],
+    *,
+    config: FeatureConfig,
+    featurizer: Featurizer,
+    gate_sensitivity: float = 0.5,
+) -> Iterator[WindowFeatures]:
+    """Window, gate and featurise a block stream: the one path from audio to model input.
+
+    File analysis (:func:`analyze_file`), voice profiles and training all call this,
+    so a clip's training windows are exactly the speech windows ``ser analyze``
+    reports. Windows are those of :func:`~ser_engine.features.frame_windows`
+    (:func:`iter_windows`); a short clip is gated on its real samples and
+    featurised centre-padded; consecutive windows share their feature frames, so
+    only each hop's new frames are computed.
+
+    Parameters
+    ----------
+    blocks : iterable of ndarray, shape (m,), float32
+        Mono audio at ``config.sample_rate`` (e.g. :func:`~ser_engine.audio.iter_audio_blocks`).
+    config : FeatureConfig
+        Window and hop come from it.
+    featurizer : Featurizer
+        Built from a config with the same frame parameters.
+    gate_sensitivity : float
+        Speech gate sensitivity in [0, 1].
+
+    Yields
+    ------
+    WindowFeatures
+    """
+    if not 0 <= gate_sensitivity <= 1:
+        raise ParameterError(f"gate_sensitivity must be in [0, 1], got {gate_sensitivity!r}")
+    sr = config.sample_rate
+    w, h = config.window_samples, config.hop_samples
+    # Frame reuse: consecutive windows ``hop`` apart share all but hop/hop_length
+    # frames (frames are not centred), so only the new frames are computed.
+    hl = config.hop_length
+    hop_frames = h // hl
+    reuse = h % hl == 0 and hop_frames < config.n_frames
+    k0 = config.n_frames - hop_frames
+    prev: tuple[int, FloatArray] | None = None  # (start, log-mel) of the last regular window
+
+    def log_mel(start: int, win: FloatArray) -> FloatArray:
+        nonlocal prev
+        if reuse and prev is not None and start == prev[0] + h:
+            lm = np.empty_like(prev[1])
+            lm[:k0] = prev[1][hop_frames:]
+            lm[k0:] = featurizer.log_mel(win[k0 * hl :])
+        else:
+            lm = featurizer.log_mel(win)
+        prev = (start, lm)
+        return lm
+
+    for start, length, win in iter_windows(blocks, window=w, hop=h):
+        if length < w:  # padded short clip: gate on its real samples, place it at 0..length
+            real = fit_to_length(y=win, length=length)  # centre crop undoes the centre pad
+            speech = window_is_speech(real, sample_rate=sr, sensitivity=gate_sensitivity)
+            yield WindowFeatures(0.0, length / sr, speech, featurizer.log_mel(win) if speech else None)
+        else:
+            speech = window_is_speech(win, sample_rate=sr, sensitivity=gate_sensitivity)
+            lm = log_mel(start, win) if reuse or speech else None
+            yield WindowFeatures(start / sr, (start + w) / sr, speech, lm if speech else None)
+
+
 def analyze_file(
     path: str | os.PathLike[str],
     model: EmotionModel,
@@ -221,7 +314,6 @@ def analyze_file(
     if not 0 <= gate_sensitivity <= 1:
         raise ParameterError(f"gate_sensitivity must be in [0, 1], got {gate_sensitivity!r}")
     sr = cfg.sample_rate
-    w, h = cfg.window_samples, cfg.hop_samples
     labels = model.labels
     featurizer = model.featurizer
     segments: list[Segment] = []
@@ -237,62 +329,37 @@ def analyze_file(
             total += b.shape[0]
             yield b
 
-    batch: list[tuple[float, float, bool, FloatArray | None]] = []
-    # Frame reuse: consecutive windows ``hop`` apart share all but hop/hop_length
-    # frames (frames are not centred), so only the new frames are computed.
-    hl = cfg.hop_length
-    hop_frames = h // hl
-    reuse = h % hl == 0 and hop_frames < cfg.n_frames
-    k0 = cfg.n_frames - hop_frames
-    prev: tuple[int, FloatArray] | None = None  # (start, log-mel) of the last regular window
-
-    def log_mel(start: int, win: FloatArray) -> FloatArray:
-        nonlocal prev
-        if reuse and prev is not None and start == prev[0] + h:
-            lm = np.empty_like(prev[1])
-            lm[:k0] = prev[1][hop_frames:]
-            lm[k0:] = featurizer.log_mel(win[k0 * hl :])
-        else:
-            lm = featurizer.log_mel(win)
-        prev = (start, lm)
-        return lm
+    batch: list[WindowFeatures] = []
 
     def flush() -> None:
         nonlocal n_speech, speech_s, covered_end
-        speech_lm = [lm for _, _, speech, lm in batch if speech and lm is not None]
+        speech_lm = [wf.log_mel for wf in batch if wf.speech and wf.log_mel is not None]
         probs = None
         if speech_lm:
             probs = model.predict_features(featurizer.normalize(np.stack(speech_lm)))
         k = 0
-        for start_s, end_s, speech, _ in batch:
-            if speech and probs is not None:
+        for wf in batch:
+            if wf.speech and probs is not None:
                 pr = probs[k]
                 k += 1
                 prob_sum[:] += pr
                 n_speech += 1
-                speech_s += max(0.0, end_s - max(start_s, covered_end))
-                covered_end = max(covered_end, end_s)
+                speech_s += max(0.0, wf.end_s - max(wf.start_s, covered_end))
+                covered_end = max(covered_end, wf.end_s)
                 segments.append(
-                    Segment(start_s, end_s, True, labels[int(np.argmax(pr))],
+                    Segment(wf.start_s, wf.end_s, True, labels[int(np.argmax(pr))],
                             {lab: float(v) for lab, v in zip(labels, pr, strict=True)})
                 )
             else:
-                segments.append(Segment(start_s, end_s, False, None, {}))
+                segments.append(Segment(wf.start_s, wf.end_s, False, None, {}))
         batch.clear()
 
     try:
         blocks = counting(iter_audio_blocks(p, sample_rate=sr))
-        for start, length, win in iter_windows(blocks, window=w, hop=h):
+        for wf in iter_window_features(blocks, config=cfg, featurizer=featurizer, gate_sensitivity=gate_sensitivity):
             if cancel is not None and cancel.is_set():
                 return FileResult(path=p, ok=False, error=f"{p}: cancelled", duration_s=total / sr)
-            if length < w:  # padded short clip: gate on its real samples, place it at 0..length
-                real = fit_to_length(y=win, length=length)  # centre crop undoes the centre pad
-                speech = window_is_speech(real, sample_rate=sr, sensitivity=gate_sensitivity)
-                batch.append((0.0, length / sr, speech, featurizer.log_mel(win) if speech else None))
-            else:
-                speech = window_is_speech(win, sample_rate=sr, sensitivity=gate_sensitivity)
-                lm = log_mel(start, win) if reuse or speech else None
-                batch.append((start / sr, (start + w) / sr, speech, lm))
+            batch.append(wf)
             if len(batch) >= BATCH:
                 flush()
         if batch:
