@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
+from ser_engine.analysis import iter_window_features
+from ser_engine.audio import iter_audio_blocks
 from ser_engine.config import FeatureConfig
-from ser_engine.features import Featurizer, frame_windows
+from ser_engine.features import Featurizer
 from training.corpora import load_corpus
 from training.features import WindowSet, featurize_clips, fit_stats, gate_policy, load_clip_audio
 
@@ -45,22 +50,69 @@ def test_fit_stats_is_per_band_over_usable_frames() -> None:
 
 
 @pytest.mark.corpus
-def test_real_clips_match_the_engine_featurizer_and_cache(corpus_dir: Path, tmp_path: Path) -> None:
+def test_real_clips_match_the_engine_path_and_cache(corpus_dir: Path, tmp_path: Path) -> None:
     clips, _ = load_corpus(root=corpus_dir, corpus="savee")
     some = clips[:5]
     cfg = FeatureConfig()
     ws = featurize_clips(clips=some, config=cfg, cache_dir=tmp_path, workers=1, progress=False)
+    fz = Featurizer(cfg)
     for i, c in enumerate(some):
-        y = load_clip_audio(c.path, sample_rate=cfg.sample_rate)
-        windows, _ = frame_windows(y=y, config=cfg)
-        ref = Featurizer(cfg).log_mel(windows)
-        np.testing.assert_allclose(ws.log_mel[ws.clip_index == i].astype(np.float32), ref, atol=0.02)
+        ref = [w for w in iter_window_features(iter_audio_blocks(c.path), config=cfg, featurizer=fz) if w.speech]
+        mine = ws.log_mel[ws.clip_index == i].astype(np.float32)
+        assert mine.shape[0] == len(ref) > 0
+        np.testing.assert_allclose(mine, np.stack([w.log_mel for w in ref]), atol=0.02)  # float16 cache
     assert len(list(tmp_path.glob("*.npz"))) == 1
     # statistics do not change the cache key; another clip list does
-    featurize_clips(
+    again = featurize_clips(
         clips=some, config=cfg.with_stats(mean=[0] * 64, std=[1] * 64), cache_dir=tmp_path, workers=1, progress=False
     )
+    np.testing.assert_array_equal(again.start_s, ws.start_s)
     assert len(list(tmp_path.glob("*.npz"))) == 1
     featurize_clips(clips=some[:2], config=cfg, cache_dir=tmp_path, workers=1, progress=False)
     assert len(list(tmp_path.glob("*.npz"))) == 2
-    assert gate_policy().startswith("ser_engine.gate")
+    assert gate_policy().startswith("ser_engine.analysis.iter_window_features")
+
+
+def _analyze_segments(path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    from ser_engine.cli import main
+
+    capsys.readouterr()
+    assert main(["analyze", str(path), "--segments", "--format", "json", "--progress", "never"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = out if isinstance(out, list) else out["files"]
+    return list(rows[0]["segments"])
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_training_windows_are_exactly_the_speech_windows_ser_analyze_reports(
+    corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Training and `ser analyze --segments` see the same windows: real clips, a clip
+    framed by seconds of silence, a quiet clip and a short one."""
+    sr = 16000
+    base = load_corpus(root=corpus_dir, corpus="ravdess")[0]
+    src = {c.label: c for c in base}
+    y = load_clip_audio(src["angry"].path, sample_rate=sr)
+    variants = {
+        "framed.flac": np.concatenate([np.zeros(4 * sr, np.float32), y, np.zeros(5 * sr, np.float32)]),
+        "quiet.flac": (y * 10 ** (-35 / 20)).astype(np.float32),  # 35 dB down: the gate must judge the real level
+        "short.flac": y[: int(1.6 * sr)],
+    }
+    paths = [Path(src["neutral"].path), Path(src["sad"].path)]
+    for name, samples in variants.items():
+        sf.write(str(tmp_path / name), samples, sr, subtype="PCM_24")
+        paths.append(tmp_path / name)
+    clips = [replace(src["neutral"], path=str(p)) for p in paths]
+    ws = featurize_clips(clips=clips, config=FeatureConfig(), cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert ws.start_s is not None
+    n_silent_windows = 0
+    for i, p in enumerate(paths):
+        segs = _analyze_segments(p, capsys)
+        speech = [s for s in segs if s["speech"]]
+        n_silent_windows += len(segs) - len(speech)
+        starts = ws.start_s[ws.clip_index == i]
+        assert len(starts) == len(speech), p.name
+        np.testing.assert_allclose(starts, [float(s["start_s"]) for s in speech], atol=1e-4)  # type: ignore[arg-type]
+    assert n_silent_windows >= 12  # the framed clip's silence is not trained on
+    assert ws.windows_per_clip()[2] < len(_analyze_segments(paths[2], capsys))

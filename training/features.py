@@ -1,12 +1,16 @@
 """Windows and log-mel features of corpus clips, cached on disk.
 
-Clips are cut into exactly the windows the live streamer and file analysis
-present to the model (:func:`ser_engine.features.frame_windows`: 3 s windows
-every 0.5 s, short clips centre-padded with zeros), featurized by
-:class:`ser_engine.features.Featurizer` (imported, never copied), and marked
-speech / non-speech by :func:`ser_engine.gate.window_is_speech` when the engine
-provides it. Un-normalised log-mel windows are cached as ``.npz`` files keyed
-by the FeatureConfig (without statistics), the variant (clean or augmented copy
+One path from audio to features, shared with ``ser analyze``: a clip is decoded
+by :func:`ser_engine.audio.iter_audio_blocks` and windowed, gated and featurised
+by :func:`ser_engine.analysis.iter_window_features` (imported, never copied), so
+a clip's training windows are exactly the speech windows ``ser analyze
+--segments`` reports (3 s windows every 0.5 s plus one ending at the clip's
+end; a short clip gated on its real samples and featurised centre-padded).
+Only speech windows are kept; a clip in which the gate finds no speech has no
+windows (the pipeline reports and drops it, as ``ser analyze`` reports "no
+speech"). Augmented copies pass the decoded, augmented samples through the
+same call. Un-normalised log-mel windows are cached as ``.npz`` files keyed by
+the FeatureConfig (without statistics), the variant (clean or augmented copy
 ``k`` with its chain and seed), the gate policy and the clip list, so a second
 run skips featurization.
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,10 +28,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import soundfile as sf
 
+from ser_engine.analysis import iter_window_features
+from ser_engine.audio import iter_audio_blocks, load_audio
 from ser_engine.config import FeatureConfig
-from ser_engine.features import Featurizer, fit_to_length, frame_windows
+from ser_engine.features import Featurizer, frame_windows
 from training.corpora import Clip
 
 __all__ = [
@@ -38,6 +43,7 @@ __all__ = [
     "fit_stats",
     "gate_policy",
     "load_clip_audio",
+    "speech_window_features",
 ]
 
 
@@ -59,14 +65,22 @@ class WindowSet:
     clip_index : ndarray, shape (n_windows,), int32
         Index of each window's clip in ``clips``.
     speech : ndarray, shape (n_windows,), bool
-        Whether the speech gate accepts the window.
+        Whether the speech gate accepts the window (all True for windows made by
+        :func:`featurize_clips`, which keeps speech windows only).
     clips : list of Clip
+    start_s : ndarray, shape (n_windows,), float32, optional
+        Start of each window in its clip, seconds (as ``ser analyze --segments`` reports it).
     """
 
     log_mel: npt.NDArray[np.float16]
     clip_index: npt.NDArray[np.int32]
     speech: npt.NDArray[np.bool_]
     clips: list[Clip]
+    start_s: npt.NDArray[np.float32] | None = None
+
+    def windows_per_clip(self) -> npt.NDArray[np.int64]:
+        """Number of windows of each clip, shape ``(n_clips,)``."""
+        return np.bincount(self.clip_index, minlength=len(self.clips)).astype(np.int64)
 
     def __len__(self) -> int:
         return int(self.log_mel.shape[0])
@@ -84,6 +98,9 @@ class WindowSet:
             clip_index=np.concatenate([self.clip_index, other.clip_index + offset]).astype(np.int32),
             speech=np.concatenate([self.speech, other.speech]),
             clips=self.clips + other.clips,
+            start_s=None
+            if self.start_s is None or other.start_s is None
+            else np.concatenate([self.start_s, other.start_s]),
         )
 
     def subset_clips(self, keep: npt.NDArray[np.bool_]) -> WindowSet:
@@ -95,41 +112,41 @@ class WindowSet:
             clip_index=new_index[self.clip_index[mask]].astype(np.int32),
             speech=self.speech[mask],
             clips=[c for c, k in zip(self.clips, keep, strict=True) if k],
+            start_s=None if self.start_s is None else self.start_s[mask],
         )
 
 
 def gate_policy() -> str:
-    """Name of the silence policy in use: ``ser_engine.gate.window_is_speech`` or ``none``."""
-    try:
-        from ser_engine.gate import window_is_speech  # noqa: F401
-    except ImportError:
-        return "none"
-    return "ser_engine.gate.window_is_speech(sensitivity=0.5)"
-
-
-def _speech_flags(windows: npt.NDArray[np.float32], sample_rate: int) -> npt.NDArray[np.bool_]:
-    try:
-        from ser_engine.gate import window_is_speech
-    except ImportError:
-        return np.ones(windows.shape[0], dtype=bool)
-    return np.array([bool(window_is_speech(w, sample_rate=sample_rate)) for w in windows], dtype=bool)
+    """Name of the windowing and silence policy in use (recorded in the model's provenance)."""
+    return "ser_engine.analysis.iter_window_features(gate_sensitivity=0.5): speech windows only"
 
 
 def load_clip_audio(path: str, *, sample_rate: int) -> npt.NDArray[np.float32]:
-    """Decode one file to float32 mono at ``sample_rate``."""
-    y, sr = sf.read(path, dtype="float32", always_2d=True)
-    x = y.mean(axis=1)
-    if sr != sample_rate:
-        import soxr
-
-        x = soxr.resample(x, sr, sample_rate, quality="HQ").astype(np.float32)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    """Decode one file to float32 mono at ``sample_rate`` (:func:`ser_engine.audio.load_audio`)."""
+    return load_audio(path, sample_rate=sample_rate).samples
 
 
 def clip_windows(y: npt.NDArray[np.float32], *, config: FeatureConfig) -> npt.NDArray[np.float32]:
-    """The analysis windows of one clip, shape ``(n_windows, window_samples)``."""
+    """All analysis windows of one clip, shape ``(n_windows, window_samples)`` (speech or not)."""
     windows, _ = frame_windows(y=y, config=config)
     return windows
+
+
+def speech_window_features(
+    blocks: Iterable[npt.NDArray[np.float32]], *, config: FeatureConfig, featurizer: Featurizer
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Log-mel frames and start times of the speech windows of one clip.
+
+    Returns
+    -------
+    log_mel : ndarray, shape (n_speech_windows, n_frames, n_mels), float32
+    start_s : ndarray, shape (n_speech_windows,), float32
+    """
+    feats = [wf for wf in iter_window_features(blocks, config=config, featurizer=featurizer) if wf.speech]
+    if not feats:
+        return np.zeros((0, config.n_frames, config.n_mels), np.float32), np.zeros(0, np.float32)
+    lm = np.stack([wf.log_mel for wf in feats if wf.log_mel is not None]).astype(np.float32)
+    return lm, np.array([wf.start_s for wf in feats], dtype=np.float32)
 
 
 # Worker state (per process) -------------------------------------------------
@@ -146,20 +163,18 @@ def _init_worker(config_dict: dict[str, Any], chain_spec: str | None) -> None:
     _W["chain"] = default_chain() if chain_spec else None
 
 
-def _featurize_one(args: tuple[int, str, int, int]) -> tuple[int, npt.NDArray[np.float16], npt.NDArray[np.bool_]]:
+def _featurize_one(args: tuple[int, str, int, int]) -> tuple[int, npt.NDArray[np.float16], npt.NDArray[np.float32]]:
     index, path, seed, variant = args
     cfg: FeatureConfig = _W["config"]
-    y = load_clip_audio(path, sample_rate=cfg.sample_rate)
+    blocks: Iterable[npt.NDArray[np.float32]]
     if variant > 0 and _W["chain"] is not None:
         rng = np.random.default_rng([seed, index, variant])
-        if y.shape[0] < cfg.window_samples:
-            # present the clip as the model will see it (centre-padded) so that
-            # noise and reverberation also cover the padding, as in live audio
-            y = fit_to_length(y=y, length=cfg.window_samples)
-        y = _W["chain"](y, sample_rate=cfg.sample_rate, rng=rng)
-    windows = clip_windows(y, config=cfg)
-    log_mel = _W["featurizer"].log_mel(windows).astype(np.float16)
-    return index, log_mel, _speech_flags(windows, cfg.sample_rate)
+        y = load_clip_audio(path, sample_rate=cfg.sample_rate)
+        blocks = [_W["chain"](y, sample_rate=cfg.sample_rate, rng=rng)]
+    else:
+        blocks = iter_audio_blocks(path, sample_rate=cfg.sample_rate)  # exactly as `ser analyze` decodes
+    log_mel, start_s = speech_window_features(blocks, config=cfg, featurizer=_W["featurizer"])
+    return index, log_mel.astype(np.float16), start_s
 
 
 def _cache_key(*, config: FeatureConfig, clips: Sequence[Clip], variant: int, seed: int, chain_spec: str | None) -> str:
@@ -171,7 +186,7 @@ def _cache_key(*, config: FeatureConfig, clips: Sequence[Clip], variant: int, se
         "chain": chain_spec if variant else None,
         "gate": gate_policy(),
         "clips": [c.path for c in clips],
-        "version": 1,
+        "version": 2,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -218,11 +233,15 @@ def featurize_clips(
     if path.is_file():
         with np.load(path) as data:
             return WindowSet(
-                log_mel=data["log_mel"], clip_index=data["clip_index"], speech=data["speech"], clips=clip_list
+                log_mel=data["log_mel"],
+                clip_index=data["clip_index"],
+                speech=data["speech"],
+                clips=clip_list,
+                start_s=data["start_s"],
             )
     cfg_dict = replace(config, mean=None, std=None).to_dict()
     jobs = [(i, c.path, seed, variant) for i, c in enumerate(clip_list)]
-    results: list[tuple[npt.NDArray[np.float16], npt.NDArray[np.bool_]]] = [None] * len(jobs)  # type: ignore[list-item]
+    results: list[tuple[npt.NDArray[np.float16], npt.NDArray[np.float32]]] = [None] * len(jobs)  # type: ignore[list-item]
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), desc=desc, unit="clip", disable=not progress, mininterval=2.0)
@@ -238,14 +257,18 @@ def featurize_clips(
                 results[i] = (lm, sp)
                 bar.update()
     bar.close()
-    log_mel = np.concatenate([r[0] for r in results])
-    speech = np.concatenate([r[1] for r in results])
-    clip_index = np.concatenate([np.full(r[0].shape[0], i, dtype=np.int32) for i, r in enumerate(results)])
+    n_mels, n_frames = config.n_mels, config.n_frames
+    log_mel = np.concatenate([np.zeros((0, n_frames, n_mels), np.float16)] + [r[0] for r in results])
+    start_s = np.concatenate([np.zeros(0, np.float32)] + [r[1] for r in results])
+    speech = np.ones(log_mel.shape[0], dtype=bool)
+    clip_index = np.concatenate(
+        [np.zeros(0, np.int32)] + [np.full(r[0].shape[0], i, dtype=np.int32) for i, r in enumerate(results)]
+    )
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f"{key}.tmp.npz"
-    np.savez(tmp, log_mel=log_mel, clip_index=clip_index, speech=speech)
+    np.savez(tmp, log_mel=log_mel, clip_index=clip_index, speech=speech, start_s=start_s)
     tmp.replace(path)
-    return WindowSet(log_mel=log_mel, clip_index=clip_index, speech=speech, clips=clip_list)
+    return WindowSet(log_mel=log_mel, clip_index=clip_index, speech=speech, clips=clip_list, start_s=start_s)
 
 
 def fit_stats(windows: WindowSet) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
