@@ -10,6 +10,7 @@ import pytest
 from training.corpora import load_all
 from training.splits import (
     DEFAULT_SPLIT_PATH,
+    HELD_OUT,
     PARTS,
     SplitError,
     assign,
@@ -29,7 +30,7 @@ def test_committed_split_is_speaker_disjoint() -> None:
     seen: dict[str, str] = {}
     for parts in split["corpora"].values():
         for part in PARTS:
-            for spk in parts[part]:
+            for spk in parts.get(part, []):
                 assert spk not in seen, f"{spk} in {seen.get(spk)} and {part}"
                 seen[spk] = part
 
@@ -55,7 +56,49 @@ def test_split_policy() -> None:
         assert sum(int(s.split(":")[1]) % 2 for s in r[part]) == 2
     assert (len(c["crema-d"]["train"]), len(c["crema-d"]["val"]), len(c["crema-d"]["test"])) == (64, 9, 18)
     assert c["tess"] == {"train": ["tess:OAF"], "val": [], "test": ["tess:YAF"]}
-    assert [len(c["savee"][p]) for p in PARTS] == [2, 1, 1]
+    assert [len(c["savee"][p]) for p in ("train", "val", "test")] == [2, 1, 1]
+
+
+@pytest.mark.corpus
+def test_held_out_corpora_are_absent_from_training_and_of_different_languages(clips: list) -> None:
+    from training.corpora import CORPUS_INFO
+
+    split = load_split()
+    assert split["held_out"] == {k: list(v) for k, v in HELD_OUT.items()}
+    assert len(HELD_OUT["unseen_val"]) >= 1 and len(HELD_OUT["unseen_test"]) >= 2
+    test_languages = {CORPUS_INFO[c].language for c in HELD_OUT["unseen_test"]}
+    assert len(test_languages) == len(HELD_OUT["unseen_test"])
+    parts = assign(clips=clips, split=split)
+    held = set(HELD_OUT["unseen_val"]) | set(HELD_OUT["unseen_test"])
+    for part in ("train", "val", "test"):
+        assert not {c.corpus for c in parts[part]} & held, part
+    for role, names in HELD_OUT.items():
+        assert {c.corpus for c in parts[role]} == set(names)
+        # every clip of a held-out corpus is in its role, none elsewhere
+        assert len(parts[role]) == sum(1 for c in clips if c.corpus in names)
+    # every training corpus has validation and test speakers, except TESS (two speakers: train, test)
+    for corpus, p in split["corpora"].items():
+        if corpus in held:
+            assert not (p["train"] or p["val"] or p["test"])
+        else:
+            assert p["train"] and p["test"], corpus
+            assert p["val"] or corpus == "tess", corpus
+
+
+def test_a_held_out_corpus_with_training_speakers_is_refused() -> None:
+    bad = {
+        "held_out": {"unseen_val": ["x"], "unseen_test": []},
+        "corpora": {"x": {"train": ["x:1"], "val": [], "test": [], "unseen_val": ["x:2"], "unseen_test": []}},
+    }
+    with pytest.raises(SplitError, match="held out"):
+        check_disjoint(bad)
+
+
+def test_split_hash_is_recorded_in_the_shipped_model(shipped_model_dir: Path) -> None:
+    from training.splits import split_hash
+
+    meta = json.loads((shipped_model_dir / "model.json").read_text())
+    assert meta["provenance"]["split_sha256"] == split_hash()
 
 
 def test_overlap_and_unknown_speakers_are_refused(tmp_path: Path, clips: list) -> None:

@@ -13,6 +13,7 @@ import json
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from ser_engine.config import FeatureConfig
 from training.corpora import CORPORA, HARMONISED_LABELS, RAVDESS_LABELS, Clip, load_all
 from training.evaluate import fit_temperature
 from training.features import WindowSet, featurize_clips, fit_stats, gate_policy
-from training.splits import DEFAULT_SPLIT_PATH, assign, load_split, split_hash
+from training.splits import DEFAULT_SPLIT_PATH, HELD_OUT, PARTS, assign, load_split, split_hash
 from training.train import TrainConfig, evaluate_clips, fit_model, labels_of, predict_logits
 
 __all__ = ["SEARCH_SPACE", "Data", "prepare_data", "run_all", "run_interim", "sample_config"]
@@ -51,15 +52,24 @@ class Logger:
                 f.write(line + "\n")
 
 
+EVAL_PARTS = ("val", "test", "unseen_val", "unseen_test")
+
+
 @dataclass
 class Data:
-    """Clips and cached windows of one split."""
+    """Clips and cached windows of one split.
+
+    ``clean`` has a WindowSet per part of :data:`training.splits.PARTS`; its clips
+    are those with speech (``no_speech`` lists the clips in which the gate found
+    none, per part, as ``ser analyze`` would report "no speech").
+    """
 
     clips: dict[str, list[Clip]]
     clean: dict[str, WindowSet]
     train_aug: WindowSet | None
     config: FeatureConfig  # with training statistics
     skipped: list[Any]
+    no_speech: dict[str, list[Clip]]
 
 
 def prepare_data(
@@ -80,20 +90,27 @@ def prepare_data(
     (tests and smoke runs).
     """
     clips, skipped = load_all(root=root, corpora=corpora)
-    for s in skipped:
-        log(f"skipped {s.path}: {s.reason}")
+    reasons = Counter(f"{Path(s.path).relative_to(root).parts[0]}: {s.reason}" for s in skipped)
+    for r, n in sorted(reasons.items()):
+        log(f"skipped {n} file(s) of {r}")
     split = load_split(split_path)
     split = {**split, "corpora": {k: v for k, v in split["corpora"].items() if k in corpora}}
     parts = assign(clips=clips, split=split)
     if limit is not None:
         rng = np.random.default_rng(seed)
         parts = {p: [c[i] for i in sorted(rng.permutation(len(c))[:limit])] for p, c in parts.items()}
-    log("clips: " + ", ".join(f"{p} {len(c)}" for p, c in parts.items()) + f"; silence policy: {gate_policy()}")
+    log("clips: " + ", ".join(f"{p} {len(c)}" for p, c in parts.items()) + f"; windows: {gate_policy()}")
     base = FeatureConfig()
-    clean = {
-        p: featurize_clips(clips=parts[p], config=base, cache_dir=cache_dir, workers=workers, desc=f"featurize {p}")
-        for p in ("train", "val", "test")
-    }
+    clean: dict[str, WindowSet] = {}
+    no_speech: dict[str, list[Clip]] = {}
+    for p in PARTS:
+        w = featurize_clips(clips=parts[p], config=base, cache_dir=cache_dir, workers=workers, desc=f"featurize {p}")
+        has = w.windows_per_clip() > 0
+        no_speech[p] = [c for c, h in zip(w.clips, has, strict=True) if not h]
+        clean[p] = w.subset_clips(has)
+        parts[p] = clean[p].clips
+        if no_speech[p]:
+            log(f"{p}: {len(no_speech[p])} clip(s) without speech windows dropped (ser analyze: no speech)")
     aug: WindowSet | None = None
     for k in range(1, n_aug + 1):
         w = featurize_clips(
@@ -109,10 +126,29 @@ def prepare_data(
     mean, std = fit_stats(clean["train"])
     cfg = base.with_stats(mean=mean, std=std)
     for p, w in clean.items():
-        log(f"{p}: {len(w)} windows, {int(w.usable().sum())} used (speech)")
+        log(f"{p}: {len(w.clips)} clips, {len(w)} speech windows")
     if aug is not None:
         log(f"train augmented copies: {len(aug)} windows")
-    return Data(clips=parts, clean=clean, train_aug=aug, config=cfg, skipped=skipped)
+    return Data(clips=parts, clean=clean, train_aug=aug, config=cfg, skipped=skipped, no_speech=no_speech)
+
+
+def validation_set(data: Data, *, labels: Sequence[str] = HARMONISED_LABELS, fine: bool = False) -> tuple[
+    WindowSet, npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """Model-selection set: validation speakers (group 0) and the unseen-corpus validation (group 1).
+
+    Returns
+    -------
+    windows : WindowSet
+    y : ndarray, shape (n_clips,)
+    groups : ndarray, shape (n_clips,)
+    """
+    val, unseen = data.clean["val"], data.clean["unseen_val"]
+    both = val.concat(unseen)
+    groups = np.concatenate([np.zeros(len(val.clips), np.int64), np.ones(len(unseen.clips), np.int64)])
+    if not unseen.clips:
+        groups = groups[: len(val.clips)]
+    return both, labels_of(both.clips, labels=labels, fine=fine), groups
 
 
 # Hyper-parameter search ---------------------------------------------------
@@ -345,9 +381,9 @@ def main_entry() -> None:  # pragma: no cover - convenience
 # The full pipeline -----------------------------------------------------------------
 @dataclass
 class Budget:
-    """Compute budget of ``ser-train all`` (sized for < 60 min on 2 cores)."""
+    """Compute budget of ``ser-train all`` (sized for <= 90 min from an empty cache on 2 cores without AVX2)."""
 
-    n_aug: int = 3
+    n_aug: int = 2
     seed_epochs: int = 2
     seed_windows: int = 6000
     search_trials: int = 3
@@ -480,10 +516,10 @@ def _try_int8(
     except Exception as exc:
         log(f"int8 quantisation failed: {exc}")
         return {"ok": False, "error": str(exc)}
-    y_val = labels_of(data.clips["val"], labels=labels)
+    sel_windows, y_val, _groups = validation_set(data, labels=labels)
     res: dict[str, Any] = {"ok": True}
     for tag, path in (("fp32", onnx_path), ("int8", q)):
-        lg, ci = _onnx_logits(path, data.clean["val"], cfg)
+        lg, ci = _onnx_logits(path, sel_windows, cfg)
         m, _ = evaluate_clips(logits=lg, clip_index=ci, y_true=y_val, labels=labels, temperature=temperature)
         res[tag] = {
             "val_uar": round(m["uar"], 4),
@@ -509,9 +545,23 @@ def run_all(
     quick: bool = False,
     budget: Budget | None = None,
 ) -> dict[str, Any]:
-    """Reproduce the shipped model, its metadata and card, and the evaluation report."""
+    """Reproduce the shipped model, its metadata and card, and the evaluation report.
+
+    Every choice (search trial, epoch, temperature, voice reference, uncertainty
+    threshold) is made on the validation speakers of the training corpora and the
+    unseen-corpus validation; test speakers and the unseen-corpus test are read
+    only after the model is final.
+    """
     from training.baselines import BASELINES, fit_predict, pooled_features
-    from training.evaluate import classification_metrics, expected_calibration_error
+    from training.crosscorpus import (
+        calibration_eval,
+        choose_threshold,
+        engine_logits,
+        per_corpus_metrics,
+        selective,
+        voice_reference,
+    )
+    from training.evaluate import classification_metrics
     from training.report import write_model_card, write_results
     from training.train import configure_tensorflow
 
@@ -530,109 +580,107 @@ def run_all(
     data = prepare_data(root=root, n_aug=b.n_aug, cache_dir=cache_dir, workers=workers, limit=b.limit, log=log)
     lap("data", t0)
     labels = HARMONISED_LABELS
-    y = {p: labels_of(data.clips[p], labels=labels) for p in ("train", "val", "test")}
-    results: dict[str, Any] = {"labels": list(labels), "models": {}, "timings_min": timings}
+    y = {p: labels_of(data.clips[p], labels=labels) for p in PARTS}
+    sel_windows, sel_y, sel_groups = validation_set(data)
+    results: dict[str, Any] = {
+        "labels": list(labels),
+        "models": {},
+        "timings_min": timings,
+        "held_out": {k: list(v) for k, v in HELD_OUT.items()},
+        "selection": "mean of the clip UAR on the validation speakers and on the unseen-corpus validation",
+    }
     exploration = Path(__file__).with_name("exploration.json")
     if exploration.is_file():
         results["exploration"] = json.loads(exploration.read_text(encoding="utf-8"))
 
+    def group_score(pred: npt.NDArray[np.int64]) -> tuple[float, list[float]]:
+        uars = [
+            classification_metrics(y_true=sel_y[sel_groups == g], y_pred=pred[sel_groups == g], labels=labels)["uar"]
+            for g in np.unique(sel_groups)
+        ]
+        return float(np.mean(uars)), uars
+
     # 1. baselines on pooled features (clean training clips)
     t0 = time.perf_counter()
-    pooled = {p: pooled_features(data.clean[p], mean=data.config.mean, std=data.config.std) for p in y}
-    corpus_of = {p: np.array([c.corpus for c in data.clips[p]]) for p in y}
+    eval_parts = [p for p in ("test", "unseen_val", "unseen_test") if data.clips[p]]
+    pooled = {
+        p: pooled_features(data.clean[p], mean=data.config.mean, std=data.config.std) for p in ["train", *eval_parts]
+    }
+    pooled_sel = pooled_features(sel_windows, mean=data.config.mean, std=data.config.std)
     for name in BASELINES:
-        pv, pt = fit_predict(name, x_train=pooled["train"], y_train=y["train"], x_eval=[pooled["val"], pooled["test"]])
+        preds = fit_predict(
+            name, x_train=pooled["train"], y_train=y["train"], x_eval=[pooled_sel] + [pooled[p] for p in eval_parts]
+        )
+        score, uars = group_score(preds[0])
         entry: dict[str, Any] = {
             "kind": "scikit-learn on pooled log-mel mean+std (128 features)",
-            "val": _short(classification_metrics(y_true=y["val"], y_pred=pv, labels=labels)),
-            "test": {"all": classification_metrics(y_true=y["test"], y_pred=pt, labels=labels)},
+            "val": {"score": round(score, 4), "group_uar": [round(u, 4) for u in uars]},
         }
-        for corpus in CORPORA:
-            keep = corpus_of["test"] == corpus
-            if keep.any():
-                entry["test"][corpus] = classification_metrics(y_true=y["test"][keep], y_pred=pt[keep], labels=labels)
+        for part, pred in zip(eval_parts, preds[1:], strict=True):
+            corpus = np.array([c.corpus for c in data.clips[part]])
+            res = {"all": classification_metrics(y_true=y[part], y_pred=pred, labels=labels)}
+            for c in sorted(set(corpus)):
+                keep = corpus == c
+                res[c] = classification_metrics(y_true=y[part][keep], y_pred=pred[keep], labels=labels)
+            entry[part] = res
         results["models"][name] = entry
-        log(f"baseline {name}: val UAR {entry['val']['uar']:.4f}, test UAR {entry['test']['all']['uar']:.4f}")
+        log(
+            f"baseline {name}: val score {score:.4f}, test UAR {entry['test']['all']['uar']:.4f}"
+            + (f", unseen test UAR {entry['unseen_test']['all']['uar']:.4f}" if "unseen_test" in entry else "")
+        )
     lap("baselines", t0)
 
     train, y_train = _train_set(data)
 
-    def keras_run(tag: str, cfg: TrainConfig, kind: str) -> tuple[Any, dict[str, Any]]:
-        model, hist = fit_model(
+    def fit(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
+        return fit_model(
             cfg=cfg,
             train=train,
             y_train=y_train,
-            val=data.clean["val"],
-            y_val=y["val"],
+            val=sel_windows,
+            y_val=sel_y,
             labels=labels,
             mean=data.config.mean,
             std=data.config.std,
             log=log,
             feature_config=data.config,
+            val_groups=sel_groups,
         )
-        val_res, _, _, _, _ = _keras_eval(model, data, "val", labels=labels)
-        test_res, _, _, _, _ = _keras_eval(model, data, "test", labels=labels)
-        results["models"][tag] = {
-            "kind": kind,
-            "train_config": cfg.to_dict(),
-            "params": int(model.count_params()),
-            "history": hist,
-            "val": _short(val_res["all"]),
-            "test": test_res,
-        }
-        log(f"{tag}: val UAR {val_res['all']['uar']:.4f}, test UAR {test_res['all']['uar']:.4f}")
-        return model, hist
 
-    # 2. the seeds' 1D CNN and CNN+BiLSTM (short budget)
-    t0 = time.perf_counter()
-    for arch in ("cnn1d", "cnn_bilstm"):
-        keras_run(
-            arch,
-            TrainConfig(arch=arch, epochs=b.seed_epochs, windows_per_epoch=b.seed_windows, patience=b.seed_epochs),
-            f"seed {arch} (Keras), {b.seed_epochs} epochs x {b.seed_windows} windows",
-        )
-    lap("seed_models", t0)
-
-    # 3. random search for the 2D CNN, scored on validation speakers
+    # 2. recipe search for the 2D CNN, scored on validation speakers + unseen-corpus validation
     t0 = time.perf_counter()
     base = TrainConfig(
         arch="cnn2d",
         arch_params={"filters": (16, 32, 64, 128), "stem_stride": (2, 2), "dropout": 0.3, "window_cmn": True},
         ema_decay=0.998,
+        balance="corpus_class",
         epochs=b.search_epochs,
         windows_per_epoch=b.search_windows,
         patience=b.search_epochs,
     )
     rng = np.random.default_rng(11)
-    trials = [base] + [sample_config(rng, base) for _ in range(max(0, b.search_trials - 1))]
+    trials = [base, replace(base, balance="none")]
+    trials += [sample_config(rng, base) for _ in range(max(0, b.search_trials - len(trials)))]
+    trials = trials[: max(1, b.search_trials)]
     search_log: list[dict[str, Any]] = []
     for i, cfg in enumerate(trials):
-        log(
-            f"search trial {i + 1}/{len(trials)}: {json.dumps({k: cfg.to_dict()[k] for k in SEARCH_KEYS})}"
-        )
-        _, hist = fit_model(
-            cfg=cfg,
-            train=train,
-            y_train=y_train,
-            val=data.clean["val"],
-            y_val=y["val"],
-            labels=labels,
-            mean=data.config.mean,
-            std=data.config.std,
-            log=log,
-            feature_config=data.config,
-        )
-        search_log.append({"trial": i + 1, "config": cfg.to_dict(), "val_uar": hist["best_val_uar"], "history": hist})
+        log(f"search trial {i + 1}/{len(trials)}: {json.dumps({k: cfg.to_dict()[k] for k in SEARCH_KEYS})}")
+        _, hist = fit(cfg)
+        search_log.append({"trial": i + 1, "config": cfg.to_dict(), "val_score": hist["best_val_uar"], "history": hist})
         with (run_dir / "search.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(search_log[-1]) + "\n")
-    best = max(search_log, key=lambda r: r["val_uar"])
+    best = max(search_log, key=lambda r: r["val_score"])
     results["search"] = {
         "space": {k: (list(map(list, v)) if k in ("filters", "stem_stride") else v) for k, v in SEARCH_SPACE.items()},
-        "budget": f"{len(trials)} trials x {b.search_epochs} epochs x {b.search_windows} windows, scored on validation speakers",  # noqa: E501
+        "budget": f"{len(trials)} trials x {b.search_epochs} epochs x {b.search_windows} windows; "
+        "score = mean UAR of validation speakers and unseen-corpus validation",
         "trials": [
             {
                 "trial": r["trial"],
-                "val_uar": round(r["val_uar"], 4),
+                "val_score": round(r["val_score"], 4),
+                "group_uar": r["history"].get("val_group_uar", [[]])[r["history"]["best_epoch"] - 1]
+                if r["history"].get("val_group_uar")
+                else [],
                 **{k: r["config"][k] for k in SEARCH_KEYS},
             }
             for r in search_log
@@ -641,7 +689,7 @@ def run_all(
     }
     lap("search", t0)
 
-    # 4. final model: best configuration, full budget
+    # 3. final model: best configuration, full budget
     t0 = time.perf_counter()
     final_cfg = TrainConfig(
         **{
@@ -652,20 +700,26 @@ def run_all(
         }
     )
     final_cfg.arch_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in final_cfg.arch_params.items()}
-    model, _hist = keras_run(
-        "cnn2d", final_cfg, f"2D CNN (shipped), best search trial, {b.final_epochs} epochs x {b.final_windows} windows"
-    )
+    model, hist = fit(final_cfg)
+    results["models"]["cnn2d"] = {
+        "kind": f"2D CNN (shipped), best search trial, {b.final_epochs} epochs x {b.final_windows} windows",
+        "train_config": final_cfg.to_dict(),
+        "params": int(model.count_params()),
+        "history": hist,
+    }
+    log(f"final model: best validation score {hist['best_val_uar']:.4f} at epoch {hist['best_epoch']}")
     lap("final_model", t0)
 
-    # 5. export (fp32), parity, int8 trial; the shipped graph is then the one evaluated
+    # 4. export (fp32), parity, int8 trial; the shipped graph is then the one evaluated
     t0 = time.perf_counter()
     staging = run_dir / "model"
     prov = _provenance(
         root=root,
         split_path=DEFAULT_SPLIT_PATH,
         command="ser-train all" + (" --quick" if quick else ""),
-        corpora=CORPORA,
+        corpora=[c for c in CORPORA if c not in sum(HELD_OUT.values(), ())],
         extra={
+            "held_out_corpora": {k: list(v) for k, v in HELD_OUT.items()},
             "train_config": final_cfg.to_dict(),
             "augmentation": __import__("training.augment", fromlist=["x"]).default_chain().describe(),
             "n_augmented_copies": b.n_aug,
@@ -690,7 +744,7 @@ def run_all(
     results["int8"] = int8
     if int8.get("ship_int8"):
         shutil.copy2(run_dir / "model.int8.onnx", staging / "model.onnx")
-        log("shipping the int8 model (faster, < 1 point UAR cost on validation)")
+        log("shipping the int8 model (faster, < 1 point validation UAR cost)")
     latency = _onnx_latency_ms(staging / "model.onnx", data.config.n_frames, data.config.n_mels)
     size = (staging / "model.onnx").stat().st_size
     results["export"] = {
@@ -702,42 +756,95 @@ def run_all(
     log(f"shipped graph: {size / 1e6:.2f} MB, {latency:.2f} ms per 3 s window on one thread")
     lap("export", t0)
 
-    # 6. calibration on validation speakers and test metrics, both on the shipped ONNX graph
+    # 5. choices on validation (temperature, voice reference, threshold), then the test figures;
+    #    all through the engine's EmotionModel on the shipped graph
     t0 = time.perf_counter()
-    from training.evaluate import clip_probabilities
+    from ser_engine.model import EmotionModel
+    from training.evaluate import expected_calibration_error, fit_temperature
 
-    yv = y["val"]
-    vl, vi = _onnx_logits(staging / "model.onnx", data.clean["val"], data.config)
-    temperature = fit_temperature(window_logits=vl, clip_index=vi, n_clips=yv.size, y_true=yv)
-    tl, ti = _onnx_logits(staging / "model.onnx", data.clean["test"], data.config)
-    tclips, yt = data.clips["test"], y["test"]
-    test_t1 = _per_corpus(logits=tl, clip_index=ti, clips=tclips, y=yt, labels=labels, temperature=1.0)
-    test_cal = _per_corpus(logits=tl, clip_index=ti, clips=tclips, y=yt, labels=labels, temperature=temperature)
-    val_ece = {
-        "before": expected_calibration_error(clip_probabilities(window_logits=vl, clip_index=vi, n_clips=yv.size), yv),
-        "after": expected_calibration_error(
-            clip_probabilities(window_logits=vl, clip_index=vi, n_clips=yv.size, temperature=temperature), yv
-        ),
-    }
+    engine = EmotionModel.load(staging, threads=2)
+    logits = {p: engine_logits(engine, data.clean[p]) for p in PARTS if p != "train"}
+    sel_logits = np.concatenate([logits["val"], logits["unseen_val"]])
+    temperature = fit_temperature(
+        window_logits=sel_logits, clip_index=sel_windows.clip_index, n_clips=len(sel_windows.clips), y_true=sel_y
+    )
+    reference, n_ref = voice_reference(logits=logits["val"], windows=data.clean["val"])
+    sel = per_corpus_metrics(logits=sel_logits, windows=sel_windows, labels=labels, temperature=temperature)
+    threshold, threshold_table = choose_threshold(sel["_probs"], sel["_y"])
+    log(f"temperature {temperature:.3f}; uncertainty threshold {threshold:.2f}; reference from {n_ref} speakers")
+    zero: dict[str, Any] = {}
+    for p in EVAL_PARTS:
+        if data.clips[p]:
+            zero[p] = per_corpus_metrics(logits=logits[p], windows=data.clean[p], labels=labels,
+                                         temperature=temperature)
+    uncal = {p: per_corpus_metrics(logits=logits[p], windows=data.clean[p], labels=labels, temperature=1.0)
+             for p in zero}
+    calib: dict[str, Any] = {}
+    for p in ("val", "unseen_val", "test", "unseen_test"):
+        if p in zero:
+            calib[p] = {
+                f"k{k}": calibration_eval(
+                    logits=logits[p], windows=data.clean[p], labels=labels, temperature=temperature,
+                    reference=reference, k=k, seed=5,
+                )
+                for k in (2, 4)
+            }
+    uncertain = {p: {name: selective(m["_probs"], m["_y"], threshold) for name, m in (("all", zero[p]),)}
+                 for p in zero}
+    for p in zero:
+        corpus = np.array([c.corpus for c in data.clean[p].clips])
+        for c in sorted(set(corpus)):
+            keep = corpus == c
+            uncertain[p][c] = selective(zero[p]["_probs"][keep], zero[p]["_y"][keep], threshold)
+
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if not k.startswith("_")}
+
+    graph = "int8" if int8.get("ship_int8") else "float32"
+    results["models"]["cnn2d"]["evaluated_graph"] = f"shipped ONNX ({graph}) through ser_engine.model.EmotionModel"
+    for p in zero:
+        results["models"]["cnn2d"][p] = strip(zero[p])
     results["calibration"] = {
         "temperature": temperature,
-        "val_ece": val_ece,
-        "test_ece_before": {k: v["ece"] for k, v in test_t1.items()},
-        "test_ece_after": {k: v["ece"] for k, v in test_cal.items()},
+        "fitted_on": "validation speakers + unseen-corpus validation",
+        "ece_before": {p: strip(uncal[p])["all"]["ece"] for p in uncal},
+        "ece_after": {p: {k: v["ece"] for k, v in strip(zero[p]).items()} for p in zero},
+        "val_ece_before": expected_calibration_error(
+            per_corpus_metrics(logits=sel_logits, windows=sel_windows, labels=labels, temperature=1.0)["_probs"],
+            sel_y,
+        ),
+        "val_ece_after": sel["all"]["ece"],
     }
-    results["models"]["cnn2d"]["test"] = test_cal
-    results["models"]["cnn2d"]["evaluated_graph"] = (
-        "shipped ONNX (" + ("int8" if int8.get("ship_int8") else "float32") + ")"
-    )
-    log(f"temperature {temperature:.3f}; test ECE {test_t1['all']['ece']:.4f} -> {test_cal['all']['ece']:.4f}")
-    metrics = {
-        "test_speakers": {k: _short(v) for k, v in test_cal.items()},
-        "val_speakers": _short(results["models"]["cnn2d"]["val"]),
-        "temperature_fitted_on": "validation speakers",
+    results["voice_calibration"] = {
+        "reference_logits": [round(float(v), 6) for v in reference],
+        "reference_speakers": n_ref,
+        "fitted_on": f"neutral speech windows of the {n_ref} validation speakers of the training corpora, "
+        "mean of per-speaker means",
+        "eval": {
+            p: {
+                kk: {
+                    "k": v["k"],
+                    "speakers": v["speakers"],
+                    "speakers_skipped": v["speakers_skipped"],
+                    "profile_speech_windows": v["profile_speech_windows"],
+                    "zero_shot": strip(v["zero_shot"]),
+                    "calibrated": strip(v["calibrated"]),
+                }
+                for kk, v in ks.items()
+            }
+            for p, ks in calib.items()
+        },
     }
-    lap("calibration", t0)
+    results["uncertainty"] = {
+        "threshold": threshold,
+        "rule": "smallest top probability at which validation clips answered are right >= 60 % of the time "
+        "with >= 30 % answered (else the best answered accuracy at >= 30 % coverage)",
+        "validation_table": threshold_table,
+        "selective": uncertain,
+    }
+    lap("evaluation", t0)
 
-    # 7. RAVDESS 8 classes: same pipeline, network initialised from the 7-class trunk
+    # 6. RAVDESS 8 classes: same pipeline, network initialised from the 7-class trunk
     t0 = time.perf_counter()
     results["ravdess8"] = _ravdess8(model=model, data=data, final_cfg=final_cfg, epochs=b.r8_epochs, log=log)
     lap("ravdess8", t0)
@@ -748,30 +855,59 @@ def run_all(
         "sha256": split_hash(DEFAULT_SPLIT_PATH),
         "speakers": load_split(DEFAULT_SPLIT_PATH)["corpora"],
         "clips": {p: len(c) for p, c in data.clips.items()},
-        "windows": {p: int(w.usable().sum()) for p, w in data.clean.items()},
+        "no_speech_clips": {p: len(c) for p, c in data.no_speech.items()},
+        "windows": {p: len(w) for p, w in data.clean.items()},
+        "train_augmented_windows": 0 if data.train_aug is None else len(data.train_aug),
     }
+    results["corpora"] = _corpus_summary(data)
     meta_prov = json.loads((staging / "model.json").read_text())["provenance"]
     results["provenance"] = {**prov, **meta_prov}
     # ship: metadata gets the final numbers; write model, card, report
     meta = json.loads((staging / "model.json").read_text())
     meta["temperature"] = temperature
-    meta["metrics"] = metrics
-    meta["metrics"]["ravdess8_test_uar"] = round(results["ravdess8"]["test"]["all"]["uar"], 4)
-    meta["metrics"]["latency_ms_1thread"] = round(latency, 3)
+    meta["voice_calibration"] = {
+        "reference_logits": results["voice_calibration"]["reference_logits"],
+        "fitted_on": results["voice_calibration"]["fitted_on"],
+    }
+    meta["uncertainty_threshold"] = threshold
+    test_m = results["models"]["cnn2d"]["test"]
+    cal_k2 = results["voice_calibration"]["eval"].get("unseen_test", {}).get("k2", {})
+    meta["metrics"] = {
+        "test_speakers": {k: _short(v) for k, v in test_m.items()},
+        "unseen_corpora": {k: _short(v) for k, v in results["models"]["cnn2d"].get("unseen_test", {}).items()},
+        "unseen_corpora_calibrated_k2": {
+            k: _short(v) for k, v in cal_k2.get("calibrated", {}).items()
+        },
+        "temperature_fitted_on": "validation speakers + unseen-corpus validation",
+        "ravdess8_test_uar": round(results["ravdess8"]["test"]["all"]["uar"], 4),
+        "latency_ms_1thread": round(latency, 3),
+    }
     meta["provenance"]["int8"] = bool(int8.get("ship_int8"))
     (staging / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
-    from ser_engine.model import EmotionModel
-
     EmotionModel.load(staging)
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     out_dir.mkdir(parents=True, exist_ok=True)
     if not quick or out_dir != REPO / "models":
         for f in ("model.onnx", "model.json"):
             shutil.copy2(staging / f, out_dir / f)
         write_model_card(results=results, path=out_dir / "MODEL_CARD.md", quick=quick)
         write_results(results=results, docs_dir=docs_dir, quick=quick)
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     log(f"done in {timings['total']} min")
     return results
+
+
+def _corpus_summary(data: Data) -> dict[str, Any]:
+    """Clips per corpus, part and label (for the report)."""
+    out: dict[str, Any] = {}
+    for p, clips in data.clips.items():
+        for c in clips:
+            e = out.setdefault(c.corpus, {"parts": {}, "labels": {}, "speakers": set()})
+            e["parts"][p] = e["parts"].get(p, 0) + 1
+            e["labels"][c.label] = e["labels"].get(c.label, 0) + 1
+            e["speakers"].add(c.speaker)
+    for e in out.values():
+        e["speakers"] = len(e["speakers"])
+    return out
 
 
 def _ravdess8(

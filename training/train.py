@@ -23,6 +23,7 @@ from training.features import WindowSet
 
 __all__ = [
     "TrainConfig",
+    "balanced_draw",
     "configure_tensorflow",
     "evaluate_clips",
     "fit_model",
@@ -53,6 +54,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0
     ema_decay: float = 0.0
     freq_warp: float = 0.0
+    balance: str = "none"
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +147,37 @@ def freq_warp(
     return out
 
 
+def balanced_draw(labels: npt.ArrayLike, corpora: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Drawing probabilities of training windows, balanced over corpora and labels.
+
+    A corpus gets a share proportional to the square root of its number of
+    windows; inside a corpus each of its labels gets an equal share; inside a
+    (corpus, label) cell windows are equally likely.
+
+    Parameters
+    ----------
+    labels : array_like, shape (n_windows,)
+    corpora : array_like, shape (n_windows,)
+
+    Returns
+    -------
+    ndarray, shape (n_windows,), float64, summing to 1
+    """
+    y = np.asarray(labels)
+    c = np.asarray(corpora)
+    p = np.zeros(y.size, dtype=np.float64)
+    names = np.unique(c)
+    share = np.array([np.sqrt((c == n).sum()) for n in names], dtype=np.float64)
+    share /= share.sum()
+    for n, sh in zip(names, share, strict=True):
+        in_c = c == n
+        labs = np.unique(y[in_c])
+        for lab in labs:
+            cell = in_c & (y == lab)
+            p[cell] = sh / labs.size / cell.sum()
+    return p / p.sum()
+
+
 def predict_logits(
     model: Any, windows: WindowSet, *, mean: npt.ArrayLike, std: npt.ArrayLike, batch_size: int = 256
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]:
@@ -195,8 +228,9 @@ def fit_model(
     log: Any = print,
     init_model: Any = None,
     feature_config: Any = None,
+    val_groups: npt.ArrayLike | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train one model; keep the weights of the best validation UAR.
+    """Train one model; keep the weights of the best validation score.
 
     Parameters
     ----------
@@ -212,6 +246,18 @@ def fit_model(
     feature_config : FeatureConfig, optional
         The features' configuration (mel band frequencies for
         ``cfg.freq_warp``); defaults to ``FeatureConfig()``.
+    val_groups : array_like, shape (n_val_clips,), optional
+        Group of each validation clip (e.g. 0 = validation speakers of the
+        training corpora, 1 = an unseen corpus); the score is the mean of the
+        groups' UARs. Default: one group.
+
+    Notes
+    -----
+    ``cfg.balance``: ``"none"`` draws training windows uniformly (class weights
+    in the loss when ``cfg.class_weighting``); ``"corpus_class"`` draws them so
+    that every corpus gets a share proportional to the square root of its
+    training windows and, inside a corpus, every label an equal share; the loss
+    then weights labels by the inverse of their share of the draw.
 
     Returns
     -------
@@ -235,9 +281,16 @@ def fit_model(
 
     use = np.flatnonzero(train.usable())
     yw = np.asarray(y_train)[train.clip_index[use]]
-    counts = np.bincount(yw, minlength=n_labels).astype(np.float64)
+    draw_p: npt.NDArray[np.float64] | None = None
+    if cfg.balance == "corpus_class":
+        draw_p = balanced_draw(yw, np.array([c.corpus for c in train.clips])[train.clip_index[use]])
+        counts = np.bincount(yw, weights=draw_p, minlength=n_labels)
+    elif cfg.balance == "none":
+        counts = np.bincount(yw, minlength=n_labels).astype(np.float64)
+    else:
+        raise ValueError(f"unknown balance {cfg.balance!r}")
     if cfg.class_weighting:
-        cw = np.where(counts > 0, counts.sum() / (n_labels * np.maximum(counts, 1)), 0.0)
+        cw = np.where(counts > 0, counts.sum() / (n_labels * np.maximum(counts, 1e-12)), 0.0)
     else:
         cw = np.ones(n_labels)
     per_epoch = use.size if cfg.windows_per_epoch is None else min(use.size, cfg.windows_per_epoch)
@@ -294,7 +347,10 @@ def fit_model(
     stale = 0
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
-        order = rng.permutation(use)[: steps * cfg.batch_size]
+        if draw_p is None:
+            order = rng.permutation(use)[: steps * cfg.batch_size]
+        else:
+            order = use[rng.choice(use.size, size=steps * cfg.batch_size, replace=True, p=draw_p)]
         losses = []
         for s in range(steps):
             idx = np.sort(order[s * cfg.batch_size : (s + 1) * cfg.batch_size])
@@ -318,11 +374,25 @@ def fit_model(
             if ema:
                 swap_ema()  # evaluate (and keep) the averaged weights
             vl, vi = predict_logits(model, val, mean=mu, std=std)
-            m, _ = evaluate_clips(logits=vl, clip_index=vi, y_true=y_val, labels=labels)
-            history["val_uar"].append(m["uar"])
-            msg += f" val UAR {m['uar']:.4f} acc {m['accuracy']:.4f}"
-            if m["uar"] > best_uar:
-                best_uar, best_epoch, best_weights = m["uar"], epoch, model.get_weights()
+            m, probs = evaluate_clips(logits=vl, clip_index=vi, y_true=y_val, labels=labels)
+            score = m["uar"]
+            if val_groups is not None:
+                g = np.asarray(val_groups)
+                yv = np.asarray(y_val)
+                ok = ~np.isnan(probs[:, 0])
+                group_uar = [
+                    classification_metrics(
+                        y_true=yv[ok & (g == k)], y_pred=probs[ok & (g == k)].argmax(axis=1), labels=labels
+                    )["uar"]
+                    for k in np.unique(g)
+                ]
+                score = float(np.mean(group_uar))
+                history.setdefault("val_group_uar", []).append([round(u, 4) for u in group_uar])
+                msg += " groups " + "/".join(f"{u:.4f}" for u in group_uar)
+            history["val_uar"].append(score)
+            msg += f" val score {score:.4f} (pooled UAR {m['uar']:.4f} acc {m['accuracy']:.4f})"
+            if score > best_uar:
+                best_uar, best_epoch, best_weights = score, epoch, model.get_weights()
                 stale = 0
             else:
                 stale += 1
