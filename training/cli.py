@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from pathlib import Path
 
 __all__ = ["main"]
@@ -25,7 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     from training.pipeline import DEFAULT_DATA, REPO
 
     p = argparse.ArgumentParser(prog="ser-train", description="Train and export the ser emotion model.")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding ravdess/, crema-d/, tess/, savee/")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder holding the corpus folders (ravdess/, crema-d/, ... emotiontts-ko/; see docs/corpora.md)",
+    )
     p.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default ~/.cache/ser/features)")
     p.add_argument("--workers", type=int, default=2, help="featurization processes")
     sub = p.add_subparsers(dest="command", required=True)
@@ -55,14 +59,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "corpora":
-            clips, skipped = load_all(root=args.data)
-            counts = Counter((c.corpus, c.label) for c in clips)
-            for corpus in sorted({c.corpus for c in clips}):
-                row = ", ".join(f"{lab} {n}" for (cc, lab), n in sorted(counts.items()) if cc == corpus)
-                print(f"{corpus}: {sum(n for (cc, _), n in counts.items() if cc == corpus)} clips ({row})")
-            for s in skipped:
-                print(f"skipped {s.path}: {s.reason}")
-            return 0
+            from training.corpora import corpus_summary, corpus_table
+
+            summaries = corpus_summary(root=args.data)
+            print(corpus_table(root=args.data, summaries=summaries), end="")
+            failed = [s for s in summaries if s.error is not None]
+            for s in failed:
+                print(f"ser-train: {s.error}", file=sys.stderr)
+            return 2 if failed else 0
         if args.command == "split":
             if DEFAULT_SPLIT_PATH.exists() and not args.force:
                 print(f"{DEFAULT_SPLIT_PATH} exists; use --force to rebuild it", file=sys.stderr)
