@@ -52,13 +52,18 @@ BATCH = 32
 
 @dataclass(frozen=True)
 class Segment:
-    """One analysed window of a file (seconds from the file's start)."""
+    """One analysed window of a file (seconds from the file's start).
+
+    ``uncertain``: the window's top probability is below the model's
+    ``uncertainty_threshold`` (``label`` still holds the arg-max).
+    """
 
     start_s: float
     end_s: float
     speech: bool
     label: str | None
     probabilities: dict[str, float] = field(default_factory=dict)
+    uncertain: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +71,7 @@ class Segment:
             "end_s": round(self.end_s, 4),
             "speech": self.speech,
             "label": self.label,
+            "uncertain": self.uncertain,
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
         }
 
@@ -89,6 +95,9 @@ class FileResult:
         Dominant emotion over the speech; None without speech or on error.
     confidence : float or None
         Mean probability of ``label`` over the speech windows.
+    uncertain : bool
+        ``confidence`` is below the model's ``uncertainty_threshold``
+        (``label`` still holds the arg-max); False without speech.
     probabilities : dict
         Mean probability per label over the speech windows (empty without speech).
     segments : list of Segment
@@ -104,6 +113,7 @@ class FileResult:
     confidence: float | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     segments: list[Segment] = field(default_factory=list)
+    uncertain: bool = False
 
     @property
     def has_speech(self) -> bool:
@@ -119,6 +129,7 @@ class FileResult:
             "speech_s": round(self.speech_s, 4),
             "label": self.label,
             "confidence": None if self.confidence is None else round(self.confidence, 6),
+            "uncertain": self.uncertain,
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "segments": [s.to_dict() for s in self.segments],
         }
@@ -346,9 +357,11 @@ def analyze_file(
                 n_speech += 1
                 speech_s += max(0.0, wf.end_s - max(wf.start_s, covered_end))
                 covered_end = max(covered_end, wf.end_s)
+                top = int(np.argmax(pr))
                 segments.append(
-                    Segment(wf.start_s, wf.end_s, True, labels[int(np.argmax(pr))],
-                            {lab: float(v) for lab, v in zip(labels, pr, strict=True)})
+                    Segment(wf.start_s, wf.end_s, True, labels[top],
+                            {lab: float(v) for lab, v in zip(labels, pr, strict=True)},
+                            uncertain=model.is_uncertain(float(pr[top])))
                 )
             else:
                 segments.append(Segment(wf.start_s, wf.end_s, False, None, {}))
@@ -386,6 +399,7 @@ def analyze_file(
         confidence=float(mean[best]),
         probabilities={lab: float(v) for lab, v in zip(labels, mean, strict=True)},
         segments=segments,
+        uncertain=model.is_uncertain(float(mean[best])),
     )
 
 

@@ -7,7 +7,7 @@ carry on.
 
 from __future__ import annotations
 
-__all__ = ["AudioError", "DeviceError", "ModelError", "ParameterError", "SerError"]
+__all__ = ["AudioError", "DeviceError", "ModelError", "ParameterError", "ProfileError", "SerError"]
 
 
 class SerError(Exception):
@@ -31,3 +31,10 @@ class ModelError(SerError):
 
 class DeviceError(SerError):
     """An audio input device cannot be opened or was lost."""
+
+
+class ProfileError(SerError):
+    """A voice profile cannot be made, read or applied.
+
+    The message names the file (or the model) and the reason.
+    """

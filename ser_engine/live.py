@@ -341,7 +341,7 @@ class _Recorder:
                 self._wav.close()
                 raise AudioError(f"{csv_path}: cannot create the predictions file ({exc.strerror or exc})") from exc
             self._csv = csv.writer(self._csv_file)
-            self._csv.writerow(["start_s", "end_s", "speech", "label", "confidence", "level_dbfs",
+            self._csv.writerow(["start_s", "end_s", "speech", "label", "confidence", "uncertain", "level_dbfs",
                                 *[f"p_{lab}" for lab in labels]])
 
     def write_audio(self, block: npt.NDArray[np.float32]) -> None:
@@ -358,7 +358,8 @@ class _Recorder:
             return
         self._csv.writerow([
             f"{max(0.0, start):.3f}", f"{end:.3f}", int(p.speech), p.label or "",
-            f"{p.confidence:.4f}" if p.speech else "", f"{p.level_dbfs:.1f}",
+            f"{p.confidence:.4f}" if p.speech else "", int(p.uncertain) if p.speech else "",
+            f"{p.level_dbfs:.1f}",
             *[f"{p.probabilities[lab]:.4f}" if p.speech else "" for lab in self.labels],
         ])
 
@@ -490,7 +491,7 @@ class LiveSession:
     def start_recording(self, wav_path: str | Path, csv_path: str | Path | None = None) -> None:
         """Record the 16 kHz audio the model hears (WAV, 16-bit) and the predictions (CSV).
 
-        CSV columns: ``start_s, end_s, speech, label, confidence, level_dbfs,
+        CSV columns: ``start_s, end_s, speech, label, confidence, uncertain (0/1), level_dbfs,
         p_<label>...``, times in seconds from the start of the recording.
 
         Raises

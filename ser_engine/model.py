@@ -10,6 +10,8 @@ unpickled, ever.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import importlib.util
 import json
 import math
@@ -17,14 +19,17 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
-from ser_engine.errors import ModelError, ParameterError, SerError
+from ser_engine.errors import ModelError, ParameterError, ProfileError, SerError
 from ser_engine.features import Featurizer
+
+if TYPE_CHECKING:
+    from ser_engine.profile import VoiceProfile
 
 __all__ = [
     "FORMAT_VERSION",
@@ -32,6 +37,7 @@ __all__ = [
     "EmotionModel",
     "ModelMetadata",
     "default_model_dir",
+    "model_fingerprint",
     "softmax",
 ]
 
@@ -85,6 +91,15 @@ class ModelMetadata:
         Corpora, split, library versions, git commit, training command.
     metrics : dict
         Test-speaker metrics as reported by training.
+    voice_reference : tuple of float, optional
+        ``voice_calibration.reference_logits``: mean logits of the reference
+        speakers' neutral speech, one per label. None: the model cannot be
+        calibrated to a voice (:mod:`ser_engine.profile`).
+    voice_reference_fitted_on : str
+        ``voice_calibration.fitted_on``: what the reference was computed on.
+    uncertainty_threshold : float
+        In ``[0, 1)``; a prediction whose top probability is below it is
+        *uncertain*. 0.0 (absent in model.json): never uncertain.
     """
 
     name: str
@@ -97,6 +112,9 @@ class ModelMetadata:
     format_version: int = FORMAT_VERSION
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    voice_reference: tuple[float, ...] | None = None
+    voice_reference_fitted_on: str = ""
+    uncertainty_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -129,9 +147,21 @@ class ModelMetadata:
             )
         if not self.feature_config.is_fitted:
             raise ModelError("model.json feature_config has no normalisation statistics (mean/std)")
+        ref = self.voice_reference
+        if ref is not None:
+            if len(ref) != len(self.labels):
+                raise ModelError(
+                    f"model.json voice_calibration.reference_logits has {len(ref)} values but there are "
+                    f"{len(self.labels)} labels"
+                )
+            if not all(_finite_number(v) for v in ref):
+                raise ModelError("model.json voice_calibration.reference_logits must be finite numbers")
+        u = self.uncertainty_threshold
+        if not (_finite_number(u) and 0 <= u < 1):
+            raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {u!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format_version": self.format_version,
             "name": self.name,
             "labels": list(self.labels),
@@ -143,6 +173,14 @@ class ModelMetadata:
             "provenance": self.provenance,
             "metrics": self.metrics,
         }
+        if self.voice_reference is not None:
+            out["voice_calibration"] = {
+                "reference_logits": list(self.voice_reference),
+                "fitted_on": self.voice_reference_fitted_on,
+            }
+        if self.uncertainty_threshold:
+            out["uncertainty_threshold"] = self.uncertainty_threshold
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelMetadata:
@@ -150,6 +188,10 @@ class ModelMetadata:
             raise ModelError("model.json must hold a JSON object")
         try:
             fc = FeatureConfig.from_dict(data["feature_config"])
+            reference, fitted_on = _parse_voice_calibration(data.get("voice_calibration"))
+            threshold = data.get("uncertainty_threshold", 0.0)
+            if not _finite_number(threshold):
+                raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {threshold!r}")
             return cls(
                 name=str(data["name"]),
                 labels=tuple(str(x) for x in data["labels"]),
@@ -161,6 +203,9 @@ class ModelMetadata:
                 format_version=int(data.get("format_version", FORMAT_VERSION)),
                 provenance=dict(data.get("provenance", {})),
                 metrics=dict(data.get("metrics", {})),
+                voice_reference=reference,
+                voice_reference_fitted_on=fitted_on,
+                uncertainty_threshold=float(threshold),
             )
         except KeyError as exc:
             raise ModelError(f"model.json lacks the key {exc.args[0]!r}") from exc
@@ -189,6 +234,34 @@ class ModelMetadata:
             return cls.from_dict(data)
         except ModelError as exc:
             raise ModelError(f"{p}: {exc}") from exc
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _parse_voice_calibration(value: Any) -> tuple[tuple[float, ...] | None, str]:
+    """``voice_calibration`` of model.json -> (reference logits or None, fitted_on)."""
+    if value is None:
+        return None, ""
+    if not isinstance(value, dict):
+        raise ModelError("model.json voice_calibration must be an object with reference_logits")
+    ref = value.get("reference_logits")
+    if not isinstance(ref, list) or not ref or not all(_finite_number(v) for v in ref):
+        raise ModelError("model.json voice_calibration.reference_logits must be a list of finite numbers")
+    fitted_on = value.get("fitted_on", "")
+    if not isinstance(fitted_on, str):
+        raise ModelError("model.json voice_calibration.fitted_on must be a string")
+    return tuple(float(v) for v in ref), fitted_on
+
+
+def model_fingerprint(model: EmotionModel) -> str:
+    """SHA-256 (hex) of the model's ``model.onnx`` bytes, computed once per model.
+
+    A :class:`~ser_engine.profile.VoiceProfile` records it, so a profile is
+    only ever applied to the graph it was made with.
+    """
+    return model.fingerprint
 
 
 def default_model_dir() -> Path:
@@ -250,6 +323,9 @@ class EmotionModel:
             raise ModelError(f"{model_path}: not a loadable ONNX model ({reason})") from exc
         self._check_graph()
         self.featurizer = Featurizer(metadata.feature_config)
+        self._fingerprint: str | None = None
+        self._profile: VoiceProfile | None = None
+        self._shift: npt.NDArray[np.float32] | None = None
 
     # ------------------------------------------------------------------
     @classmethod
@@ -328,11 +404,78 @@ class EmotionModel:
     def name(self) -> str:
         return self.metadata.name
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 hex of ``model.onnx`` (read once, then cached; shared by profiled copies)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            try:
+                with self.path.open("rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+            except OSError as exc:
+                raise ModelError(f"{self.path}: cannot read the model file ({exc.strerror or exc})") from exc
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    @property
+    def profile(self) -> VoiceProfile | None:
+        """The voice profile whose shift :meth:`logits` subtracts (None: uncalibrated)."""
+        return self._profile
+
+    def with_profile(self, profile: VoiceProfile | None) -> EmotionModel:
+        """A model calibrated to one voice, sharing this model's session, metadata and featurizer.
+
+        Its :meth:`logits` subtract ``profile.logit_shift``, so everything built on
+        the model (:meth:`predict_features`, file analysis, the streamer, live
+        sessions) uses the profile unchanged. This object is not modified.
+
+        Parameters
+        ----------
+        profile : VoiceProfile or None
+            None gives an uncalibrated copy.
+
+        Returns
+        -------
+        EmotionModel
+
+        Raises
+        ------
+        ProfileError
+            The profile was made with another model (different ``model.onnx``
+            bytes) or for other labels.
+        """
+        if profile is not None:
+            sha = self.fingerprint
+            if profile.model_sha256 != sha:
+                raise ProfileError(
+                    f"profile {profile.name!r} was made for model {profile.model_name} "
+                    f"(sha {profile.model_sha256[:8]}…), this is model {self.name} (sha {sha[:8]}…); "
+                    "record a new profile"
+                )
+            if tuple(profile.labels) != self.labels:
+                raise ProfileError(
+                    f"profile {profile.name!r} has the labels {list(profile.labels)} but model {self.name} has "
+                    f"{list(self.labels)}; record a new profile"
+                )
+        other = copy.copy(self)
+        other._profile = profile
+        other._shift = None if profile is None else np.asarray(profile.logit_shift, dtype=np.float32)
+        return other
+
+    def is_uncertain(self, top_probability: float) -> bool:
+        """Whether a prediction with this top probability is *uncertain*.
+
+        True when ``top_probability < metadata.uncertainty_threshold`` (never for
+        a model without a threshold).
+        """
+        return bool(top_probability < self.metadata.uncertainty_threshold)
+
     def reset(self) -> None:
         """Forget any state between calls (the model is stateless; kept for the interface)."""
 
     def logits(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Raw logits.
+        """Logits of the graph, minus the voice profile's shift when there is one.
 
         Parameters
         ----------
@@ -362,7 +505,10 @@ class EmotionModel:
             out = self._session.run([meta.output_name], {meta.input_name: np.ascontiguousarray(x)})[0]
         except Exception as exc:
             raise SerError(f"inference failed: {exc}") from exc
-        return np.asarray(out, dtype=np.float32)
+        result = np.asarray(out, dtype=np.float32)
+        if self._shift is not None:
+            result = result - self._shift
+        return result
 
     def predict_features(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Calibrated probabilities, ``softmax(logits / temperature)``.

@@ -106,6 +106,9 @@ class Prediction:
         RMS level of the newest hop.
     compute_ms : float
         Gate + features + inference time of this step.
+    uncertain : bool
+        ``confidence`` is below the model's ``uncertainty_threshold`` (``label``
+        still holds the arg-max); False on silence.
     """
 
     start_s: float
@@ -117,6 +120,7 @@ class Prediction:
     raw_probabilities: dict[str, float] = field(default_factory=dict)
     level_dbfs: float = -120.0
     compute_ms: float = 0.0
+    uncertain: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (used by ``ser listen --format jsonl`` and recordings)."""
@@ -126,6 +130,7 @@ class Prediction:
             "speech": self.speech,
             "label": self.label,
             "confidence": round(self.confidence, 6),
+            "uncertain": self.uncertain,
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "level_dbfs": round(self.level_dbfs, 2),
             "compute_ms": round(self.compute_ms, 3),
@@ -335,6 +340,7 @@ class Streamer:
             raw_probabilities={lab: float(p) for lab, p in zip(labels, raw, strict=True)},
             level_dbfs=level,
             compute_ms=(time.perf_counter() - t0) * 1000.0,
+            uncertain=self.model.is_uncertain(float(smooth[best])),
         )
 
     def window_log_mel(self) -> FloatArray | None:

@@ -20,8 +20,9 @@ from ser_engine.gate import window_is_speech
 from ser_engine.model import EmotionModel
 
 SR = 16000
-KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "probabilities", "segments"]
-SEGMENT_KEYS = ["start_s", "end_s", "speech", "label", "probabilities"]
+KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain", "probabilities",
+        "segments"]
+SEGMENT_KEYS = ["start_s", "end_s", "speech", "label", "uncertain", "probabilities"]
 
 
 @pytest.mark.parametrize("n", [1, 800, 47999, 48000, 48001, 55999, 56000, 100_000, 123_457])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,9 @@ import pytest
 from tiny_model import TINY_LABELS, build_tiny_model
 
 from ser_engine.config import FeatureConfig
-from ser_engine.errors import ModelError, ParameterError
-from ser_engine.model import EmotionModel, ModelMetadata, softmax
+from ser_engine.errors import ModelError, ParameterError, ProfileError
+from ser_engine.model import EmotionModel, ModelMetadata, model_fingerprint, softmax
+from ser_engine.profile import VoiceProfile
 
 
 def copy_model(src: Path, dst: Path) -> Path:
@@ -121,3 +124,106 @@ def test_shipped_model_is_consistent(shipped_model: EmotionModel) -> None:
     assert meta.feature_config.is_fitted
     p = shipped_model.predict_windows(np.zeros((1, meta.feature_config.window_samples), np.float32))
     assert p.shape == (1, len(meta.labels)) and abs(float(p.sum()) - 1) < 1e-4
+
+
+# ----------------------------------------------------------------------------- voice calibration metadata
+def tiny_profile(model: EmotionModel, shift: np.ndarray, *, sha: str | None = None, name: str = "Anna") -> VoiceProfile:
+    labels = model.labels
+    return VoiceProfile(name=name, model_name=model.name, model_sha256=sha or model_fingerprint(model),
+                        labels=labels, logit_shift=tuple(float(v) for v in shift), speech_s=12.0, n_windows=20,
+                        created="2026-01-01T00:00:00Z", sources=("a.wav",),
+                        before=dict.fromkeys(labels, 1 / len(labels)), after=dict.fromkeys(labels, 1 / len(labels)))
+
+
+def test_voice_calibration_keys_parse_and_round_trip(tiny_model_dir: Path, tmp_path: Path) -> None:
+    plain = EmotionModel.load(tiny_model_dir).metadata
+    assert plain.voice_reference is None and plain.uncertainty_threshold == 0.0
+    assert "voice_calibration" not in plain.to_dict() and "uncertainty_threshold" not in plain.to_dict()
+    d = copy_model(tiny_model_dir, tmp_path / "c")
+    ref = [0.5, -1.0, 0.0, 2.0, 1.5, -0.25, 3]
+    edit_json(d, voice_calibration={"reference_logits": ref, "fitted_on": "test voices"}, uncertainty_threshold=0.35)
+    meta = EmotionModel.load(d).metadata
+    assert meta.voice_reference == tuple(float(v) for v in ref)
+    assert meta.voice_reference_fitted_on == "test voices" and meta.uncertainty_threshold == 0.35
+    out = meta.to_dict()
+    assert out["voice_calibration"] == {"reference_logits": [float(v) for v in ref], "fitted_on": "test voices"}
+    assert out["uncertainty_threshold"] == 0.35
+    meta.save(tmp_path / "again.json")
+    assert ModelMetadata.load(tmp_path / "again.json") == meta
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"voice_calibration": {"reference_logits": [0.0] * 6}}, "has 6 values but there are 7 labels"),
+        ({"voice_calibration": {"reference_logits": [0.0] * 6 + ["x"]}}, "list of finite numbers"),
+        ({"voice_calibration": {"reference_logits": [0.0] * 6 + [float("nan")]}}, "list of finite numbers"),
+        ({"voice_calibration": {"reference_logits": []}}, "list of finite numbers"),
+        ({"voice_calibration": [0.0] * 7}, "must be an object"),
+        ({"voice_calibration": {"reference_logits": [0.0] * 7, "fitted_on": 3}}, "fitted_on must be a string"),
+        ({"uncertainty_threshold": 1.0}, "uncertainty_threshold must be a number in [0, 1)"),
+        ({"uncertainty_threshold": -0.1}, "uncertainty_threshold must be a number in [0, 1)"),
+        ({"uncertainty_threshold": "0.4"}, "uncertainty_threshold must be a number in [0, 1)"),
+        ({"uncertainty_threshold": float("nan")}, "uncertainty_threshold must be a number in [0, 1)"),
+        ({"uncertainty_threshold": True}, "uncertainty_threshold must be a number in [0, 1)"),
+    ],
+)
+def test_bad_voice_calibration_keys_are_refused(tiny_model_dir: Path, tmp_path: Path, changes: dict[str, object],
+                                                message: str) -> None:
+    d = copy_model(tiny_model_dir, tmp_path / "m")
+    edit_json(d, **changes)
+    with pytest.raises(ModelError) as info:
+        EmotionModel.load(d)
+    assert message in str(info.value) and str(d / "model.json") in str(info.value)
+
+
+def test_with_profile_shares_the_session_and_shifts_the_logits(tiny_model: EmotionModel) -> None:
+    shift = np.array([1.5, -0.5, 0.25, 0.0, -2.0, 0.75, 3.0], np.float32)
+    calibrated = tiny_model.with_profile(tiny_profile(tiny_model, shift))
+    assert calibrated is not tiny_model and tiny_model.profile is None and calibrated.profile is not None
+    assert calibrated._session is tiny_model._session
+    assert calibrated.metadata is tiny_model.metadata and calibrated.featurizer is tiny_model.featurizer
+    x = np.random.default_rng(3).normal(0, 1, (4, 120, 64)).astype(np.float32)
+    raw = tiny_model.logits(x)
+    np.testing.assert_allclose(calibrated.logits(x), raw - shift, atol=1e-6)
+    t = tiny_model.metadata.temperature
+    np.testing.assert_allclose(calibrated.predict_features(x), softmax(raw - shift, temperature=t), atol=1e-6)
+    assert not np.allclose(calibrated.predict_features(x), tiny_model.predict_features(x), atol=1e-3)
+    # the original is untouched and None gives an uncalibrated copy again
+    np.testing.assert_array_equal(tiny_model.logits(x), raw)
+    plain = calibrated.with_profile(None)
+    assert plain.profile is None
+    np.testing.assert_array_equal(plain.logits(x), raw)
+
+
+def test_profile_of_another_model_is_refused(tiny_model: EmotionModel) -> None:
+    other = "1a2b3c4d" + "0" * 56
+    with pytest.raises(ProfileError) as info:
+        tiny_model.with_profile(tiny_profile(tiny_model, np.zeros(7), sha=other))
+    msg = str(info.value)
+    assert "profile 'Anna' was made for model" in msg and "sha 1a2b3c4d…" in msg
+    assert f"sha {model_fingerprint(tiny_model)[:8]}…" in msg and "record a new profile" in msg
+    wrong_labels = replace(tiny_profile(tiny_model, np.zeros(7)),
+                           labels=("angry", "calm", "fearful", "happy", "neutral", "sad", "surprised"))
+    with pytest.raises(ProfileError, match="has the labels"):
+        tiny_model.with_profile(wrong_labels)
+
+
+def test_fingerprint_and_uncertainty(tiny_model_dir: Path, tmp_path: Path) -> None:
+    m = EmotionModel.load(tiny_model_dir)
+    assert model_fingerprint(m) == hashlib.sha256((tiny_model_dir / "model.onnx").read_bytes()).hexdigest()
+    assert not m.is_uncertain(0.0)  # no threshold: never uncertain
+    d = copy_model(tiny_model_dir, tmp_path / "u")
+    edit_json(d, uncertainty_threshold=0.4)
+    u = EmotionModel.load(d)
+    assert u.is_uncertain(0.39) and not u.is_uncertain(0.4) and not u.is_uncertain(0.9)
+    assert u.with_profile(None).is_uncertain(0.2)
+
+
+@pytest.mark.corpus
+def test_shipped_model_supports_calibration(shipped_model: EmotionModel) -> None:
+    meta = shipped_model.metadata
+    assert meta.voice_reference is not None and len(meta.voice_reference) == len(meta.labels)
+    # the reference is neutral speech: its arg-max is neutral
+    assert meta.labels[int(np.argmax(meta.voice_reference))] == "neutral"
+    assert 0 < meta.uncertainty_threshold < 1
