@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor
 
-__all__ = ["SILENCE_COLOR", "emotion_color", "emotion_qcolor", "label_text"]
+__all__ = ["SILENCE_COLOR", "UNCERTAIN_COLOR", "emotion_color", "emotion_qcolor", "label_text"]
 
 _COLORS: dict[str, str] = {
     "angry": "#D55E00",  # vermillion
@@ -22,6 +22,7 @@ _COLORS: dict[str, str] = {
     "surprised": "#E69F00",  # orange
 }
 SILENCE_COLOR = "#3C3C3C"
+UNCERTAIN_COLOR = "#C8C8C8"  # light grey, shown in italics: "the model is not sure", never an emotion
 _FALLBACK = "#FFFFFF"
 
 

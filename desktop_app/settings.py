@@ -21,7 +21,7 @@ def default_settings() -> QSettings:
 
 
 class AppSettings(QObject):
-    """Preferences: analysis window/hop, smoothing, gate sensitivity, device, folders.
+    """Preferences: analysis window/hop, smoothing, gate sensitivity, device, folders, voice profile.
 
     Parameters
     ----------
@@ -106,6 +106,28 @@ class AppSettings(QObject):
     @recordings_folder.setter
     def recordings_folder(self, folder: str) -> None:
         self._set("live/recordings_folder", folder)
+
+    # ------------------------------------------------------------------ voice calibration
+    @property
+    def voice_profile(self) -> str:
+        """Path of the active voice-profile file ("" = no calibration)."""
+        return self._str("calibration/profile")
+
+    @voice_profile.setter
+    def voice_profile(self, path: str) -> None:
+        self._set("calibration/profile", str(path))
+
+    @property
+    def files_use_profile(self) -> bool:
+        """Whether file analysis applies the active voice profile."""
+        value = self._store.value("calibration/files_use_profile", False)
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+
+    @files_use_profile.setter
+    def files_use_profile(self, use: bool) -> None:
+        self._set("calibration/files_use_profile", bool(use))
 
     # ------------------------------------------------------------------ window
     @property

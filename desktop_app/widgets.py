@@ -11,7 +11,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from desktop_app.palette import SILENCE_COLOR, emotion_color, label_text
+from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, label_text
 from ser_engine.ringbuffer import RingBuffer
 
 __all__ = [
@@ -235,14 +235,21 @@ class EmotionDisplay(QWidget):
         self.label: str | None = None
         self._colour("#B0B0B0")
 
-    def _colour(self, colour: str) -> None:
-        self.title.setStyleSheet(f"color: {colour};")
+    def _colour(self, colour: str, *, italic: bool = False) -> None:
+        self.title.setStyleSheet(f"color: {colour};" + (" font-style: italic;" if italic else ""))
 
     def show_emotion(self, label: str, confidence: float) -> None:
         self.state, self.label = "emotion", label
         self.title.setText(label_text(label))
         self.detail.setText(f"confidence {confidence * 100:.0f} %")
         self._colour(emotion_color(label))
+
+    def show_uncertain(self, label: str, confidence: float) -> None:
+        """The model is not sure: "Uncertain" in grey; the detail names the arg-max emotion."""
+        self.state, self.label = "uncertain", label
+        self.title.setText("Uncertain")
+        self.detail.setText(f"perhaps {label_text(label).lower()} ({confidence * 100:.0f} %)")
+        self._colour(UNCERTAIN_COLOR, italic=True)
 
     def show_no_speech(self) -> None:
         self.state, self.label = "no_speech", None

@@ -82,3 +82,20 @@ def test_fixed_window_models_lock_the_window(qtbot, tmp_path: Path) -> None:
     qtbot.addWidget(dlg)
     assert not dlg.window_s.isEnabled()
     assert dlg.window_s.value() == 3.0
+
+
+def test_voice_profile_choices_persist_and_bad_values_are_safe(qtbot, tmp_path: Path) -> None:
+    s = temp_settings(tmp_path)
+    assert s.voice_profile == "" and s.files_use_profile is False  # defaults: no calibration
+    with qtbot.waitSignal(s.changed, timeout=1000):
+        s.voice_profile = str(tmp_path / "profiles" / "anna.json")
+    s.files_use_profile = True
+    again = temp_settings(tmp_path)
+    assert again.voice_profile == str(tmp_path / "profiles" / "anna.json")
+    assert again.files_use_profile is True
+    again.files_use_profile = False
+    assert temp_settings(tmp_path).files_use_profile is False
+    store = QSettings(str(tmp_path / "odd.ini"), QSettings.Format.IniFormat)
+    store.setValue("calibration/files_use_profile", "junk")
+    store.sync()
+    assert AppSettings(store).files_use_profile is False
