@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QTimer, Signal, Slot
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsItem,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.live_controller import LiveController, LiveStats
 from desktop_app.palette import emotion_color, label_text
+from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
 from desktop_app.widgets import (
     ColorKey,
@@ -106,11 +108,17 @@ class LiveView(QWidget):
     def __init__(self, *, settings: AppSettings, model: EmotionModel | None,
                  controller: LiveController | None = None,
                  device_lister: Callable[[], tuple[list[DeviceInfo], str | None]] = list_devices,
-                 parent: QWidget | None = None) -> None:
+                 profiles: ProfileManager | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.model = model
         self.controller = controller if controller is not None or model is None else LiveController(model, parent=self)
+        if profiles is None and model is not None:
+            profiles = ProfileManager(settings=settings, model=model, parent=self)
+        self.profiles = profiles
+        self.calibration_dialog: Any = None
+        self.profiles_dialog: Any = None
+        self.profile_pending = False  # a profile change waits for the next Start (a recording was running)
         self._device_lister = device_lister
         self.devices: list[DeviceInfo] = []
         labels = model.labels if model is not None else ()
@@ -129,6 +137,9 @@ class LiveView(QWidget):
         self._envelope: ScrollingEnvelope | None = None
         self._build()
         self.refresh_devices()
+        if self.profiles is not None:
+            self.profiles.changed.connect(self._profiles_changed)
+        self._profiles_changed()
         if self.controller is not None:
             self.controller.prediction.connect(self.on_prediction)
             self.controller.failed.connect(self.on_failed)
@@ -165,6 +176,29 @@ class LiveView(QWidget):
         self.record_button.clicked.connect(self.toggle_recording)
         bar.addWidget(self.record_button)
         root.addLayout(bar)
+
+        voice = QHBoxLayout()
+        voice.addWidget(QLabel("Voice profile:"))
+        self.profile_combo = QComboBox()
+        self.profile_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.profile_combo.setMinimumWidth(260)
+        self.profile_combo.setToolTip("A voice profile adapts the model to your voice, room and microphone")
+        self.profile_combo.currentIndexChanged.connect(self._profile_chosen)
+        voice.addWidget(self.profile_combo, 1)
+        self.calibrate_button = QPushButton("Calibrate to my voice…")
+        self.calibrate_button.setToolTip("Read a short text aloud for 15 s so the model learns your neutral voice")
+        self.calibrate_button.clicked.connect(self.open_calibration)
+        voice.addWidget(self.calibrate_button)
+        self.manage_button = QPushButton("Manage…")
+        self.manage_button.setToolTip("Rename or delete voice profiles")
+        self.manage_button.clicked.connect(self.open_profiles)
+        voice.addWidget(self.manage_button)
+        root.addLayout(voice)
+        self.profile_note = QLabel()
+        self.profile_note.setWordWrap(True)
+        self.profile_note.setStyleSheet("color:#E69F00;")
+        self.profile_note.setVisible(False)
+        root.addWidget(self.profile_note)
 
         self.banner = QLabel()
         self.banner.setWordWrap(True)
@@ -232,6 +266,124 @@ class LiveView(QWidget):
         self.status_rate = QLabel("")
         for w in (self.status_compute, self.status_delay, self.status_overruns, self.status_rate):
             w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    # ------------------------------------------------------------------ voice profiles
+    def _profiles_changed(self) -> None:
+        """Rebuild the profile picker and give the live session the (un)calibrated model."""
+        combo = self.profile_combo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem("No calibration", "")
+        prof = self.profiles
+        if prof is None:
+            combo.setEnabled(False)
+            for b in (self.calibrate_button, self.manage_button):
+                b.setEnabled(False)
+            combo.blockSignals(False)
+            return
+        model = combo.model()
+        active = self.settings.voice_profile
+        chosen = 0
+        for e in prof.entries:
+            text = e.name if e.usable else f"{e.name} — {e.status_text}"
+            combo.addItem(text, str(e.path))
+            i = combo.count() - 1
+            tip = e.error if e.error else (f"{e.profile.speech_s:.0f} s of speech; {e.path}" if e.profile else "")
+            combo.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+            if not e.usable and isinstance(model, QStandardItemModel):
+                item = model.item(i)
+                if item is not None:
+                    item.setEnabled(False)
+            if e.usable and str(e.path) == active:
+                chosen = i
+        combo.setCurrentIndex(chosen)
+        combo.blockSignals(False)
+        problem = prof.active_problem()
+        notes = []
+        if problem:
+            notes.append(f"The chosen voice profile cannot be used ({problem}); live analysis runs without "
+                         "calibration. Pick another profile or calibrate again.")
+        self._apply_profile(notes)
+        self.profile_note.setText("\n".join(notes))
+        self.profile_note.setVisible(bool(notes))
+        self._update_buttons()
+
+    def active_profile_name(self) -> str | None:
+        p = self.profiles.active_profile() if self.profiles is not None else None
+        return None if p is None else p.name
+
+    def _apply_profile(self, notes: list[str]) -> None:
+        if self.profiles is None or self.controller is None:
+            return
+        model = self.profiles.model_for()
+        if self.controller.model is model:
+            if not self.running:
+                self.profile_pending = False
+            elif self.profile_pending:
+                notes.append("The voice profile change takes effect when you press Start again.")
+            return
+        self.controller.model = model
+        name = self.active_profile_name()
+        what = f"voice profile “{name}”" if name else "no calibration"
+        if not self.running:
+            self.profile_pending = False
+            return
+        if self.controller.recording_path is not None:  # never cut a recording short
+            self.profile_pending = True
+            notes.append(f"Switched to {what}: it takes effect when you press Start again "
+                         "(a recording is in progress).")
+            return
+        self.controller.stop()  # the session holds its model: restart it with the new one
+        if self.start():
+            self.message.emit(f"Listening with {what}")
+
+    @Slot(int)
+    def _profile_chosen(self, index: int) -> None:
+        if self.profiles is None or index < 0:
+            return
+        path = self.profile_combo.itemData(index)
+        try:
+            self.profiles.set_active(path or None)
+        except Exception as exc:  # an unusable file (its item is disabled, but be safe)
+            self.profile_note.setText(str(exc))
+            self.profile_note.setVisible(True)
+            self._profiles_changed()
+
+    @Slot()
+    def open_calibration(self) -> Any:
+        """The guided "Calibrate to my voice" dialog (listening pauses while it records)."""
+        if self.profiles is None or self.model is None:
+            return None
+        from desktop_app.calibration_dialog import CalibrationDialog
+
+        if self.running:
+            self.stop()
+            self.message.emit("Listening stopped for the calibration")
+        device = self.current_device()
+        dlg = CalibrationDialog(model=self.model, profiles=self.profiles,
+                                device=None if device is None else device.index,
+                                device_name=device.name if device is not None else "the default input",
+                                gate_sensitivity=self.settings.stream_settings.gate_sensitivity, parent=self)
+        dlg.saved.connect(lambda path: self.message.emit(f"Voice profile saved: {path}"))
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.calibration_dialog = dlg
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def open_profiles(self) -> Any:
+        """The "Manage voice profiles" dialog."""
+        if self.profiles is None:
+            return None
+        from desktop_app.profiles_dialog import ProfilesDialog
+
+        self.profiles.refresh()
+        dlg = ProfilesDialog(self.profiles, parent=self)
+        dlg.calibrate_requested.connect(self.open_calibration)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.profiles_dialog = dlg
+        dlg.open()
+        return dlg
 
     def status_widgets(self) -> list[QLabel]:
         return [self.status_compute, self.status_delay, self.status_overruns, self.status_rate]
@@ -349,6 +501,10 @@ class LiveView(QWidget):
         self.start_button.setEnabled(ok and (running or bool(self.devices) or not self._needs_device()))
         self.device_combo.setEnabled(bool(self.devices) and not running)
         self.refresh_button.setEnabled(not running)
+        have = self.profiles is not None and self.model is not None
+        self.calibrate_button.setEnabled(have)
+        self.manage_button.setEnabled(have)
+        self.profile_combo.setEnabled(have)
         self.record_button.setEnabled(ok and running)
         recording = self.controller is not None and self.controller.recording_path is not None
         self.record_button.setText("Stop recording" if recording else "Record")
@@ -399,7 +555,8 @@ class LiveView(QWidget):
 
     def set_unavailable(self, title: str, detail: str) -> None:
         self.emotion.show_message(title, detail, state="disabled")
-        for w in (self.start_button, self.record_button, self.device_combo, self.refresh_button):
+        for w in (self.start_button, self.record_button, self.device_combo, self.refresh_button,
+                  self.profile_combo, self.calibrate_button, self.manage_button):
             w.setEnabled(False)
 
     # ------------------------------------------------------------------ data in (GUI thread)
@@ -413,7 +570,10 @@ class LiveView(QWidget):
             self.delay_ms = max(0.0, (now_s - pred.end_s) * 1000.0)
         if pred.speech and pred.label is not None:
             self.speech_predictions += 1
-            self.emotion.show_emotion(pred.label, pred.confidence)
+            if pred.uncertain:
+                self.emotion.show_uncertain(pred.label, pred.confidence)
+            else:
+                self.emotion.show_emotion(pred.label, pred.confidence)
             self.bars.set_probabilities(pred.probabilities)
             vec = np.array([100.0 * pred.probabilities.get(lab, 0.0) for lab in self.labels])
         else:

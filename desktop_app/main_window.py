@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWid
 from desktop_app import app_version
 from desktop_app.live_controller import LiveController, SessionFactory
 from desktop_app.live_view import DeviceInfo, LiveView, list_devices
+from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
 from desktop_app.settings_dialog import SettingsDialog
 from ser_engine.errors import ModelError
@@ -63,9 +64,10 @@ class MainWindow(QMainWindow):
 
         controller = LiveController(model, factory=session_factory, parent=self) if model is not None else None
         lister = device_lister if callable(device_lister) else list_devices
+        self.profiles = ProfileManager(settings=settings, model=model, parent=self) if model is not None else None
         self.live = LiveView(settings=settings, model=model, controller=controller,
-                             device_lister=lister)
-        self.files = FileView(settings=settings, model=model)
+                             device_lister=lister, profiles=self.profiles)
+        self.files = FileView(settings=settings, model=model, profiles=self.profiles)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.live, "Live microphone")
         self.tabs.addTab(self.files, "Files")
@@ -78,7 +80,13 @@ class MainWindow(QMainWindow):
         for w in self.live.status_widgets():
             sb.addPermanentWidget(w)
         self.model_label = QLabel(f"model: {model.name}" if model is not None else "model: none")
+        self.profile_label = QLabel()
+        self.profile_label.setToolTip("The voice profile live mode applies (Live tab, or Voice menu)")
+        sb.addPermanentWidget(self.profile_label)
         sb.addPermanentWidget(self.model_label)
+        if self.profiles is not None:
+            self.profiles.changed.connect(self._show_profile)
+        self._show_profile()
         self._show_live_status(self.tabs.currentWidget() is self.live)
         self.live.message.connect(lambda m: sb.showMessage(m, 8000))
         self.files.message.connect(lambda m: sb.showMessage(m, 8000))
@@ -113,12 +121,33 @@ class MainWindow(QMainWindow):
         a.setShortcut(QKeySequence.StandardKey.Quit)
         a.triggered.connect(self.close)
         m.addAction(a)
+        v = self.menuBar().addMenu("&Voice")
+        self.calibrate_action = QAction("Calibrate to my voice…", self)
+        self.calibrate_action.triggered.connect(self._calibrate)
+        self.calibrate_action.setEnabled(self.profiles is not None)
+        v.addAction(self.calibrate_action)
+        self.manage_profiles_action = QAction("Manage voice profiles…", self)
+        self.manage_profiles_action.triggered.connect(self._manage_profiles)
+        self.manage_profiles_action.setEnabled(self.profiles is not None)
+        v.addAction(self.manage_profiles_action)
         h = self.menuBar().addMenu("&Help")
         a = QAction("About", self)
         a.triggered.connect(self._about)
         h.addAction(a)
         self.settings_button_action = self.menuBar().addAction("Settings…")
         self.settings_button_action.triggered.connect(self.open_settings)
+
+    def _calibrate(self) -> object:
+        self.tabs.setCurrentWidget(self.live)
+        return self.live.open_calibration()
+
+    def _manage_profiles(self) -> object:
+        return self.live.open_profiles()
+
+    def _show_profile(self) -> None:
+        """Status bar: which voice profile live mode uses."""
+        name = self.live.active_profile_name()
+        self.profile_label.setText(f"voice: {name}" if name else "voice: no calibration")
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         """Files dropped anywhere on the window go to file mode."""

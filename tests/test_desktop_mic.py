@@ -26,6 +26,11 @@ NOISE_FLOOR_DB = -70.0
 CONFIDENT = 0.7  # file-analysis confidence above which live and file must agree
 
 
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # voice profiles: never the user's
+
+
 def _live(qtbot, tmp_path: Path, model: EmotionModel) -> LiveView:
     v = LiveView(settings=temp_settings(tmp_path), model=model, device_lister=lambda: list_devices(rescan=True))
     qtbot.addWidget(v)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from desktop_support import corpus_clips, no_devices, temp_settings
-from PySide6.QtCore import QThread
+from PySide6.QtCore import Qt, QThread
 
 from desktop_app.live_controller import LiveController, read_stats
 from desktop_app.live_view import DeviceInfo, LiveView
@@ -260,3 +260,233 @@ def test_scrolling_envelope_matches_a_full_recomputation() -> None:
             assert x[-1] == 0.0 and val[-2] == tail.min() and val[-1] == tail.max()
         assert x[0] == -(50 * 160 + ring.write_position - env.end)
         assert np.all(np.diff(x) >= 0)
+
+
+# ---------------------------------------------------------------------------
+# voice profiles and "uncertain"
+# ---------------------------------------------------------------------------
+SPEAKER_1001_NEUTRAL = ["1001_DFA_NEU_XX.ogg", "1001_IEO_NEU_XX.ogg", "1001_IOM_NEU_XX.ogg",
+                        "1001_ITH_NEU_XX.ogg", "1001_ITS_NEU_XX.ogg", "1001_IWL_NEU_XX.ogg"]
+
+
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # never the user's profiles
+
+
+@pytest.fixture(scope="module")
+def speaker_profile(corpus_dir: Path, shipped_model: EmotionModel):
+    from ser_engine.profile import profile_from_files
+
+    return profile_from_files([corpus_dir / "crema-d" / n for n in SPEAKER_1001_NEUTRAL], model=shipped_model,
+                              name="Speaker 1001")
+
+
+def _store_with_profiles(tmp_path: Path, prof):
+    """A store holding a good profile, one made for another model and a broken file."""
+    import dataclasses
+
+    from ser_engine.profile import ProfileStore
+
+    store = ProfileStore(tmp_path / "profiles")
+    good = store.save(prof)
+    other = store.save(dataclasses.replace(prof, name="Old laptop", model_sha256="0" * 64))
+    broken = store.directory / "broken.json"
+    broken.write_text("{ this is not JSON")
+    return store, good, other, broken
+
+
+class _RecordingReplay(ReplaySession):
+    """A replayed session that accepts start/stop_recording (writes nothing)."""
+
+    def start_recording(self, wav_path, csv_path) -> None:
+        self.recording_to = wav_path
+
+    def stop_recording(self):
+        return None
+
+
+@pytest.mark.corpus
+def test_profile_picker_lists_refuses_and_persists(qtbot, tmp_path: Path, shipped_model: EmotionModel,
+                                                   speaker_profile) -> None:
+    from desktop_app.profiles import ProfileManager
+    from ser_engine.errors import ProfileError
+
+    store, good, other, _broken = _store_with_profiles(tmp_path, speaker_profile)
+    settings = temp_settings(tmp_path)
+    profiles = ProfileManager(settings=settings, model=shipped_model, store=store)
+    models = []
+
+    def factory(model, **kw):
+        models.append(model)
+        return replay_factory(np.zeros(16000, np.float32), 16000)(model, **kw)
+
+    ctl = LiveController(shipped_model, factory=factory)
+    view = LiveView(settings=settings, model=shipped_model, controller=ctl, device_lister=no_devices,
+                    profiles=profiles)
+    qtbot.addWidget(view)
+    combo = view.profile_combo
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert texts[0] == "No calibration" and combo.currentIndex() == 0
+    assert "Speaker 1001" in texts
+    assert "broken — unusable: cannot be read" in texts
+    assert "Old laptop — unusable: made for another model" in texts
+    item_model = combo.model()
+    for i, t in enumerate(texts):
+        assert item_model.item(i).isEnabled() == ("unusable" not in t)  # unusable ones cannot be chosen
+    tip = combo.itemData(texts.index("broken — unusable: cannot be read"), Qt.ItemDataRole.ToolTipRole)
+    assert "broken.json" in tip and "JSON" in tip
+    with pytest.raises(ProfileError, match="made for model"):
+        profiles.set_active(other)  # the engine's message says which model it was made for
+    assert settings.voice_profile == ""
+    # choosing the good profile: stored in the settings model, the live session gets the calibrated model
+    combo.setCurrentIndex(texts.index("Speaker 1001"))
+    assert settings.voice_profile == str(good)
+    assert view.active_profile_name() == "Speaker 1001"
+    assert view.start()
+    assert models[-1].profile == speaker_profile
+    view.stop()
+    # after a restart (a new view on the same settings file) the choice is still there
+    view2 = LiveView(settings=temp_settings(tmp_path), model=shipped_model,
+                     controller=LiveController(shipped_model, factory=factory), device_lister=no_devices,
+                     profiles=ProfileManager(settings=temp_settings(tmp_path), model=shipped_model, store=store))
+    qtbot.addWidget(view2)
+    assert view2.profile_combo.currentText() == "Speaker 1001"
+    assert view2.controller.model.profile == speaker_profile
+    # the chosen profile's file is broken afterwards: said, and live runs uncalibrated
+    good.write_text("garbage")
+    view2.profiles.refresh()
+    assert view2.profile_combo.currentIndex() == 0 and view2.controller.model.profile is None
+    assert view2.profile_note.isVisibleTo(view2) and "cannot be used" in view2.profile_note.text()
+
+
+@pytest.mark.corpus
+def test_switching_profile_while_listening_takes_effect(qtbot, tmp_path: Path, corpus_dir: Path,
+                                                        shipped_model: EmotionModel, speaker_profile) -> None:
+    from desktop_app.profiles import ProfileManager
+
+    store, good, _, _ = _store_with_profiles(tmp_path, speaker_profile)
+    settings = temp_settings(tmp_path)
+    profiles = ProfileManager(settings=settings, model=shipped_model, store=store)
+    speech = load_audio(corpus_dir / "crema-d" / "1001_IEO_HAP_HI.ogg", sample_rate=16000).samples
+    sessions: list[_RecordingReplay] = []
+
+    def factory(model, *, device, settings, on_prediction, on_error):
+        sessions.append(_RecordingReplay(model, samples=np.tile(speech, 20), sample_rate=16000, settings=settings,
+                                         on_prediction=on_prediction, on_error=on_error, speed=2.0))
+        return sessions[-1]
+
+    view = LiveView(settings=settings, model=shipped_model, controller=LiveController(shipped_model, factory=factory),
+                    device_lister=no_devices, profiles=profiles)
+    qtbot.addWidget(view)
+    view.show()
+    assert view.start()
+    qtbot.waitUntil(lambda: view.speech_predictions >= 2, timeout=20000)
+    profiles.set_active(good)  # while listening, not recording: restarted with the calibrated model
+    assert view.running and len(sessions) == 2
+    assert sessions[-1]._streamer.model.profile == speaker_profile
+    n = view.predictions_received
+    qtbot.waitUntil(lambda: view.predictions_received >= n + 2, timeout=20000)
+    # while recording the switch waits for the next Start, and says so
+    view.controller.start_recording(tmp_path / "r.wav", tmp_path / "r.csv")
+    profiles.set_active(None)
+    assert len(sessions) == 2 and view.running
+    assert "takes effect when you press Start again" in view.profile_note.text()
+    view.stop()
+    assert view.start() and sessions[-1]._streamer.model.profile is None
+    view.stop()
+
+
+@pytest.mark.corpus
+def test_uncertain_prediction_shows_uncertain_in_grey(qtbot, tmp_path: Path, corpus_dir: Path,
+                                                      shipped_model_dir: Path) -> None:
+    import json
+    import shutil
+
+    from desktop_app.palette import UNCERTAIN_COLOR, emotion_color
+    from ser_engine.stream import Prediction
+
+    strict = tmp_path / "strict-model"
+    shutil.copytree(shipped_model_dir, strict)
+    meta = json.loads((strict / "model.json").read_text())
+    meta["uncertainty_threshold"] = 0.99  # (nearly) every real prediction is uncertain
+    (strict / "model.json").write_text(json.dumps(meta))
+    model = EmotionModel.load(strict)
+    clip = load_audio(corpus_clips(corpus_dir)[1], sample_rate=16000).samples
+    view = _view(qtbot, tmp_path, model, replay_factory(clip, 16000, speed=4.0))
+    seen: list[tuple[bool, str, str, str, float]] = []
+    view.controller.prediction.connect(lambda p: seen.append(
+        (p.uncertain, view.emotion.state, view.emotion.title.text(), view.emotion.title.styleSheet(),
+         float(view.bars.values.sum()))) if p.speech else None)
+    assert view.start()
+    qtbot.waitUntil(lambda: view.speech_predictions >= 3, timeout=20000)
+    view.stop()
+    uncertain = [s for s in seen if s[0]]
+    assert len(uncertain) >= 3
+    for _, state, title, style, bars in uncertain:
+        assert state == "uncertain" and title == "Uncertain"
+        assert UNCERTAIN_COLOR in style and not any(emotion_color(lab) in style for lab in model.labels)
+        assert bars == pytest.approx(100.0, abs=0.1)  # the probability bars are still shown
+    # the detail line names the arg-max emotion and its probability
+    p = Prediction(start_s=0, end_s=3, speech=True, label="angry", confidence=0.41,
+                   probabilities={lab: (0.41 if lab == "angry" else 0.59 / 6) for lab in model.labels},
+                   uncertain=True)
+    view.on_prediction(p)
+    assert view.emotion.detail.text() == "perhaps angry (41 %)"
+    assert view.bars.values.max() == pytest.approx(41.0)
+
+
+@pytest.mark.corpus
+def test_manage_dialog_renames_and_deletes_with_confirmation(qtbot, tmp_path: Path, shipped_model: EmotionModel,
+                                                             speaker_profile, monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop_app.profiles import ProfileManager
+    from desktop_app.profiles_dialog import ProfilesDialog
+
+    store, good, other, broken = _store_with_profiles(tmp_path, speaker_profile)
+    settings = temp_settings(tmp_path)
+    profiles = ProfileManager(settings=settings, model=shipped_model, store=store)
+    profiles.set_active(good)
+    view = LiveView(settings=settings, model=shipped_model, device_lister=no_devices, profiles=profiles)
+    qtbot.addWidget(view)
+    dlg = view.open_profiles()
+    assert isinstance(dlg, ProfilesDialog)
+    names = [dlg.table.item(r, 0).text() for r in range(dlg.table.rowCount())]
+    status = [dlg.table.item(r, 1).text() for r in range(dlg.table.rowCount())]
+    assert "Speaker 1001  (active)" in names
+    assert status[names.index("broken")] == "unusable: cannot be read"
+    assert status[names.index("Old laptop")] == "unusable: made for another model"
+    dlg.select(other)
+    assert not dlg.use_button.isEnabled() and "made for model" in dlg.detail.text()
+    # rename the active profile: the file follows the name, the active choice follows the file
+    dlg.select(good)
+    new_path = dlg.rename_selected("Anna (desk mic)")
+    assert new_path is not None and new_path.exists() and not good.exists()
+    assert settings.voice_profile == str(new_path)
+    assert view.profile_combo.currentText() == "Anna (desk mic)"
+    from ser_engine.profile import VoiceProfile
+
+    assert VoiceProfile.load(new_path).name == "Anna (desk mic)"
+    # delete asks first; "No" keeps the file
+    asked = []
+
+    def answer(reply):
+        def question(*args, **kwargs):
+            asked.append(args[2])
+            return reply
+        return question
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    dlg.select(new_path)
+    assert dlg.delete_selected() is False and new_path.exists()
+    assert "Anna (desk mic)" in asked[-1]
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    assert dlg.delete_selected() is True and not new_path.exists()
+    assert settings.voice_profile == "" and view.profile_combo.currentText() == "No calibration"
+    assert view.controller.model.profile is None
+    # the broken file can be deleted too
+    dlg.select(broken)
+    assert dlg.delete_selected() is True and not broken.exists()
+    assert [e.name for e in profiles.entries] == ["Old laptop"]
+    dlg.accept()

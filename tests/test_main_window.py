@@ -16,6 +16,11 @@ from ser_engine.model import KNOWN_LABELS, EmotionModel
 pytestmark = pytest.mark.gui
 
 
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # voice profiles: never the user's
+
+
 def test_main_window_builds(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
     w = MainWindow(settings=temp_settings(tmp_path), model=tiny_model, device_lister=no_devices)
     qtbot.addWidget(w)
@@ -112,3 +117,56 @@ def test_files_dropped_on_the_live_tab_go_to_file_mode(qtbot, tmp_path: Path, co
         w.dropEvent(event)
     assert w.tabs.currentWidget() is w.files
     assert [r.path.name for r in w.files.finished_results()] == ["DC_h01.flac"]
+
+
+@pytest.mark.corpus
+def test_voice_menu_and_status_bar_show_the_profile(qtbot, tmp_path: Path, monkeypatch, corpus_dir: Path,
+                                                   shipped_model: EmotionModel) -> None:
+    from desktop_app.calibration_dialog import CalibrationDialog
+    from desktop_app.profiles_dialog import ProfilesDialog
+    from ser_engine.profile import default_profile_dir, profile_from_files
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    settings = temp_settings(tmp_path)
+    w = MainWindow(settings=settings, model=shipped_model, device_lister=no_devices)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.profile_label.text() == "voice: no calibration"
+    assert w.live.profiles is w.files.profiles is w.profiles  # one shared profile list
+    menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Voice")
+    assert [a.text() for a in menu.actions()] == ["Calibrate to my voice…", "Manage voice profiles…"]
+    # a profile saved in the user's profile folder appears and can be made active
+    names = ["1001_DFA_NEU_XX.ogg", "1001_IEO_NEU_XX.ogg", "1001_IOM_NEU_XX.ogg", "1001_ITH_NEU_XX.ogg",
+             "1001_ITS_NEU_XX.ogg"]
+    prof = profile_from_files([corpus_dir / "crema-d" / n for n in names], model=shipped_model, name="Anna")
+    path = w.profiles.save(prof)
+    assert path.parent == default_profile_dir() == tmp_path / "xdg-data" / "ser" / "profiles"
+    assert w.profile_label.text() == "voice: Anna" and w.live.profile_combo.currentText() == "Anna"
+    assert w.files.profile_box.text() == "Use voice profile: Anna"
+    # the menu opens the dialogs (the calibration one on the Live tab)
+    w.tabs.setCurrentWidget(w.files)
+    manage = w.manage_profiles_action
+    manage.trigger()
+    assert isinstance(w.live.profiles_dialog, ProfilesDialog) and w.live.profiles_dialog.isVisible()
+    w.live.profiles_dialog.accept()
+    fake_inputs = []
+
+    class Quiet:
+        def __init__(self, device, *, ring_seconds):
+            from ser_engine.ringbuffer import RingBuffer
+
+            self.device_rate, self.ring = 16000, RingBuffer(int(ring_seconds * 16000))
+            fake_inputs.append(self)
+
+        def start(self): ...
+        def stop(self): ...
+        def check(self): return None
+
+    monkeypatch.setattr("desktop_app.calibration_dialog._default_input", Quiet)
+    w.calibrate_action.trigger()
+    dlg = w.live.calibration_dialog
+    assert isinstance(dlg, CalibrationDialog) and dlg.isVisible() and w.tabs.currentWidget() is w.live
+    qtbot.waitUntil(lambda: dlg.input is not None, timeout=2000)
+    dlg.reject()
+    w.profiles.set_active(None)
+    assert w.profile_label.text() == "voice: no calibration"

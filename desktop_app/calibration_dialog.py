@@ -1,0 +1,531 @@
+""""Calibrate to my voice": a guided dialog that records ~15 s of calm speech and saves a voice profile.
+
+Steps (one page each):
+
+1. *Why and what to read* — the input device, a live level meter, **Start**.
+2. *Recording* — a 3-2-1 countdown, then ~15 s of recording with a progress bar and the
+   seconds left, the level meter live, **Stop early**.
+3. *Result* — seconds of speech used, what the model heard in the neutral voice before and
+   after calibration, a name, **Save** / **Record again** / **Cancel**; or, when there was too
+   little speech, silence or a device problem, the reason and **Record again**.
+
+The microphone is read through :class:`ser_engine.live.LiveInput`, whose callback only
+copies into a ring buffer; the GUI timer reads the newest samples for the meter, and the
+profile is built (resampling, speech gate, features, model) on a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.palette import emotion_color, label_text
+from desktop_app.profiles import ProfileManager, top_labels
+from desktop_app.widgets import LevelMeter
+from ser_engine.audio import resample
+from ser_engine.errors import DeviceError, ProfileError
+from ser_engine.gate import level_dbfs
+from ser_engine.model import EmotionModel
+from ser_engine.profile import MIN_SPEECH_S, VoiceProfile, profile_from_audio
+
+__all__ = ["CALIBRATION_TEXT", "CalibrationDialog", "InputFactory"]
+
+CALIBRATION_TEXT = (
+    "The North Wind and the Sun were disputing which was the stronger, when a traveller came along "
+    "wrapped in a warm cloak. They agreed that the one who first made the traveller take his cloak "
+    "off should be considered stronger than the other. Then the North Wind blew as hard as he could, "
+    "but the more he blew the more closely did the traveller fold his cloak around him."
+)
+WHY_TEXT = (
+    "The model hears every voice, room and microphone a little differently. Reading the text below "
+    "in your calm, normal voice lets it learn how <i>you</i> sound when you are neutral, so it "
+    "reads your emotions more fairly."
+)
+TICK_MS = 33
+LEVEL_S = 0.05
+
+InputFactory = Callable[..., Any]
+"""Builds a microphone input like :class:`ser_engine.live.LiveInput` (``device, ring_seconds=``)."""
+
+
+def _default_input(device: int | str | None, *, ring_seconds: float) -> Any:
+    from ser_engine.live import LiveInput
+
+    return LiveInput(device, ring_seconds=ring_seconds)
+
+
+class _Signals(QObject):
+    done = Signal(int, object)  # attempt, VoiceProfile or error message
+
+
+class CalibrationDialog(QDialog):
+    """The guided calibration dialog.
+
+    Parameters
+    ----------
+    model : EmotionModel
+        The uncalibrated model the profile is made for.
+    profiles : ProfileManager
+        Where the profile is saved (and made active).
+    device : int, str or None
+        Input device (index or name; None = the system default).
+    device_name : str
+        How the device is shown to the user.
+    countdown_s : int
+        Seconds of 3-2-1 countdown before recording.
+    record_s : float
+        Seconds of recording (the user may stop early).
+    input_factory : callable, optional
+        Builds the input (default :class:`ser_engine.live.LiveInput`).
+
+    Signals
+    -------
+    saved(object)
+        The path of the saved profile file.
+    state_changed(str)
+        ``"intro"``, ``"countdown"``, ``"recording"``, ``"analysing"``, ``"result"``, ``"failed"``.
+    """
+
+    saved = Signal(object)
+    state_changed = Signal(str)
+
+    def __init__(self, *, model: EmotionModel, profiles: ProfileManager, device: int | str | None = None,
+                 device_name: str = "the default input", countdown_s: int = 3, record_s: float = 15.0,
+                 input_factory: InputFactory | None = None, gate_sensitivity: float = 0.5,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.profiles = profiles
+        self.device = device
+        self.device_name = device_name
+        self.countdown_s = max(0, int(countdown_s))
+        self.record_s = float(record_s)
+        self.gate_sensitivity = float(gate_sensitivity)
+        self._factory: InputFactory = input_factory or _default_input
+        self.input: Any = None
+        self.state = "intro"
+        self.profile: VoiceProfile | None = None
+        self.error: str | None = None
+        self.saved_path: Any = None
+        self._record_start = 0
+        self._recorded_s = 0.0
+        self._countdown_left = 0
+        self._attempt = 0
+        self._thread: threading.Thread | None = None
+        self._signals = _Signals()
+        self._signals.done.connect(self._on_done)
+        self.setWindowTitle("Calibrate to my voice")
+        self.setModal(True)
+        self._build()
+        self.timer = QTimer(self)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.count_timer = QTimer(self)
+        self.count_timer.setInterval(1000)
+        self.count_timer.timeout.connect(self._count)
+        self.resize(720, 560)
+        QTimer.singleShot(0, self._open_input)
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        self.steps = QLabel()
+        self.steps.setStyleSheet("color:#909090; font-size:11pt;")
+        root.addWidget(self.steps)
+        self.pages = QStackedWidget()
+        root.addWidget(self.pages, 1)
+
+        # step 1 ------------------------------------------------------------
+        intro = QWidget()
+        il = QVBoxLayout(intro)
+        why = QLabel(WHY_TEXT)
+        why.setWordWrap(True)
+        why.setStyleSheet("font-size:12pt;")
+        il.addWidget(why)
+        il.addWidget(QLabel("<b>Read this aloud, calmly, as you would normally speak:</b>"))
+        self.text_label = QLabel(CALIBRATION_TEXT)
+        self.text_label.setWordWrap(True)
+        self.text_label.setStyleSheet("font-size:15pt; padding:10px; background:#262626; border-radius:6px;")
+        self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        il.addWidget(self.text_label)
+        self.device_label = QLabel()
+        il.addWidget(self.device_label)
+        self.input_error = QLabel()
+        self.input_error.setWordWrap(True)
+        self.input_error.setStyleSheet("background:#5a1e00; color:white; padding:6px;")
+        self.input_error.setVisible(False)
+        il.addWidget(self.input_error)
+        il.addStretch(1)
+        self.pages.addWidget(intro)
+
+        # step 2 ------------------------------------------------------------
+        rec = QWidget()
+        rl = QVBoxLayout(rec)
+        self.count_label = QLabel("3")
+        f = QFont()
+        f.setPointSize(40)
+        f.setBold(True)
+        self.count_label.setFont(f)
+        self.count_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        rl.addWidget(self.count_label)
+        self.rec_hint = QLabel("Get ready to read the text aloud.")
+        self.rec_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.rec_hint.setStyleSheet("font-size:13pt;")
+        rl.addWidget(self.rec_hint)
+        self.rec_text = QLabel(CALIBRATION_TEXT)
+        self.rec_text.setWordWrap(True)
+        self.rec_text.setStyleSheet("font-size:14pt; padding:10px; background:#262626; border-radius:6px;")
+        rl.addWidget(self.rec_text)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, max(1, round(self.record_s * 10)))
+        self.progress.setValue(0)
+        self.progress.setFormat(f"{math.ceil(self.record_s):.0f} s left")
+        rl.addWidget(self.progress)
+        rl.addStretch(1)
+        self.pages.addWidget(rec)
+
+        # step 3 ------------------------------------------------------------
+        res = QWidget()
+        sl = QVBoxLayout(res)
+        self.result_title = QLabel()
+        g = QFont()
+        g.setPointSize(18)
+        g.setBold(True)
+        self.result_title.setFont(g)
+        self.result_title.setWordWrap(True)
+        sl.addWidget(self.result_title)
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        sl.addWidget(self.busy)
+        self.result_text = QLabel()
+        self.result_text.setWordWrap(True)
+        self.result_text.setTextFormat(Qt.TextFormat.RichText)
+        self.result_text.setStyleSheet("font-size:13pt;")
+        sl.addWidget(self.result_text)
+        name_row = QHBoxLayout()
+        self.name_label = QLabel("Name:")
+        name_row.addWidget(self.name_label)
+        self.name_edit = QLineEdit()
+        self.name_edit.setText(f"My voice {datetime.now():%Y-%m-%d}")
+        self.name_edit.textChanged.connect(lambda _t: self._update_buttons())
+        name_row.addWidget(self.name_edit, 1)
+        sl.addLayout(name_row)
+        sl.addStretch(1)
+        self.pages.addWidget(res)
+
+        # always visible: level meter and buttons ---------------------------
+        self.meter_row = QWidget()
+        meter_row = QHBoxLayout(self.meter_row)
+        meter_row.setContentsMargins(0, 0, 0, 0)
+        meter_row.addWidget(QLabel("Level:"))
+        self.meter = LevelMeter()
+        meter_row.addWidget(self.meter, 1)
+        root.addWidget(self.meter_row)
+        buttons = QHBoxLayout()
+        self.retry_input_button = QPushButton("Try the microphone again")
+        self.retry_input_button.clicked.connect(self._open_input)
+        buttons.addWidget(self.retry_input_button)
+        buttons.addStretch(1)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.reject)
+        self.again_button = QPushButton("Record again")
+        self.again_button.clicked.connect(self.record_again)
+        self.stop_button = QPushButton("Stop early")
+        self.stop_button.clicked.connect(self.stop_early)
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.save_button = QPushButton("Save")
+        self.save_button.clicked.connect(self.save)
+        for b in (self.cancel_button, self.again_button, self.stop_button, self.start_button, self.save_button):
+            buttons.addWidget(b)
+        root.addLayout(buttons)
+        self._set_state("intro")
+
+    # ------------------------------------------------------------------ state
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        page = {"intro": 0, "countdown": 1, "recording": 1}.get(state, 2)
+        self.pages.setCurrentIndex(page)
+        step = page + 1
+        names = ("Read a short text", "Recording", "Result")
+        self.steps.setText("   ›   ".join(
+            f"<b style='color:#E0E0E0'>{i + 1}. {n}</b>" if i + 1 == step else f"{i + 1}. {n}"
+            for i, n in enumerate(names)))
+        self.busy.setVisible(state == "analysing")
+        self.meter_row.setVisible(page < 2)  # the microphone is closed on the result page
+        ok = state == "result"
+        for w in (self.name_label, self.name_edit):
+            w.setVisible(ok)
+        self._update_buttons()
+        self.state_changed.emit(state)
+
+    def _update_buttons(self) -> None:
+        s = self.state
+        opened = self.input is not None
+        self.start_button.setVisible(s == "intro")
+        self.start_button.setEnabled(s == "intro" and opened)
+        self.retry_input_button.setVisible(s == "intro" and not opened)
+        self.stop_button.setVisible(s in ("countdown", "recording"))
+        self.stop_button.setText("Stop early" if s == "recording" else "Back")
+        self.again_button.setVisible(s in ("result", "failed"))
+        self.save_button.setVisible(s == "result")
+        self.save_button.setEnabled(s == "result" and bool(self.name_edit.text().strip()))
+
+    # ------------------------------------------------------------------ input
+    @Slot()
+    def _open_input(self) -> bool:
+        """Open the microphone (step 1's meter runs from it); says why when it cannot."""
+        self._close_input()
+        self.device_label.setText(f"Microphone: <b>{self.device_name}</b>")
+        try:
+            inp = self._factory(self.device, ring_seconds=self.countdown_s + self.record_s + 10.0)
+            inp.start()
+        except Exception as exc:
+            self.input = None
+            reason = str(exc) or type(exc).__name__
+            self.input_error.setText(f"The microphone cannot be opened: {reason}\n"
+                                     "Check that it is connected (and chosen in the Live tab), then try again.")
+            self.input_error.setVisible(True)
+            self.meter.reset()
+            self._update_buttons()
+            return False
+        self.input = inp
+        self.input_error.setVisible(False)
+        self.timer.start()
+        self._update_buttons()
+        return True
+
+    def _close_input(self) -> None:
+        self.timer.stop()
+        inp, self.input = self.input, None
+        if inp is not None:
+            with contextlib.suppress(Exception):  # closing a lost device: nothing more to do
+                inp.stop()
+        self.meter.reset()
+
+    @property
+    def rate(self) -> int:
+        return int(getattr(self.input, "device_rate", 0) or self.model.feature_config.sample_rate)
+
+    @Slot()
+    def _tick(self) -> None:
+        inp = self.input
+        ring = getattr(inp, "ring", None)
+        if inp is None or ring is None:
+            return
+        tail = ring.latest(max(1, int(LEVEL_S * self.rate)))
+        peak = float(np.max(np.abs(tail))) if tail.size else 0.0
+        self.meter.set_level(level_dbfs(tail), 20 * math.log10(peak) if peak > 0 else -math.inf, TICK_MS / 1000)
+        err = inp.check() if hasattr(inp, "check") else None
+        if err is not None:
+            self._device_failed(err)
+            return
+        if self.state == "recording":
+            done = (ring.write_position - self._record_start) / self.rate
+            self._recorded_s = done
+            left = max(0.0, self.record_s - done)
+            self.progress.setValue(min(self.progress.maximum(), round(done * 10)))
+            self.progress.setFormat(f"{math.ceil(left - 1e-6):.0f} s left")
+            if done >= self.record_s:
+                self._finish_recording()
+
+    def _device_failed(self, err: BaseException) -> None:
+        was = self.state
+        self.count_timer.stop()
+        self._close_input()
+        message = str(err) or type(err).__name__
+        if was == "intro":
+            self.input_error.setText(f"The microphone stopped: {message}")
+            self.input_error.setVisible(True)
+            self._update_buttons()
+            return
+        self._show_failure("The microphone stopped", f"{message}<br>Check the microphone, then record again.")
+
+    # ------------------------------------------------------------------ steps
+    @Slot()
+    def start(self) -> None:
+        """Step 1 -> 2: the countdown (then the recording)."""
+        if self.state != "intro" or self.input is None:
+            return
+        self._countdown_left = self.countdown_s
+        self.progress.setValue(0)
+        self.progress.setFormat(f"{math.ceil(self.record_s):.0f} s left")
+        if self._countdown_left <= 0:
+            self._begin_recording()
+            return
+        self.count_label.setText(str(self._countdown_left))
+        self.count_label.setStyleSheet("color:#E0E0E0;")
+        self.rec_hint.setText("Recording starts in a moment: get ready to read the text aloud.")
+        self._set_state("countdown")
+        self.count_timer.start()
+
+    @Slot()
+    def _count(self) -> None:
+        self._countdown_left -= 1
+        if self._countdown_left > 0:
+            self.count_label.setText(str(self._countdown_left))
+        else:
+            self.count_timer.stop()
+            self._begin_recording()
+
+    def _begin_recording(self) -> None:
+        ring = getattr(self.input, "ring", None)
+        if ring is None:
+            self._device_failed(DeviceError(f"{self.device_name}: no audio"))
+            return
+        self._record_start = int(ring.write_position)
+        self._recorded_s = 0.0
+        self.count_label.setText("● Recording")
+        self.count_label.setStyleSheet("color:#D55E00;")
+        self.rec_hint.setText("Read the text aloud in your calm, normal voice.")
+        self._set_state("recording")
+
+    @Slot()
+    def stop_early(self) -> None:
+        if self.state == "countdown":
+            self.count_timer.stop()
+            self._set_state("intro")
+        elif self.state == "recording":
+            self._finish_recording()
+
+    def _finish_recording(self) -> None:
+        """Take the recorded samples, close the device, build the profile on a worker thread."""
+        inp = self.input
+        ring = getattr(inp, "ring", None)
+        audio: np.ndarray | None = None
+        rate = self.rate
+        if ring is not None:
+            n = int(ring.write_position) - self._record_start
+            audio = ring.copy_range(self._record_start, n) if n > 0 else np.zeros(0, np.float32)
+        self._close_input()
+        if audio is None:
+            self._show_failure("The recording was lost", "the input buffer overflowed; please record again.")
+            return
+        self._recorded_s = audio.shape[0] / rate
+        self._attempt += 1
+        attempt = self._attempt
+        self.result_title.setText("Analysing your recording…")
+        self.result_text.setText(f"{self._recorded_s:.1f} s recorded.")
+        self._set_state("analysing")
+        model, sens, signals = self.model, self.gate_sensitivity, self._signals
+        target = model.feature_config.sample_rate
+
+        def work() -> None:  # worker thread: resample, gate, features, model
+            try:
+                y = np.asarray(audio, dtype=np.float32)
+                if rate != target:
+                    y = resample(y, orig_sr=rate, target_sr=target)
+                prof = profile_from_audio(y, model=model, name="My voice", sources=("microphone",),
+                                          gate_sensitivity=sens)
+                signals.done.emit(attempt, prof)
+            except ProfileError as exc:
+                signals.done.emit(attempt, str(exc))
+            except Exception as exc:
+                signals.done.emit(attempt, f"the recording could not be analysed: {exc}")
+
+        self._thread = threading.Thread(target=work, name="ser-calibration", daemon=True)
+        self._thread.start()
+
+    @Slot(int, object)
+    def _on_done(self, attempt: int, outcome: object) -> None:
+        if attempt != self._attempt or self.state != "analysing":
+            return  # the user moved on
+        if isinstance(outcome, VoiceProfile):
+            self.profile, self.error = outcome, None
+            self._show_result(outcome)
+        else:
+            self.profile = None
+            message = str(outcome)
+            title = "Not enough speech"
+            if "speech" not in message.lower():
+                title = "Calibration failed"
+            detail = (f"{message}<br><br>Read the whole text aloud at a normal level, close enough to the microphone "
+                      f"for the level meter to reach the green zone (at least {MIN_SPEECH_S:g} s of speech), "
+                      "then press <b>Record again</b>.")
+            self._show_failure(title, detail)
+
+    def _show_failure(self, title: str, detail: str) -> None:
+        self.error = f"{title}: {detail}"
+        self.result_title.setText(title)
+        self.result_title.setStyleSheet("color:#E69F00;")
+        self.result_text.setText(detail)
+        self._set_state("failed")
+
+    @staticmethod
+    def _describe(probs: dict[str, float]) -> str:
+        return ", ".join(f"<span style='color:{emotion_color(lab)}'><b>{label_text(lab)}</b></span> "
+                         f"{p * 100:.0f} %" for lab, p in top_labels(probs))
+
+    def _show_result(self, profile: VoiceProfile) -> None:
+        self.result_title.setText("Your voice profile is ready")
+        self.result_title.setStyleSheet("color:#009E73;")
+        self.result_text.setText(
+            f"Speech used: <b>{profile.speech_s:.1f} s</b> ({profile.n_windows} analysis windows) "
+            f"of {self._recorded_s:.1f} s recorded.<br><br>"
+            f"In your neutral voice the model heard<br>"
+            f"&nbsp;&nbsp;before calibration: {self._describe(profile.before)}<br>"
+            f"&nbsp;&nbsp;after calibration: {self._describe(profile.after)}<br><br>"
+            "Saved, it becomes the active voice profile in live mode; the Files tab uses it when "
+            "<i>Use voice profile</i> is ticked.")
+        self._set_state("result")
+        self.name_edit.setFocus()
+        self.name_edit.selectAll()
+
+    @Slot()
+    def record_again(self) -> None:
+        self.profile, self.error = None, None
+        self.result_title.setStyleSheet("")
+        self._set_state("intro")
+        self._open_input()
+
+    @Slot()
+    def save(self) -> None:
+        """Save the profile under the name given (made active); closes the dialog."""
+        if self.profile is None:
+            return
+        name = self.name_edit.text().strip()
+        if not name:
+            return
+        profile = dataclasses.replace(self.profile, name=name)
+        try:
+            path = self.profiles.save(profile)
+        except (OSError, ProfileError) as exc:
+            self.result_text.setText(self.result_text.text() + f"<br><span style='color:#E69F00'>"
+                                     f"Cannot save the profile: {exc}</span>")
+            return
+        self.saved_path = path
+        self.saved.emit(path)
+        self.accept()
+
+    # ------------------------------------------------------------------ closing
+    def done(self, result: int) -> None:
+        self.count_timer.stop()
+        self._close_input()
+        self._attempt += 1  # a result still being computed is dropped
+        super().done(result)
+
+    def closeEvent(self, event: Any) -> None:
+        self.count_timer.stop()
+        self._close_input()
+        super().closeEvent(event)
