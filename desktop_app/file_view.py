@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, QTimer, Signal, Slot
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -27,8 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.export import export_csv, export_json
-from desktop_app.palette import SILENCE_COLOR, emotion_color, emotion_qcolor, label_text
+from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, emotion_qcolor, label_text
 from desktop_app.player import Player
+from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
 from desktop_app.widgets import ColorKey, ProbabilityBars, min_max_envelope, style_plot
 from ser_engine.analysis import FileResult, Segment, analyze_file
@@ -37,9 +39,16 @@ from ser_engine.errors import SerError
 from ser_engine.model import EmotionModel
 from ser_engine.stream import StreamSettings
 
-__all__ = ["COLUMNS", "AnalysisWorker", "FileView", "timeline_spans"]
+__all__ = ["COLUMNS", "AnalysisWorker", "FileView", "result_label_text", "timeline_spans"]
 
 COLUMNS = ("File", "Duration (s)", "Dominant emotion", "Confidence (%)", "Speech (s)", "Status")
+
+
+def result_label_text(label: str | None, uncertain: bool) -> str:
+    """The table's emotion text: "Angry", or "uncertain (angry?)" when the model is not sure."""
+    if label is None:
+        return "no speech"
+    return f"uncertain ({label}?)" if uncertain else label_text(label)
 
 
 class AnalysisWorker(QThread):
@@ -140,10 +149,15 @@ class FileView(QWidget):
     message = Signal(str)
     batch_finished = Signal(bool)
 
-    def __init__(self, *, settings: AppSettings, model: EmotionModel | None, parent: QWidget | None = None) -> None:
+    def __init__(self, *, settings: AppSettings, model: EmotionModel | None, profiles: ProfileManager | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.model = model
+        if profiles is None and model is not None:
+            profiles = ProfileManager(settings=settings, model=model, parent=self)
+        self.profiles = profiles
+        self.row_profiles: list[str | None] = []  # the voice profile each row was analysed with
         self.labels = tuple(model.labels) if model is not None else ()
         self.rate = model.feature_config.sample_rate if model is not None else 16000
         self.results: list[FileResult | None] = []
@@ -159,6 +173,9 @@ class FileView(QWidget):
         self._pool.setMaxThreadCount(1)
         self.setAcceptDrops(True)
         self._build()
+        if self.profiles is not None:
+            self.profiles.changed.connect(self._update_profile_box)
+        self._update_profile_box()
         self.play_timer = QTimer(self)
         self.play_timer.setInterval(33)
         self.play_timer.timeout.connect(self._tick_playhead)
@@ -197,7 +214,15 @@ class FileView(QWidget):
         hint = QLabel("Drop audio files or folders here ("
                       + ", ".join(sorted(e.lstrip(".") for e in AUDIO_EXTENSIONS)) + ")")
         hint.setStyleSheet("color:#909090;")
-        root.addWidget(hint)
+        hint_row = QHBoxLayout()
+        hint_row.addWidget(hint, 1)
+        self.profile_box = QCheckBox("Use voice profile")
+        self.profile_box.setToolTip("Apply the voice profile chosen in the Live tab to file analysis "
+                                    "(for recordings of the same speaker and microphone)")
+        self.profile_box.setChecked(self.settings.files_use_profile)
+        self.profile_box.toggled.connect(self._profile_toggled)
+        hint_row.addWidget(self.profile_box)
+        root.addLayout(hint_row)
 
         split = QSplitter(Qt.Orientation.Vertical)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -304,10 +329,40 @@ class FileView(QWidget):
             return
         self._start_worker(list(paths))
 
+    # ------------------------------------------------------------------ voice profile
+    def _profile_toggled(self, checked: bool) -> None:
+        self.settings.files_use_profile = bool(checked)
+
+    def active_profile_name(self) -> str | None:
+        p = self.profiles.active_profile() if self.profiles is not None else None
+        return None if p is None else p.name
+
+    def _update_profile_box(self) -> None:
+        name = self.active_profile_name()
+        box = self.profile_box
+        box.blockSignals(True)
+        box.setChecked(self.settings.files_use_profile)
+        box.blockSignals(False)
+        if name is None:
+            box.setText("Use voice profile (none chosen — calibrate in the Live tab)")
+            box.setEnabled(False)
+        else:
+            box.setText(f"Use voice profile: {name}")
+            box.setEnabled(True)
+
+    def analysis_model(self) -> tuple[EmotionModel, str | None]:
+        """The model a new batch uses and the name of the voice profile applied (None: uncalibrated)."""
+        assert self.model is not None
+        if self.profiles is None or not self.settings.files_use_profile:
+            return self.model, None
+        name = self.active_profile_name()
+        return self.profiles.model_for(use_profile=True), name
+
     def _start_worker(self, paths: list[Path]) -> None:
         assert self.model is not None
         self._batch_offset = len(self.results)
-        worker = AnalysisWorker(paths, self.model, self.settings.stream_settings, parent=self)
+        model, self._batch_profile = self.analysis_model()
+        worker = AnalysisWorker(paths, model, self.settings.stream_settings, parent=self)
         worker.files_found.connect(self._on_files_found)
         worker.result.connect(self._on_result)
         worker.finished.connect(self._on_worker_finished)
@@ -323,6 +378,7 @@ class FileView(QWidget):
         for p in paths:
             self.paths.append(p)
             self.results.append(None)
+            self.row_profiles.append(self._batch_profile)
             row = self.table.rowCount()
             self.table.insertRow(row)
             self._set_row(row, p, None)
@@ -381,14 +437,20 @@ class FileView(QWidget):
             cells = [f"{res.duration_s:.2f}", "no speech", "", f"{res.speech_s:.2f}", "ok"]
         else:
             conf = "" if res.confidence is None else f"{res.confidence * 100:.0f}"
-            cells = [f"{res.duration_s:.2f}", label_text(res.label), conf, f"{res.speech_s:.2f}", "ok"]
+            cells = [f"{res.duration_s:.2f}", result_label_text(res.label, res.uncertain), conf,
+                     f"{res.speech_s:.2f}", "ok"]
         for col, text in enumerate(cells, start=1):
             it = item(text, align_right=col in (1, 3, 4))
             if col == 5 and res is not None and not res.ok:
                 it.setForeground(emotion_qcolor("angry"))
                 it.setToolTip(res.error or "")
             if col == 2 and res is not None and res.label is not None:
-                it.setForeground(emotion_qcolor(res.label))
+                it.setForeground(QColor(UNCERTAIN_COLOR) if res.uncertain else emotion_qcolor(res.label))
+                if res.uncertain:
+                    it.setToolTip(f"The model is not sure: its top emotion, {res.label}, has only "
+                                  f"{(res.confidence or 0) * 100:.0f} %")
+            if col == 5 and row < len(self.row_profiles) and self.row_profiles[row] and res is not None and res.ok:
+                it.setText(f"ok (voice profile: {self.row_profiles[row]})")
             self.table.setItem(row, col, it)
 
     # ------------------------------------------------------------------ detail
@@ -416,12 +478,19 @@ class FileView(QWidget):
             return
         if res.label is None:
             text = f"<b>{path.name}</b><br>no speech found ({res.duration_s:.1f} s of audio)"
+        elif res.uncertain:
+            conf = (res.confidence or 0.0) * 100
+            text = (f"<b>{path.name}</b><br>dominant emotion: <span style='color:{UNCERTAIN_COLOR}; "
+                    f"font-size:22pt;'><i>Uncertain</i></span><br>perhaps {res.label} ({conf:.0f} %)<br>"
+                    f"speech {res.speech_s:.1f} s of {res.duration_s:.1f} s")
         else:
             colour = emotion_color(res.label)
             conf = (res.confidence or 0.0) * 100
             text = (f"<b>{path.name}</b><br>dominant emotion: <span style='color:{colour}; font-size:22pt;'>"
                     f"<b>{label_text(res.label)}</b></span> ({conf:.0f} %)<br>"
                     f"speech {res.speech_s:.1f} s of {res.duration_s:.1f} s")
+        if res.label is not None and row < len(self.row_profiles) and self.row_profiles[row]:
+            text += f"<br><span style='color:#909090'>voice profile: {self.row_profiles[row]}</span>"
         self.summary.setText(text)
         self.distribution.set_probabilities(res.probabilities)
         self._draw_timeline(res)
@@ -447,7 +516,7 @@ class FileView(QWidget):
         for _, _, s in spans:
             if s.speech and s.label is not None:
                 heights.append(100.0 * s.probabilities.get(s.label, 0.0))
-                brushes.append(pg.mkBrush(emotion_color(s.label)))
+                brushes.append(pg.mkBrush(emotion_qcolor(s.label, 110 if s.uncertain else 255)))
             else:
                 heights.append(100.0)
                 brushes.append(pg.mkBrush(SILENCE_COLOR))
@@ -522,6 +591,7 @@ class FileView(QWidget):
         self.player.stop()
         self.results.clear()
         self.paths.clear()
+        self.row_profiles.clear()
         self.table.setRowCount(0)
         self.progress.setValue(0)
         self.summary.setText("Open or drop audio files to analyse them.")

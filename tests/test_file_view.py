@@ -21,6 +21,11 @@ from ser_engine.model import EmotionModel
 pytestmark = [pytest.mark.gui, pytest.mark.corpus]
 
 
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # voice profiles: never the user's
+
+
 def _view(qtbot, tmp_path: Path, model: EmotionModel) -> FileView:
     v = FileView(settings=temp_settings(tmp_path), model=model)
     qtbot.addWidget(v)
@@ -183,3 +188,105 @@ def test_gui_thread_stays_responsive_during_a_batch(qtbot, tmp_path: Path, corpu
     # the timer kept firing from the start of the batch to its end: no gap of half a second or more
     edges = np.diff([t_start, *[t for t in ticks if t <= t_end], t_end])
     assert edges.max() < 0.5, f"the GUI thread was blocked for {edges.max():.2f} s"
+
+
+# ---------------------------------------------------------------------------
+# voice profile and "uncertain"
+# ---------------------------------------------------------------------------
+SPEAKER_1001_NEUTRAL = ["1001_DFA_NEU_XX.ogg", "1001_IEO_NEU_XX.ogg", "1001_IOM_NEU_XX.ogg",
+                        "1001_ITH_NEU_XX.ogg", "1001_ITS_NEU_XX.ogg", "1001_IWL_NEU_XX.ogg"]
+
+
+def _speaker_profile(corpus_dir: Path, model: EmotionModel, store_dir: Path, name: str = "Speaker 1001"):
+    """A real profile from six neutral CREMA-D sentences of speaker 1001, saved in a private store."""
+    from ser_engine.profile import ProfileStore, profile_from_files
+
+    prof = profile_from_files([corpus_dir / "crema-d" / n for n in SPEAKER_1001_NEUTRAL], model=model, name=name)
+    store = ProfileStore(store_dir)
+    return store, store.save(prof), prof
+
+
+def _threshold_model(src: Path, dst: Path, threshold: float) -> EmotionModel:
+    """The shipped model with another uncertainty threshold (a copy in ``dst``)."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "model.json").read_text())
+    meta["uncertainty_threshold"] = threshold
+    (dst / "model.json").write_text(json.dumps(meta))
+    return EmotionModel.load(dst)
+
+
+def test_voice_profile_checkbox_applies_the_profile_to_files(qtbot, tmp_path: Path, corpus_dir: Path,
+                                                             shipped_model: EmotionModel) -> None:
+    from desktop_app.profiles import ProfileManager
+
+    store, path, prof = _speaker_profile(corpus_dir, shipped_model, tmp_path / "profiles")
+    settings = temp_settings(tmp_path)
+    profiles = ProfileManager(settings=settings, model=shipped_model, store=store)
+    view = FileView(settings=settings, model=shipped_model, profiles=profiles)
+    qtbot.addWidget(view)
+    view.show()
+    # no active profile: the box says how to get one and cannot be ticked
+    assert not view.profile_box.isEnabled() and "calibrate in the Live tab" in view.profile_box.text()
+    profiles.set_active(path)
+    assert view.profile_box.isEnabled() and view.profile_box.text() == "Use voice profile: Speaker 1001"
+    assert not view.profile_box.isChecked()
+    clips = [corpus_dir / "crema-d" / "1001_IEO_HAP_HI.ogg", corpus_dir / "crema-d" / "1001_DFA_ANG_XX.ogg"]
+    _run(qtbot, view, clips)
+    view.profile_box.setChecked(True)
+    assert temp_settings(tmp_path).files_use_profile is True  # persisted in the settings model
+    _run(qtbot, view, clips)
+    plain, calibrated = view.results[:2], view.results[2:]
+    for clip, a, b in zip(clips, plain, calibrated, strict=True):
+        assert a is not None and b is not None and a.ok and b.ok
+        assert a.probabilities == analyze_file(clip, shipped_model).probabilities
+        assert b.probabilities == analyze_file(clip, shipped_model.with_profile(prof)).probabilities
+        diff = max(abs(a.probabilities[k] - b.probabilities[k]) for k in shipped_model.labels)
+        assert diff > 0.01, f"the profile changed nothing for {clip.name}"
+    assert [_cell(view, r, 5) for r in range(4)] == ["ok", "ok", "ok (voice profile: Speaker 1001)",
+                                                     "ok (voice profile: Speaker 1001)"]
+    view.table.selectRow(2)
+    assert "voice profile: Speaker 1001" in view.summary.text()
+    # a new view (app restart) keeps the box ticked
+    view2 = FileView(settings=temp_settings(tmp_path), model=shipped_model,
+                     profiles=ProfileManager(settings=temp_settings(tmp_path), model=shipped_model, store=store))
+    qtbot.addWidget(view2)
+    assert view2.profile_box.isChecked() and view2.analysis_model()[1] == "Speaker 1001"
+
+
+def test_uncertain_results_in_table_summary_and_exports(qtbot, capsys, tmp_path: Path, corpus_dir: Path,
+                                                        shipped_model_dir: Path) -> None:
+    from desktop_app.file_view import result_label_text
+    from desktop_app.palette import UNCERTAIN_COLOR
+    from ser_engine.cli import main as ser_main
+
+    model_dir = tmp_path / "strict-model"
+    model = _threshold_model(shipped_model_dir, model_dir, 0.99)  # nearly every result is uncertain
+    clips = corpus_clips(corpus_dir)[:2]
+    view = _view(qtbot, tmp_path, model)
+    _run(qtbot, view, clips)
+    for r, clip in enumerate(clips):
+        res = view.results[r]
+        assert res is not None and res.ok and res.uncertain and res.label is not None
+        assert res == analyze_file(clip, model)
+        assert _cell(view, r, 2) == f"uncertain ({res.label}?)" == result_label_text(res.label, True)
+        assert view.table.item(r, 2).foreground().color().name().upper() == UNCERTAIN_COLOR
+        assert float(_cell(view, r, 3)) == pytest.approx(100 * res.confidence, abs=0.5)  # confidence still shown
+    view.table.selectRow(0)
+    assert "Uncertain" in view.summary.text() and f"perhaps {view.results[0].label}" in view.summary.text()
+    assert view.distribution.values.sum() == pytest.approx(100.0, abs=0.5)  # the bars are still shown
+    # exports carry the engine's flag exactly as `ser analyze` does
+    paths = [str(c) for c in clips]
+    data = json.loads(view.export_json(tmp_path / "u.json").read_text())
+    assert all(d["uncertain"] is True for d in data)
+    capsys.readouterr()
+    ser_main(["analyze", *paths, "--model", str(model_dir), "--format", "json", "--segments"])
+    assert data == json.loads(capsys.readouterr().out)
+    table_path, seg_path = view.export_csv(tmp_path / "u.csv")
+    ser_main(["analyze", *paths, "--model", str(model_dir), "--format", "csv"])
+    assert table_path.read_text().splitlines() == capsys.readouterr().out.splitlines()
+    ser_main(["analyze", *paths, "--model", str(model_dir), "--format", "csv", "--segments"])
+    assert seg_path.read_text().splitlines() == capsys.readouterr().out.splitlines()
+    with table_path.open() as fh:
+        assert [row["uncertain"] for row in csv.DictReader(fh)] == ["1", "1"]
