@@ -2,6 +2,7 @@
 
 ``ser analyze PATH...``   dominant emotion of files and folders (recursive)
 ``ser listen``            live predictions from an input device, one line per hop
+``ser calibrate FILE...`` a voice profile from recordings of one person's neutral speech
 ``ser devices``           input devices and their default rates
 ``ser info``              the model's metadata
 
@@ -32,6 +33,7 @@ from ser_engine.errors import SerError
 if TYPE_CHECKING:
     from ser_engine.analysis import FileResult
     from ser_engine.model import EmotionModel
+    from ser_engine.profile import VoiceProfile
 
 __all__ = ["build_parser", "main"]
 
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     model_help = "model directory holding model.onnx and model.json (default: the bundled model or $SER_MODEL_DIR)"
+    profile_help = ("voice profile made by `ser calibrate` or the app: a path, or the name of a profile in "
+                    "the user's profile folder")
     a = sub.add_parser("analyze", help="dominant emotion of audio files and folders (recursive)")
     a.add_argument("paths", nargs="+", metavar="PATH", help="audio files and/or folders")
     a.add_argument("--model", metavar="DIR", help=model_help)
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="speech gate sensitivity 0..1 (default: %(default)s)")
     a.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal and there are several files)")
+    a.add_argument("--profile", metavar="PROFILE", help=profile_help)
 
     listen = sub.add_parser("listen", help="live predictions from an input device, one line per hop")
     listen.add_argument("--device", metavar="D", help="input device index or name (see `ser devices`)")
@@ -107,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--smoothing", type=float, default=0.5, metavar="X", help="EMA smoothing in [0, 1)")
     listen.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X")
     listen.add_argument("--record", metavar="WAV", help="also record the 16 kHz audio (and WAV.csv predictions)")
+    listen.add_argument("--profile", metavar="PROFILE", help=profile_help)
+
+    c = sub.add_parser("calibrate", help="make a voice profile from recordings of one person's neutral speech",
+                       description="Make a voice profile from at least 8 s (better 15 s or more) of one person's "
+                                   "neutral speech, recorded with the microphone and in the room they will use. "
+                                   "Use it with `ser analyze --profile` and `ser listen --profile`.")
+    c.add_argument("files", nargs="+", metavar="FILE", help="audio files of the person speaking neutrally")
+    c.add_argument("--output", "-o", required=True, metavar="PROFILE.json", help="profile file to write")
+    c.add_argument("--name", metavar="NAME", help="the profile's name (default: the output file's name)")
+    c.add_argument("--model", metavar="DIR", help=model_help)
+    c.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X",
+                   help="speech gate sensitivity 0..1 (default: %(default)s)")
 
     d = sub.add_parser("devices", help="list audio input devices")
     d.add_argument("--format", choices=("table", "json"), default="table")
@@ -119,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _err(message: str) -> None:
     print(f"ser: {message}", file=sys.stderr, flush=True)
+
+
+def _load_profile(text: str, model: EmotionModel) -> tuple[EmotionModel, VoiceProfile]:
+    """``--profile`` (a path or a stored profile's name) applied to ``model``."""
+    from ser_engine.profile import ProfileStore, VoiceProfile
+
+    path = ProfileStore().find(text)
+    profile = VoiceProfile.load(path)
+    return model.with_profile(profile), profile
 
 
 def _load_model(model_dir: str | None) -> EmotionModel:
@@ -194,10 +220,11 @@ class _Writer:
 
             self._csv = csv.writer(self.out, lineterminator="\n")
             if self.segments:
-                self._csv.writerow(["path", "start_s", "end_s", "speech", "label", *[f"p_{k}" for k in self.labels]])
+                self._csv.writerow(["path", "start_s", "end_s", "speech", "label", "uncertain",
+                                    *[f"p_{k}" for k in self.labels]])
             else:
                 self._csv.writerow(["path", "ok", "error", "duration_s", "speech_s", "label", "confidence",
-                                    *[f"p_{k}" for k in self.labels]])
+                                    "uncertain", *[f"p_{k}" for k in self.labels]])
         else:
             self._path_width = max(12, min(60, max((len(p) for p in paths), default=12)))
             head = f"{'file':<{self._path_width}}  {'duration':>8}  {'speech':>7}  {'emotion':<10} {'conf':>5}  top"
@@ -213,13 +240,15 @@ class _Writer:
         elif self.fmt == "csv":
             if self.segments:
                 if not r.ok:
-                    self._csv.writerow([str(r.path), "", "", "", "ERROR: " + str(r.error)] + [""] * len(self.labels))
+                    self._csv.writerow([str(r.path), "", "", "", "ERROR: " + str(r.error), ""]
+                                       + [""] * len(self.labels))
                 for s in r.segments:
                     self._csv.writerow([str(r.path), f"{s.start_s:.3f}", f"{s.end_s:.3f}", int(s.speech),
-                                        s.label or "", *[_fmt(s.probabilities.get(k), 4) for k in self.labels]])
+                                        s.label or "", int(s.uncertain) if s.speech else "",
+                                        *[_fmt(s.probabilities.get(k), 4) for k in self.labels]])
             else:
                 self._csv.writerow([str(r.path), int(r.ok), r.error or "", _fmt(r.duration_s), _fmt(r.speech_s),
-                                    r.label or "", _fmt(r.confidence, 4),
+                                    r.label or "", _fmt(r.confidence, 4), int(r.uncertain) if r.ok else "",
                                     *[_fmt(r.probabilities.get(k), 4) for k in self.labels]])
         else:
             self._table_row(r)
@@ -237,13 +266,13 @@ class _Writer:
         if r.label is None:
             emotion, conf, top = "no speech", "", ""
         else:
-            emotion, conf = r.label, f"{r.confidence:.2f}"
+            emotion, conf = ("uncertain" if r.uncertain else r.label), f"{r.confidence:.2f}"
             best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:3]
             top = " ".join(f"{k}={v:.2f}" for k, v in best)
         self.out.write(f"{name:<{w}}  {r.duration_s:>7.2f}s  {r.speech_s:>6.2f}s  {emotion:<10} {conf:>5}  {top}\n")
         if self.segments:
             for s in r.segments:
-                lab = s.label or "-"
+                lab = "uncertain" if s.uncertain else (s.label or "-")
                 p = s.probabilities.get(s.label, 0.0) if s.label else 0.0
                 sp = "speech" if s.speech else "silence"
                 self.out.write(f"    {s.start_s:8.2f}-{s.end_s:<8.2f} {sp:<8} {lab:<10} {p:.2f}\n")
@@ -259,6 +288,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from ser_engine.audio import find_audio_files
 
     model = _load_model(args.model)
+    if args.profile:
+        model, _ = _load_profile(args.profile, model)
     files, problems = find_audio_files(args.paths)
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     progress = _Progress(len(files) + len(problems), show)
@@ -296,6 +327,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from ser_engine.stream import Prediction, StreamSettings
 
     model = _load_model(args.model)
+    profile = None
+    if args.profile:
+        model, profile = _load_profile(args.profile, model)
     cfg = model.feature_config
     try:
         settings = StreamSettings(
@@ -317,7 +351,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
             line = json.dumps(p.to_dict(), ensure_ascii=False)
         elif p.speech:
             probs = " ".join(f"{k}={v:.2f}" for k, v in p.probabilities.items())
-            line = f"{p.end_s:9.2f}s  speech   {p.label:<10} {p.confidence:.2f}  {probs}"
+            lab = "uncertain" if p.uncertain else p.label
+            line = f"{p.end_s:9.2f}s  speech   {lab:<10} {p.confidence:.2f}  {probs}"
         else:
             line = f"{p.end_s:9.2f}s  silence  {'-':<10} {'':4}  level {p.level_dbfs:.0f} dBFS"
         with lock:
@@ -339,6 +374,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         dev = inp.device.name if inp is not None and inp.device is not None else "?"
         rate = inp.device_rate if inp is not None else 0
         _err(f"listening on {dev!r} at {rate} Hz; window {settings.window_s:g} s, hop {settings.hop_s:g} s"
+             + (f"; voice profile {profile.name!r}" if profile is not None else "")
              + ("" if args.duration else "; Ctrl+C to stop"))
     try:
         if args.record:
@@ -356,6 +392,38 @@ def cmd_listen(args: argparse.Namespace) -> int:
     if errors:
         _err(str(errors[0]))
         return EXIT_FAILED
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- calibrate
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ser_engine.errors import ProfileError
+    from ser_engine.profile import profile_from_files
+
+    out = Path(args.output)
+    if out.is_dir():
+        raise ProfileError(f"{out}: is a folder; --output needs a file name such as {out / 'voice.json'}")
+    if not out.parent.is_dir():
+        raise ProfileError(f"{out}: the folder {out.parent} does not exist")
+    name = args.name if args.name is not None else out.stem
+    if not name.strip():
+        _err("error: --name must not be empty")
+        return EXIT_USAGE
+    model = _load_model(args.model)
+    profile = profile_from_files(args.files, model=model, name=name, gate_sensitivity=args.sensitivity)
+    profile.save(out)
+
+    def top(probs: dict[str, float]) -> str:
+        k = max(probs, key=lambda lab: probs[lab])
+        return f"{k} {probs[k]:.2f}"
+
+    n = len(args.files)
+    print(f"voice profile {profile.name!r} written to {out}")
+    print(f"  speech used: {profile.speech_s:.1f} s in {profile.n_windows} windows from {n} file{'s' * (n != 1)}")
+    print(f"  on this speech the model said {top(profile.before)} before, {top(profile.after)} after calibration")
+    print(f"  use it with: ser analyze --profile {out} ...  /  ser listen --profile {out}")
     return EXIT_OK
 
 
@@ -384,6 +452,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.format == "json":
         data = meta.to_dict()
         data["path"] = str(model.path)
+        data["supports_voice_calibration"] = meta.voice_reference is not None
+        data["uncertainty_threshold"] = meta.uncertainty_threshold
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return EXIT_OK
     fc = meta.feature_config
@@ -396,6 +466,12 @@ def cmd_info(args: argparse.Namespace) -> int:
                      f"n_fft {fc.n_fft}, win {fc.win_length}, hop {fc.hop_length}"),
         ("window", f"{fc.window_s:g} s ({fc.n_frames} frames), hop {fc.hop_s:g} s"),
         ("temperature", f"{meta.temperature:g}"),
+        ("voice calibration",
+         f"supported (reference: {meta.voice_reference_fitted_on or 'not described'}); see `ser calibrate`"
+         if meta.voice_reference is not None else "not supported (model.json has no voice_calibration)"),
+        ("uncertainty threshold",
+         f"{meta.uncertainty_threshold:g} (a top probability below it is shown as 'uncertain')"
+         if meta.uncertainty_threshold else "none (predictions are never marked uncertain)"),
     ]
     for k, v in meta.provenance.items():
         rows.append((f"provenance.{k}", json.dumps(v) if not isinstance(v, str) else v))
@@ -407,7 +483,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"analyze": cmd_analyze, "listen": cmd_listen, "devices": cmd_devices, "info": cmd_info}
+COMMANDS = {"analyze": cmd_analyze, "listen": cmd_listen, "calibrate": cmd_calibrate, "devices": cmd_devices,
+            "info": cmd_info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,8 @@ import soundfile as sf
 from conftest import ROOT, VirtualMic, synth_speechlike
 
 SR = 16000
-KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "probabilities", "segments"]
+KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain", "probabilities",
+        "segments"]
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
                     "07": "disgust", "08": "surprised"}
 
@@ -31,8 +32,10 @@ def env() -> dict[str, str]:
     return e
 
 
-def ser(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def ser(*args: str | Path, timeout: float = 120, extra_env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
     e = env()
+    e.update(extra_env or {})
     return subprocess.run([sys.executable, "-m", "ser_engine.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=ROOT)
 
@@ -280,3 +283,187 @@ def test_shipped_model_on_test_actors_matches_training_evaluation(corpus_dir: Pa
     reported = test_metrics.get("ravdess", {}).get("accuracy")
     assert reported is not None, "model.json reports no RAVDESS test accuracy"
     assert abs(acc - reported) <= 0.05, f"ser analyze accuracy {acc:.3f} vs training's {reported:.3f}"
+
+
+# ----------------------------------------------------------------------------- voice profiles and "uncertain"
+CREMA_SPEAKER = "1002"  # a CREMA-D test speaker (training/splits/speakers.json)
+
+
+def crema(corpus_dir: Path, emotion: str) -> list[Path]:
+    files = sorted((corpus_dir / "crema-d").glob(f"{CREMA_SPEAKER}_*_{emotion}_*.ogg"))
+    assert len(files) >= 5, f"too few CREMA-D {CREMA_SPEAKER} {emotion} clips in {corpus_dir}"
+    return files
+
+
+@pytest.fixture(scope="module")
+def calibrated(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A voice profile written by `ser calibrate` from 5 real neutral clips (about 12 s of speech)."""
+    out = tmp_path_factory.mktemp("profile") / "speaker-1002.json"
+    p = ser("calibrate", *crema(corpus_dir, "NEU")[:5], "--output", out, "--name", "Speaker 1002")
+    no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    assert "speech used:" in p.stdout and "before" in p.stdout and "after calibration" in p.stdout
+    return out
+
+
+@pytest.mark.corpus
+def test_calibrate_writes_a_loadable_profile(calibrated: Path, shipped_model_dir: Path) -> None:
+    from ser_engine.model import EmotionModel, model_fingerprint
+    from ser_engine.profile import VoiceProfile
+
+    prof = VoiceProfile.load(calibrated)
+    model = EmotionModel.load(shipped_model_dir)
+    assert prof.name == "Speaker 1002" and prof.speech_s >= 8 and len(prof.sources) == 5
+    assert prof.model_sha256 == model_fingerprint(model)
+    assert model.with_profile(prof).profile == prof
+
+
+@pytest.mark.corpus
+def test_calibrate_refuses_silence_short_speech_and_missing_files(corpus_dir: Path, tmp_path: Path) -> None:
+    silence = tmp_path / "silence.wav"
+    sf.write(str(silence), np.zeros(12 * SR, np.float32), SR)
+    out = tmp_path / "p.json"
+    p = ser("calibrate", silence, "--output", out)
+    no_traceback(p)
+    assert p.returncode == 1
+    assert p.stderr.strip() == f"ser: {silence}: no speech found; need at least 8 s of normal speech"
+    one = crema(corpus_dir, "NEU")[0]
+    p = ser("calibrate", one, "--output", out)
+    assert p.returncode == 1 and f"ser: {one}: only 2." in p.stderr and "need at least 8 s" in p.stderr
+    p = ser("calibrate", one, tmp_path / "gone.wav", "--output", out)
+    assert p.returncode == 1 and p.stderr.strip() == f"ser: {tmp_path / 'gone.wav'}: file not found"
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio\n" * 40)
+    p = ser("calibrate", one, text, "--output", out)
+    assert p.returncode == 1 and p.stderr.startswith(f"ser: {text}: ") and "text" in p.stderr
+    assert not out.exists()  # nothing written on failure
+    p = ser("calibrate", one)  # --output is required
+    assert p.returncode == 2 and "--output" in p.stderr
+    p = ser("calibrate", one, "--output", tmp_path / "no" / "dir" / "p.json")
+    assert p.returncode == 1 and "does not exist" in p.stderr
+    no_traceback(p)
+
+
+@pytest.mark.corpus
+def test_analyze_with_profile_changes_the_probabilities(calibrated: Path, corpus_dir: Path, tmp_path: Path) -> None:
+    clips = [crema(corpus_dir, e)[0] for e in ("ANG", "SAD", "HAP")]
+    plain = json.loads(ser("analyze", "--format", "json", "--segments", *clips).stdout)
+    p = ser("analyze", "--format", "json", "--segments", "--profile", calibrated, *clips)
+    assert p.returncode == 0, p.stderr
+    with_profile = json.loads(p.stdout)
+    for a, b in zip(plain, with_profile, strict=True):
+        assert a["path"] == b["path"] and a["speech_s"] == b["speech_s"]
+        diff = max(abs(a["probabilities"][k] - b["probabilities"][k]) for k in a["probabilities"])
+        assert diff > 0.02, (a["probabilities"], b["probabilities"])
+    # a profile given by its name in the user's profile folder ($XDG_DATA_HOME/ser/profiles)
+    store = tmp_path / "data" / "ser" / "profiles"
+    store.mkdir(parents=True)
+    shutil.copy(calibrated, store / "anything.json")
+    p = ser("analyze", "--format", "json", "--segments", "--profile", "Speaker 1002", *clips,
+            extra_env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == with_profile
+    p = ser("analyze", "--profile", "Nobody", *clips, extra_env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    no_traceback(p)
+    assert p.returncode == 1 and "no voice profile named 'Nobody'" in p.stderr and p.stdout == ""
+
+
+@pytest.mark.corpus
+def test_profile_of_another_model_or_broken_is_refused(calibrated: Path, corpus_dir: Path, tiny_model_dir: Path,
+                                                       tmp_path: Path) -> None:
+    clip = crema(corpus_dir, "ANG")[0]
+    p = ser("analyze", "--model", tiny_model_dir, "--profile", calibrated, clip)
+    no_traceback(p)
+    assert p.returncode == 1 and p.stdout == ""
+    line = p.stderr.strip()
+    assert line.startswith("ser: profile 'Speaker 1002' was made for model ser-cnn2d (sha ")
+    assert line.endswith("; record a new profile") and "\n" not in line
+    broken = tmp_path / "broken.json"
+    broken.write_text("{ nope")
+    p = ser("analyze", "--profile", broken, clip)
+    assert p.returncode == 1 and f"ser: {broken}: not a voice profile (not valid JSON" in p.stderr
+    p = ser("analyze", "--profile", tmp_path / "missing.json", clip)
+    assert p.returncode == 1 and f"ser: {tmp_path / 'missing.json'}: voice profile not found" in p.stderr
+
+
+@pytest.mark.corpus
+def test_uncertain_in_json_csv_and_table(corpus_dir: Path, shipped_model_dir: Path, tiny_model_dir: Path,
+                                         tmp_path: Path, files: dict[str, Path]) -> None:
+    threshold = json.loads((shipped_model_dir / "model.json").read_text())["uncertainty_threshold"]
+    clips = [crema(corpus_dir, e)[i] for e in ("ANG", "SAD", "HAP", "FEA", "DIS", "NEU") for i in range(3)]
+    data = json.loads(ser("analyze", "--format", "json", "--segments", *clips).stdout)
+    for r in data:
+        assert r["uncertain"] == (r["confidence"] < threshold)
+        for s in r["segments"]:
+            assert s["uncertain"] == (max(s["probabilities"].values()) < threshold)
+    assert {r["uncertain"] for r in data} == {True, False}, "these clips should give both kinds"
+    rows = list(csv.DictReader(io.StringIO(ser("analyze", "--format", "csv", *clips).stdout)))
+    header = list(rows[0])
+    assert header.index("uncertain") == header.index("confidence") + 1
+    assert [r["uncertain"] for r in rows] == [str(int(r["uncertain"])) for r in data]
+    table = ser("analyze", *clips).stdout.splitlines()[1:]
+    for line, r in zip(table, data, strict=True):
+        assert line.split()[3] == ("uncertain" if r["uncertain"] else r["label"])
+        assert "=" in line  # the probabilities are still printed
+    # a model without a threshold never says uncertain; one with 0.99 always does (on speech)
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    p = ser("analyze", "--model", d, "--format", "csv", files["good"], files["silence"])
+    assert [r["uncertain"] for r in csv.DictReader(io.StringIO(p.stdout))] == ["0", "0"]
+    meta = json.loads((d / "model.json").read_text())
+    meta["uncertainty_threshold"] = 0.99
+    (d / "model.json").write_text(json.dumps(meta))
+    p = ser("analyze", "--model", d, "--format", "csv", files["good"], files["silence"])
+    assert [r["uncertain"] for r in csv.DictReader(io.StringIO(p.stdout))] == ["1", "0"]
+    p = ser("analyze", "--model", d, "--format", "csv", "--segments", files["good"])
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert list(rows[0])[5] == "uncertain" and {r["uncertain"] for r in rows if r["speech"] == "1"} == {"1"}
+    assert "uncertain" in ser("analyze", "--model", d, files["good"]).stdout
+
+
+def test_info_says_whether_the_model_can_be_calibrated(tiny_model_dir: Path, shipped_model_dir: Path) -> None:
+    threshold = json.loads((shipped_model_dir / "model.json").read_text())["uncertainty_threshold"]
+    p = ser("info")
+    assert p.returncode == 0
+    info = {line.split("  ")[0].strip(): line for line in p.stdout.splitlines()}
+    assert "supported (reference: neutral speech" in info["voice calibration"]
+    assert f"{threshold:g} (a top probability below it" in info["uncertainty threshold"]
+    data = json.loads(ser("info", "--format", "json").stdout)
+    assert data["supports_voice_calibration"] is True and data["uncertainty_threshold"] == threshold
+    assert len(data["voice_calibration"]["reference_logits"]) == len(data["labels"])
+    p = ser("info", "--model", tiny_model_dir)
+    assert "not supported" in p.stdout and "never marked uncertain" in p.stdout
+    data = json.loads(ser("info", "--model", tiny_model_dir, "--format", "json").stdout)
+    assert data["supports_voice_calibration"] is False and data["uncertainty_threshold"] == 0.0
+
+
+@pytest.mark.mic
+@pytest.mark.corpus
+def test_listen_with_profile(calibrated: Path, corpus_dir: Path, virtual_mic: VirtualMic, tmp_path: Path,
+                             tiny_model_dir: Path, shipped_model_dir: Path) -> None:
+    threshold = json.loads((shipped_model_dir / "model.json").read_text())["uncertainty_threshold"]
+    rec = tmp_path / "rec.wav"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ser_engine.cli", "listen", "--duration", "10", "--format", "jsonl",
+         "--profile", str(calibrated), "--record", str(rec)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
+    )
+    time.sleep(3.0)
+    virtual_mic.play(crema(corpus_dir, "ANG")[0]).wait(timeout=20)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    speech = [x for x in lines if x["speech"]]
+    assert speech and all(x["uncertain"] == (x["confidence"] < threshold) for x in speech)
+    assert all(x["uncertain"] is False for x in lines if not x["speech"])
+    with open(str(rec) + ".csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    header = list(rows[0])
+    assert header.index("uncertain") == header.index("confidence") + 1
+    assert {r["uncertain"] for r in rows if r["speech"] == "1"} <= {"0", "1"}
+    assert any(r["speech"] == "1" for r in rows)
+    # another model's profile: exit 1 with the message, before any audio is opened
+    p = ser("listen", "--model", tiny_model_dir, "--profile", calibrated, "--duration", "1")
+    no_traceback(p)
+    assert p.returncode == 1 and "was made for model ser-cnn2d" in p.stderr and "record a new profile" in p.stderr
+    assert "listening on" not in p.stderr

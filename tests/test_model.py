@@ -227,3 +227,33 @@ def test_shipped_model_supports_calibration(shipped_model: EmotionModel) -> None
     # the reference is neutral speech: its arg-max is neutral
     assert meta.labels[int(np.argmax(meta.voice_reference))] == "neutral"
     assert 0 < meta.uncertainty_threshold < 1
+
+
+def test_uncertain_flags_follow_the_threshold(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Analysis (file and segments) and the streamer mark predictions below the threshold as uncertain."""
+    import soundfile as sf
+    from conftest import synth_speechlike
+
+    from ser_engine.analysis import analyze_file
+    from ser_engine.stream import Streamer, StreamSettings
+
+    wav = tmp_path / "speech.wav"
+    y = synth_speechlike(seconds=4.0, seed=3)
+    sf.write(str(wav), y, 16000)
+    d = copy_model(tiny_model_dir, tmp_path / "u")
+    for threshold in (0.0, 0.9999999):
+        edit_json(d, uncertainty_threshold=threshold)
+        m = EmotionModel.load(d)
+        res = analyze_file(wav, m)
+        assert res.label is not None and res.confidence is not None
+        assert res.confidence < threshold or threshold == 0
+        assert res.uncertain is (threshold > 0) and res.to_dict()["uncertain"] is (threshold > 0)
+        speech = [s for s in res.segments if s.speech]
+        assert speech and all(s.uncertain is (max(s.probabilities.values()) < threshold) for s in speech)
+        st = Streamer(m, settings=StreamSettings(smoothing=0.0))
+        preds = [st.push_block(y[i : i + 8000], end_sample=i + 8000) for i in range(0, 64000, 8000)]
+        spoken = [p for p in preds if p.speech]
+        assert spoken and all(p.uncertain is (p.confidence < threshold) and p.label is not None for p in spoken)
+        assert any(p.uncertain for p in spoken) is (threshold > 0)
+        assert all(p.uncertain is False for p in preds if not p.speech)
+        assert spoken[0].to_dict()["uncertain"] is spoken[0].uncertain
