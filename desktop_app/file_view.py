@@ -214,6 +214,7 @@ class FileView(QWidget):
         hint = QLabel("Drop audio files or folders here ("
                       + ", ".join(sorted(e.lstrip(".") for e in AUDIO_EXTENSIONS)) + ")")
         hint.setStyleSheet("color:#909090;")
+        hint.setWordWrap(True)  # the row also holds the voice-profile box: let the hint wrap, not widen the window
         hint_row = QHBoxLayout()
         hint_row.addWidget(hint, 1)
         self.profile_box = QCheckBox("Use voice profile")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 __all__ = ["apply_theme", "main"]
 
-CLI_COMMANDS = ("analyze", "devices", "info", "listen")
+CLI_COMMANDS = ("analyze", "calibrate", "devices", "info", "listen")
 
 
 def _parser() -> argparse.ArgumentParser:

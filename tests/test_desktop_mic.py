@@ -223,3 +223,34 @@ def load_audio_16k(path: Path) -> np.ndarray:
     from ser_engine.audio import load_audio
 
     return load_audio(path, sample_rate=16000).samples
+
+
+def test_live_mode_with_a_voice_profile_and_switching_it(qtbot, tmp_path: Path, virtual_mic, corpus_dir: Path,
+                                                         shipped_model: EmotionModel) -> None:
+    """The active profile reaches the microphone session; switching it while listening reopens the stream."""
+    from desktop_app.profiles import ProfileManager
+    from ser_engine.profile import ProfileStore, profile_from_files
+
+    neutral = [corpus_dir / "crema-d" / f"1001_{s}_NEU_XX.ogg" for s in ("DFA", "IEO", "IOM", "ITH", "ITS", "IWL")]
+    prof = profile_from_files(neutral, model=shipped_model, name="Speaker 1001")
+    store = ProfileStore(tmp_path / "profiles")
+    settings = temp_settings(tmp_path)
+    profiles = ProfileManager(settings=settings, model=shipped_model, store=store)
+    profiles.set_active(profiles.save(prof))
+    view = LiveView(settings=settings, model=shipped_model, device_lister=lambda: list_devices(rescan=True),
+                    profiles=profiles)
+    qtbot.addWidget(view)
+    view.show()
+    assert view.profile_combo.currentText() == "Speaker 1001"
+    assert view.start(), view.banner.text()
+    assert view.controller.session.model.profile == prof
+    _play(qtbot, virtual_mic, corpus_dir / "crema-d" / "1001_IEO_HAP_HI.ogg")
+    qtbot.waitUntil(lambda: view.speech_predictions >= 2, timeout=15000)
+    first = view.controller.session
+    view.profile_combo.setCurrentIndex(0)  # "No calibration" while listening
+    assert view.running and view.controller.session is not first
+    assert view.controller.session.model.profile is None
+    n = view.predictions_received
+    _play(qtbot, virtual_mic, corpus_dir / "crema-d" / "1001_IEO_HAP_HI.ogg")
+    qtbot.waitUntil(lambda: view.predictions_received >= n + 3 and view.speech_predictions >= 1, timeout=15000)
+    view.stop()
