@@ -97,6 +97,9 @@ class ModelMetadata:
         calibrated to a voice (:mod:`ser_engine.profile`).
     voice_reference_fitted_on : str
         ``voice_calibration.fitted_on``: what the reference was computed on.
+    voice_strength : float
+        ``voice_calibration.strength`` in ``[0, 2]``: the fraction of the measured
+        offset a profile removes (chosen on validation voices; 1.0 when absent).
     uncertainty_threshold : float
         In ``[0, 1)``; a prediction whose top probability is below it is
         *uncertain*. 0.0 (absent in model.json): never uncertain.
@@ -115,6 +118,7 @@ class ModelMetadata:
     voice_reference: tuple[float, ...] | None = None
     voice_reference_fitted_on: str = ""
     uncertainty_threshold: float = 0.0
+    voice_strength: float = 1.0
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -156,6 +160,8 @@ class ModelMetadata:
                 )
             if not all(_finite_number(v) for v in ref):
                 raise ModelError("model.json voice_calibration.reference_logits must be finite numbers")
+        if not (_finite_number(self.voice_strength) and 0 <= self.voice_strength <= 2):
+            raise ModelError(f"model.json voice_calibration.strength must be in [0, 2], got {self.voice_strength!r}")
         u = self.uncertainty_threshold
         if not (_finite_number(u) and 0 <= u < 1):
             raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {u!r}")
@@ -177,6 +183,7 @@ class ModelMetadata:
             out["voice_calibration"] = {
                 "reference_logits": list(self.voice_reference),
                 "fitted_on": self.voice_reference_fitted_on,
+                "strength": self.voice_strength,
             }
         if self.uncertainty_threshold:
             out["uncertainty_threshold"] = self.uncertainty_threshold
@@ -188,7 +195,7 @@ class ModelMetadata:
             raise ModelError("model.json must hold a JSON object")
         try:
             fc = FeatureConfig.from_dict(data["feature_config"])
-            reference, fitted_on = _parse_voice_calibration(data.get("voice_calibration"))
+            reference, fitted_on, strength = _parse_voice_calibration(data.get("voice_calibration"))
             threshold = data.get("uncertainty_threshold", 0.0)
             if not _finite_number(threshold):
                 raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {threshold!r}")
@@ -205,6 +212,7 @@ class ModelMetadata:
                 metrics=dict(data.get("metrics", {})),
                 voice_reference=reference,
                 voice_reference_fitted_on=fitted_on,
+                voice_strength=strength,
                 uncertainty_threshold=float(threshold),
             )
         except KeyError as exc:
@@ -240,10 +248,10 @@ def _finite_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _parse_voice_calibration(value: Any) -> tuple[tuple[float, ...] | None, str]:
-    """``voice_calibration`` of model.json -> (reference logits or None, fitted_on)."""
+def _parse_voice_calibration(value: Any) -> tuple[tuple[float, ...] | None, str, float]:
+    """``voice_calibration`` of model.json -> (reference logits or None, fitted_on, strength)."""
     if value is None:
-        return None, ""
+        return None, "", 1.0
     if not isinstance(value, dict):
         raise ModelError("model.json voice_calibration must be an object with reference_logits")
     ref = value.get("reference_logits")
@@ -252,7 +260,10 @@ def _parse_voice_calibration(value: Any) -> tuple[tuple[float, ...] | None, str]
     fitted_on = value.get("fitted_on", "")
     if not isinstance(fitted_on, str):
         raise ModelError("model.json voice_calibration.fitted_on must be a string")
-    return tuple(float(v) for v in ref), fitted_on
+    strength = value.get("strength", 1.0)
+    if not _finite_number(strength):
+        raise ModelError(f"model.json voice_calibration.strength must be a number in [0, 2], got {strength!r}")
+    return tuple(float(v) for v in ref), fitted_on, float(strength)
 
 
 def model_fingerprint(model: EmotionModel) -> str:

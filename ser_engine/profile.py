@@ -280,8 +280,10 @@ def _problem(p: VoiceProfile) -> str:
 
 
 # ----------------------------------------------------------------------------- building
-def shift_from_logits(*, window_logits: npt.ArrayLike, reference: npt.ArrayLike) -> FloatArray:
-    """The profile's logit shift: mean logits of the speech windows minus the reference.
+def shift_from_logits(
+    *, window_logits: npt.ArrayLike, reference: npt.ArrayLike, strength: float = 1.0
+) -> FloatArray:
+    """The profile's logit shift: ``strength`` times (mean logits of the speech windows minus the reference).
 
     Parameters
     ----------
@@ -289,6 +291,9 @@ def shift_from_logits(*, window_logits: npt.ArrayLike, reference: npt.ArrayLike)
         Uncalibrated logits of the voice's neutral speech windows.
     reference : array_like, shape (n_labels,)
         The model's reference logits (``ModelMetadata.voice_reference``).
+    strength : float
+        In ``[0, 2]``: the fraction of the offset removed (``ModelMetadata.voice_strength``,
+        chosen on validation voices); 1.0 removes it all.
 
     Returns
     -------
@@ -302,7 +307,9 @@ def shift_from_logits(*, window_logits: npt.ArrayLike, reference: npt.ArrayLike)
         raise ParameterError(f"reference must have shape ({x.shape[1]},), got {ref.shape}")
     if not (np.isfinite(x).all() and np.isfinite(ref).all()):
         raise ParameterError("window_logits and reference must be finite")
-    shift: FloatArray = (x.mean(axis=0) - ref).astype(np.float32)
+    if not (isinstance(strength, (int, float)) and 0 <= strength <= 2):
+        raise ParameterError(f"strength must be in [0, 2], got {strength!r}")
+    shift: FloatArray = (float(strength) * (x.mean(axis=0) - ref)).astype(np.float32)
     return shift
 
 
@@ -361,7 +368,7 @@ class _Collector:
             raise ProfileError(f"{where}: {found}; need at least {min_speech_s:g} s of normal speech")
         logits = np.concatenate(self.logits)
         reference = np.asarray(m.metadata.voice_reference, dtype=np.float32)
-        shift = shift_from_logits(window_logits=logits, reference=reference)
+        shift = shift_from_logits(window_logits=logits, reference=reference, strength=m.metadata.voice_strength)
         t = m.metadata.temperature
         before = softmax(logits, temperature=t).mean(axis=0)
         after = softmax(logits - shift, temperature=t).mean(axis=0)

@@ -145,8 +145,13 @@ def test_voice_calibration_keys_parse_and_round_trip(tiny_model_dir: Path, tmp_p
     meta = EmotionModel.load(d).metadata
     assert meta.voice_reference == tuple(float(v) for v in ref)
     assert meta.voice_reference_fitted_on == "test voices" and meta.uncertainty_threshold == 0.35
+    assert meta.voice_strength == 1.0  # absent: the whole offset is removed
     out = meta.to_dict()
-    assert out["voice_calibration"] == {"reference_logits": [float(v) for v in ref], "fitted_on": "test voices"}
+    assert out["voice_calibration"] == {
+        "reference_logits": [float(v) for v in ref],
+        "fitted_on": "test voices",
+        "strength": 1.0,
+    }
     assert out["uncertainty_threshold"] == 0.35
     meta.save(tmp_path / "again.json")
     assert ModelMetadata.load(tmp_path / "again.json") == meta
@@ -161,6 +166,8 @@ def test_voice_calibration_keys_parse_and_round_trip(tiny_model_dir: Path, tmp_p
         ({"voice_calibration": {"reference_logits": []}}, "list of finite numbers"),
         ({"voice_calibration": [0.0] * 7}, "must be an object"),
         ({"voice_calibration": {"reference_logits": [0.0] * 7, "fitted_on": 3}}, "fitted_on must be a string"),
+        ({"voice_calibration": {"reference_logits": [0.0] * 7, "strength": 2.5}}, "strength must be in [0, 2]"),
+        ({"voice_calibration": {"reference_logits": [0.0] * 7, "strength": "1"}}, "strength must be a number"),
         ({"uncertainty_threshold": 1.0}, "uncertainty_threshold must be a number in [0, 1)"),
         ({"uncertainty_threshold": -0.1}, "uncertainty_threshold must be a number in [0, 1)"),
         ({"uncertainty_threshold": "0.4"}, "uncertainty_threshold must be a number in [0, 1)"),

@@ -148,6 +148,13 @@ def test_shift_from_logits_reference_values() -> None:
         shift_from_logits(window_logits=logits, reference=np.zeros(4))
     with pytest.raises(ParameterError, match="finite"):
         shift_from_logits(window_logits=logits, reference=np.array([0.0, np.nan, 0.0]))
+    # strength: the fraction of the offset removed (chosen on validation voices, stored in model.json)
+    np.testing.assert_allclose(
+        shift_from_logits(window_logits=logits, reference=np.array([1.0, 1.0, -1.0]), strength=0.5), [0.5, 1.0, 3.0]
+    )
+    assert not shift_from_logits(window_logits=logits, reference=np.zeros(3), strength=0.0).any()
+    with pytest.raises(ParameterError, match="strength"):
+        shift_from_logits(window_logits=logits, reference=np.zeros(3), strength=-0.5)
 
 
 def test_default_profile_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -343,3 +350,22 @@ def test_store_never_raises_on_unreadable_folder(tmp_path: Path) -> None:
             assert ProfileStore(d).list() == []
         finally:
             d.chmod(0o700)
+
+
+def test_profile_removes_the_fraction_of_the_offset_the_model_asks_for(
+    shipped_model_dir: Path, corpus_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    neutral = [p for p, lab in crema_clips(corpus_dir, "1002") if lab == "neutral"][:6]
+    full_model = EmotionModel.load(shipped_model_dir)
+    d = tmp_path / "half"
+    shutil.copytree(shipped_model_dir, d)
+    meta = json.loads((d / "model.json").read_text())
+    meta["voice_calibration"]["strength"] = 0.5
+    (d / "model.json").write_text(json.dumps(meta))
+    half_model = EmotionModel.load(d)
+    full = profile_from_files(neutral, model=full_model, name="full")
+    half = profile_from_files(neutral, model=half_model, name="half")
+    measured = np.array(full.logit_shift) / full_model.metadata.voice_strength
+    np.testing.assert_allclose(half.logit_shift, 0.5 * measured, atol=1e-5)
