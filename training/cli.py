@@ -8,6 +8,7 @@ Subcommands
 ``ser-train interim``   quick CNN on clean training audio, exported to ``models/``
 ``ser-train all``       everything: baselines, seed models, search, final model,
                         RAVDESS 8-class, calibration, export, report
+``ser-train evaluate``  redo the validation choices and test evaluation of a finished `all` run
 ``ser-train report``    re-render the report and model card from a run's results.json
 """
 
@@ -45,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--docs", type=Path, default=REPO / "docs")
     sa.add_argument("--run-dir", type=Path, default=REPO / "training_runs" / "all")
     sa.add_argument("--quick", action="store_true", help="smoke run: few clips, one epoch (not for shipping)")
+    se = sub.add_parser("evaluate", help="redo the validation choices and test evaluation of a finished `all` run")
+    se.add_argument("--run-dir", type=Path, default=REPO / "training_runs" / "all")
+    se.add_argument("--out", type=Path, default=REPO / "models")
+    se.add_argument("--docs", type=Path, default=REPO / "docs")
+    se.add_argument("--quick", action="store_true", help="the run was a --quick smoke run")
     sr = sub.add_parser("report", help="re-render docs/results.md and MODEL_CARD.md from a run's results.json")
     sr.add_argument("--run-dir", type=Path, default=REPO / "training_runs" / "all")
     sr.add_argument("--out", type=Path, default=REPO / "models")
@@ -100,6 +106,19 @@ def main(argv: list[str] | None = None) -> int:
             write_results(results=results, docs_dir=args.docs)
             write_model_card(results=results, path=args.out / "MODEL_CARD.md")
             print(f"wrote {args.docs / 'results.md'} and {args.out / 'MODEL_CARD.md'}")
+            return 0
+        if args.command == "evaluate":
+            from training.pipeline import run_evaluate
+
+            run_evaluate(
+                root=args.data,
+                out_dir=args.out,
+                docs_dir=args.docs,
+                run_dir=args.run_dir,
+                cache_dir=args.cache_dir,
+                workers=args.workers,
+                quick=args.quick,
+            )
             return 0
         if args.command == "all":
             from training.pipeline import run_all

@@ -129,12 +129,14 @@ def calibration_eval(
     reference: npt.ArrayLike,
     k: int,
     seed: int = 0,
+    strength: float = 1.0,
 ) -> dict[str, Any]:
     """Zero-shot against calibrated on the same clips, per speaker.
 
     For every speaker with more than ``k`` neutral clips (with speech), ``k`` of
     them are drawn (seeded per speaker) to make the voice profile
-    (:func:`ser_engine.profile.shift_from_logits` over their speech windows);
+    (:func:`ser_engine.profile.shift_from_logits` over their speech windows, with
+    ``strength``);
     all the speaker's other clips are scored without and with the profile.
 
     Returns
@@ -162,7 +164,9 @@ def calibration_eval(
         rng = np.random.default_rng([seed, zlib.crc32(s.encode()), k])
         chosen = sorted(rng.choice(neutral, size=k, replace=False).tolist())
         wins = np.isin(windows.clip_index, chosen)
-        shift[mine] = shift_from_logits(window_logits=lg[wins].astype(np.float32), reference=ref.astype(np.float32))
+        shift[mine] = shift_from_logits(
+            window_logits=lg[wins].astype(np.float32), reference=ref.astype(np.float32), strength=strength
+        )
         keep[mine] = True
         keep[chosen] = False
         used += 1

@@ -553,16 +553,7 @@ def run_all(
     only after the model is final.
     """
     from training.baselines import BASELINES, fit_predict, pooled_features
-    from training.crosscorpus import (
-        calibration_eval,
-        choose_threshold,
-        engine_logits,
-        per_corpus_metrics,
-        selective,
-        voice_reference,
-    )
     from training.evaluate import classification_metrics
-    from training.report import write_model_card, write_results
     from training.train import configure_tensorflow
 
     configure_tensorflow()
@@ -756,12 +747,58 @@ def run_all(
     log(f"shipped graph: {size / 1e6:.2f} MB, {latency:.2f} ms per 3 s window on one thread")
     lap("export", t0)
 
-    # 5. choices on validation (temperature, voice reference, threshold), then the test figures;
-    #    all through the engine's EmotionModel on the shipped graph
+    # 5. choices on validation (temperature, voice reference and strength, threshold), then the test
+    #    figures; all through the engine's EmotionModel on the shipped graph
     t0 = time.perf_counter()
+    evaluate_shipped(data=data, staging=staging, results=results, log=log)
+    lap("evaluation", t0)
+
+    # 6. RAVDESS 8 classes: same pipeline, network initialised from the 7-class trunk
+    t0 = time.perf_counter()
+    results["ravdess8"] = _ravdess8(model=model, data=data, final_cfg=final_cfg, epochs=b.r8_epochs, log=log)
+    lap("ravdess8", t0)
+
+    timings["total"] = round((time.perf_counter() - t_start) / 60, 2)
+    results["split"] = {
+        "file": "training/splits/speakers.json",
+        "sha256": split_hash(DEFAULT_SPLIT_PATH),
+        "speakers": load_split(DEFAULT_SPLIT_PATH)["corpora"],
+        "clips": {p: len(c) for p, c in data.clips.items()},
+        "no_speech_clips": {p: len(c) for p, c in data.no_speech.items()},
+        "windows": {p: len(w) for p, w in data.clean.items()},
+        "train_augmented_windows": 0 if data.train_aug is None else len(data.train_aug),
+    }
+    results["corpora"] = _corpus_summary(data)
+    meta_prov = json.loads((staging / "model.json").read_text())["provenance"]
+    results["provenance"] = {**prov, **meta_prov}
+    _ship(results=results, staging=staging, run_dir=run_dir, out_dir=out_dir, docs_dir=docs_dir, quick=quick)
+    log(f"done in {timings['total']} min")
+    return results
+
+
+STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Candidate fractions of a voice's measured offset that a profile removes (chosen on validation)."""
+
+
+def evaluate_shipped(*, data: Data, staging: Path, results: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Choose temperature, voice reference and strength, and the uncertainty threshold on the
+    validation speakers and the unseen-corpus validation; then measure the test speakers and the
+    unseen-corpus test zero-shot, calibrated and selectively. Scores through the engine's
+    :class:`~ser_engine.model.EmotionModel` on ``staging/model.onnx`` and fills ``results``."""
     from ser_engine.model import EmotionModel
+    from training.crosscorpus import (
+        calibration_eval,
+        choose_threshold,
+        engine_logits,
+        per_corpus_metrics,
+        selective,
+        voice_reference,
+    )
     from training.evaluate import expected_calibration_error, fit_temperature
 
+    labels = HARMONISED_LABELS
+    sel_windows, sel_y, _groups = validation_set(data)
+    int8 = results.get("int8", {})
     engine = EmotionModel.load(staging, threads=2)
     logits = {p: engine_logits(engine, data.clean[p]) for p in PARTS if p != "train"}
     sel_logits = np.concatenate([logits["val"], logits["unseen_val"]])
@@ -769,9 +806,29 @@ def run_all(
         window_logits=sel_logits, clip_index=sel_windows.clip_index, n_clips=len(sel_windows.clips), y_true=sel_y
     )
     reference, n_ref = voice_reference(logits=logits["val"], windows=data.clean["val"])
+    # strength: the fraction of the measured offset a profile removes, chosen with k = 2 neutral clips
+    # per speaker on the validation speakers and the unseen-corpus validation (mean of the two UARs)
+    strength_table = []
+    for st in STRENGTHS:
+        uars = []
+        for p in ("val", "unseen_val"):
+            if data.clips[p]:
+                cal = calibration_eval(
+                    logits=logits[p], windows=data.clean[p], labels=labels, temperature=temperature,
+                    reference=reference, k=2, seed=3, strength=st,
+                )["calibrated"]
+                if "all" in cal:  # speakers with more than two neutral clips
+                    uars.append(cal["all"]["uar"])
+        score = float(np.mean(uars)) if uars else -1.0
+        strength_table.append({"strength": st, "group_uar": [round(u, 4) for u in uars], "score": score})
+        log(f"voice strength {st}: calibrated validation UAR {strength_table[-1]['group_uar']}")
+    strength = max(strength_table, key=lambda r: (r["score"], r["strength"]))["strength"]
     sel = per_corpus_metrics(logits=sel_logits, windows=sel_windows, labels=labels, temperature=temperature)
     threshold, threshold_table = choose_threshold(sel["_probs"], sel["_y"])
-    log(f"temperature {temperature:.3f}; uncertainty threshold {threshold:.2f}; reference from {n_ref} speakers")
+    log(
+        f"temperature {temperature:.3f}; uncertainty threshold {threshold:.2f}; reference from {n_ref} speakers; "
+        f"voice strength {strength}"
+    )
     zero: dict[str, Any] = {}
     for p in EVAL_PARTS:
         if data.clips[p]:
@@ -785,7 +842,7 @@ def run_all(
             calib[p] = {
                 f"k{k}": calibration_eval(
                     logits=logits[p], windows=data.clean[p], labels=labels, temperature=temperature,
-                    reference=reference, k=k, seed=5,
+                    reference=reference, k=k, seed=5, strength=strength,
                 )
                 for k in (2, 4)
             }
@@ -820,6 +877,10 @@ def run_all(
         "reference_speakers": n_ref,
         "fitted_on": f"neutral speech windows of the {n_ref} validation speakers of the training corpora, "
         "mean of per-speaker means",
+        "strength": strength,
+        "strength_search": strength_table,
+        "strength_rule": "k = 2 neutral clips per speaker; mean calibrated UAR of the validation speakers and "
+        "the unseen-corpus validation",
         "eval": {
             p: {
                 kk: {
@@ -842,34 +903,25 @@ def run_all(
         "validation_table": threshold_table,
         "selective": uncertain,
     }
-    lap("evaluation", t0)
 
-    # 6. RAVDESS 8 classes: same pipeline, network initialised from the 7-class trunk
-    t0 = time.perf_counter()
-    results["ravdess8"] = _ravdess8(model=model, data=data, final_cfg=final_cfg, epochs=b.r8_epochs, log=log)
-    lap("ravdess8", t0)
 
-    timings["total"] = round((time.perf_counter() - t_start) / 60, 2)
-    results["split"] = {
-        "file": "training/splits/speakers.json",
-        "sha256": split_hash(DEFAULT_SPLIT_PATH),
-        "speakers": load_split(DEFAULT_SPLIT_PATH)["corpora"],
-        "clips": {p: len(c) for p, c in data.clips.items()},
-        "no_speech_clips": {p: len(c) for p, c in data.no_speech.items()},
-        "windows": {p: len(w) for p, w in data.clean.items()},
-        "train_augmented_windows": 0 if data.train_aug is None else len(data.train_aug),
-    }
-    results["corpora"] = _corpus_summary(data)
-    meta_prov = json.loads((staging / "model.json").read_text())["provenance"]
-    results["provenance"] = {**prov, **meta_prov}
+def _ship(
+    *, results: dict[str, Any], staging: Path, run_dir: Path, out_dir: Path, docs_dir: Path, quick: bool
+) -> None:
+    """Write the chosen numbers into ``staging/model.json``, save results.json, copy the model out,
+    render the model card and the report."""
+    from ser_engine.model import EmotionModel
+    from training.report import write_model_card, write_results
+
     # ship: metadata gets the final numbers; write model, card, report
     meta = json.loads((staging / "model.json").read_text())
-    meta["temperature"] = temperature
+    meta["temperature"] = results["calibration"]["temperature"]
     meta["voice_calibration"] = {
         "reference_logits": results["voice_calibration"]["reference_logits"],
         "fitted_on": results["voice_calibration"]["fitted_on"],
+        "strength": results["voice_calibration"]["strength"],
     }
-    meta["uncertainty_threshold"] = threshold
+    meta["uncertainty_threshold"] = results["uncertainty"]["threshold"]
     test_m = results["models"]["cnn2d"]["test"]
     cal_k2 = results["voice_calibration"]["eval"].get("unseen_test", {}).get("k2", {})
     meta["metrics"] = {
@@ -880,9 +932,9 @@ def run_all(
         },
         "temperature_fitted_on": "validation speakers + unseen-corpus validation",
         "ravdess8_test_uar": round(results["ravdess8"]["test"]["all"]["uar"], 4),
-        "latency_ms_1thread": round(latency, 3),
+        "latency_ms_1thread": results["export"]["latency_ms_1thread"],
     }
-    meta["provenance"]["int8"] = bool(int8.get("ship_int8"))
+    meta["provenance"]["int8"] = bool(results["export"]["int8_shipped"])
     (staging / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     EmotionModel.load(staging)
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -892,7 +944,39 @@ def run_all(
             shutil.copy2(staging / f, out_dir / f)
         write_model_card(results=results, path=out_dir / "MODEL_CARD.md", quick=quick)
         write_results(results=results, docs_dir=docs_dir, quick=quick)
-    log(f"done in {timings['total']} min")
+
+
+def run_evaluate(
+    *,
+    root: Path = DEFAULT_DATA,
+    out_dir: Path = REPO / "models",
+    docs_dir: Path = REPO / "docs",
+    run_dir: Path = REPO / "training_runs" / "all",
+    cache_dir: Path | None = None,
+    workers: int = 2,
+    quick: bool = False,
+) -> dict[str, Any]:
+    """Redo the choices on validation and the test evaluation of a finished ``ser-train all`` run
+    (its ``results.json`` and staged ``model/``) without training: ``ser-train evaluate``.
+
+    The features come from the cache; the network is not touched, so the test speakers and the
+    unseen corpora still had no say in training or in the choice of the network.
+    """
+    staging = run_dir / "model"
+    path = run_dir / "results.json"
+    if not path.is_file() or not (staging / "model.onnx").is_file():
+        raise FileNotFoundError(f"{run_dir}: no finished `ser-train all` run (results.json and model/)")
+    results = json.loads(path.read_text(encoding="utf-8"))
+    log = Logger(run_dir / "log.txt")
+    log("ser-train evaluate: re-running the validation choices and the test evaluation")
+    t0 = time.perf_counter()
+    data = prepare_data(
+        root=root, n_aug=0, cache_dir=cache_dir, workers=workers, limit=Budget.quick().limit if quick else None,
+        log=log,
+    )
+    evaluate_shipped(data=data, staging=staging, results=results, log=log)
+    results["timings_min"]["evaluate_rerun"] = round((time.perf_counter() - t0) / 60, 2)
+    _ship(results=results, staging=staging, run_dir=run_dir, out_dir=out_dir, docs_dir=docs_dir, quick=quick)
     return results
 
 
