@@ -53,10 +53,23 @@ def test_all_quick_runs_every_stage_and_ships_a_loadable_model(corpus_dir: Path,
     assert meta["temperature"] > 0 and "all" in meta["metrics"]["test_speakers"]
     assert meta["provenance"]["command"] == "ser-train all --quick"
     assert meta["provenance"]["parity_max_abs_prob_diff"] < 1e-4
+    # the choices made on validation travel in model.json and the engine reads them
+    assert model.metadata.voice_reference is not None and len(model.metadata.voice_reference) == 7
+    assert meta["voice_calibration"]["strength"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert model.metadata.uncertainty_threshold == meta["uncertainty_threshold"] > 0
+    assert not {"casia", "uem-es", "emotiontts-ko"} & set(meta["provenance"]["corpora"])
     results = json.loads((run / "results.json").read_text())
-    for name in ("decision_tree", "knn", "svm", "cnn1d", "cnn_bilstm", "cnn2d"):
+    for name in ("decision_tree", "knn", "svm", "cnn2d"):
         assert name in results["models"]
-    assert set(results["timings_min"]) >= {"data", "search", "final_model", "export", "calibration", "ravdess8"}
+    cnn = results["models"]["cnn2d"]
+    assert {"val", "test", "unseen_val", "unseen_test"} <= set(cnn)
+    assert {c for c in cnn["unseen_test"] if c != "all"} <= {"uem-es", "emotiontts-ko"}
+    assert set(results["voice_calibration"]["eval"]["unseen_test"]) == {"k2", "k4"}
+    assert set(results["timings_min"]) >= {"data", "search", "final_model", "export", "evaluation", "ravdess8"}
     report = (docs / "results.md").read_text()
     assert "RAVDESS" in report and "quick" in report.lower()
     assert (out / "MODEL_CARD.md").is_file()
+    # `ser-train evaluate` redoes the validation choices and the test figures from the finished run
+    (out / "model.json").unlink()
+    assert main([*argv[:-2], "evaluate", "--quick", "--out", str(out), "--docs", str(docs), "--run-dir", str(run)]) == 0
+    assert EmotionModel.load(out).metadata.voice_reference == model.metadata.voice_reference
