@@ -403,16 +403,15 @@ def _intro(results: dict[str, Any], quick: bool) -> list[str]:
         lines += ["> **SMOKE RUN (`--quick`)**: a few clips and one epoch; these numbers mean nothing.", ""]
     graph = shipped.get("evaluated_graph") or "the shipped ONNX graph through ser_engine.model.EmotionModel"
     lines += [
-        "Every figure below is measured on speech the model never used, neither for training nor for any "
-        "choice: **test speakers** of the training corpora (speaker-disjoint from their training and validation "
-        "speakers) and **whole corpora held out** of training — "
-        f"{', '.join(held['unseen_test']) or 'none'} (unseen-corpus test, read only for this report) — unless "
-        "marked *validation*: validation speakers and the unseen-corpus validation "
-        f"({', '.join(held['unseen_val']) or 'none'}) chose the recipe, the epoch, the temperature, the voice "
-        "reference and the uncertainty threshold, so their figures are optimistic. A clip's prediction is the "
-        "mean of the probabilities of its speech windows (3 s every 0.5 s), exactly as `ser analyze` reports "
-        f"it; clips are scored by {graph}, i.e. the model users run. UAR = mean recall over the classes present "
-        "in the set; ECE = expected calibration error of the clip probabilities (15 bins).",
+        "Every figure below is measured on speech never used to train the model or to choose anything about it: "
+        "the **test speakers** of the training corpora (other people than their training and validation speakers) "
+        "and **whole held-out corpora** in languages the model never heard (unseen-corpus test: "
+        f"{', '.join(held['unseen_test']) or 'none'}). Figures marked *validation* (validation speakers; "
+        f"unseen-corpus validation: {', '.join(held['unseen_val']) or 'none'}) chose the recipe, the epoch, the "
+        "temperature, the voice reference and the uncertainty threshold, so they are optimistic. A clip's "
+        "prediction is the mean of the probabilities of its speech windows (3 s every 0.5 s), exactly as "
+        f"`ser analyze` reports it; clips are scored by {graph}, i.e. the model users run. UAR = mean recall over "
+        "the classes present in the set; ECE = expected calibration error of the clip probabilities (15 bins).",
         "",
         f"Produced by `{prov.get('command', '?')}` on {prov.get('date', '?')} (git "
         f"{str(prov.get('git_commit', '?'))[:12]}), {_get(results, 'timings_min', 'total') or '?'} min in total on "
