@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ NOT_EVALUATED = "not evaluated"
 # Small helpers ------------------------------------------------------------------
 def _num(v: Any) -> float | None:
     """``v`` as a finite float, else None (missing, NaN, not a number)."""
-    if isinstance(v, bool) or not isinstance(v, int | float):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):  # numbers.Real: also numpy scalars
         return None
     f = float(v)
     return f if math.isfinite(f) else None
@@ -148,10 +149,15 @@ def _finite(obj: Any) -> Any:
         return {str(k): _finite(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, bool | int | float | str):
+    if obj is None or isinstance(obj, bool | str):
         return obj
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if hasattr(obj, "tolist"):  # numpy arrays
+        return _finite(obj.tolist())
     return str(obj)
 
 
@@ -324,8 +330,8 @@ def _row(corpus: str, role: str, m: Any) -> CorpusRow:
         corpus=corpus,
         language=_language(corpus),
         role=role,
-        speakers=m.get("speakers") if isinstance(m.get("speakers"), int) else None,
-        clips=int(n) if isinstance(n, int) else 0,
+        speakers=int(m["speakers"]) if isinstance(m.get("speakers"), numbers.Integral) else None,
+        clips=int(n) if isinstance(n, numbers.Integral) else 0,
         accuracy=_num(m.get("accuracy")),
         uar=_num(m.get("uar")),
         macro_f1=_num(m.get("macro_f1")),
