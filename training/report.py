@@ -457,7 +457,7 @@ def _voices_section(results: dict[str, Any]) -> list[str]:
     ]
     header = ["corpus", "language", "role", "speakers", "clips", "classes present", "accuracy", "UAR", "macro-F1",
               "ECE"]
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for part in ("unseen_val", "unseen_test"):
         for c in _order(held[part]):
             m = _get(shipped, part, c)
@@ -496,7 +496,7 @@ def _voices_section(results: dict[str, Any]) -> list[str]:
                 _pct(_mean(_get(ut, c, "ece") for c in ut_corpora)),
             )
         )
-        a = ut.get("all") or {}
+        a = _get(ut, "all") or {}
         rows.append(
             ("unseen-corpus test, clips pooled", "", "", a.get("speakers", "–"), a.get("n", "–"),
              ", ".join(a.get("labels_present") or []), _pct(a.get("accuracy")), _pct(a.get("uar")),
@@ -555,6 +555,7 @@ def _calibration_section(results: dict[str, Any]) -> list[str]:
             row: list[Any] = [name, c if c != "all" else "**all**"]
             for k in ks:
                 z, cal = _get(pe, k, "zero_shot", c), _get(pe, k, "calibrated", c)
+                spk: Any
                 if c == "all":
                     spk = f"{_get(pe, k, 'speakers') or 0} used / {_get(pe, k, 'speakers_skipped') or 0} skipped"
                 else:
@@ -628,7 +629,7 @@ def _uncertainty_section(results: dict[str, Any]) -> list[str]:
             f"{_pct_u(cal.get('val_ece_before'))} before, {_pct_u(cal.get('val_ece_after'))} after.",
             "",
         ]
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for p in ("val", "test", "unseen_val", "unseen_test"):
             after = _get(cal, "ece_after", p)
             if after is None and _get(cal, "ece_before", p) is None:
