@@ -206,6 +206,7 @@ SEARCH_KEYS = (
     "mixup_alpha",
     "freq_warp",
     "ema_decay",
+    "balance",
 )
 
 
