@@ -55,7 +55,8 @@ def test_split_policy() -> None:
     for part in ("val", "test"):  # gender-balanced: odd actors are male
         assert sum(int(s.split(":")[1]) % 2 for s in r[part]) == 2
     assert (len(c["crema-d"]["train"]), len(c["crema-d"]["val"]), len(c["crema-d"]["test"])) == (64, 9, 18)
-    assert {p: c["tess"][p] for p in ("train", "val", "test")} == {"train": ["tess:OAF"], "val": [], "test": ["tess:YAF"]}
+    tess = {p: c["tess"][p] for p in ("train", "val", "test")}
+    assert tess == {"train": ["tess:OAF"], "val": [], "test": ["tess:YAF"]}
     assert [len(c["savee"][p]) for p in ("train", "val", "test")] == [2, 1, 1]
 
 

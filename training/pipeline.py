@@ -788,11 +788,13 @@ def evaluate_shipped(*, data: Data, staging: Path, results: dict[str, Any], log:
     :class:`~ser_engine.model.EmotionModel` on ``staging/model.onnx`` and fills ``results``."""
     from ser_engine.model import EmotionModel
     from training.crosscorpus import (
+        adaptation_eval,
         calibration_eval,
         choose_threshold,
         engine_logits,
         per_corpus_metrics,
         selective,
+        speaker_mean_reference,
         voice_reference,
     )
     from training.evaluate import expected_calibration_error, fit_temperature
@@ -897,6 +899,33 @@ def evaluate_shipped(*, data: Data, staging: Path, results: dict[str, Any], log:
             for p, ks in calib.items()
         },
     }
+    # unsupervised adaptation to each voice (all of a speaker's speech, no labels): measured for the
+    # report as a direction, strength chosen on validation like the profile's
+    ref_all = speaker_mean_reference(logits=logits["val"], windows=data.clean["val"])
+    adapt_rows = []
+    for st in (0.25, 0.5, 0.75, 1.0):
+        uars = [
+            adaptation_eval(logits=logits[p], windows=data.clean[p], labels=labels, temperature=temperature,
+                            reference_all=ref_all, strength=st)["all"]["uar"]
+            for p in ("val", "unseen_val")
+            if data.clips[p]
+        ]
+        adapt_rows.append({"strength": st, "group_uar": [round(u, 4) for u in uars], "score": float(np.mean(uars))})
+    adapt_strength = max(adapt_rows, key=lambda r: r["score"])["strength"]
+    results["voice_adaptation"] = {
+        "strength": adapt_strength,
+        "strength_search": adapt_rows,
+        "method": "per speaker, subtract strength x (mean logits over all their speech windows - the same mean "
+        "over the validation speakers); no labels, no neutral recording; assumes the speaker's clips cover the "
+        "emotions about as evenly as an acted corpus does",
+        "eval": {
+            p: strip(adaptation_eval(logits=logits[p], windows=data.clean[p], labels=labels,
+                                     temperature=temperature, reference_all=ref_all, strength=adapt_strength))
+            for p in ("test", "unseen_val", "unseen_test")
+            if p in zero
+        },
+    }
+    log(f"unsupervised voice adaptation: strength {adapt_strength} chosen on validation")
     results["uncertainty"] = {
         "threshold": threshold,
         "rule": "smallest top probability at which validation clips answered are right >= 60 % of the time "

@@ -985,6 +985,46 @@ def _limits(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _adaptation_section(results: dict[str, Any]) -> list[str]:
+    """Unsupervised adaptation to each voice: measured as a direction, not a feature yet."""
+    va = results.get("voice_adaptation")
+    if not va:
+        return []
+    shipped = _shipped(results)
+    rows = []
+    for part, title in (("test", "test speakers"), ("unseen_val", "unseen-corpus validation"),
+                        ("unseen_test", "unseen-corpus test")):
+        adapted = _get(va, "eval", part) or {}
+        for corpus, m in adapted.items():
+            zero = _get(shipped, part, corpus, "uar")
+            rows.append((title, corpus, _pct(zero), _pct(m.get("uar")),
+                         "–" if zero is None or m.get("uar") is None else f"{100 * (m['uar'] - zero):+.1f}"))
+    unseen = [c for c in (_get(va, "eval", "unseen_test") or {}) if c != "all"]
+    if unseen:
+        z = [_get(shipped, "unseen_test", c, "uar") for c in unseen]
+        a = [_get(va, "eval", "unseen_test", c, "uar") for c in unseen]
+        if all(v is not None for v in z + a):
+            mz, ma = sum(z) / len(z), sum(a) / len(a)
+            rows.append(
+                ("**mean over unseen-test corpora**", "", _pct(mz), f"**{_pct(ma)}**", f"{100 * (ma - mz):+.1f}")
+            )
+    search = ", ".join(
+        f"{r['strength']}: {'/'.join(_pct(u) for u in r['group_uar'])}" for r in va.get("strength_search", [])
+    )
+    return [
+        "### Adapting to a voice without any neutral recording (measured, not yet in the program)",
+        "",
+        f"Method: {va.get('method', '')}. Strength {va.get('strength')} chosen on validation "
+        f"(strength: validation speakers / unseen-corpus validation UAR — {search}). This is the direction the "
+        "notes on generalisation point to (statistics of everything a speaker said); for `ser analyze` over a "
+        "folder known to hold one speaker, or a live session that keeps adapting, it would need a guard for "
+        "speakers who are mostly calm.",
+        "",
+        *_table(["set", "corpus", "zero-shot UAR", "adapted UAR", "change"], rows),
+        "",
+    ]
+
+
 def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = False) -> None:
     """Write ``results.md``, ``results.json`` and the confusion matrices into ``docs_dir``.
 
@@ -1007,6 +1047,7 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
     lines = _intro(results, quick)
     lines += _targets_section(results)
     lines += _voices_section(results)
+    lines += _adaptation_section(results)
     lines += _per_corpus_section(results)
     lines += _uncertainty_section(results)
     lines += _baselines_section(results)
