@@ -489,6 +489,9 @@ COMMANDS = {"analyze": cmd_analyze, "listen": cmd_listen, "calibrate": cmd_calib
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    from ser_engine.privacy import disable_telemetry
+
+    disable_telemetry()  # before anything imports onnxruntime: nothing leaves the machine
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
