@@ -57,6 +57,9 @@ def apply_theme(app: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ser_engine.privacy import disable_telemetry
+
+    disable_telemetry()  # before anything imports onnxruntime (also for the CLI passthrough)
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in CLI_COMMANDS:  # the bundle's one executable also answers the CLI
         from ser_engine.cli import main as cli_main

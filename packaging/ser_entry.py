@@ -14,10 +14,15 @@ from __future__ import annotations
 import multiprocessing
 import sys
 
-CLI_COMMANDS = frozenset({"analyze", "devices", "info", "listen"})
+CLI_COMMANDS = frozenset({"analyze", "calibrate", "devices", "info", "listen"})
 
 
 def main() -> int:
+    # First thing: ONNX Runtime's telemetry must be off before onnxruntime is imported by
+    # any of the branches below (app, `ser-app analyze ...`, `ser-app ser ...`).
+    from ser_engine.privacy import disable_telemetry
+
+    disable_telemetry()
     argv = sys.argv[1:]
     if argv and argv[0] == "ser":
         from ser_engine.cli import main as cli_main

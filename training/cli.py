@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ser_engine.privacy import disable_telemetry
+
+    disable_telemetry()  # before anything imports onnxruntime (export, quantisation, evaluation)
     args = _parser().parse_args(argv)
     from training.corpora import CorpusError, load_all
     from training.splits import DEFAULT_SPLIT_PATH, SplitError, make_speaker_split, save_split
