@@ -73,8 +73,9 @@ APT_PACKAGES=(
 )
 if [[ "$MODE" == test ]]; then
   # PyInstaller needs objdump/objcopy (binutils); dpkg-deb comes with dpkg;
-  # desktop-file-validate checks the .deb's menu entry.
-  APT_PACKAGES+=(binutils desktop-file-utils)
+  # desktop-file-validate checks the .deb's menu entry; strace watches for network use and
+  # stray writes (tests/test_privacy.py).
+  APT_PACKAGES+=(binutils desktop-file-utils strace)
 fi
 
 as_root() {
