@@ -112,15 +112,20 @@ class LiveController(QObject):
     running_changed(bool)
     recording_changed(str)
         The WAV path while recording, "" when a recording stops.
+    recording_failed(str)
+        A recording stopped because its files could not be written (disk full...):
+        the engine's message (file, reason, what was kept). Listening goes on.
     """
 
     prediction = Signal(object)
     failed = Signal(str)
     running_changed = Signal(bool)
     recording_changed = Signal(str)
+    recording_failed = Signal(str)
     # internal: emitted from the worker thread, delivered queued on the GUI thread
     _prediction_from_worker = Signal(object)
     _error_from_worker = Signal(object)
+    _recording_error_from_worker = Signal(object)
 
     def __init__(self, model: EmotionModel, *, factory: SessionFactory | None = None,
                  parent: QObject | None = None) -> None:
@@ -131,9 +136,11 @@ class LiveController(QObject):
         self.session: LiveSessionLike | None = None
         self.recording_path: Path | None = None
         self.last_error: str | None = None
+        self.last_recording_error: str | None = None
         self._generation = 0
         self._prediction_from_worker.connect(self._deliver_prediction, Qt.ConnectionType.QueuedConnection)
         self._error_from_worker.connect(self._deliver_error, Qt.ConnectionType.QueuedConnection)
+        self._recording_error_from_worker.connect(self._deliver_recording_error, Qt.ConnectionType.QueuedConnection)
 
     @property
     def running(self) -> bool:
@@ -153,8 +160,13 @@ class LiveController(QObject):
         def on_error(exc: BaseException) -> None:  # worker thread: emit only
             self._error_from_worker.emit((gen, exc))
 
+        def on_recording_error(exc: BaseException) -> None:  # worker (or stopping) thread: emit only
+            self._recording_error_from_worker.emit((gen, exc))
+
         session = self.factory(self.model, device=device, settings=settings,
                                on_prediction=on_prediction, on_error=on_error)
+        if hasattr(session, "on_recording_error"):  # the engine's session reports failed recordings
+            session.on_recording_error = on_recording_error
         session.start()
         self.session = session
         self.last_error = None
@@ -182,18 +194,36 @@ class LiveController(QObject):
         return None if self.session is None else read_stats(self.session.stats())
 
     def start_recording(self, wav_path: Path, csv_path: Path) -> None:
+        """Record to ``wav_path`` and ``csv_path`` (created 0600; a missing folder 0700)."""
+        from ser_engine.live import make_private_folder
+
         if self.session is None:
             raise RuntimeError("start the microphone before recording")
-        wav_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_folder(wav_path.parent)
         self.session.start_recording(wav_path, csv_path)
         self.recording_path = wav_path
+        self.last_recording_error = None
         self.recording_changed.emit(str(wav_path))
 
-    def stop_recording(self) -> None:
-        if self.session is not None and self.recording_path is not None:
-            self.session.stop_recording()
-        self.recording_path = None
-        self.recording_changed.emit("")
+    def stop_recording(self) -> Path | None:
+        """Stop recording; returns the WAV path when the recording was saved complete.
+
+        None when nothing was recording or the recording failed: the failure (already
+        reported by the engine, or raised while closing) reaches :attr:`recording_failed`.
+        """
+        path, self.recording_path = self.recording_path, None
+        saved: Path | None = None
+        if self.session is not None and path is not None:
+            try:
+                result = self.session.stop_recording()
+            except Exception as exc:  # the engine's RecordingError: the files keep what was written
+                self._report_recording_error(str(exc) or type(exc).__name__)
+            else:
+                failed = getattr(self.session, "recording_error", None) is not None
+                saved = path if result is not None and not failed else None
+        if path is not None:
+            self.recording_changed.emit("")
+        return saved
 
     # ------------------------------------------------------------------ delivery (GUI thread)
     @Slot(object)
@@ -201,6 +231,20 @@ class LiveController(QObject):
         gen, pred = item
         if gen == self._generation:
             self.prediction.emit(pred)
+
+    def _report_recording_error(self, message: str) -> None:
+        self.last_recording_error = message
+        self.recording_failed.emit(message)
+
+    @Slot(object)
+    def _deliver_recording_error(self, item: tuple[int, BaseException]) -> None:
+        gen, exc = item
+        recorded = None
+        if gen == self._generation:  # (a late report of an older session's recording is still shown)
+            recorded, self.recording_path = self.recording_path, None
+        self._report_recording_error(str(exc) or type(exc).__name__)
+        if recorded is not None:
+            self.recording_changed.emit("")
 
     @Slot(object)
     def _deliver_error(self, item: tuple[int, BaseException]) -> None:

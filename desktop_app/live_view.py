@@ -52,6 +52,7 @@ REPAINT_MS = 33  # ~30 fps
 WAVEFORM_COLUMNS = 600  # min/max pairs across the plot (about 2 px each at full-HD width)
 STATUS_EVERY = 8  # status-bar figures at ~4 Hz
 LEVEL_S = 0.05
+RECORDING_BANNER = "Recording failed:"  # banner prefix of a failed recording (listening goes on)
 
 
 class DeviceInfo:
@@ -145,6 +146,7 @@ class LiveView(QWidget):
             self.controller.failed.connect(self.on_failed)
             self.controller.running_changed.connect(self._on_running_changed)
             self.controller.recording_changed.connect(self._on_recording_changed)
+            self.controller.recording_failed.connect(self.on_recording_failed)
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)
         self.timer.timeout.connect(self.repaint_tick)
@@ -526,9 +528,9 @@ class LiveView(QWidget):
         if self.controller is None or not self.running:
             return
         if self.controller.recording_path is not None:
-            path = self.controller.recording_path
-            self.controller.stop_recording()
-            self.message.emit(f"Recording saved: {path}")
+            saved = self.controller.stop_recording()  # None when it failed: recording_failed says why
+            if saved is not None:
+                self.message.emit(f"Recording saved: {saved}")
             return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = Path(self.settings.recordings_folder)
@@ -537,6 +539,16 @@ class LiveView(QWidget):
             self.controller.start_recording(wav, csv)
         except Exception as exc:
             self.show_banner(f"Cannot record to {wav}: {exc}")
+            return
+        if self.banner.text().startswith(RECORDING_BANNER):  # an earlier failed recording: a new one runs
+            self.hide_banner()
+
+    @Slot(str)
+    def on_recording_failed(self, message: str) -> None:
+        """A recording stopped (disk full...): say so and where the files are; listening goes on."""
+        self.show_banner(f"{RECORDING_BANNER} {message}\nListening goes on; press Record to try again.")
+        self.message.emit("Recording stopped: " + message.splitlines()[0])
+        self._update_buttons()
 
     @Slot(str)
     def _on_recording_changed(self, path: str) -> None:

@@ -8,7 +8,8 @@
 
 Exit status: 0 when everything succeeded; 1 when any file failed (every
 other file is still reported) or on a model/device error; 2 for bad usage;
-130 when interrupted. Errors go to stderr as ``ser: <file>: <reason>``; the
+130 when interrupted; ``ser listen`` ends cleanly on SIGTERM/SIGHUP with 128 +
+the signal number (143, 129). Errors go to stderr as ``ser: <file>: <reason>``; the
 CLI never prints a traceback for bad input.
 
 Start-up is kept light: TensorFlow is never imported, librosa and numba are
@@ -322,8 +323,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- listen
 def cmd_listen(args: argparse.Namespace) -> int:
+    """``ser listen``: one line per hop until --duration, Ctrl+C (exit 130) or SIGTERM/SIGHUP
+    (exit 128 + signal: the recording is closed properly first).
+
+    With ``--record``, a recording that cannot be written (disk full...) ends the
+    command: the message names the file and the reason and says what was kept; exit 1.
+    """
+    import contextlib
+    import signal
+
     from ser_engine.errors import ParameterError
-    from ser_engine.live import LiveSession
+    from ser_engine.live import LiveSession, RecordingError
     from ser_engine.stream import Prediction, StreamSettings
 
     model = _load_model(args.model)
@@ -366,8 +376,33 @@ def cmd_listen(args: argparse.Namespace) -> int:
         errors.append(e)
         done.set()
 
+    def on_recording_error(e: RecordingError) -> None:
+        errors.append(e)
+        done.set()
+
+    signalled: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:  # main thread, between two waits
+        signalled.append(signum)
+        done.set()
+
     session = LiveSession(model, device=args.device, settings=settings, on_prediction=on_prediction,
-                          on_error=on_error)
+                          on_error=on_error, on_recording_error=on_recording_error)
+    previous: dict[int, Any] = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            with contextlib.suppress(ValueError):  # not the main thread (cmd_listen called from a thread)
+                previous[signum] = signal.signal(signum, on_signal)
+    try:
+        return _listen(args, session, settings, profile, done, errors, signalled)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _listen(args: argparse.Namespace, session: Any, settings: Any, profile: Any, done: threading.Event,
+            errors: list[SerError], signalled: list[int]) -> int:
     session.start()
     if args.format == "table":
         inp = session.input
@@ -376,6 +411,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         _err(f"listening on {dev!r} at {rate} Hz; window {settings.window_s:g} s, hop {settings.hop_s:g} s"
              + (f"; voice profile {profile.name!r}" if profile is not None else "")
              + ("" if args.duration else "; Ctrl+C to stop"))
+    interrupted = False
     try:
         if args.record:
             session.start_recording(args.record, args.record + ".csv")
@@ -384,14 +420,24 @@ def cmd_listen(args: argparse.Namespace) -> int:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             done.wait(0.05)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
-        session.stop()
+        session.stop()  # closes the recording (a failure to do so arrives in errors)
     stats = session.stats()
     if stats.overflows or stats.lost_samples:
         _err(f"warning: {stats.overflows} input overflows, {stats.lost_samples} samples lost")
+    for e in errors:
+        _err(str(e))
     if errors:
-        _err(str(errors[0]))
         return EXIT_FAILED
+    if interrupted:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    if signalled:
+        if args.record:
+            _err(f"stopped by signal {signalled[0]}; the recording is saved: {args.record}")
+        return 128 + signalled[0]
     return EXIT_OK
 
 

@@ -19,6 +19,17 @@ finishing the stream, the stream becoming inactive, or no audio arriving for
 recording (everything recorded so far is kept) and calls ``on_error`` with a
 :class:`~ser_engine.errors.DeviceError`.
 
+Recordings survive faults. The WAV is written straight to its file (no user-space
+buffer) and its RIFF/data sizes are rewritten, and the CSV flushed, every
+:data:`SYNC_SECONDS` of audio, so a killed process leaves files that any WAV
+reader opens, short of at most that interval. A write that fails (disk full,
+quota, I/O error) stops the recording only: the files keep what was written
+(the WAV truncated to whole samples with a correct header), the session keeps
+listening and predicting, and ``on_recording_error`` receives a
+:class:`RecordingError` that names the file, the reason and what was kept.
+Recordings are private: files are created 0600 and missing folders 0700 (a
+stricter umask still applies).
+
 Nothing here touches a device on import; there is no global state.
 """
 
@@ -26,10 +37,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import os
+import stat
+import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,9 +58,86 @@ from ser_engine.model import EmotionModel
 from ser_engine.ringbuffer import RingBuffer
 from ser_engine.stream import Prediction, Streamer, StreamSettings
 
-__all__ = ["InputDevice", "LiveInput", "LiveSession", "LiveStats", "list_input_devices"]
+__all__ = ["InputDevice", "LiveInput", "LiveSession", "LiveStats", "RecordingError", "list_input_devices",
+           "make_private_folder"]
 
 PREFERRED_RATE = 16000
+SYNC_SECONDS = 1.0  # WAV header rewritten and CSV flushed at least this often (seconds of audio)
+
+
+class RecordingError(AudioError):
+    """A recording stopped because its files could not be written (disk full, I/O error...).
+
+    The message names the file, the reason and what was kept. The live session
+    itself goes on.
+
+    Attributes
+    ----------
+    wav_path, csv_path : Path or None
+        The recording's files (kept, holding what was written).
+    seconds : float
+        Audio kept in the WAV, in seconds.
+    """
+
+    def __init__(self, message: str, *, wav_path: Path | None = None, csv_path: Path | None = None,
+                 seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.wav_path = wav_path
+        self.csv_path = csv_path
+        self.seconds = seconds
+
+
+def _os_reason(exc: BaseException) -> str:
+    """"disk full (No space left on device)" for ENOSPC/EDQUOT, else the OS's words."""
+    if isinstance(exc, OSError):
+        text = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return f"disk full ({text})"
+        if exc.errno == errno.EFBIG:
+            return f"file too large ({text})"
+        return text
+    return str(exc) or type(exc).__name__
+
+
+def make_private_folder(folder: str | Path) -> Path:
+    """Create ``folder`` and any missing parents with mode 0700 (umask still applies).
+
+    Folders that already exist are left as they are.
+
+    Raises
+    ------
+    OSError
+        A folder cannot be created (or the path is not a folder).
+    """
+    folder = Path(folder)
+    missing: list[Path] = []
+    p = folder
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, 0o700)
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    return folder
+
+
+def _create_private(path: Path) -> int:
+    """Open ``path`` for writing (created or truncated), readable by the owner only; returns the fd."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)  # a new file gets 0600 minus the umask
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077 and hasattr(os, "fchmod"):  # an existing file we overwrite becomes private too
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, mode & 0o700)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _sd() -> Any:
@@ -314,40 +406,163 @@ class LiveStats:
     running: bool
 
 
+class _WavWriter:
+    """16-bit mono PCM WAV written straight to a file descriptor.
+
+    Samples go to the file as they come (no user-space buffer); :meth:`sync`
+    rewrites the RIFF and data sizes, so the file is a valid WAV of everything
+    up to the last sync even if the process is killed.
+    """
+
+    HEADER = 44
+    MAX_DATA = 0xFFFFFFFF - 36  # what a RIFF size can describe (about 37 h at 16 kHz)
+
+    def __init__(self, path: Path, *, sample_rate: int) -> None:
+        self.path = path
+        self.sample_rate = sample_rate
+        self.data_bytes = 0
+        self._synced = -1
+        self._fd = _create_private(path)
+        try:
+            self._write_all(self._header(0), data=False)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _header(self, n: int) -> bytes:
+        sr = self.sample_rate
+        return (b"RIFF" + struct.pack("<I", 36 + n) + b"WAVEfmt "
+                + struct.pack("<IHHIIHH", 16, 1, 1, sr, sr * 2, 2, 16) + b"data" + struct.pack("<I", n))
+
+    def _write_all(self, buf: bytes, *, data: bool = True) -> None:
+        view = memoryview(buf)
+        while view:
+            n = os.write(self._fd, view)  # may write part and raise on the next call (disk full)
+            if data:
+                self.data_bytes += n
+            view = view[n:]
+
+    def write(self, block: npt.NDArray[np.float32]) -> None:
+        """Append float samples in [-1, 1] (clipped), shape ``(n,)``, as 16-bit PCM."""
+        pcm = np.rint(np.clip(block, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        if self.data_bytes + len(pcm) > self.MAX_DATA:
+            raise OSError(errno.EFBIG, "a WAV file cannot hold more than 4 GiB (about 37 hours)", str(self.path))
+        self._write_all(pcm)
+
+    @property
+    def samples(self) -> int:
+        return self.data_bytes // 2
+
+    def sync(self) -> None:
+        """Rewrite the RIFF and data sizes for the whole samples written so far."""
+        n = self.data_bytes - self.data_bytes % 2
+        if n != self._synced:
+            os.pwrite(self._fd, struct.pack("<I", 36 + n), 4)
+            os.pwrite(self._fd, struct.pack("<I", n), 40)
+            self._synced = n
+
+    def close(self, *, failed: bool = False) -> None:
+        """Write the final sizes and close. After a failed write (``failed``) the file is first cut
+        back to whole samples, and errors are not raised (the descriptor is closed in any case)."""
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            return
+        try:
+            if failed:
+                with contextlib.suppress(OSError):
+                    self.data_bytes -= self.data_bytes % 2
+                    os.ftruncate(fd, self.HEADER + self.data_bytes)
+                with contextlib.suppress(OSError):
+                    self._fd = fd
+                    self.sync()
+            else:
+                self._fd = fd
+                self.sync()
+        finally:
+            self._fd = -1
+            os.close(fd)
+
+
 class _Recorder:
-    """WAV + CSV recording written from the worker thread."""
+    """WAV + CSV recording written from the worker thread (see the module docstring on faults)."""
 
     def __init__(self, wav_path: Path, csv_path: Path | None, *, sample_rate: int, labels: tuple[str, ...],
-                 stream_offset: int) -> None:
-        import soundfile as sf
-
+                 stream_offset: int, sync_seconds: float = SYNC_SECONDS) -> None:
         self.wav_path = wav_path
         self.csv_path = csv_path
         self.sample_rate = sample_rate
         self.labels = labels
         self.offset = stream_offset  # stream sample where the recording starts
-        self.samples = 0
-        try:
-            self._wav = sf.SoundFile(str(wav_path), "w", samplerate=sample_rate, channels=1, subtype="PCM_16",
-                                     format="WAV")
-        except Exception as exc:
-            raise AudioError(f"{wav_path}: cannot create the recording ({exc})") from exc
+        self.rows = 0
+        self._sync_every = max(1, round(sync_seconds * sample_rate))
+        self._last_sync = 0
         self._csv_file: TextIO | None = None
         self._csv: Any = None
+        try:
+            make_private_folder(wav_path.parent)
+            self._wav = _WavWriter(wav_path, sample_rate=sample_rate)
+        except OSError as exc:
+            self._discard(wav_path)
+            raise RecordingError(f"{wav_path}: cannot create the recording ({_os_reason(exc)})",
+                                 wav_path=None, csv_path=None) from exc
         if csv_path is not None:
             try:
-                self._csv_file = csv_path.open("w", newline="", encoding="utf-8")
+                make_private_folder(csv_path.parent)
+                self._csv_file = os.fdopen(_create_private(csv_path), "w", newline="", encoding="utf-8")
+                self._csv = csv.writer(self._csv_file)
+                self._csv.writerow(["start_s", "end_s", "speech", "label", "confidence", "uncertain", "level_dbfs",
+                                    *[f"p_{lab}" for lab in labels]])
+                self._csv_file.flush()
             except OSError as exc:
-                self._wav.close()
-                raise AudioError(f"{csv_path}: cannot create the predictions file ({exc.strerror or exc})") from exc
-            self._csv = csv.writer(self._csv_file)
-            self._csv.writerow(["start_s", "end_s", "speech", "label", "confidence", "uncertain", "level_dbfs",
-                                *[f"p_{lab}" for lab in labels]])
+                self._wav.close(failed=True)
+                self._discard(wav_path)
+                if self._csv_file is not None:
+                    with contextlib.suppress(OSError):
+                        self._csv_file.close()
+                self._discard(csv_path)
+                raise RecordingError(f"{csv_path}: cannot create the predictions file ({_os_reason(exc)})") from exc
+
+    @staticmethod
+    def _discard(path: Path) -> None:
+        """Remove a file this recorder just created and could not start (nothing recorded in it)."""
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+    @property
+    def samples(self) -> int:
+        return self._wav.samples
+
+    @property
+    def seconds(self) -> float:
+        return self._wav.samples / self.sample_rate
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _naming(path: Path | None) -> Iterator[None]:
+        """Let an OSError raised inside name ``path`` (the file that failed)."""
+        try:
+            yield
+        except OSError as exc:
+            if not exc.filename and path is not None:
+                exc.filename = str(path)
+            raise
 
     def write_audio(self, block: npt.NDArray[np.float32]) -> None:
+        """Append 16 kHz samples, shape ``(n,)``; syncs the files every ``sync_seconds`` of audio."""
         if block.shape[0]:
-            self._wav.write(np.clip(block, -1.0, 1.0))
-            self.samples += block.shape[0]
+            with self._naming(self.wav_path):
+                self._wav.write(block)
+            if self._wav.samples - self._last_sync >= self._sync_every:
+                self.sync()
+
+    def sync(self) -> None:
+        """Make the files complete up to now (WAV sizes rewritten, CSV flushed)."""
+        self._last_sync = self._wav.samples
+        with self._naming(self.wav_path):
+            self._wav.sync()
+        if self._csv_file is not None:
+            with self._naming(self.csv_path):
+                self._csv_file.flush()
 
     def write_prediction(self, p: Prediction) -> None:
         if self._csv is None:
@@ -356,6 +571,11 @@ class _Recorder:
         start, end = p.start_s - off, p.end_s - off
         if end <= 0:
             return
+        with self._naming(self.csv_path):
+            self._write_row(start, end, p)
+        self.rows += 1
+
+    def _write_row(self, start: float, end: float, p: Prediction) -> None:
         self._csv.writerow([
             f"{max(0.0, start):.3f}", f"{end:.3f}", int(p.speech), p.label or "",
             f"{p.confidence:.4f}" if p.speech else "", int(p.uncertain) if p.speech else "",
@@ -364,12 +584,44 @@ class _Recorder:
         ])
 
     def close(self) -> tuple[Path, Path | None]:
+        """Close both files (sizes written, CSV flushed).
+
+        Raises
+        ------
+        OSError
+            The last data could not be written; both files are closed anyway.
+        """
         try:
-            self._wav.close()
+            with self._naming(self.wav_path):
+                self._wav.close()
         finally:
             if self._csv_file is not None:
-                self._csv_file.close()
+                f, self._csv_file = self._csv_file, None
+                with self._naming(self.csv_path):
+                    f.close()
         return self.wav_path, self.csv_path
+
+    def abort(self) -> None:
+        """Close after a failed write, keeping what was written; never raises."""
+        self._wav.close(failed=True)
+        if self._csv_file is not None:
+            f, self._csv_file = self._csv_file, None
+            with contextlib.suppress(OSError, ValueError):
+                f.flush()
+            with contextlib.suppress(OSError, ValueError):
+                f.close()
+            if not f.closed:  # the buffer could not be written: drop it, close the descriptor
+                with contextlib.suppress(OSError):
+                    os.close(f.fileno())
+
+    def failure(self, exc: BaseException) -> RecordingError:
+        """The error to report when writing failed with ``exc`` (call after :meth:`abort`)."""
+        where = getattr(exc, "filename", None) or self.wav_path
+        kept = f"{self.seconds:.1f} s of audio kept in {self.wav_path}"
+        if self.csv_path is not None:
+            kept += f", {self.rows} predictions in {self.csv_path}"
+        return RecordingError(f"{where}: recording stopped: {_os_reason(exc)}; {kept}",
+                              wav_path=self.wav_path, csv_path=self.csv_path, seconds=self.seconds)
 
 
 class LiveSession:
@@ -386,6 +638,11 @@ class LiveSession:
     on_error : callable, optional
         ``f(error)``, called once from the worker thread when the session
         ends by itself (device loss: :class:`DeviceError`).
+    on_recording_error : callable, optional
+        ``f(error)`` with a :class:`RecordingError` when a recording stops
+        because its files cannot be written (disk full...). Called from the
+        worker thread, or from the thread calling :meth:`stop`; the session
+        goes on. Also settable as an attribute before :meth:`start`.
     ring_seconds : float
         Capacity of the 16 kHz ring (:attr:`audio`) and of the device ring.
     stall_timeout : float
@@ -408,6 +665,7 @@ class LiveSession:
         stall_timeout: float = 3.0,
         start_timeout: float = 10.0,
         input_factory: Callable[[], LiveInput] | None = None,
+        on_recording_error: Callable[[RecordingError], None] | None = None,
     ) -> None:
         self.model = model
         self.device = device
@@ -415,6 +673,8 @@ class LiveSession:
         self.streamer = Streamer(model, settings=self._settings)  # validates settings for this model
         self.on_prediction = on_prediction
         self.on_error = on_error
+        self.on_recording_error = on_recording_error
+        self.recording_error: RecordingError | None = None  # why the last recording stopped, if it failed
         self.sample_rate = model.feature_config.sample_rate
         self.ring_seconds = float(ring_seconds)
         self.stall_timeout = float(stall_timeout)
@@ -475,7 +735,7 @@ class LiveSession:
         self._thread = None
         if self.input is not None:
             self.input.stop()
-        self.stop_recording()
+        self._end_recording()
 
     def wait_for_audio(self, timeout: float = 10.0) -> bool:
         """Block until the device has delivered its first samples (True) or ``timeout``."""
@@ -494,23 +754,78 @@ class LiveSession:
         CSV columns: ``start_s, end_s, speech, label, confidence, uncertain (0/1), level_dbfs,
         p_<label>...``, times in seconds from the start of the recording.
 
+        The files are created 0600 (missing folders 0700). The WAV header and the CSV
+        are brought up to date every :data:`SYNC_SECONDS` of audio; a write that fails
+        stops the recording (see ``on_recording_error``), keeping what was written.
+
         Raises
         ------
-        AudioError
-            A file cannot be created.
+        RecordingError
+            A file cannot be created (nothing is left behind).
         """
         rec = _Recorder(Path(wav_path), None if csv_path is None else Path(csv_path), sample_rate=self.sample_rate,
                         labels=self.model.labels, stream_offset=self.audio.write_position)
         with self._lock:
             old, self._recorder = self._recorder, rec
+            self.recording_error = None
         if old is not None:
-            old.close()
+            try:
+                old.close()
+            except OSError as exc:
+                self._notify_recording_error(self._failed(old, exc))
 
     def stop_recording(self) -> tuple[Path, Path | None] | None:
-        """Close the recording; returns its paths (None when not recording)."""
+        """Close the recording; returns its paths (None when not recording, e.g. it already failed).
+
+        Raises
+        ------
+        RecordingError
+            The last data could not be written; the files keep what was.
+        """
         with self._lock:
             rec, self._recorder = self._recorder, None
-        return rec.close() if rec is not None else None
+        if rec is None:
+            return None
+        try:
+            return rec.close()
+        except OSError as exc:
+            raise self._failed(rec, exc) from exc
+
+    def _failed(self, rec: _Recorder, exc: BaseException) -> RecordingError:
+        rec.abort()
+        err = rec.failure(exc)
+        self.recording_error = err
+        return err
+
+    def _notify_recording_error(self, err: RecordingError) -> None:
+        cb = self.on_recording_error
+        if cb is not None:
+            cb(err)
+
+    def _end_recording(self) -> None:
+        """Close any recording at the end of the session, reporting (not raising) a failure."""
+        try:
+            self.stop_recording()
+        except RecordingError as err:
+            self._notify_recording_error(err)
+
+    def _write_recording(self, item: npt.NDArray[np.float32] | Prediction) -> None:
+        """Append audio or a prediction to the recording; on failure stop the recording and report it."""
+        failed: tuple[_Recorder, OSError] | None = None
+        with self._lock:
+            rec = self._recorder
+            if rec is None:
+                return
+            try:
+                if isinstance(item, Prediction):
+                    rec.write_prediction(item)
+                else:
+                    rec.write_audio(item)
+            except OSError as exc:
+                self._recorder = None
+                failed = (rec, exc)
+        if failed is not None:
+            self._notify_recording_error(self._failed(*failed))
 
     @property
     def recording(self) -> bool:
@@ -556,10 +871,7 @@ class LiveSession:
                     if y.shape[0]:
                         self.audio.write(y)
                         self._arrivals.append((self.audio.write_position, inp.last_callback))
-                        with self._lock:
-                            rec = self._recorder
-                            if rec is not None:
-                                rec.write_audio(y)
+                        self._write_recording(y)
                 for pred in self.streamer.push(reader16):
                     self._emit(pred, inp)
                 self._lost16 = reader16.lost
@@ -582,7 +894,7 @@ class LiveSession:
             if error is not None:
                 self.error = error
                 inp.stop()
-                self.stop_recording()
+                self._end_recording()
         if error is not None and self.on_error is not None:
             self.on_error(error)
 
@@ -600,9 +912,6 @@ class LiveSession:
         if arrived is not None:
             self._delay_ms = (time.monotonic() - arrived + inp.latency_s) * 1000.0
         self.last_prediction = pred
-        with self._lock:
-            rec = self._recorder
-            if rec is not None:
-                rec.write_prediction(pred)
+        self._write_recording(pred)
         if self.on_prediction is not None:
             self.on_prediction(pred)
