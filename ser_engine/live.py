@@ -427,6 +427,8 @@ class _WavWriter:
             self._write_all(self._header(0), data=False)
         except BaseException:
             os.close(self._fd)
+            with contextlib.suppress(OSError):  # ours, and empty: leave nothing behind
+                path.unlink()
             raise
 
     def _header(self, n: int) -> bytes:
@@ -501,14 +503,16 @@ class _Recorder:
         try:
             make_private_folder(wav_path.parent)
             self._wav = _WavWriter(wav_path, sample_rate=sample_rate)
-        except OSError as exc:
-            self._discard(wav_path)
+        except OSError as exc:  # (a file that could not be opened is not touched)
             raise RecordingError(f"{wav_path}: cannot create the recording ({_os_reason(exc)})",
                                  wav_path=None, csv_path=None) from exc
         if csv_path is not None:
+            created = False
             try:
                 make_private_folder(csv_path.parent)
-                self._csv_file = os.fdopen(_create_private(csv_path), "w", newline="", encoding="utf-8")
+                fd = _create_private(csv_path)
+                created = True
+                self._csv_file = os.fdopen(fd, "w", newline="", encoding="utf-8")
                 self._csv = csv.writer(self._csv_file)
                 self._csv.writerow(["start_s", "end_s", "speech", "label", "confidence", "uncertain", "level_dbfs",
                                     *[f"p_{lab}" for lab in labels]])
@@ -519,7 +523,8 @@ class _Recorder:
                 if self._csv_file is not None:
                     with contextlib.suppress(OSError):
                         self._csv_file.close()
-                self._discard(csv_path)
+                if created:
+                    self._discard(csv_path)
                 raise RecordingError(f"{csv_path}: cannot create the predictions file ({_os_reason(exc)})") from exc
 
     @staticmethod

@@ -164,6 +164,20 @@ def test_recording_cannot_start_on_a_full_disk_and_leaves_nothing(tiny_model: Em
     assert sorted(p.name for p in small_tmpfs.iterdir()) == ["filler"]  # no 0-byte leftovers
 
 
+def test_a_recording_that_cannot_start_touches_nothing_it_did_not_make(tiny_model: EmotionModel,
+                                                                       tmp_path: Path) -> None:
+    session = LiveSession(tiny_model)
+    wav, taken = tmp_path / "rec.wav", tmp_path / "rec.csv"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    with pytest.raises(RecordingError) as info:
+        session.start_recording(wav, taken)
+    assert str(taken) in str(info.value) and "cannot create the predictions file" in str(info.value)
+    assert not wav.exists()  # the WAV it had just made is removed again
+    assert (taken / "keep.txt").read_text() == "mine"
+    assert not session.recording
+
+
 # ----------------------------------------------------------------------------- the virtual microphone
 @pytest.mark.mic
 @pytest.mark.slow
