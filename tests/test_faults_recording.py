@@ -209,6 +209,10 @@ def test_cli_disk_full_stops_with_a_message_keeps_the_audio_and_exits_1(
     assert mode(rec) == mode(Path(f"{rec}.csv")) == 0o600
 
 
+def _labels(model_dir: Path) -> tuple[str, ...]:
+    return EmotionModel.load(model_dir).labels
+
+
 def _killed_recording(tiny_model_dir: Path, virtual_mic: VirtualMic, rec: Path, sig: int
                       ) -> tuple[subprocess.Popen[str], float, str, str]:
     proc = listen(tiny_model_dir, rec)
@@ -216,6 +220,12 @@ def _killed_recording(tiny_model_dir: Path, virtual_mic: VirtualMic, rec: Path, 
     try:
         t_listen, _ = wait_listening(proc)
         player = virtual_mic.play(synth_speechlike(seconds=4.0, level=0.4, seed=5))
+        # while it records, another process (this one) already reads complete files, short of one sync interval
+        time.sleep(max(0.0, t_listen + 3.0 - time.monotonic()))
+        t_read = time.monotonic() - t_listen
+        _, frames = read_wav_both(rec)
+        assert t_read - SYNC_SECONDS - 1.5 <= frames / SR <= t_read + 0.3, (frames / SR, t_read)
+        assert len(read_csv_rows(Path(f"{rec}.csv"), _labels(tiny_model_dir))) >= 1
         time.sleep(max(0.0, t_listen + 4.5 - time.monotonic()))
         t_kill = time.monotonic()
         proc.send_signal(sig)
