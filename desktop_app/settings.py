@@ -2,22 +2,115 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QByteArray, QObject, QSettings, Signal
 
 from ser_engine.errors import ParameterError
 from ser_engine.stream import StreamSettings
 
-__all__ = ["AppSettings", "default_settings"]
+__all__ = ["TAB_COUNT", "AppSettings", "default_settings"]
 
 ORGANISATION = "ser"
 APPLICATION = "ser-app"
+TAB_COUNT = 2  # live microphone, files
+
+log = logging.getLogger("ser.app")
+T = TypeVar("T")
 
 
 def default_settings() -> QSettings:
     """The user's settings store (INI file in the platform's config folder)."""
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
+
+
+# ---------------------------------------------------------------------- parsers
+# Each takes what QSettings read (str, list of str for comma-separated INI values, QByteArray
+# for @ByteArray(...), or a Python value written in this session) and returns the typed value,
+# or raises ValueError with the reason.
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _as_float(raw: object) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise ValueError(f"not a number ({type(raw).__name__})")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _as_str(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"not text ({type(raw).__name__})")
+    return raw
+
+
+def _as_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE + _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise ValueError("not true or false")
+
+
+def _as_bytes(raw: object) -> bytes:
+    if isinstance(raw, QByteArray):
+        return bytes(raw.data())
+    if isinstance(raw, (bytes, bytearray)):
+        return bytes(raw)
+    raise ValueError(f"not binary data ({type(raw).__name__})")
+
+
+def _as_tab(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise ValueError(f"not a whole number ({type(raw).__name__})")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if not 0 <= value < TAB_COUNT:
+        raise ValueError(f"out of range 0..{TAB_COUNT - 1}")
+    return value
+
+
+def _as_folder(raw: object) -> str:
+    folder = _as_str(raw)
+    if not folder:
+        return folder
+    if not Path(folder).is_dir():
+        raise ValueError("no such folder")
+    return folder
+
+
+def _as_recordings_folder(raw: object) -> str:
+    folder = _as_str(raw)
+    if not folder.strip():
+        raise ValueError("empty")
+    path = Path(os.path.expanduser(folder))
+    if not path.is_absolute():
+        raise ValueError("not an absolute path")
+    if path.exists() and not path.is_dir():
+        raise ValueError("exists and is not a folder")
+    return folder
+
+
+def _as_profile(raw: object) -> str:
+    path = _as_str(raw)
+    if path and not Path(path).is_file():
+        raise ValueError("no such file")
+    return path
 
 
 class AppSettings(QObject):
@@ -28,7 +121,13 @@ class AppSettings(QObject):
     store : QSettings
         Where values persist; tests pass a temporary INI file.
 
-    Every setter validates, writes through to ``store`` and emits :attr:`changed`.
+    Every setter validates, writes through to ``store`` and emits :attr:`changed`. Every
+    stored value is validated when read: a value of the wrong type, out of range, or naming a
+    file or folder that does not exist counts as absent (the default is used), and a warning
+    naming the settings file, the key, the value and the reason goes to the ``"ser.app"``
+    logger, once per key. The constructor reads every key, so the notes appear at start-up and
+    a corrupted settings file never stops the app. The stored value is left as it is (a
+    profile on a drive that is not mounted comes back when the drive does).
     """
 
     changed = Signal()
@@ -38,41 +137,83 @@ class AppSettings(QObject):
     def __init__(self, store: QSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._store = store
+        self._reported: set[str] = set()
+        if store.status() != QSettings.Status.NoError:
+            log.warning("settings file %s could not be read (%s); using the defaults",
+                        store.fileName(), store.status().name)
+        self.check()
+
+    def check(self) -> list[str]:
+        """Read and validate every stored value; returns the keys that were invalid (defaults used)."""
+        _ = (self.stream_settings, self.input_device, self.last_folder, self.recordings_folder,
+             self.voice_profile, self.files_use_profile, self.window_geometry, self.last_tab)
+        return sorted(self._reported)
 
     # ------------------------------------------------------------------ helpers
-    def _float(self, key: str, default: float) -> float:
-        value = self._store.value(key, default)
+    def _get(self, key: str, parse: Callable[[object], T], default: T) -> T:
+        """The stored value of ``key`` parsed, or ``default`` (with a note in the log) when invalid."""
+        if not self._store.contains(key):
+            return default
+        raw: Any = self._store.value(key)
         try:
-            return float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            return parse(raw)
+        except ValueError as exc:
+            self._report(key, raw, str(exc), default)
             return default
 
+    def _report(self, key: str, raw: object, reason: str, default: object) -> None:
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        shown = repr(raw)
+        if len(shown) > 300:
+            shown = shown[:297] + "..."
+        log.warning("settings %s: %s=%s is invalid (%s); using the default %r",
+                    self._store.fileName(), key, shown, reason, default)
+
+    def _float(self, key: str, default: float) -> float:
+        return self._get(key, _as_float, default)
+
     def _str(self, key: str, default: str = "") -> str:
-        value = self._store.value(key, default)
-        return default if value is None else str(value)
+        return self._get(key, _as_str, default)
 
     def _set(self, key: str, value: object) -> None:
         self._store.setValue(key, value)
         self._store.sync()
+        self._reported.discard(key)
         self.changed.emit()
 
     # ------------------------------------------------------------------ analysis
     @property
     def stream_settings(self) -> StreamSettings:
-        """The live/file analysis settings; falls back to the defaults if the stored ones are invalid."""
+        """The live/file analysis settings; each invalid stored value falls back to its default.
+
+        A value out of its range (e.g. ``smoothing=1.5``) falls back alone; stored values that
+        are valid one by one but not together (a hop longer than the window) give the defaults.
+        """
         d = self.DEFAULTS
+        values: dict[str, float] = {}
+        for name in ("window_s", "hop_s", "smoothing", "gate_sensitivity"):
+            key = f"analysis/{name}"
+            default = float(getattr(d, name))
+            value = self._float(key, default)
+            try:
+                # alone against its own range (the hop against the longest window: the pair is checked below)
+                _ = StreamSettings(window_s=30.0, hop_s=value) if name == "hop_s" else d.replace(**{name: value})
+            except ParameterError as exc:
+                self._report(key, value, str(exc), default)
+                value = default
+            values[name] = value
         try:
-            return StreamSettings(
-                window_s=self._float("analysis/window_s", d.window_s),
-                hop_s=self._float("analysis/hop_s", d.hop_s),
-                smoothing=self._float("analysis/smoothing", d.smoothing),
-                gate_sensitivity=self._float("analysis/gate_sensitivity", d.gate_sensitivity),
-            )
-        except ParameterError:
+            return StreamSettings(**values)
+        except ParameterError as exc:
+            self._report("analysis", values, str(exc), "the default analysis settings")
             return d
 
     def set_stream_settings(self, s: StreamSettings) -> None:
         """Store validated stream settings (a :class:`StreamSettings` is validated on construction)."""
+        for name in ("analysis", "analysis/window_s", "analysis/hop_s", "analysis/smoothing"):
+            self._reported.discard(name)
         self._store.setValue("analysis/window_s", float(s.window_s))
         self._store.setValue("analysis/hop_s", float(s.hop_s))
         self._store.setValue("analysis/smoothing", float(s.smoothing))
@@ -91,8 +232,8 @@ class AppSettings(QObject):
     @property
     def last_folder(self) -> str:
         """Folder of the last opened file (file mode's dialogs start there)."""
-        folder = self._str("files/last_folder")
-        return folder if folder and Path(folder).is_dir() else str(Path.home())
+        folder = self._get("files/last_folder", _as_folder, "")
+        return folder or str(Path.home())
 
     @last_folder.setter
     def last_folder(self, folder: str) -> None:
@@ -101,7 +242,7 @@ class AppSettings(QObject):
     @property
     def recordings_folder(self) -> str:
         """Where live recordings (WAV + timeline CSV) are written."""
-        return self._str("live/recordings_folder", str(Path.home() / "ser-recordings"))
+        return self._get("live/recordings_folder", _as_recordings_folder, str(Path.home() / "ser-recordings"))
 
     @recordings_folder.setter
     def recordings_folder(self, folder: str) -> None:
@@ -110,8 +251,8 @@ class AppSettings(QObject):
     # ------------------------------------------------------------------ voice calibration
     @property
     def voice_profile(self) -> str:
-        """Path of the active voice-profile file ("" = no calibration)."""
-        return self._str("calibration/profile")
+        """Path of the active voice-profile file ("" = no calibration, also when the file is gone)."""
+        return self._get("calibration/profile", _as_profile, "")
 
     @voice_profile.setter
     def voice_profile(self, path: str) -> None:
@@ -120,10 +261,7 @@ class AppSettings(QObject):
     @property
     def files_use_profile(self) -> bool:
         """Whether file analysis applies the active voice profile."""
-        value = self._store.value("calibration/files_use_profile", False)
-        if isinstance(value, str):
-            return value.strip().lower() in ("1", "true", "yes", "on")
-        return bool(value)
+        return self._get("calibration/files_use_profile", _as_bool, False)
 
     @files_use_profile.setter
     def files_use_profile(self, use: bool) -> None:
@@ -132,22 +270,22 @@ class AppSettings(QObject):
     # ------------------------------------------------------------------ window
     @property
     def window_geometry(self) -> bytes:
-        value = self._store.value("window/geometry", b"")
-        return bytes(value) if value else b""  # type: ignore[call-overload]
+        """The main window's saved geometry (``QWidget.saveGeometry``), b"" when none is stored."""
+        return self._get("window/geometry", _as_bytes, b"")
 
     @window_geometry.setter
     def window_geometry(self, data: bytes) -> None:
-        self._store.setValue("window/geometry", data)
+        self._store.setValue("window/geometry", QByteArray(bytes(data)))
         self._store.sync()
+        self._reported.discard("window/geometry")
 
     @property
     def last_tab(self) -> int:
-        try:
-            return int(str(self._store.value("window/tab", 0)))
-        except (TypeError, ValueError):
-            return 0
+        """Index of the tab shown at start-up (0 live microphone, 1 files)."""
+        return self._get("window/tab", _as_tab, 0)
 
     @last_tab.setter
     def last_tab(self, index: int) -> None:
         self._store.setValue("window/tab", int(index))
         self._store.sync()
+        self._reported.discard("window/tab")

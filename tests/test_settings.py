@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from desktop_support import temp_settings
 from PySide6.QtCore import QSettings
@@ -87,6 +91,8 @@ def test_fixed_window_models_lock_the_window(qtbot, tmp_path: Path) -> None:
 def test_voice_profile_choices_persist_and_bad_values_are_safe(qtbot, tmp_path: Path) -> None:
     s = temp_settings(tmp_path)
     assert s.voice_profile == "" and s.files_use_profile is False  # defaults: no calibration
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "anna.json").write_text("{}")  # a stored profile path must exist (issue 13)
     with qtbot.waitSignal(s.changed, timeout=1000):
         s.voice_profile = str(tmp_path / "profiles" / "anna.json")
     s.files_use_profile = True
@@ -99,3 +105,165 @@ def test_voice_profile_choices_persist_and_bad_values_are_safe(qtbot, tmp_path: 
     store.setValue("calibration/files_use_profile", "junk")
     store.sync()
     assert AppSettings(store).files_use_profile is False
+
+
+# ---------------------------------------------------------------------- corrupted settings files (issue 13)
+# Each case: the INI line that is wrong, the AppSettings attribute, and the default it must fall back to
+# (None = computed in the test). Every key AppSettings stores has at least one case.
+CORRUPT = [
+    ("analysis", "window_s", "abc", "stream_settings", None),
+    ("analysis", "window_s", "45", "stream_settings", None),  # out of 0.1-30 s
+    ("analysis", "hop_s", "nan", "stream_settings", None),
+    ("analysis", "smoothing", "1.5", "stream_settings", None),  # out of [0, 1)
+    ("analysis", "gate_sensitivity", "@ByteArray(xyz)", "stream_settings", None),  # binary where a number is
+    ("live", "input_device", "USB, Mic", "input_device", ""),  # a list (comma-separated INI value)
+    ("live", "recordings_folder", "relative/rec", "recordings_folder", None),
+    ("live", "recordings_folder", "@ByteArray(\\xff)", "recordings_folder", None),
+    ("files", "last_folder", "/nonexistent/ser-folder", "last_folder", None),
+    ("files", "last_folder", "42, 43", "last_folder", None),
+    ("calibration", "profile", "/nonexistent/profiles/anna.json", "voice_profile", ""),
+    ("calibration", "files_use_profile", "maybe", "files_use_profile", False),
+    ("calibration", "files_use_profile", "7", "files_use_profile", False),
+    ("window", "geometry", "notbytes", "window_geometry", b""),
+    ("window", "geometry", "12", "window_geometry", b""),
+    ("window", "tab", "7", "last_tab", 0),  # out of range
+    ("window", "tab", "-1", "last_tab", 0),
+    ("window", "tab", "1.5", "last_tab", 0),
+]
+
+
+def _config_home_ini(tmp_path: Path, text: str) -> Path:
+    """A real settings file where ser-app looks for it under XDG_CONFIG_HOME=tmp_path/config."""
+    ini = tmp_path / "config" / "ser" / "ser-app.ini"
+    ini.parent.mkdir(parents=True)
+    ini.write_text(text)
+    return ini
+
+
+@pytest.mark.parametrize(("section", "key", "bad", "attr", "default"), CORRUPT,
+                         ids=[f"{c[0]}/{c[1]}={c[2]}" for c in CORRUPT])
+def test_every_corrupt_value_falls_back_to_its_default_with_a_note(qapp, tmp_path: Path, caplog,
+                                                                    section, key, bad, attr, default) -> None:
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    good = {"analysis": "[analysis]\nsmoothing=0.25\n", "live": f"[live]\nrecordings_folder={rec}\n",
+            "window": "[window]\ntab=1\n"}
+    neighbour = "window" if section != "window" else "live"  # a valid value in the same file still counts
+    text = good[neighbour] + f"\n[{section}]\n{key}={bad}\n"
+    if section == "analysis" and key != "smoothing":
+        text = f"[{section}]\nsmoothing=0.25\n{key}={bad}\n" + good["window"]
+    ini = _config_home_ini(tmp_path, text)
+    store = QSettings(str(ini), QSettings.Format.IniFormat)
+    with caplog.at_level("WARNING", logger="ser.app"):
+        s = AppSettings(store)  # must not raise, whatever the file holds
+        value = getattr(s, attr)
+        getattr(s, attr)  # read again: noted once
+    expected = {"stream_settings": StreamSettings().replace(smoothing=0.25) if key != "smoothing" else StreamSettings(),
+                "recordings_folder": str(Path.home() / "ser-recordings"),
+                "last_folder": str(Path.home())}.get(attr, default)
+    assert value == expected
+    notes = [r for r in caplog.records if r.name == "ser.app" and f"{section}/{key}" in r.getMessage()]
+    assert len(notes) == 1, [r.getMessage() for r in caplog.records]
+    assert str(ini) in notes[0].getMessage() and "invalid" in notes[0].getMessage()
+    assert s.check() == [f"{section}/{key}"]
+    if neighbour == "live":
+        assert s.recordings_folder == str(rec)
+    else:
+        assert s.last_tab == 1
+    # the user's file is not rewritten: a value that is only missing for now (a profile on an
+    # unmounted drive) comes back when it exists again
+    assert f"{key}={bad}" in ini.read_text()
+
+
+def test_valid_values_of_every_key_are_read_back_without_notes(qapp, tmp_path: Path, caplog) -> None:
+    profile = tmp_path / "anna.json"
+    profile.write_text("{}")
+    geometry = bytes(range(256))
+    s = temp_settings(tmp_path)
+    s.set_stream_settings(StreamSettings(window_s=2.0, hop_s=0.25, smoothing=0.5, gate_sensitivity=0.2))
+    s.input_device = "HDA Intel PCH: ALC, Analog (hw:0,0)"  # a comma inside a value written by the app
+    s.recordings_folder = str(tmp_path / "rec")  # need not exist yet: recording creates it
+    s.last_folder = str(tmp_path)
+    s.voice_profile = str(profile)
+    s.files_use_profile = True
+    s.window_geometry = geometry
+    s.last_tab = 1
+    with caplog.at_level("WARNING", logger="ser.app"):
+        again = temp_settings(tmp_path)
+    assert again.check() == [] and not [r for r in caplog.records if r.name == "ser.app"]
+    assert again.stream_settings == StreamSettings(window_s=2.0, hop_s=0.25, smoothing=0.5, gate_sensitivity=0.2)
+    assert again.input_device == "HDA Intel PCH: ALC, Analog (hw:0,0)"
+    assert again.recordings_folder == str(tmp_path / "rec")
+    assert again.last_folder == str(tmp_path)
+    assert again.voice_profile == str(profile)
+    assert again.files_use_profile is True
+    assert again.window_geometry == geometry
+    assert again.last_tab == 1
+
+
+def test_hop_longer_than_the_window_gives_the_default_analysis_settings(qapp, tmp_path: Path, caplog) -> None:
+    ini = _config_home_ini(tmp_path, "[analysis]\nwindow_s=1.0\nhop_s=2.0\n")
+    with caplog.at_level("WARNING", logger="ser.app"):
+        s = AppSettings(QSettings(str(ini), QSettings.Format.IniFormat))
+    assert s.stream_settings == StreamSettings()
+    assert any("hop_s" in r.getMessage() for r in caplog.records if r.name == "ser.app")
+
+
+def test_a_settings_file_of_random_bytes_gives_the_defaults(qapp, tmp_path: Path) -> None:
+    ini = tmp_path / "config" / "ser" / "ser-app.ini"
+    ini.parent.mkdir(parents=True)
+    ini.write_bytes(np.random.default_rng(13).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    s = AppSettings(QSettings(str(ini), QSettings.Format.IniFormat))
+    assert s.stream_settings == StreamSettings() and s.last_tab == 0 and s.window_geometry == b""
+    assert s.voice_profile == "" and s.files_use_profile is False
+
+
+CORRUPT_FILE = """[analysis]
+window_s=abc
+hop_s=nan
+smoothing=1.5
+gate_sensitivity=@ByteArray(xyz)
+
+[live]
+input_device=USB, Mic
+recordings_folder=relative/rec
+
+[files]
+last_folder=/nonexistent/ser-folder
+
+[calibration]
+profile=/nonexistent/profiles/anna.json
+files_use_profile=maybe
+
+[window]
+geometry=notbytes
+tab=7
+"""
+
+
+def _app_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"), QT_QPA_PLATFORM="offscreen")
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return env
+
+
+@pytest.mark.slow
+def test_the_app_starts_with_a_corrupted_settings_file(tmp_path: Path) -> None:
+    """End to end: the real ``ser-app`` start (the user's settings file) and ``ser-app --self-test``, exit 0."""
+    ini = _config_home_ini(tmp_path, CORRUPT_FILE)
+    ser_app = str(Path(sys.executable).parent / "ser-app")
+    env = _app_env(tmp_path)
+    # the real start-up reads ~/.config/ser/ser-app.ini (here under XDG_CONFIG_HOME), shows the window, quits
+    run = subprocess.run([ser_app], env={**env, "SER_APP_REPORT_READY": "quit"}, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.startswith("ready "), run.stdout + run.stderr[-3000:]
+    for key in ("analysis/window_s", "analysis/hop_s", "analysis/smoothing", "analysis/gate_sensitivity",
+                "live/input_device", "live/recordings_folder", "files/last_folder", "calibration/profile",
+                "calibration/files_use_profile", "window/geometry", "window/tab"):
+        assert f"{ini}: {key}=" in run.stderr, (key, run.stderr[-3000:])
+    assert "Traceback" not in run.stderr
+    test = subprocess.run([ser_app, "--self-test"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
+    assert "self-test passed" in test.stdout
