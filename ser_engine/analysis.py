@@ -29,14 +29,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ser_engine.audio import find_audio_files, iter_audio_blocks
+from ser_engine.audio import display_path, find_audio_files, iter_audio_blocks
 from ser_engine.config import FeatureConfig
-from ser_engine.errors import ParameterError, SerError
+from ser_engine.errors import ModelError, ParameterError, SerError
 from ser_engine.features import Featurizer, fit_to_length
 from ser_engine.gate import window_is_speech
 from ser_engine.model import EmotionModel
 
 __all__ = [
+    "MAX_WORKERS",
     "FileResult",
     "Segment",
     "WindowFeatures",
@@ -48,6 +49,9 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float32]
 BATCH = 32
+#: Most parallel files :func:`analyze_paths` runs (more threads only add memory; OpenBLAS
+#: supports at most 64 calling threads and corrupts its heap beyond).
+MAX_WORKERS = min(32, 4 * (os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ class FileResult:
         Mean probability per label over the speech windows (empty without speech).
     segments : list of Segment
         One per analysed window.
+    warning : str or None
+        Set when the result covers only part of the file (``ok`` stays True):
+        ``"decoding stopped at 12.3 s: <reason>"`` for a truncated or partly
+        corrupt file.
     """
 
     path: Path
@@ -114,17 +122,22 @@ class FileResult:
     probabilities: dict[str, float] = field(default_factory=dict)
     segments: list[Segment] = field(default_factory=list)
     uncertain: bool = False
+    warning: str | None = None
 
     @property
     def has_speech(self) -> bool:
         return self.ok and self.label is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """Exactly the CLI JSON keys."""
+        """Exactly the CLI JSON keys.
+
+        Text is valid Unicode even for file names that are not valid UTF-8
+        (:func:`~ser_engine.audio.display_path`: such bytes become ``\\xNN``).
+        """
         return {
-            "path": str(self.path),
+            "path": display_path(self.path),
             "ok": self.ok,
-            "error": self.error,
+            "error": None if self.error is None else _text(self.error),
             "duration_s": round(self.duration_s, 4),
             "speech_s": round(self.speech_s, 4),
             "label": self.label,
@@ -132,6 +145,7 @@ class FileResult:
             "uncertain": self.uncertain,
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "segments": [s.to_dict() for s in self.segments],
+            "warning": None if self.warning is None else _text(self.warning),
         }
 
 
@@ -333,6 +347,8 @@ def analyze_file(
     speech_s = 0.0
     covered_end = 0.0
     total = 0
+    info: dict[str, Any] = {}
+    name = display_path(p)
 
     def counting(blocks: Iterator[FloatArray]) -> Iterator[FloatArray]:
         nonlocal total
@@ -348,6 +364,8 @@ def analyze_file(
         probs = None
         if speech_lm:
             probs = model.predict_features(featurizer.normalize(np.stack(speech_lm)))
+            if not np.isfinite(probs).all():  # never a label from NaN: a per-file error
+                raise ModelError("the model produced non-finite output (NaN or infinity)")
         k = 0
         for wf in batch:
             if wf.speech and probs is not None:
@@ -368,26 +386,27 @@ def analyze_file(
         batch.clear()
 
     try:
-        blocks = counting(iter_audio_blocks(p, sample_rate=sr))
+        blocks = counting(iter_audio_blocks(p, sample_rate=sr, info=info, partial_ok=True))
         for wf in iter_window_features(blocks, config=cfg, featurizer=featurizer, gate_sensitivity=gate_sensitivity):
             if cancel is not None and cancel.is_set():
-                return FileResult(path=p, ok=False, error=f"{p}: cancelled", duration_s=total / sr)
+                return FileResult(path=p, ok=False, error=f"{name}: cancelled", duration_s=total / sr)
             batch.append(wf)
             if len(batch) >= BATCH:
                 flush()
         if batch:
             flush()
         if cancel is not None and cancel.is_set():
-            return FileResult(path=p, ok=False, error=f"{p}: cancelled", duration_s=total / sr)
+            return FileResult(path=p, ok=False, error=f"{name}: cancelled", duration_s=total / sr)
     except SerError as exc:
         return FileResult(path=p, ok=False, error=_message(p, exc), duration_s=total / sr)
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:
         return FileResult(path=p, ok=False, error=_message(p, exc), duration_s=total / sr)
     if total == 0:
-        return FileResult(path=p, ok=False, error=f"{p}: the file holds no audio samples")
+        return FileResult(path=p, ok=False, error=f"{name}: the file holds no audio samples")
     duration = total / sr
+    warning = info.get("warning")
     if n_speech == 0:
-        return FileResult(path=p, ok=True, duration_s=duration, speech_s=0.0, segments=segments)
+        return FileResult(path=p, ok=True, duration_s=duration, speech_s=0.0, segments=segments, warning=warning)
     mean = prob_sum / n_speech
     best = int(np.argmax(mean))
     return FileResult(
@@ -400,14 +419,21 @@ def analyze_file(
         probabilities={lab: float(v) for lab, v in zip(labels, mean, strict=True)},
         segments=segments,
         uncertain=model.is_uncertain(float(mean[best])),
+        warning=warning,
     )
 
 
+def _text(text: str) -> str:
+    """``text`` with lone surrogates (from non-UTF-8 file names) as ``\\xNN`` escapes."""
+    return display_path(text)
+
+
 def _message(path: Path, exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    text = _text(str(exc).strip() or type(exc).__name__)
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror
-    return text if str(path) in text else f"{path}: {text}"
+    name = display_path(path)
+    return text if name in text else f"{name}: {text}"
 
 
 def analyze_paths(
@@ -435,7 +461,7 @@ def analyze_paths(
         Shared by the workers (an ONNX Runtime session is thread-safe).
     window_s, hop_s, gate_sensitivity : see :func:`analyze_file`
     workers : int
-        Parallel files (``>= 1``).
+        Parallel files (``>= 1``; more than :data:`MAX_WORKERS` are capped to it).
     cancel : threading.Event, optional
         Stops the batch: files not started yet are not yielded.
     expand : bool
@@ -443,6 +469,7 @@ def analyze_paths(
     """
     if workers < 1:
         raise ParameterError("workers must be at least 1")
+    workers = min(workers, MAX_WORKERS)
     _config_for(model, window_s, hop_s)  # fail early on bad parameters
     if expand:
         files, problems = find_audio_files(list(paths))
@@ -461,7 +488,10 @@ def analyze_paths(
                 return
             yield one(f)
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ser-analyze") as pool:
+    if cancel is None:
+        cancel = threading.Event()  # also stops in-flight files when the consumer goes away
+    pool = ThreadPoolExecutor(max_workers=min(workers, MAX_WORKERS), thread_name_prefix="ser-analyze")
+    try:
         window: list[Any] = []
         it = iter(files)
         ahead = 2 * workers
@@ -471,11 +501,16 @@ def analyze_paths(
                 break
         while window:
             res: FileResult = window.pop(0).result()
-            if cancel is not None and cancel.is_set():
-                for fut in window:
-                    fut.cancel()
+            if cancel.is_set():
                 return
             yield res
             nxt = next(it, None)
             if nxt is not None:
                 window.append(pool.submit(one, nxt))
+    except BaseException:
+        # KeyboardInterrupt in .result(), or the consumer closed the generator: the
+        # files in flight stop at their next window instead of running to their end.
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

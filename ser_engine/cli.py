@@ -220,12 +220,13 @@ class _Writer:
             import csv
 
             self._csv = csv.writer(self.out, lineterminator="\n")
+            # "warning" comes last so that the earlier columns keep their positions
             if self.segments:
                 self._csv.writerow(["path", "start_s", "end_s", "speech", "label", "uncertain",
-                                    *[f"p_{k}" for k in self.labels]])
+                                    *[f"p_{k}" for k in self.labels], "warning"])
             else:
                 self._csv.writerow(["path", "ok", "error", "duration_s", "speech_s", "label", "confidence",
-                                    "uncertain", *[f"p_{k}" for k in self.labels]])
+                                    "uncertain", *[f"p_{k}" for k in self.labels], "warning"])
         else:
             self._path_width = max(12, min(60, max((len(p) for p in paths), default=12)))
             head = f"{'file':<{self._path_width}}  {'duration':>8}  {'speech':>7}  {'emotion':<10} {'conf':>5}  top"
@@ -233,32 +234,40 @@ class _Writer:
         self.out.flush()
 
     def write(self, r: FileResult) -> None:
-        d = r.to_dict()
+        d = r.to_dict()  # paths and messages as valid Unicode (non-UTF-8 bytes as \\xNN)
         if not self.segments:
             d["segments"] = []
+        path, warning = d["path"], d["warning"] or ""
         if self.fmt == "json":
-            self.out.write(("," if self.count else "") + "\n  " + json.dumps(d, ensure_ascii=False))
+            try:
+                text = json.dumps(d, ensure_ascii=False, allow_nan=False)
+            except ValueError:  # a non-finite number slipped through: never write bare NaN
+                import dataclasses
+
+                bad = dataclasses.replace(r, ok=False, error=f"{path}: non-finite values in the result", label=None,
+                                          confidence=None, probabilities={}, segments=[])
+                text = json.dumps(bad.to_dict(), ensure_ascii=False)
+            self.out.write(("," if self.count else "") + "\n  " + text)
         elif self.fmt == "csv":
             if self.segments:
                 if not r.ok:
-                    self._csv.writerow([str(r.path), "", "", "", "ERROR: " + str(r.error), ""]
-                                       + [""] * len(self.labels))
+                    self._csv.writerow([path, "", "", "", "ERROR: " + str(d["error"]), ""]
+                                       + [""] * len(self.labels) + [warning])
                 for s in r.segments:
-                    self._csv.writerow([str(r.path), f"{s.start_s:.3f}", f"{s.end_s:.3f}", int(s.speech),
+                    self._csv.writerow([path, f"{s.start_s:.3f}", f"{s.end_s:.3f}", int(s.speech),
                                         s.label or "", int(s.uncertain) if s.speech else "",
-                                        *[_fmt(s.probabilities.get(k), 4) for k in self.labels]])
+                                        *[_fmt(s.probabilities.get(k), 4) for k in self.labels], warning])
             else:
-                self._csv.writerow([str(r.path), int(r.ok), r.error or "", _fmt(r.duration_s), _fmt(r.speech_s),
+                self._csv.writerow([path, int(r.ok), d["error"] or "", _fmt(r.duration_s), _fmt(r.speech_s),
                                     r.label or "", _fmt(r.confidence, 4), int(r.uncertain) if r.ok else "",
-                                    *[_fmt(r.probabilities.get(k), 4) for k in self.labels]])
+                                    *[_fmt(r.probabilities.get(k), 4) for k in self.labels], warning])
         else:
-            self._table_row(r)
+            self._table_row(r, path)
         self.count += 1
         self.out.flush()
 
-    def _table_row(self, r: FileResult) -> None:
+    def _table_row(self, r: FileResult, name: str) -> None:
         w = self._path_width
-        name = str(r.path)
         if len(name) > w:
             name = "…" + name[-(w - 1) :]
         if not r.ok:
@@ -271,6 +280,8 @@ class _Writer:
             best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:3]
             top = " ".join(f"{k}={v:.2f}" for k, v in best)
         self.out.write(f"{name:<{w}}  {r.duration_s:>7.2f}s  {r.speech_s:>6.2f}s  {emotion:<10} {conf:>5}  {top}\n")
+        if r.warning:
+            self.out.write(f"    partial: {r.warning}\n")
         if self.segments:
             for s in r.segments:
                 lab = "uncertain" if s.uncertain else (s.label or "-")
@@ -284,40 +295,134 @@ class _Writer:
         self.out.flush()
 
 
+class _StdoutGuard:
+    """Where ``ser analyze`` writes its results, kept apart from C libraries' output.
+
+    When ``sys.stdout`` is the process's file descriptor 1, the results go to a
+    duplicate of it while fd 1 itself points at stderr for the duration, so a
+    line that a C library prints (OpenBLAS's "too many memory regions", ...) can
+    never land in the CSV or JSON. CSV and JSON are always UTF-8; the table
+    uses stdout's own encoding; characters it cannot encode become backslash
+    escapes instead of a ``UnicodeEncodeError``. Anything else (a test's capture
+    object) is written to as it is.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        self._fmt = fmt
+        self._saved = -1
+        self.out: TextIO = sys.stdout
+
+    def __enter__(self) -> TextIO:
+        import contextlib
+        import io
+
+        stream = sys.stdout
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = -1
+        encoding = "utf-8" if self._fmt in ("csv", "json") else (getattr(stream, "encoding", None) or "utf-8")
+        if fd != 1:
+            if isinstance(stream, io.TextIOWrapper):
+                with contextlib.suppress(ValueError, OSError):
+                    stream.reconfigure(errors="backslashreplace")
+            self.out = stream
+            return stream
+        stream.flush()
+        self._saved = os.dup(1)
+        os.dup2(2, 1)
+        raw = open(self._saved, "wb", buffering=0, closefd=False)  # closed in __exit__
+        self.out = io.TextIOWrapper(raw, encoding=encoding, errors="backslashreplace", newline="\n",
+                                    write_through=True)
+        return self.out
+
+    def __exit__(self, *exc: object) -> None:
+        import contextlib
+
+        if self._saved < 0:
+            return
+        with contextlib.suppress(OSError):  # a closed pipe: nothing is held back (write_through)
+            self.out.close()
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
+        self._saved = -1
+
+
+def _cap_workers(n: int) -> int:
+    """``--workers`` limited to what the machine can use, with a note on stderr."""
+    from ser_engine.analysis import MAX_WORKERS
+
+    if n > MAX_WORKERS:
+        _err(f"--workers {n} is more than this machine can use; using {MAX_WORKERS} "
+             f"(at most 4 per CPU core and 32 in all)")
+        return MAX_WORKERS
+    return n
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
+    import signal
+
     from ser_engine.analysis import FileResult, analyze_paths
-    from ser_engine.audio import find_audio_files
+    from ser_engine.audio import display_path, find_audio_files
 
     model = _load_model(args.model)
     if args.profile:
         model, _ = _load_profile(args.profile, model)
+    workers = _cap_workers(args.workers)
     files, problems = find_audio_files(args.paths)
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     progress = _Progress(len(files) + len(problems), show)
-    writer = _Writer(sys.stdout, args.format, model.labels, args.segments)
-    writer.begin([str(f) for f in files] + [str(p) for p, _ in problems])
     failed = 0
     cancel = threading.Event()
-    try:
-        for p, msg in problems:
-            writer.write(FileResult(path=p, ok=False, error=msg))
-            progress.message(msg)
-            progress.update(False)
-            failed += 1
-        for res in analyze_paths(files, model, window_s=args.window, hop_s=args.hop,
-                                 gate_sensitivity=args.sensitivity, workers=args.workers, cancel=cancel,
-                                 expand=False):
-            writer.write(res)
-            if not res.ok:
-                failed += 1
-                progress.message(str(res.error))
-            progress.update(res.ok)
-    except KeyboardInterrupt:
+
+    # Ctrl-C: the first one stops the batch at the next window of every file in
+    # flight (well under a second) and the results so far are closed properly;
+    # a second one stops at once.
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
         cancel.set()
-        raise
+
+    old_handler: Any = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    guard = _StdoutGuard(args.format)
+    try:
+        with guard as out:
+            writer = _Writer(out, args.format, model.labels, args.segments)
+            writer.begin([display_path(f) for f in files] + [display_path(p) for p, _ in problems])
+            try:
+                for p, msg in problems:
+                    writer.write(FileResult(path=p, ok=False, error=msg))
+                    progress.message(msg)
+                    progress.update(False)
+                    failed += 1
+                for res in analyze_paths(files, model, window_s=args.window, hop_s=args.hop,
+                                         gate_sensitivity=args.sensitivity, workers=workers, cancel=cancel,
+                                         expand=False):
+                    if cancel.is_set() and not res.ok:  # stopped by Ctrl-C, not a failure of the file
+                        break
+                    writer.write(res)
+                    if not res.ok:
+                        failed += 1
+                        progress.message(str(res.to_dict()["error"]))
+                    elif res.warning:
+                        progress.message(f"warning: {display_path(res.path)}: {res.to_dict()['warning']}")
+                    progress.update(res.ok)
+                    if cancel.is_set():
+                        break
+            except KeyboardInterrupt:
+                cancel.set()
+                raise
+            finally:
+                progress.clear()
+                writer.end()
     finally:
-        progress.clear()
-        writer.end()
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    if cancel.is_set():
+        _err(f"interrupted: {writer.count} of {len(files) + len(problems)} results written")
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -496,6 +496,11 @@ class EmotionModel:
         Returns
         -------
         ndarray, shape (batch, n_labels), float32
+
+        Raises
+        ------
+        ModelError
+            The graph produced NaN or infinite values.
         """
         x = np.asarray(features, dtype=np.float32)
         if x.ndim == 2:
@@ -517,6 +522,8 @@ class EmotionModel:
         except Exception as exc:
             raise SerError(f"inference failed: {exc}") from exc
         result = np.asarray(out, dtype=np.float32)
+        if not np.isfinite(result).all():  # a broken model: never turn NaN into a label
+            raise ModelError("the model produced non-finite output (NaN or infinity)")
         if self._shift is not None:
             result = result - self._shift
         return result

@@ -21,7 +21,7 @@ from ser_engine.model import EmotionModel
 
 SR = 16000
 KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain", "probabilities",
-        "segments"]
+        "segments", "warning"]
 SEGMENT_KEYS = ["start_s", "end_s", "speech", "label", "uncertain", "probabilities"]
 
 

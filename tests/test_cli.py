@@ -20,7 +20,7 @@ from conftest import ROOT, VirtualMic, synth_speechlike
 
 SR = 16000
 KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain", "probabilities",
-        "segments"]
+        "segments", "warning"]
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
                     "07": "disgust", "08": "surprised"}
 
