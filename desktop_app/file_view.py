@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import html
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRunnable,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -18,16 +32,16 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop_app.export import export_csv, export_json
+from desktop_app.export import ExportError, export_csv, export_json
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, emotion_qcolor, label_text
 from desktop_app.player import Player
 from desktop_app.profiles import ProfileManager
@@ -39,9 +53,11 @@ from ser_engine.errors import SerError
 from ser_engine.model import EmotionModel
 from ser_engine.stream import StreamSettings
 
-__all__ = ["COLUMNS", "AnalysisWorker", "FileView", "result_label_text", "timeline_spans"]
+__all__ = ["COLUMNS", "DRAIN_INTERVAL_MS", "AnalysisWorker", "FileTable", "FileTableModel", "FileView",
+           "default_workers", "result_label_text", "timeline_spans"]
 
 COLUMNS = ("File", "Duration (s)", "Dominant emotion", "Confidence (%)", "Speech (s)", "Status")
+DRAIN_INTERVAL_MS = 100  # results from the batch threads are applied to the table this often
 
 
 def result_label_text(label: str | None, uncertain: bool) -> str:
@@ -51,51 +67,266 @@ def result_label_text(label: str | None, uncertain: bool) -> str:
     return f"uncertain ({label}?)" if uncertain else label_text(label)
 
 
-class AnalysisWorker(QThread):
-    """Analyses files in a background thread; ``cancel()`` stops it at the next window batch.
+def default_workers() -> int:
+    """Parallel files for a batch: the same default as ``ser analyze --workers`` (at most 2)."""
+    return min(2, os.cpu_count() or 1)
 
-    Signals
-    -------
-    files_found(list)
-        The expanded list of paths (problem paths first), before any analysis.
-    result(int, FileResult)
-        Row index and its result, in order.
+
+class AnalysisWorker:
+    """Analyses files in background (daemon) threads; the view collects results with :meth:`take`.
+
+    Nothing here touches Qt: the GUI thread polls :meth:`take` on a timer and applies what came
+    in as one model update, so the cost per result does not grow with the table. ``cancel()``
+    only sets the engine's cancel event and returns; in-flight files stop at their next window
+    batch. The threads are daemons, so closing the app never waits on (or aborts over) a file.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        Files and folders (folders are expanded, problem paths first).
+    model : EmotionModel
+        Shared by the threads (an ONNX Runtime session is thread-safe).
+    settings : StreamSettings
+    workers : int
+        Files analysed in parallel (``>= 1``; default as ``ser analyze``).
     """
 
-    files_found = Signal(list)
-    result = Signal(int, object)
-
-    def __init__(self, paths: Sequence[Path], model: EmotionModel, settings: StreamSettings,
-                 parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, paths: Sequence[Path], model: EmotionModel, settings: StreamSettings, *,
+                 workers: int | None = None) -> None:
         self.paths = [Path(p) for p in paths]
         self.model = model
         self.stream_settings = settings
+        self.workers = max(1, default_workers() if workers is None else int(workers))
         self.cancel_event = threading.Event()
         self.cancelled = False
+        self._lock = threading.Lock()
+        self._found: list[Path] | None = None
+        self._pending: list[tuple[int, FileResult]] = []
+        self._done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._main = threading.Thread(target=self._run, name="ser-file-batch", daemon=True)
+
+    # -------------------------------------------------------------- control (any thread)
+    def start(self) -> None:
+        self._main.start()
 
     def cancel(self) -> None:
+        """Ask the batch to stop; returns at once (the threads finish in the background)."""
         self.cancel_event.set()
 
-    def run(self) -> None:
-        files, problems = find_audio_files(self.paths)
-        ordered = [p for p, _ in problems] + list(files)
-        self.files_found.emit(ordered)
-        for i, (p, msg) in enumerate(problems):
-            self.result.emit(i, FileResult(path=p, ok=False, error=msg))
-        s = self.stream_settings
-        for j, f in enumerate(files):
-            if self.cancel_event.is_set():
-                break
+    @property
+    def done(self) -> bool:
+        """True once every thread of the batch has finished."""
+        return self._done.is_set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the batch to finish; True if it did within ``timeout_s``."""
+        return self._done.wait(timeout_s)
+
+    def take(self) -> tuple[list[Path] | None, list[tuple[int, FileResult]]]:
+        """The expanded path list (once, then None) and the results that arrived since the last call."""
+        with self._lock:
+            found, self._found = self._found, None
+            pending, self._pending = self._pending, []
+        return found, pending
+
+    # -------------------------------------------------------------- background
+    def _put(self, index: int, res: FileResult) -> None:
+        with self._lock:
+            self._pending.append((index, res))
+
+    def _run(self) -> None:
+        try:
             try:
-                res = analyze_file(f, self.model, window_s=s.window_s, hop_s=s.hop_s,
-                                   gate_sensitivity=s.gate_sensitivity, cancel=self.cancel_event)
-            except SerError as exc:  # bad settings for this model: reported per file, batch goes on
-                res = FileResult(path=f, ok=False, error=f"{f}: {exc}")
-            except Exception as exc:
-                res = FileResult(path=f, ok=False, error=f"{f}: unexpected error: {exc}")
-            self.result.emit(len(problems) + j, res)
-        self.cancelled = self.cancel_event.is_set()
+                files, problems = find_audio_files(self.paths)
+            except Exception as exc:  # the engine reports problem paths itself; never lose the batch
+                files, problems = [], [(p, f"{p}: cannot list ({exc})") for p in self.paths]
+            ordered = [p for p, _ in problems] + list(files)
+            with self._lock:
+                self._found = ordered
+            for i, (p, msg) in enumerate(problems):
+                self._put(i, FileResult(path=p, ok=False, error=msg))
+            jobs = iter(list(enumerate(files, start=len(problems))))
+            jobs_lock = threading.Lock()
+
+            def loop() -> None:
+                s = self.stream_settings
+                while not self.cancel_event.is_set():
+                    with jobs_lock:
+                        job = next(jobs, None)
+                    if job is None:
+                        return
+                    i, f = job
+                    try:
+                        res = analyze_file(f, self.model, window_s=s.window_s, hop_s=s.hop_s,
+                                           gate_sensitivity=s.gate_sensitivity, cancel=self.cancel_event)
+                    except SerError as exc:  # bad settings for this model: reported per file, batch goes on
+                        res = FileResult(path=f, ok=False, error=f"{f}: {exc}")
+                    except Exception as exc:
+                        res = FileResult(path=f, ok=False, error=f"{f}: unexpected error: {exc}")
+                    self._put(i, res)
+
+            n = min(self.workers, max(1, len(files)))
+            self._threads = [threading.Thread(target=loop, name=f"ser-file-{k}", daemon=True) for k in range(n)]
+            for t in self._threads:
+                t.start()
+            for t in self._threads:
+                t.join()
+        finally:
+            self.cancelled = self.cancel_event.is_set()
+            self._done.set()
+
+
+class FileTableModel(QAbstractTableModel):
+    """The file table's rows, read from the view's ``paths``/``results``/``row_profiles`` lists.
+
+    Rows are added with :meth:`append_rows` (one ``beginInsertRows`` per batch) and refreshed
+    with :meth:`rows_changed` (one ``dataChanged`` per range), so an update costs the same
+    whatever the length of the table.
+    """
+
+    def __init__(self, view: FileView) -> None:
+        super().__init__(view)
+        self._view = view
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._view.paths)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(COLUMNS):
+            return COLUMNS[section]
+        return None
+
+    def append_rows(self, paths: Sequence[Path], profile: str | None) -> None:
+        """Add queued rows for ``paths`` (analysed with voice ``profile``) in one insertion."""
+        if not paths:
+            return
+        v = self._view
+        first = len(v.paths)
+        self.beginInsertRows(QModelIndex(), first, first + len(paths) - 1)
+        v.paths.extend(paths)
+        v.results.extend([None] * len(paths))
+        v.row_profiles.extend([profile] * len(paths))
+        self.endInsertRows()
+
+    def rows_changed(self, first: int, last: int) -> None:
+        """Rows ``first..last`` (inclusive) have new results: one repaint of the visible ones."""
+        if last >= first:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+
+    def clear(self) -> None:
+        v = self._view
+        self.beginResetModel()
+        v.paths.clear()
+        v.results.clear()
+        v.row_profiles.clear()
+        self.endResetModel()
+
+    def cell(self, row: int, col: int) -> tuple[str, QColor | None, str]:
+        """(text, foreground colour or None, tool tip) of one cell."""
+        v = self._view
+        path = v.paths[row]
+        res = v.results[row]
+        if col == 0:
+            return path.name, None, str(path)
+        profile = v.row_profiles[row] if row < len(v.row_profiles) else None
+        warning = _warning(res)
+        if res is None:
+            cells = ["", "", "", "", "queued"]
+        elif not res.ok:
+            cells = [f"{res.duration_s:.2f}" if res.duration_s else "", "", "", "", f"error: {res.error}"]
+        elif res.label is None:
+            cells = [f"{res.duration_s:.2f}", "no speech", "", f"{res.speech_s:.2f}", "ok"]
+        else:
+            conf = "" if res.confidence is None else f"{res.confidence * 100:.0f}"
+            cells = [f"{res.duration_s:.2f}", result_label_text(res.label, res.uncertain), conf,
+                     f"{res.speech_s:.2f}", "ok"]
+        text = cells[col - 1]
+        colour: QColor | None = None
+        tip = ""
+        if col == 5 and res is not None:
+            if not res.ok:
+                colour, tip = emotion_qcolor("angry"), res.error or ""
+            else:
+                if profile:
+                    text = f"ok (voice profile: {profile})"
+                if warning:
+                    text = f"{text}, partial: {warning}"
+                    colour, tip = QColor(UNCERTAIN_COLOR), warning
+        if col == 2 and res is not None and res.label is not None:
+            colour = QColor(UNCERTAIN_COLOR) if res.uncertain else emotion_qcolor(res.label)
+            if res.uncertain:
+                tip = (f"The model is not sure: its top emotion, {res.label}, has only "
+                       f"{(res.confidence or 0) * 100:.0f} %")
+        return text, colour, tip
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._view.paths):
+            return None
+        col = index.column()
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            if col in (1, 3, 4):
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return None
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole):
+            return None
+        text, colour, tip = self.cell(index.row(), col)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return text
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return None if colour is None else QBrush(colour)
+        return tip or None
+
+
+def _warning(res: FileResult | None) -> str | None:
+    """The engine's partial-decode note for a result (``FileResult.warning``), if any."""
+    w = getattr(res, "warning", None) if res is not None else None
+    return str(w) if w else None
+
+
+class _Cell:
+    """A read-only view of one table cell (``text()``, ``foreground()``, ``toolTip()``)."""
+
+    def __init__(self, text: str, colour: QColor | None, tip: str) -> None:
+        self._text, self._colour, self._tip = text, colour, tip
+
+    def text(self) -> str:
+        return self._text
+
+    def foreground(self) -> QBrush:
+        return QBrush(self._colour) if self._colour is not None else QBrush()
+
+    def toolTip(self) -> str:
+        return self._tip
+
+
+class FileTable(QTableView):
+    """The file table: a view on :class:`FileTableModel` with QTableWidget-like accessors."""
+
+    def file_model(self) -> FileTableModel:
+        m = self.model()
+        assert isinstance(m, FileTableModel)
+        return m
+
+    def rowCount(self) -> int:
+        return self.file_model().rowCount()
+
+    def currentRow(self) -> int:
+        idx = self.currentIndex()
+        return idx.row() if idx.isValid() else -1
+
+    def item(self, row: int, col: int) -> _Cell | None:
+        m = self.file_model()
+        if not (0 <= row < m.rowCount() and 0 <= col < len(COLUMNS)):
+            return None
+        return _Cell(*m.cell(row, col))
+
+    def horizontalHeaderItem(self, col: int) -> _Cell | None:
+        return _Cell(COLUMNS[col], None, "") if 0 <= col < len(COLUMNS) else None
 
 
 class _LoadSignals(QObject):
@@ -163,7 +394,15 @@ class FileView(QWidget):
         self.results: list[FileResult | None] = []
         self.paths: list[Path] = []
         self.worker: AnalysisWorker | None = None
+        self.retired_workers: list[AnalysisWorker] = []  # cancelled batches still finishing in the background
+        self.export_error_box: QMessageBox | None = None
         self._queue: list[Path] = []
+        self._batch_offset = 0
+        self._batch_profile: str | None = None
+        self._n_done = 0
+        self.drain_timer = QTimer(self)
+        self.drain_timer.setInterval(DRAIN_INTERVAL_MS)
+        self.drain_timer.timeout.connect(self._drain)
         self.player = Player()
         self.loaded_path: Path | None = None
         self.loaded_samples: np.ndarray | None = None
@@ -226,19 +465,28 @@ class FileView(QWidget):
         root.addLayout(hint_row)
 
         split = QSplitter(Qt.Orientation.Vertical)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table = FileTable()
+        self.table_model = FileTableModel(self)
+        self.table.setModel(self.table_model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(False)
         hdr = self.table.horizontalHeader()
-        hdr.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        for col in range(1, 5):
-            hdr.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        # fixed widths from the header texts: no ResizeToContents (it re-measures every row on each change)
+        fm = self.table.fontMetrics()
+        for col in range(0, 5):
+            hdr.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+        for col, sample in ((1, "00000.00"), (2, "uncertain (surprised?)"), (3, "100"), (4, "00000.00")):
+            width = max(fm.horizontalAdvance(COLUMNS[col]), fm.horizontalAdvance(sample)) + 24
+            self.table.setColumnWidth(col, width)
         hdr.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
         self.table.setColumnWidth(0, 320)
-        self.table.verticalHeader().setVisible(False)
-        self.table.itemSelectionChanged.connect(self._selection_changed)
+        vh = self.table.verticalHeader()
+        vh.setVisible(False)
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(fm.height() + 8)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         split.addWidget(self.table)
 
         detail = QWidget()
@@ -363,99 +611,81 @@ class FileView(QWidget):
         assert self.model is not None
         self._batch_offset = len(self.results)
         model, self._batch_profile = self.analysis_model()
-        worker = AnalysisWorker(paths, model, self.settings.stream_settings, parent=self)
-        worker.files_found.connect(self._on_files_found)
-        worker.result.connect(self._on_result)
-        worker.finished.connect(self._on_worker_finished)
+        worker = AnalysisWorker(paths, model, self.settings.stream_settings)
         self.worker = worker
-        self.progress.setValue(0)
+        self.progress.setValue(self._n_done)
         self._update_buttons()
         self.message.emit("Analysing…")
-        worker.start(QThread.Priority.LowPriority)
+        worker.start()
+        self.drain_timer.start()
 
     # ------------------------------------------------------------------ results (GUI thread)
-    @Slot(list)
-    def _on_files_found(self, paths: list[Path]) -> None:
-        for p in paths:
-            self.paths.append(p)
-            self.results.append(None)
-            self.row_profiles.append(self._batch_profile)
-            row = self.table.rowCount()
-            self.table.insertRow(row)
-            self._set_row(row, p, None)
-        done = sum(r is not None for r in self.results)
-        self.progress.setMaximum(max(1, len(self.results)))
-        self.progress.setValue(done)
-
-    @Slot(int, object)
-    def _on_result(self, index: int, res: FileResult) -> None:
-        row = self._batch_offset + index
-        self.results[row] = res
-        self._set_row(row, res.path, res)
-        self.progress.setValue(sum(r is not None for r in self.results))
-        if self.table.currentRow() < 0 and res.ok:
-            self.table.selectRow(row)
-        elif self.table.currentRow() == row:
-            self._show_result(row)
-
     @Slot()
-    def _on_worker_finished(self) -> None:
-        worker, self.worker = self.worker, None
-        cancelled = bool(worker is not None and worker.cancelled)
+    def _drain(self) -> None:
+        """Apply what the batch threads produced since the last tick as one model update."""
+        self.retired_workers = [w for w in self.retired_workers if not w.done]
+        worker = self.worker
+        if worker is None:
+            if not self.retired_workers:
+                self.drain_timer.stop()
+            return
+        finished = worker.done  # read before take(): nothing can arrive after a finished batch
+        found, pending = worker.take()
+        if found is not None:
+            self.table_model.append_rows(found, self._batch_profile)
+            self.progress.setMaximum(max(1, len(self.results)))
+        if pending:
+            first, last = len(self.results), -1
+            show_current = False
+            current = self.table.currentRow()
+            for index, res in pending:
+                row = self._batch_offset + index
+                if self.results[row] is None:
+                    self._n_done += 1
+                self.results[row] = res
+                first, last = min(first, row), max(last, row)
+                show_current = show_current or row == current
+            self.table_model.rows_changed(first, last)
+            self.progress.setValue(self._n_done)
+            if current < 0:
+                ok_rows = [self._batch_offset + i for i, r in pending if r.ok]
+                if ok_rows:
+                    self.table.selectRow(min(ok_rows))
+            elif show_current:
+                self._show_result(current)
+        if finished:
+            self._finish_batch(worker, cancelled=worker.cancelled)
+
+    def _finish_batch(self, worker: AnalysisWorker, *, cancelled: bool) -> None:
+        """End of a batch (finished, or cancelled by the user): report it and start the next."""
+        self.worker = None
         if cancelled:
-            for row, r in enumerate(self.results):
-                if r is None:
+            first = len(self.results)
+            for row in range(self._batch_offset, len(self.results)):
+                if self.results[row] is None:
                     p = self.paths[row]
                     self.results[row] = FileResult(path=p, ok=False, error=f"{p}: cancelled")
-                    self._set_row(row, self.paths[row], self.results[row])
+                    self._n_done += 1
+                    first = min(first, row)
+            self.table_model.rows_changed(first, len(self.results) - 1)
+            self.progress.setValue(self._n_done)
             self._queue.clear()
-        if worker is not None:
-            worker.deleteLater()
+            if not worker.done:
+                self.retired_workers.append(worker)
         n_ok = sum(1 for r in self.results if r is not None and r.ok)
         n_bad = sum(1 for r in self.results if r is not None and not r.ok)
         self.message.emit(f"Analysis {'cancelled' if cancelled else 'finished'}: {n_ok} ok, {n_bad} failed")
         self._update_buttons()
+        cur = self.table.currentRow()
+        if 0 <= cur < len(self.results):
+            self._show_result(cur)
         self.batch_finished.emit(cancelled)
         if self._queue:
             paths, self._queue = self._queue, []
             self._start_worker(paths)
 
-    def _set_row(self, row: int, path: Path, res: FileResult | None) -> None:
-        def item(text: str, align_right: bool = False) -> QTableWidgetItem:
-            it = QTableWidgetItem(text)
-            if align_right:
-                it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            return it
-
-        name = item(path.name)
-        name.setToolTip(str(path))
-        self.table.setItem(row, 0, name)
-        if res is None:
-            cells = ["", "", "", "", "queued"]
-        elif not res.ok:
-            cells = [f"{res.duration_s:.2f}" if res.duration_s else "", "", "", "", f"error: {res.error}"]
-        elif res.label is None:
-            cells = [f"{res.duration_s:.2f}", "no speech", "", f"{res.speech_s:.2f}", "ok"]
-        else:
-            conf = "" if res.confidence is None else f"{res.confidence * 100:.0f}"
-            cells = [f"{res.duration_s:.2f}", result_label_text(res.label, res.uncertain), conf,
-                     f"{res.speech_s:.2f}", "ok"]
-        for col, text in enumerate(cells, start=1):
-            it = item(text, align_right=col in (1, 3, 4))
-            if col == 5 and res is not None and not res.ok:
-                it.setForeground(emotion_qcolor("angry"))
-                it.setToolTip(res.error or "")
-            if col == 2 and res is not None and res.label is not None:
-                it.setForeground(QColor(UNCERTAIN_COLOR) if res.uncertain else emotion_qcolor(res.label))
-                if res.uncertain:
-                    it.setToolTip(f"The model is not sure: its top emotion, {res.label}, has only "
-                                  f"{(res.confidence or 0) * 100:.0f} %")
-            if col == 5 and row < len(self.row_profiles) and self.row_profiles[row] and res is not None and res.ok:
-                it.setText(f"ok (voice profile: {self.row_profiles[row]})")
-            self.table.setItem(row, col, it)
-
     # ------------------------------------------------------------------ detail
-    def _selection_changed(self) -> None:
+    def _selection_changed(self, *_args: object) -> None:
         row = self.table.currentRow()
         if 0 <= row < len(self.results):
             self._show_result(row)
@@ -492,6 +722,9 @@ class FileView(QWidget):
                     f"speech {res.speech_s:.1f} s of {res.duration_s:.1f} s")
         if res.label is not None and row < len(self.row_profiles) and self.row_profiles[row]:
             text += f"<br><span style='color:#909090'>voice profile: {self.row_profiles[row]}</span>"
+        warning = _warning(res)
+        if warning:
+            text += f"<br><span style='color:{UNCERTAIN_COLOR}'>partial result: {html.escape(warning)}</span>"
         self.summary.setText(text)
         self.distribution.set_probabilities(res.probabilities)
         self._draw_timeline(res)
@@ -582,18 +815,26 @@ class FileView(QWidget):
 
     # ------------------------------------------------------------------ batch control
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self._queue.clear()
+        """Stop the batch now: set the engine's cancel event and return at once.
+
+        What already came in is kept; the files not finished are marked cancelled; the
+        threads end in the background (:attr:`retired_workers` until they do).
+        """
+        worker = self.worker
+        if worker is None:
+            return
+        worker.cancel()
+        self._queue.clear()
+        self._drain()  # keep every result that arrived before the cancel
+        if self.worker is worker:
+            self._finish_batch(worker, cancelled=True)
 
     def clear(self) -> None:
         if self.worker is not None:
             return
         self.player.stop()
-        self.results.clear()
-        self.paths.clear()
-        self.row_profiles.clear()
-        self.table.setRowCount(0)
+        self.table_model.clear()
+        self._n_done = 0
         self.progress.setValue(0)
         self.summary.setText("Open or drop audio files to analyse them.")
         self.distribution.set_probabilities(None)
@@ -631,26 +872,56 @@ class FileView(QWidget):
                                               os.path.join(self.settings.last_folder, "ser-analysis.csv"),
                                               "CSV (*.csv)")
         if path:
-            try:
-                table, segs = self.export_csv(Path(path))
-                self.message.emit(f"Exported {table} and {segs}")
-            except OSError as exc:
-                self.message.emit(f"Cannot write {path}: {exc.strerror or exc}")
+            self.save_csv(Path(path))
 
     def _choose_export_json(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export results as JSON",
                                               os.path.join(self.settings.last_folder, "ser-analysis.json"),
                                               "JSON (*.json)")
         if path:
-            try:
-                self.message.emit(f"Exported {self.export_json(Path(path))}")
-            except OSError as exc:
-                self.message.emit(f"Cannot write {path}: {exc.strerror or exc}")
+            self.save_json(Path(path))
 
-    def shutdown(self) -> None:
+    def save_csv(self, path: Path) -> bool:
+        """Export the table and timeline CSVs (atomically); on failure say why. True when written."""
+        try:
+            table, segs = self.export_csv(Path(path))
+        except ExportError as exc:
+            self._export_failed(exc)
+            return False
+        self.message.emit(f"Exported {table} and {segs}")
+        return True
+
+    def save_json(self, path: Path) -> bool:
+        """Export the results as JSON (atomically); on failure say why. True when written."""
+        try:
+            out = self.export_json(Path(path))
+        except ExportError as exc:
+            self._export_failed(exc)
+            return False
+        self.message.emit(f"Exported {out}")
+        return True
+
+    def _export_failed(self, exc: ExportError) -> None:
+        """Status text and a (window-modal, non-blocking) message box naming the file and the reason."""
+        self.message.emit(str(exc))
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Export failed")
+        box.setText(str(exc))
+        box.setInformativeText("Nothing was changed: an earlier file at that path is kept as it was.")
+        box.setStandardButtons(QMessageBox.StandardButton.Ok)
+        self.export_error_box = box
+        box.open()
+
+    def shutdown(self, *, timeout_s: float = 2.0) -> None:
+        """Stop playback and any batch; waits at most ``timeout_s`` for the batch threads (daemons)."""
         self.player.stop()
         self.play_timer.stop()
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker.wait(10000)
-        self._pool.waitForDone(5000)
+        self.drain_timer.stop()
+        workers = [*self.retired_workers, *([self.worker] if self.worker is not None else [])]
+        for w in workers:
+            w.cancel()
+        deadline = time.monotonic() + timeout_s
+        for w in workers:
+            w.wait(max(0.0, deadline - time.monotonic()))
+        self._pool.waitForDone(int(max(0.0, deadline - time.monotonic()) * 1000) + 100)

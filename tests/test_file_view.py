@@ -112,7 +112,7 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     assert sorted(seg_path.read_text().splitlines()) == sorted(cli_segments.splitlines())
     with table_path.open() as fh:
         table = list(csv.DictReader(fh))
-    assert list(table[0].keys()) == [*FILE_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels)]
+    assert list(table[0].keys()) == [*FILE_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels), "warning"]
     for row in table:
         d = by_name[Path(row["path"]).name]
         assert row["ok"] == str(int(d["ok"]))
@@ -121,7 +121,7 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
             assert float(row["confidence"]) == pytest.approx(d["confidence"], abs=1e-4)
     with seg_path.open() as fh:
         segs = list(csv.DictReader(fh))
-    assert list(segs[0].keys()) == [*SEGMENT_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels)]
+    assert list(segs[0].keys()) == [*SEGMENT_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels), "warning"]
     assert len(segs) == sum(len(d["segments"]) for d in data) + 2  # + one ERROR row per failed file
 
 
