@@ -30,10 +30,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import VirtualMic, synth_speechlike
 
 pytestmark = pytest.mark.slow
 
@@ -164,8 +167,13 @@ def check_trace(text: str, *, cwd: Path, allowed_writes: list[Path], allowed_dir
 
 
 def traced_run(argv: list[str], *, root: Path, extra_env: dict[str, str] | None = None,
-               timeout: float = 300) -> tuple[Trace, Path]:
-    """Run ``argv`` under strace with a fresh HOME below ``root``; returns the findings and the HOME."""
+               chosen: list[Path] | None = None, timeout: float = 300,
+               during: Callable[[], None] | None = None) -> tuple[Trace, Path]:
+    """Run ``argv`` under strace with a fresh HOME below ``root``; returns the findings and the HOME.
+
+    ``chosen``: further folders the user chose (output paths) where writing is allowed;
+    ``during``: called while the program runs (e.g. to play into the virtual microphone).
+    """
     strace = shutil.which("strace")
     if strace is None:
         pytest.fail("strace is not installed (scripts/setup.sh test installs it)")
@@ -177,13 +185,20 @@ def traced_run(argv: list[str], *, root: Path, extra_env: dict[str, str] | None 
     env.update(HOME=str(home), TMPDIR=str(tmp), PYTHONDONTWRITEBYTECODE="1", QT_QPA_PLATFORM="offscreen")
     env.update(extra_env or {})
     log = root / "strace.log"
-    proc = subprocess.run([strace, "-f", "-qq", "-y", "-s", "4096", "-e", f"trace={TRACED}", "-o", str(log), *argv],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    allowed = [home / s for s in SER_FOLDERS] + [tmp]
+    with subprocess.Popen([strace, "-f", "-qq", "-y", "-s", "4096", "-e", f"trace={TRACED}", "-o", str(log), *argv],
+                          cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            if during is not None:
+                during()
+            stdout, stderr = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    allowed = [home / s for s in SER_FOLDERS] + [tmp, *(chosen or [])]
     parents = [home / ".config", home / ".local", home / ".local/share", home / ".local/state", home / ".cache"]
     found = check_trace(log.read_text(errors="replace"), cwd=cwd, allowed_writes=allowed, allowed_dirs=parents)
     found.returncode = proc.returncode
-    found.output = proc.stdout[-3000:] + proc.stderr[-3000:]
+    found.output = stdout[-3000:] + stderr[-3000:]
     return found, home
 
 
@@ -211,6 +226,31 @@ def test_app_self_test_stays_on_the_machine(tmp_path: Path) -> None:
     assert "self-test passed" in found.output
 
 
+@pytest.mark.mic
+def test_ser_listen_with_recording_stays_on_the_machine(virtual_mic: VirtualMic, tmp_path: Path) -> None:
+    """14 s of live listening and recording: longer than the ~10 s after which ONNX Runtime's
+    telemetry resolves its server, so a lookup would be seen here; the sound server is reached
+    through its Unix socket only, and the recording lands where it was asked to."""
+    info = subprocess.run(["pactl", "info"], capture_output=True, text=True, timeout=10, check=True).stdout
+    server = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("Server String:"))
+    out = tmp_path / "out"
+    out.mkdir()
+    record = out / "session.wav"
+    speech = synth_speechlike(seconds=6.0, level=0.4)
+
+    def play() -> None:
+        time.sleep(3.0)  # model loaded, stream open
+        virtual_mic.play(speech).wait(timeout=30)
+
+    found, home = traced_run([str(BIN / "ser"), "listen", "--duration", "14", "--format", "jsonl",
+                              "--record", str(record)],
+                             root=tmp_path / "run", chosen=[out], during=play,
+                             extra_env={"PULSE_SERVER": server if ":" in server else f"unix:{server}"})
+    _assert_private(found, home)
+    assert record.is_file() and record.stat().st_size > 44
+    assert '"label"' in found.output and '"speech": true' in found.output, found.output
+
+
 def test_the_trace_catches_network_and_stray_writes(tmp_path: Path) -> None:
     """The checker is not blind: a UDP connect (no packet is sent), an IPv6 one and stray files are caught."""
     stray = tmp_path / "stray.txt"
@@ -234,3 +274,27 @@ def test_the_trace_catches_network_and_stray_writes(tmp_path: Path) -> None:
     written = sorted({w.split("  <- ")[0] for w in found.writes})
     expected = [stray, home / ".cache" / "Microsoft", tmp_path / "run" / "cwd" / "in-cwd.txt"]
     assert written == sorted(str(p) for p in expected)
+
+
+def _py(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    run = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_disable_telemetry_sets_the_variable_before_onnxruntime_and_respects_the_user() -> None:
+    code = ("import os\nfrom ser_engine.privacy import disable_telemetry\n"
+            "print(disable_telemetry(), os.environ.get('ORT_DISABLE_TELEMETRY'), disable_telemetry())")
+    assert _py(code) == "True 1 True"
+    assert _py(code, ORT_DISABLE_TELEMETRY="0") == "False 0 False"  # the user's explicit choice is kept
+    too_late = ("import onnxruntime, os\nfrom ser_engine.privacy import disable_telemetry\n"
+                "print(disable_telemetry(), os.environ.get('ORT_DISABLE_TELEMETRY'))")
+    assert _py(too_late) == "False 1"  # says so when it comes after onnxruntime loaded
+
+
+def test_importing_the_packages_has_no_side_effect_on_the_environment() -> None:
+    code = ("import os\nimport ser_engine, ser_engine.cli, ser_engine.model, ser_engine.analysis, ser_engine.privacy\n"
+            "import desktop_app.main, training.cli\nprint(os.environ.get('ORT_DISABLE_TELEMETRY'))")
+    assert _py(code) == "None"
