@@ -103,7 +103,7 @@ def _as_recordings_folder(raw: object) -> str:
         raise ValueError("not an absolute path")
     if path.exists() and not path.is_dir():
         raise ValueError("exists and is not a folder")
-    return folder
+    return str(path)  # "~/rec" as the user typed it, expanded: never a folder literally named "~"
 
 
 def _as_profile(raw: object) -> str:

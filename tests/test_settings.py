@@ -119,6 +119,8 @@ CORRUPT = [
     ("live", "input_device", "USB, Mic", "input_device", ""),  # a list (comma-separated INI value)
     ("live", "recordings_folder", "relative/rec", "recordings_folder", None),
     ("live", "recordings_folder", "@ByteArray(\\xff)", "recordings_folder", None),
+    ("live", "recordings_folder", "", "recordings_folder", None),
+    ("live", "recordings_folder", "/dev/null", "recordings_folder", None),  # exists, not a folder
     ("files", "last_folder", "/nonexistent/ser-folder", "last_folder", None),
     ("files", "last_folder", "42, 43", "last_folder", None),
     ("calibration", "profile", "/nonexistent/profiles/anna.json", "voice_profile", ""),
@@ -267,3 +269,9 @@ def test_the_app_starts_with_a_corrupted_settings_file(tmp_path: Path) -> None:
     test = subprocess.run([ser_app, "--self-test"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
     assert "self-test passed" in test.stdout
+
+
+def test_recordings_folder_with_a_tilde_is_expanded(qapp, tmp_path: Path) -> None:
+    s = temp_settings(tmp_path)
+    s.recordings_folder = "~/my recordings"
+    assert temp_settings(tmp_path).recordings_folder == str(Path.home() / "my recordings")
