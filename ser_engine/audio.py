@@ -608,7 +608,11 @@ def find_audio_files(
     for raw in paths:
         p = Path(raw)
         name = display_path(p)
-        if p.is_dir():
+        try:  # os.stat, not Path.is_dir/exists: those raise on EACCES
+            is_dir = stat.S_ISDIR(os.stat(p).st_mode)
+        except OSError:
+            is_dir = False
+        if is_dir:
             found: list[Path] = []
             errors: list[OSError] = []
             for root, dirs, names in os.walk(p, onerror=errors.append):
@@ -624,11 +628,8 @@ def find_audio_files(
                 problem(p, f"{name}: no audio files found in this folder")
             for f in sorted(found):
                 add(f)
-        elif p.exists() or os.path.islink(p):
-            add(p)
         else:
-            msg = _stat_problem(p)
-            problem(p, msg if msg is not None else f"{name}: file not found")
+            add(p)  # a problem (missing, loop, not regular, unreadable) is reported by add
     return files, problems
 
 

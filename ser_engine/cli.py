@@ -360,6 +360,7 @@ def _cap_workers(n: int) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    import contextlib
     import signal
 
     from ser_engine.analysis import FileResult, analyze_paths
@@ -382,6 +383,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
+        with contextlib.suppress(OSError):  # os.write: safe inside a signal handler
+            os.write(2, b"\nser: stopping (Ctrl-C again to stop at once)\n")
 
     old_handler: Any = None
     if threading.current_thread() is threading.main_thread():
