@@ -363,6 +363,30 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     import contextlib
     import signal
 
+    cancel = threading.Event()
+
+    # Ctrl-C: the first one stops the batch at the next window of every file in
+    # flight (well under a second) and the results so far are closed properly
+    # (also when it comes while the model loads); a second one stops at once.
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        with contextlib.suppress(OSError):  # os.write: safe inside a signal handler
+            os.write(2, b"\nser: stopping (Ctrl-C again to stop at once)\n")
+
+    old_handler: Any = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return _analyze(args, cancel)
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+
+
+def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
+    """``ser analyze`` once SIGINT sets ``cancel``."""
     from ser_engine.analysis import FileResult, analyze_paths
     from ser_engine.audio import display_path, find_audio_files
 
@@ -374,55 +398,35 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     progress = _Progress(len(files) + len(problems), show)
     failed = 0
-    cancel = threading.Event()
-
-    # Ctrl-C: the first one stops the batch at the next window of every file in
-    # flight (well under a second) and the results so far are closed properly;
-    # a second one stops at once.
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-        with contextlib.suppress(OSError):  # os.write: safe inside a signal handler
-            os.write(2, b"\nser: stopping (Ctrl-C again to stop at once)\n")
-
-    old_handler: Any = None
-    if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
-    guard = _StdoutGuard(args.format)
-    try:
-        with guard as out:
-            writer = _Writer(out, args.format, model.labels, args.segments)
-            writer.begin([display_path(f) for f in files] + [display_path(p) for p, _ in problems])
-            try:
-                for p, msg in problems:
-                    writer.write(FileResult(path=p, ok=False, error=msg))
-                    progress.message(msg)
-                    progress.update(False)
+    with _StdoutGuard(args.format) as out:
+        writer = _Writer(out, args.format, model.labels, args.segments)
+        writer.begin([display_path(f) for f in files] + [display_path(p) for p, _ in problems])
+        try:
+            for p, msg in problems:
+                writer.write(FileResult(path=p, ok=False, error=msg))
+                progress.message(msg)
+                progress.update(False)
+                failed += 1
+            for res in analyze_paths(files, model, window_s=args.window, hop_s=args.hop,
+                                     gate_sensitivity=args.sensitivity, workers=workers, cancel=cancel,
+                                     expand=False):
+                if cancel.is_set() and not res.ok:  # stopped by Ctrl-C, not a failure of the file
+                    break
+                writer.write(res)
+                if not res.ok:
                     failed += 1
-                for res in analyze_paths(files, model, window_s=args.window, hop_s=args.hop,
-                                         gate_sensitivity=args.sensitivity, workers=workers, cancel=cancel,
-                                         expand=False):
-                    if cancel.is_set() and not res.ok:  # stopped by Ctrl-C, not a failure of the file
-                        break
-                    writer.write(res)
-                    if not res.ok:
-                        failed += 1
-                        progress.message(str(res.to_dict()["error"]))
-                    elif res.warning:
-                        progress.message(f"warning: {display_path(res.path)}: {res.to_dict()['warning']}")
-                    progress.update(res.ok)
-                    if cancel.is_set():
-                        break
-            except KeyboardInterrupt:
-                cancel.set()
-                raise
-            finally:
-                progress.clear()
-                writer.end()
-    finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+                    progress.message(str(res.to_dict()["error"]))
+                elif res.warning:
+                    progress.message(f"warning: {display_path(res.path)}: {res.to_dict()['warning']}")
+                progress.update(res.ok)
+                if cancel.is_set():
+                    break
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        finally:
+            progress.clear()
+            writer.end()
     if cancel.is_set():
         _err(f"interrupted: {writer.count} of {len(files) + len(problems)} results written")
         return EXIT_INTERRUPTED
