@@ -13,7 +13,10 @@ speech rather than inventing an emotion.
 
 :func:`analyze_file` never raises for a bad file: it returns
 ``FileResult(ok=False, error=...)`` whose message names the file and the
-reason, so a batch carries on.
+reason, so a batch carries on. A model that outputs NaN or infinity makes
+the file fail ("the model produced non-finite output"), never a label. A
+truncated or partly corrupt file yields the analysis of what decoded, with
+``ok=True`` and ``warning="decoding stopped at 12.3 s: <reason>"``.
 """
 
 from __future__ import annotations
