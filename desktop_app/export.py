@@ -140,7 +140,10 @@ def _atomic_write_many(items: Sequence[tuple[Path, Callable[[TextIO], None]]]) -
 
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically and privately; :class:`ExportError` on failure."""
-    _atomic_write_many([(Path(path), lambda fh: fh.write(text))])
+    def write(fh: TextIO) -> None:
+        fh.write(text)
+
+    _atomic_write_many([(Path(path), write)])
     return Path(path)
 
 

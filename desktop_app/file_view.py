@@ -394,6 +394,7 @@ class FileView(QWidget):
         self.results: list[FileResult | None] = []
         self.paths: list[Path] = []
         self.worker: AnalysisWorker | None = None
+        self.workers: int | None = None  # files analysed in parallel (None: as `ser analyze`)
         self.retired_workers: list[AnalysisWorker] = []  # cancelled batches still finishing in the background
         self.export_error_box: QMessageBox | None = None
         self._queue: list[Path] = []
@@ -611,7 +612,7 @@ class FileView(QWidget):
         assert self.model is not None
         self._batch_offset = len(self.results)
         model, self._batch_profile = self.analysis_model()
-        worker = AnalysisWorker(paths, model, self.settings.stream_settings)
+        worker = AnalysisWorker(paths, model, self.settings.stream_settings, workers=self.workers)
         self.worker = worker
         self.progress.setValue(self._n_done)
         self._update_buttons()
