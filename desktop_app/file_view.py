@@ -648,10 +648,8 @@ class FileView(QWidget):
                 show_current = show_current or row == current
             self.table_model.rows_changed(first, last)
             self.progress.setValue(self._n_done)
-            if current < 0:
-                ok_rows = [self._batch_offset + i for i, r in pending if r.ok]
-                if ok_rows:
-                    self.table.selectRow(min(ok_rows))
+            if current < 0:  # nothing chosen yet: a one-line progress note (the plots wait for a choice)
+                self.summary.setText(f"Analysing: {self._n_done} of {len(self.results)} files…")
             elif show_current:
                 self._show_result(current)
         if finished:
@@ -680,6 +678,13 @@ class FileView(QWidget):
         cur = self.table.currentRow()
         if 0 <= cur < len(self.results):
             self._show_result(cur)
+        else:  # show the first result of the batch that has one (not during it: plots cost GUI time)
+            ok_rows = [row for row in range(self._batch_offset, len(self.results))
+                       if (r := self.results[row]) is not None and r.ok]
+            if ok_rows:
+                self.table.selectRow(ok_rows[0])
+            elif self.results:
+                self.summary.setText(f"{n_ok} of {len(self.results)} files analysed, {n_bad} failed.")
         self.batch_finished.emit(cancelled)
         if self._queue:
             paths, self._queue = self._queue, []

@@ -234,7 +234,8 @@ def test_a_200_file_batch_inserts_rows_once_and_the_gui_keeps_ticking(qtbot, tmp
     # the heartbeat kept ticking through the batch (a generous bound: the GUI never stalled for 0.5 s)
     edges = np.diff([t0, *[t for t in ticks if t <= t1], t1])
     assert len(ticks) > 5 and edges.max() < 0.5, f"the GUI thread was blocked for {edges.max():.2f} s"
-    # a row selected by the user shows its result in the side panel
+    # the batch over, the first result is shown; a row selected by the user shows its result
+    assert view.table.currentRow() == 0 and view.paths[0].name in view.summary.text()
     view.table.selectRow(42)
     assert view.paths[42].name in view.summary.text()
 
