@@ -355,3 +355,18 @@ def test_a_truncated_file_shows_as_partial_in_table_panel_and_exports(qtbot, cap
     assert rows[0]["warning"] == res.warning and rows[1]["warning"] == ""
     data = json.loads(view.export_json(tmp_path / "p.json").read_text(encoding="utf-8"))
     assert data[0]["warning"] == res.warning and data[1]["warning"] is None
+
+
+def test_a_fifo_in_a_folder_is_a_row_error_and_the_batch_finishes(qtbot, tmp_path: Path, corpus_dir: Path,
+                                                                   shipped_model: EmotionModel) -> None:
+    folder = tmp_path / "mixed"
+    good = make_speech_folder(corpus_dir, folder, 2)
+    fifo = folder / "blocking.wav"
+    os.mkfifo(fifo)
+    view = _view(qtbot, tmp_path, shipped_model)
+    assert _run(qtbot, view, [folder, fifo], timeout=30000) is False  # never hangs on the FIFO
+    rows = {p.name: r for r, p in enumerate(view.paths)}
+    assert set(rows) == {fifo.name, *(g.name for g in good)}
+    status = view.table.item(rows[fifo.name], 5)
+    assert status.text().startswith("error:") and fifo.name in status.text()
+    assert all(view.table.item(rows[g.name], 5).text() == "ok" for g in good)
