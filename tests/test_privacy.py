@@ -12,10 +12,10 @@ it). The test fails on
   of a host-name lookup);
 * any file or folder created, opened for writing, renamed, linked, truncated or removed
   outside the fresh HOME's ``ser`` folders (config, data, state, cache), the temporary
-  folder the test chose (``TMPDIR``) and ``/dev/null``. Nothing in ``/tmp`` or ``/dev/shm``
-  is allowed: neither Qt (offscreen; it puts its runtime folder under ``TMPDIR`` when
-  ``XDG_RUNTIME_DIR`` is unset) nor PulseAudio (its client uses memfd, not ``/dev/shm``)
-  needs one in these runs;
+  folder the test chose (``TMPDIR``), the output paths it chose and ``/dev/null``. Nothing in
+  ``/tmp`` or ``/dev/shm`` is allowed for ``ser analyze`` and the self-test: Qt (offscreen)
+  needs none; only ``ser listen`` (a real microphone) may let libpulse keep its cookie in
+  ``~/.config/pulse`` and libjack its metadata database in ``/dev/shm/jack_db-<uid>`` (see there);
 * a ``~/.cache/Microsoft`` folder in the fresh HOME (ONNX Runtime's telemetry queue).
 
 ``PYTHONDONTWRITEBYTECODE=1`` keeps the interpreter from caching bytecode next to the
@@ -49,8 +49,11 @@ TRACED = "connect,sendto,sendmsg,bind,open,openat,openat2,creat,mkdir,mkdirat,re
 #: ($XDG_RUNTIME_DIR/pulse, the system-wide /run/pulse, or libpulse's /tmp/pulse-XXXX
 #: fallback when XDG_RUNTIME_DIR is unset); the X server (path or abstract socket) when Qt
 #: runs on xcb; the D-Bus system and session buses (Qt's xcb platform theme and
-#: accessibility). The offscreen runs below need none of them.
+#: accessibility); the JACK sound server's socket in /dev/shm (PortAudio probes its JACK host
+#: API when it initialises: seen as a refused connect to /dev/shm/jack_default_0_0 in
+#: ``ser listen``). The offscreen runs (analyze, self-test) need none of them.
 ALLOWED_UNIX_SOCKETS = (
+    re.compile(r"/dev/shm/jack_[A-Za-z0-9_]+"),
     re.compile(r"/run/user/\d+/pulse/native"),
     re.compile(r"(/var)?/run/pulse/native"),
     re.compile(r"/tmp/pulse-[A-Za-z0-9]+/native"),
@@ -242,9 +245,14 @@ def test_ser_listen_with_recording_stays_on_the_machine(virtual_mic: VirtualMic,
         time.sleep(3.0)  # model loaded, stream open
         virtual_mic.play(speech).wait(timeout=30)
 
+    # Opening a microphone also lets two sound libraries keep their own state, nothing else:
+    # libpulse creates its authentication cookie ~/.config/pulse/cookie (the PulseAudio client's
+    # folder) when it connects, and PortAudio's JACK host API (probed on initialisation) makes
+    # libjack open its metadata database in /dev/shm/jack_db-<uid>/.
+    sound_state = [tmp_path / "run" / "home" / ".config" / "pulse", Path(f"/dev/shm/jack_db-{os.getuid()}")]
     found, home = traced_run([str(BIN / "ser"), "listen", "--duration", "14", "--format", "jsonl",
                               "--record", str(record)],
-                             root=tmp_path / "run", chosen=[out], during=play,
+                             root=tmp_path / "run", chosen=[out, *sound_state], during=play,
                              extra_env={"PULSE_SERVER": server if ":" in server else f"unix:{server}"})
     _assert_private(found, home)
     assert record.is_file() and record.stat().st_size > 44
