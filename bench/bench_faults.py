@@ -229,8 +229,8 @@ def section(r: dict[str, float | str]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path) -> None:
-    """Put ``text`` under "## Faults" (created at the end if missing), replacing only our subsection."""
+def write_section(text: str, path: Path, *, subsection: str = SUBSECTION) -> None:
+    """Put ``text`` under "## Faults" (created at the end if missing), replacing only ``subsection``."""
     doc = path.read_text(encoding="utf-8")
     start = doc.find("\n## Faults")
     if start < 0:
@@ -239,7 +239,7 @@ def write_section(text: str, path: Path) -> None:
         end = doc.find("\n## ", start + 1)
         end = len(doc) if end < 0 else end + 1
         body = doc[start + 1: end]
-        sub = body.find(SUBSECTION)
+        sub = body.find(subsection)
         if sub < 0:
             body = body.rstrip() + "\n\n" + text
         else:
