@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["apply_theme", "main"]
 
@@ -110,7 +111,33 @@ def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequen
                 app.quit()
 
         QTimer.singleShot(0, ready)
-    return int(app.exec())
+    stopped_by = _stop_on_signals(window)
+    code = int(app.exec())
+    return 128 + stopped_by[0] if stopped_by else code
+
+
+def _stop_on_signals(window: Any) -> list[int]:
+    """Ctrl-C (SIGINT) and SIGTERM in the terminal close the window as the close button does
+    (settings saved, a recording closed properly) instead of being ignored while Qt's event loop
+    runs. A 200 ms timer lets the interpreter run its signal handlers. Returns a list that holds
+    the signal number once one arrived (the exit code is then 128 + it)."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    got: list[int] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not got:
+            got.append(signum)
+            QTimer.singleShot(0, window.close)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    tick = QTimer(window)
+    tick.start(200)
+    tick.timeout.connect(lambda: None)
+    return got
 
 
 if __name__ == "__main__":  # pragma: no cover

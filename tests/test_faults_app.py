@@ -370,3 +370,25 @@ def test_a_fifo_in_a_folder_is_a_row_error_and_the_batch_finishes(qtbot, tmp_pat
     status = view.table.item(rows[fifo.name], 5)
     assert status.text().startswith("error:") and fifo.name in status.text()
     assert all(view.table.item(rows[g.name], 5).text() == "ok" for g in good)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(2, 130), (15, 143)])
+def test_ctrl_c_and_sigterm_close_the_app_like_its_close_button(tmp_path: Path, sig: int, code: int) -> None:
+    """Qt's event loop would ignore Ctrl-C in the terminal; the app closes (settings saved) at once."""
+    import signal
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SER_APP_REPORT_READY="1",
+               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_app.main"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith(b"ready")
+        proc.send_signal(signal.Signals(sig))
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code
+    # closed through the window's closeEvent: the geometry was written to the settings file
+    ini = tmp_path / "config" / "ser" / "ser-app.ini"
+    assert ini.is_file() and "geometry" in ini.read_text()
