@@ -24,7 +24,6 @@ output is always valid UTF-8.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import json
@@ -35,9 +34,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ser_engine.analysis import FileResult
+from ser_engine.live import make_private_folder
 
 __all__ = ["FILE_FIELDS", "SEGMENT_FIELDS", "TRAILING_FIELDS", "ExportError", "atomic_write_text", "export_csv",
-           "export_json", "make_private_dirs", "safe_text", "segments_path_for"]
+           "export_json", "safe_text", "segments_path_for"]
 
 FILE_FIELDS = ("path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain")
 SEGMENT_FIELDS = ("path", "start_s", "end_s", "speech", "label", "uncertain")
@@ -66,20 +66,6 @@ def _safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_safe(v) for v in obj]
     return obj
-
-
-def make_private_dirs(folder: Path) -> None:
-    """Create ``folder`` and any missing parents with mode 0700 (the umask may make it stricter)."""
-    missing: list[Path] = []
-    p = Path(folder)
-    while not p.exists():
-        missing.append(p)
-        if p.parent == p:
-            break
-        p = p.parent
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o700)
 
 
 def _reason(exc: BaseException) -> str:
@@ -125,7 +111,7 @@ def _atomic_write_many(items: Sequence[tuple[Path, Callable[[TextIO], None]]]) -
     try:
         for path, write in items:
             current = path
-            make_private_dirs(path.parent)
+            make_private_folder(path.parent)
             temps.append((_write_temp(path, write), path))
         for tmp, path in temps:
             current = path

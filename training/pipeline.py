@@ -10,6 +10,7 @@ folder (default ``training_runs/<name>``, git-ignored), the shipped model to
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -297,12 +298,21 @@ def _parity_windows(data: Data, n: int = 16) -> npt.NDArray[np.float32]:
     return ((w.log_mel[idx].astype(np.float32) - mu) / sd).astype(np.float32)
 
 
+def _portable(path: Path) -> str:
+    """``path`` relative to the repository when it lies beside it (``../shared/data/ser``), else its name:
+    provenance must not carry this machine's absolute paths."""
+    try:
+        return os.path.relpath(Path(path).resolve(), REPO)
+    except ValueError:
+        return Path(path).name
+
+
 def _provenance(
     *, root: Path, split_path: Path, command: str, corpora: Sequence[str], extra: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "corpora": list(corpora),
-        "data_root": str(root),
+        "data_root": _portable(root),
         "split_file": str(split_path.relative_to(REPO)) if split_path.is_relative_to(REPO) else str(split_path),
         "split_sha256": split_hash(split_path),
         "silence_policy": gate_policy(),
