@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ser_engine.model import EmotionModel
     from ser_engine.profile import VoiceProfile
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "csv_header", "csv_rows", "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -50,24 +50,72 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"ser: error: {message}\n")
 
 
-def _positive_float(text: str) -> float:
+MIN_WINDOW_S = 0.1
+MAX_WINDOW_S = 30.0
+MIN_HOP_S = 0.05
+
+
+def _number(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
+    if v != v or v in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = _number(text)
+    if not v > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return v
 
 
+def _window(text: str) -> float:
+    """``--window`` of analyze and listen: seconds in [MIN_WINDOW_S, MAX_WINDOW_S]."""
+    v = _number(text)
+    if not MIN_WINDOW_S <= v <= MAX_WINDOW_S:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_WINDOW_S:g} and {MAX_WINDOW_S:g} seconds, got {text!r}")
+    return v
+
+
+def _hop(text: str) -> float:
+    """``--hop`` of analyze and listen: seconds from MIN_HOP_S (at most the window, checked later)."""
+    v = _number(text)
+    if not MIN_HOP_S <= v <= MAX_WINDOW_S:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_HOP_S:g} seconds and the window, got {text!r}")
+    return v
+
+
 def _unit_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    """``--sensitivity`` of analyze, listen and calibrate: a number in [0, 1]."""
+    v = _number(text)
     if not 0 <= v <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
     return v
+
+
+def _smoothing(text: str) -> float:
+    v = _number(text)
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and less than 1, got {text!r}")
+    return v
+
+
+class _UsageError(Exception):
+    """A bad combination of options found after parsing: ``ser: error: ...``, exit 2."""
+
+
+def _window_hop(args: argparse.Namespace, model: EmotionModel) -> tuple[float, float]:
+    """(window_s, hop_s) from ``--window``/``--hop`` or the model's defaults; the hop may not exceed the window."""
+    cfg = model.feature_config
+    window = args.window if args.window is not None else cfg.window_s
+    hop = args.hop if args.hop is not None else min(cfg.hop_s, window)
+    if hop > window:
+        raise _UsageError(f"argument --hop: must be between {MIN_HOP_S:g} seconds and the window "
+                          f"({window:g} s), got '{hop:g}'")
+    return window, hop
 
 
 def _workers(text: str) -> int:
@@ -88,30 +136,37 @@ def build_parser() -> argparse.ArgumentParser:
     model_help = "model directory holding model.onnx and model.json (default: the bundled model or $SER_MODEL_DIR)"
     profile_help = ("voice profile made by `ser calibrate` or the app: a path, or the name of a profile in "
                     "the user's profile folder")
+    window_help = f"analysis window in seconds, {MIN_WINDOW_S:g}-{MAX_WINDOW_S:g} (default: the model's)"
+    hop_help = f"seconds between windows, from {MIN_HOP_S:g} to the window (default: the model's)"
+    sensitivity_help = "speech gate sensitivity 0..1 (default: %(default)s)"
     a = sub.add_parser("analyze", help="dominant emotion of audio files and folders (recursive)")
     a.add_argument("paths", nargs="+", metavar="PATH", help="audio files and/or folders")
     a.add_argument("--model", metavar="DIR", help=model_help)
-    a.add_argument("--window", type=_positive_float, metavar="S", help="analysis window in seconds (default: model's)")
-    a.add_argument("--hop", type=_positive_float, metavar="S", help="hop between windows in seconds (default: model's)")
+    a.add_argument("--window", type=_window, metavar="S", help=window_help)
+    a.add_argument("--hop", type=_hop, metavar="S", help=hop_help)
     a.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
-    a.add_argument("--segments", action="store_true", help="also report every analysed window")
+    a.add_argument("--segments", action="store_true",
+                   help="also report every analysed window. CSV: one table; each file's row (the columns of the "
+                        "plain CSV, in the same places) is followed by its windows' rows; the last columns "
+                        "kind (file or segment), start_s, end_s, speech tell them apart")
     a.add_argument("--workers", type=_workers, default=min(2, os.cpu_count() or 1), metavar="N",
                    help="files analysed in parallel (default: %(default)s)")
-    a.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X",
-                   help="speech gate sensitivity 0..1 (default: %(default)s)")
+    a.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X", help=sensitivity_help)
     a.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal and there are several files)")
     a.add_argument("--profile", metavar="PROFILE", help=profile_help)
 
     listen = sub.add_parser("listen", help="live predictions from an input device, one line per hop")
-    listen.add_argument("--device", metavar="D", help="input device index or name (see `ser devices`)")
+    listen.add_argument("--device", metavar="D",
+                        help="input device index or name (see `ser devices`; empty: the default device)")
     listen.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: Ctrl+C)")
     listen.add_argument("--format", choices=("table", "jsonl"), default="table", help="output format")
     listen.add_argument("--model", metavar="DIR", help=model_help)
-    listen.add_argument("--window", type=_positive_float, metavar="S", default=None)
-    listen.add_argument("--hop", type=_positive_float, metavar="S", default=None)
-    listen.add_argument("--smoothing", type=float, default=0.5, metavar="X", help="EMA smoothing in [0, 1)")
-    listen.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X")
+    listen.add_argument("--window", type=_window, metavar="S", default=None, help=window_help)
+    listen.add_argument("--hop", type=_hop, metavar="S", default=None, help=hop_help)
+    listen.add_argument("--smoothing", type=_smoothing, default=0.5, metavar="X",
+                        help="EMA smoothing in [0, 1) (default: %(default)s)")
+    listen.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X", help=sensitivity_help)
     listen.add_argument("--record", metavar="WAV", help="also record the 16 kHz audio (and WAV.csv predictions)")
     listen.add_argument("--profile", metavar="PROFILE", help=profile_help)
 
@@ -123,15 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--output", "-o", required=True, metavar="PROFILE.json", help="profile file to write")
     c.add_argument("--name", metavar="NAME", help="the profile's name (default: the output file's name)")
     c.add_argument("--model", metavar="DIR", help=model_help)
-    c.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X",
-                   help="speech gate sensitivity 0..1 (default: %(default)s)")
+    c.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X", help=sensitivity_help)
 
     d = sub.add_parser("devices", help="list audio input devices")
     d.add_argument("--format", choices=("table", "json"), default="table")
 
     i = sub.add_parser("info", help="show the model's metadata")
     i.add_argument("--model", metavar="DIR", help=model_help)
-    i.add_argument("--format", choices=("table", "json"), default="table")
+    i.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table: a readable summary (default); json: model.json's full metadata")
+    i.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
     return p
 
 
@@ -203,6 +259,70 @@ def _fmt(v: float | None, digits: int = 3) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
 
+FILE_COLUMNS = ("path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain")
+SEGMENT_COLUMNS = ("kind", "start_s", "end_s", "speech")  # after "warning", with --segments only
+
+
+def csv_header(*, labels: Sequence[str], segments: bool) -> list[str]:
+    """The header of ``ser analyze --format csv`` (``segments``: with ``--segments``).
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The model's labels, in order (one ``p_<label>`` column each).
+    segments : bool
+        With ``--segments``: the file columns, then ``kind, start_s, end_s, speech``.
+
+    Returns
+    -------
+    list of str
+        ``path, ok, error, duration_s, speech_s, label, confidence, uncertain, p_<label>..., warning``
+        (plus ``kind, start_s, end_s, speech`` with ``segments``); "warning" and the segment columns
+        come last so that every earlier column keeps its position.
+    """
+    head = [*FILE_COLUMNS, *(f"p_{k}" for k in labels), "warning"]
+    return head + list(SEGMENT_COLUMNS) if segments else head
+
+
+def csv_rows(result: FileResult, *, labels: Sequence[str], segments: bool) -> list[list[str | int]]:
+    """The rows of one file in ``ser analyze --format csv`` (see :func:`csv_header`).
+
+    Without ``segments``: one row. With ``segments``: the same file row (``kind`` = ``file``,
+    empty ``start_s, end_s, speech``), then one row per analysis window (``kind`` = ``segment``:
+    ``ok, error, duration_s, speech_s`` empty; ``label``, ``confidence`` (the label's probability)
+    and ``uncertain`` empty on silence; ``warning`` the file's). A failed file has its file row only.
+
+    Parameters
+    ----------
+    result : FileResult
+        One file's result (names that are not valid UTF-8 are written with ``\\xNN`` escapes).
+    labels : sequence of str
+        The model's labels, in order.
+    segments : bool
+        Also the rows of the windows.
+
+    Returns
+    -------
+    list of list
+        The rows, each as long as :func:`csv_header`.
+    """
+    r = result
+    d = r.to_dict()  # paths and messages as valid Unicode (non-UTF-8 bytes as \\xNN)
+    path, warning = d["path"], d["warning"] or ""
+    row: list[str | int] = [path, int(r.ok), d["error"] or "", _fmt(r.duration_s), _fmt(r.speech_s),
+                            r.label or "", _fmt(r.confidence, 4), int(r.uncertain) if r.ok else "",
+                            *[_fmt(r.probabilities.get(k), 4) for k in labels], warning]
+    if not segments:
+        return [row]
+    rows = [[*row, "file", "", "", ""]]
+    for s in r.segments:
+        conf = _fmt(s.probabilities.get(s.label), 4) if s.speech and s.label else ""
+        rows.append([path, "", "", "", "", s.label or "", conf, int(s.uncertain) if s.speech else "",
+                     *[_fmt(s.probabilities.get(k), 4) for k in labels], warning,
+                     "segment", f"{s.start_s:.3f}", f"{s.end_s:.3f}", int(s.speech)])
+    return rows
+
+
 class _Writer:
     def __init__(self, out: TextIO, fmt: str, labels: Sequence[str], segments: bool) -> None:
         self.out = out
@@ -220,13 +340,7 @@ class _Writer:
             import csv
 
             self._csv = csv.writer(self.out, lineterminator="\n")
-            # "warning" comes last so that the earlier columns keep their positions
-            if self.segments:
-                self._csv.writerow(["path", "start_s", "end_s", "speech", "label", "uncertain",
-                                    *[f"p_{k}" for k in self.labels], "warning"])
-            else:
-                self._csv.writerow(["path", "ok", "error", "duration_s", "speech_s", "label", "confidence",
-                                    "uncertain", *[f"p_{k}" for k in self.labels], "warning"])
+            self._csv.writerows([csv_header(labels=self.labels, segments=self.segments)])
         else:
             self._path_width = max(12, min(60, max((len(p) for p in paths), default=12)))
             head = f"{'file':<{self._path_width}}  {'duration':>8}  {'speech':>7}  {'emotion':<10} {'conf':>5}  top"
@@ -237,7 +351,7 @@ class _Writer:
         d = r.to_dict()  # paths and messages as valid Unicode (non-UTF-8 bytes as \\xNN)
         if not self.segments:
             d["segments"] = []
-        path, warning = d["path"], d["warning"] or ""
+        path = d["path"]
         if self.fmt == "json":
             try:
                 text = json.dumps(d, ensure_ascii=False, allow_nan=False)
@@ -249,18 +363,7 @@ class _Writer:
                 text = json.dumps(bad.to_dict(), ensure_ascii=False)
             self.out.write(("," if self.count else "") + "\n  " + text)
         elif self.fmt == "csv":
-            if self.segments:
-                if not r.ok:
-                    self._csv.writerow([path, "", "", "", "ERROR: " + str(d["error"]), ""]
-                                       + [""] * len(self.labels) + [warning])
-                for s in r.segments:
-                    self._csv.writerow([path, f"{s.start_s:.3f}", f"{s.end_s:.3f}", int(s.speech),
-                                        s.label or "", int(s.uncertain) if s.speech else "",
-                                        *[_fmt(s.probabilities.get(k), 4) for k in self.labels], warning])
-            else:
-                self._csv.writerow([path, int(r.ok), d["error"] or "", _fmt(r.duration_s), _fmt(r.speech_s),
-                                    r.label or "", _fmt(r.confidence, 4), int(r.uncertain) if r.ok else "",
-                                    *[_fmt(r.probabilities.get(k), 4) for k in self.labels], warning])
+            self._csv.writerows(csv_rows(r, labels=self.labels, segments=self.segments))
         else:
             self._table_row(r, path)
         self.count += 1
@@ -393,6 +496,7 @@ def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
     model = _load_model(args.model)
     if args.profile:
         model, _ = _load_profile(args.profile, model)
+    window_s, hop_s = _window_hop(args, model)
     workers = _cap_workers(args.workers)
     files, problems = find_audio_files(args.paths)
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
@@ -407,7 +511,7 @@ def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
                 progress.message(msg)
                 progress.update(False)
                 failed += 1
-            for res in analyze_paths(files, model, window_s=args.window, hop_s=args.hop,
+            for res in analyze_paths(files, model, window_s=window_s, hop_s=hop_s,
                                      gate_sensitivity=args.sensitivity, workers=workers, cancel=cancel,
                                      expand=False):
                 if cancel.is_set() and not res.ok:  # stopped by Ctrl-C, not a failure of the file
@@ -452,11 +556,11 @@ def cmd_listen(args: argparse.Namespace) -> int:
     profile = None
     if args.profile:
         model, profile = _load_profile(args.profile, model)
-    cfg = model.feature_config
+    window_s, hop_s = _window_hop(args, model)
     try:
         settings = StreamSettings(
-            window_s=args.window if args.window is not None else cfg.window_s,
-            hop_s=args.hop if args.hop is not None else cfg.hop_s,
+            window_s=window_s,
+            hop_s=hop_s,
             smoothing=args.smoothing,
             gate_sensitivity=args.sensitivity,
         )
@@ -483,6 +587,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 out.flush()
             except (BrokenPipeError, ValueError):
                 done.set()
+        # --duration is stream time: predictions end at hop, 2*hop, ... from the first audio
+        if args.duration is not None and p.end_s >= args.duration - 1e-6:
+            done.set()
 
     def on_error(e: SerError) -> None:
         errors.append(e)
@@ -498,7 +605,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         signalled.append(signum)
         done.set()
 
-    session = LiveSession(model, device=args.device, settings=settings, on_prediction=on_prediction,
+    device = args.device if args.device is not None and args.device.strip() else None  # '': the default
+    session = LiveSession(model, device=device, settings=settings, on_prediction=on_prediction,
                           on_error=on_error, on_recording_error=on_recording_error)
     previous: dict[int, Any] = {}
     for name in ("SIGTERM", "SIGHUP"):
@@ -527,7 +635,12 @@ def _listen(args: argparse.Namespace, session: Any, settings: Any, profile: Any,
     try:
         if args.record:
             session.start_recording(args.record, args.record + ".csv")
-        deadline = None if args.duration is None else time.monotonic() + args.duration
+        # --duration counts from the moment audio flows (opening a device can take a second or
+        # more), and it ends after the prediction reaching it; the wall-clock deadline is a
+        # safety net in case the worker falls behind
+        while not done.is_set() and not session.wait_for_audio(0.05):
+            pass
+        deadline = None if args.duration is None else time.monotonic() + args.duration + max(2.0, settings.hop_s * 4)
         while not done.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
@@ -614,31 +727,78 @@ def cmd_info(args: argparse.Namespace) -> int:
         data["uncertainty_threshold"] = meta.uncertainty_threshold
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return EXIT_OK
-    fc = meta.feature_config
-    rows = [
-        ("model", meta.name),
-        ("path", str(model.path)),
-        ("labels", ", ".join(meta.labels)),
-        ("input", f"{meta.input_name} {list(meta.input_shape)} -> {meta.output_name}"),
-        ("features", f"log-mel {fc.n_mels} bands {fc.fmin:g}-{fc.fmax:g} Hz, {fc.sample_rate} Hz, "
-                     f"n_fft {fc.n_fft}, win {fc.win_length}, hop {fc.hop_length}"),
-        ("window", f"{fc.window_s:g} s ({fc.n_frames} frames), hop {fc.hop_s:g} s"),
-        ("temperature", f"{meta.temperature:g}"),
-        ("voice calibration",
-         f"supported (reference: {meta.voice_reference_fitted_on or 'not described'}); see `ser calibrate`"
-         if meta.voice_reference is not None else "not supported (model.json has no voice_calibration)"),
-        ("uncertainty threshold",
-         f"{meta.uncertainty_threshold:g} (a top probability below it is shown as 'uncertain')"
-         if meta.uncertainty_threshold else "none (predictions are never marked uncertain)"),
-    ]
-    for k, v in meta.provenance.items():
-        rows.append((f"provenance.{k}", json.dumps(v) if not isinstance(v, str) else v))
-    for k, v in meta.metrics.items():
-        rows.append((f"metrics.{k}", json.dumps(v) if not isinstance(v, str) else v))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    for k, v in _info_rows(model):
+        print(f"{k:<{_INFO_WIDTH}}  {v}")
     return EXIT_OK
+
+
+_INFO_WIDTH = 21
+
+
+def _uar(metrics: dict[str, Any], key: str) -> str | None:
+    """``metrics[key]["all"]`` as "UAR 0.594 (n=4784)", or None when not recorded."""
+    block = metrics.get(key)
+    allm = block.get("all") if isinstance(block, dict) else None
+    if not isinstance(allm, dict) or not isinstance(allm.get("uar"), (int, float)):
+        return None
+    n = allm.get("n")
+    return f"UAR {allm['uar']:.3f}" + (f" (n={n})" if isinstance(n, int) else "")
+
+
+def _info_rows(model: EmotionModel) -> list[tuple[str, str]]:
+    """The readable summary of ``ser info``: (field, text) rows."""
+    meta = model.metadata
+    fc = meta.feature_config
+    prov, metrics = meta.provenance, meta.metrics
+    onnx = model.path
+    try:
+        size = f"model.onnx {onnx.stat().st_size / 1024:.0f} KB"
+    except OSError:
+        size = "model.onnx size unknown"
+    n = len(meta.labels)
+    rows = [
+        ("model", f"{meta.name} ({size}) in {model.path.parent}"),
+        ("emotions", f"{n}: {', '.join(meta.labels)} (chance UAR {1 / n:.3f})"),
+        ("window", f"{fc.window_s:g} s ({fc.n_frames} frames), hop {fc.hop_s:g} s; "
+                   f"log-mel {fc.n_mels} bands at {fc.sample_rate / 1000:g} kHz"),
+    ]
+    corpora = prov.get("corpora")
+    rows.append(("trained on", ", ".join(map(str, corpora)) if isinstance(corpora, list) and corpora
+                 else "not recorded"))
+    held = prov.get("held_out_corpora")
+    if isinstance(held, dict) and held:
+        parts = [f"{', '.join(map(str, v))} ({str(k).replace('unseen_', '').replace('val', 'validation')})"
+                 for k, v in held.items() if isinstance(v, list) and v]
+        rows.append(("held-out corpora", "; ".join(parts) or "none"))
+    else:
+        rows.append(("held-out corpora", "not recorded"))
+    test = _uar(metrics, "test_speakers")
+    unseen = _uar(metrics, "unseen_corpora")
+    rows.append(("test speakers", test + " (speakers of the training corpora never trained on)" if test
+                 else "not recorded"))
+    rows.append(("unseen corpora", unseen + " (corpora never trained on: nearer to what new voices get)" if unseen
+                 else "not recorded"))
+    rows.append(("voice calibration",
+                 f"supported, strength {meta.voice_strength:g} (reference: "
+                 f"{meta.voice_reference_fitted_on or 'not described'}); see `ser calibrate`"
+                 if meta.voice_reference is not None else "not supported (model.json has no voice_calibration)"))
+    rows.append(("uncertainty threshold",
+                 f"{meta.uncertainty_threshold:g} (a top probability below it is shown as 'uncertain')"
+                 if meta.uncertainty_threshold else "none (predictions are never marked uncertain)"))
+    try:
+        import onnxruntime
+
+        ort = str(onnxruntime.__version__)
+    except ImportError:  # pragma: no cover - the model could not have loaded
+        ort = "not installed"
+    libs = prov.get("libraries")
+    exported = libs.get("onnxruntime") if isinstance(libs, dict) else None
+    rows.append(("ONNX Runtime", ort + (f" (model checked with {exported})" if exported else "")))
+    date = prov.get("date")
+    if isinstance(date, str) and date:
+        rows.append(("trained", date))
+    rows.append(("ser", f"{__version__}; `ser info --json` prints the full metadata"))
+    return rows
 
 
 COMMANDS = {"analyze": cmd_analyze, "listen": cmd_listen, "calibrate": cmd_calibrate, "devices": cmd_devices,
@@ -668,6 +828,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return EXIT_OK
+    except _UsageError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
     except SerError as exc:
         _err(str(exc))
         return EXIT_FAILED

@@ -127,7 +127,42 @@ def test_csv_formats(tiny_model_dir: Path, files: dict[str, Path]) -> None:
             files["good"])
     assert p.returncode == 0
     rows = list(csv.DictReader(io.StringIO(p.stdout)))
-    assert [(r["start_s"], r["end_s"]) for r in rows] == [("0.000", "2.000"), ("1.000", "3.000"), ("2.000", "4.000")]
+    assert [(r["kind"], r["start_s"], r["end_s"]) for r in rows] == [
+        ("file", "", ""), ("segment", "0.000", "2.000"), ("segment", "1.000", "3.000"), ("segment", "2.000", "4.000")]
+
+
+def test_segments_csv_keeps_the_file_rows_in_their_columns(tiny_model_dir: Path, files: dict[str, Path]) -> None:
+    paths = [files["good"], files["good2"], files["empty"]]
+    plain = ser("analyze", "--model", tiny_model_dir, "--format", "csv", "--workers", "1", *paths)
+    seg = ser("analyze", "--model", tiny_model_dir, "--format", "csv", "--segments", "--workers", "1", *paths)
+    assert plain.returncode == seg.returncode == 1  # the empty file failed in both
+    plain_rows = list(csv.reader(io.StringIO(plain.stdout)))
+    seg_rows = list(csv.reader(io.StringIO(seg.stdout)))
+    width = len(plain_rows[0])
+    # the header and every file row are the plain CSV's, column for column, then kind/start_s/end_s/speech
+    assert seg_rows[0] == [*plain_rows[0], "kind", "start_s", "end_s", "speech"]
+    file_rows = [r for r in seg_rows[1:] if r[width] == "file"]
+    assert [r[:width] for r in file_rows] == plain_rows[1:]
+    assert all(r[width + 1:] == ["", "", ""] for r in file_rows)
+    # each file row comes first, then that file's windows; the failed file has its file row only
+    rows = list(csv.DictReader(io.StringIO(seg.stdout)))
+    assert {r["kind"] for r in rows} == {"file", "segment"}
+    by_path: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_path.setdefault(r["path"], []).append(r)
+    for path, group in by_path.items():
+        assert group[0]["kind"] == "file" and all(r["kind"] == "segment" for r in group[1:]), path
+    empty = by_path[str(files["empty"])]
+    assert len(empty) == 1 and empty[0]["ok"] == "0" and "empty file" in empty[0]["error"]
+    good = by_path[str(files["good"])]
+    assert len(good) >= 3 and float(good[-1]["end_s"]) == pytest.approx(4.0, abs=0.01)
+    for r in good[1:]:
+        assert r["ok"] == r["error"] == r["duration_s"] == ""
+        if r["speech"] == "1":  # the label's probability is the window's confidence
+            assert r["label"] and r["confidence"] == r[f"p_{r['label']}"]
+        else:
+            assert r["label"] == r["confidence"] == ""
+    assert "kind (file or segment)" in " ".join(ser("analyze", "--help").stdout.split())
 
 
 def test_folder_without_audio_and_missing_path(tiny_model_dir: Path, tmp_path: Path, files: dict[str, Path]) -> None:
@@ -204,6 +239,7 @@ def test_cold_start_imports_no_tensorflow_librosa_or_numba(tiny_model_dir: Path,
 def test_info_and_devices(tiny_model_dir: Path, virtual_mic: VirtualMic) -> None:
     p = ser("info", "--model", tiny_model_dir)
     assert p.returncode == 0 and "angry" in p.stdout and "297 frames" in p.stdout
+    assert "trained on             not recorded" in p.stdout  # the tiny model has no provenance
     p = ser("info", "--model", tiny_model_dir, "--format", "json")
     assert json.loads(p.stdout)["labels"][0] == "angry"
     p = ser("devices")
@@ -417,7 +453,7 @@ def test_uncertain_in_json_csv_and_table(corpus_dir: Path, shipped_model_dir: Pa
     assert [r["uncertain"] for r in csv.DictReader(io.StringIO(p.stdout))] == ["1", "0"]
     p = ser("analyze", "--model", d, "--format", "csv", "--segments", files["good"])
     rows = list(csv.DictReader(io.StringIO(p.stdout)))
-    assert list(rows[0])[5] == "uncertain" and {r["uncertain"] for r in rows if r["speech"] == "1"} == {"1"}
+    assert list(rows[0])[7] == "uncertain" and {r["uncertain"] for r in rows if r["speech"] == "1"} == {"1"}
     assert "uncertain" in ser("analyze", "--model", d, files["good"]).stdout
 
 
@@ -426,7 +462,7 @@ def test_info_says_whether_the_model_can_be_calibrated(tiny_model_dir: Path, shi
     p = ser("info")
     assert p.returncode == 0
     info = {line.split("  ")[0].strip(): line for line in p.stdout.splitlines()}
-    assert "supported (reference: neutral speech" in info["voice calibration"]
+    assert "supported, strength 0.5 (reference: neutral speech" in info["voice calibration"]
     assert f"{threshold:g} (a top probability below it" in info["uncertainty threshold"]
     data = json.loads(ser("info", "--format", "json").stdout)
     assert data["supports_voice_calibration"] is True and data["uncertainty_threshold"] == threshold
@@ -467,3 +503,91 @@ def test_listen_with_profile(calibrated: Path, corpus_dir: Path, virtual_mic: Vi
     no_traceback(p)
     assert p.returncode == 1 and "was made for model ser-cnn2d" in p.stderr and "record a new profile" in p.stderr
     assert "listening on" not in p.stderr
+
+
+def test_info_is_a_readable_summary_and_json_on_request(shipped_model_dir: Path) -> None:
+    import onnxruntime
+
+    meta = json.loads((shipped_model_dir / "model.json").read_text())
+    p = ser("info", "--model", shipped_model_dir)
+    assert p.returncode == 0, p.stderr
+    text = p.stdout
+    # no raw provenance: no JSON, no data folder, no commit, no training hyper-parameters
+    assert "{" not in text and "data_root" not in text and "git_commit" not in text and "+dirty" not in text
+    assert "learning_rate" not in text
+    info = {line[:21].strip(): line[21:].strip() for line in text.splitlines()}
+    assert info["emotions"].startswith(f"{len(meta['labels'])}: {', '.join(meta['labels'])}")
+    assert info["trained on"] == ", ".join(meta["provenance"]["corpora"])
+    for corpora in meta["provenance"]["held_out_corpora"].values():
+        assert all(c in info["held-out corpora"] for c in corpora)
+    m = meta["metrics"]
+    assert info["test speakers"].startswith(f"UAR {m['test_speakers']['all']['uar']:.3f}")
+    assert info["unseen corpora"].startswith(f"UAR {m['unseen_corpora']['all']['uar']:.3f}")
+    assert f"strength {meta['voice_calibration']['strength']:g}" in info["voice calibration"]
+    assert info["uncertainty threshold"].startswith(f"{meta['uncertainty_threshold']:g} ")
+    assert info["ONNX Runtime"].startswith(onnxruntime.__version__)
+    kb = (shipped_model_dir / "model.onnx").stat().st_size / 1024
+    assert f"model.onnx {kb:.0f} KB" in info["model"]
+    # the raw form: --json, the same as --format json
+    raw = ser("info", "--model", shipped_model_dir, "--json")
+    assert raw.returncode == 0 and raw.stdout == ser("info", "--model", shipped_model_dir, "--format", "json").stdout
+    data = json.loads(raw.stdout)
+    assert data["provenance"] == meta["provenance"] and data["metrics"] == meta["metrics"]
+
+
+@pytest.mark.mic
+def test_listen_duration_counts_from_the_first_audio(tiny_model_dir: Path, virtual_mic: VirtualMic) -> None:
+    # 3 s at a 0.5 s hop: predictions at 0.5, 1.0, ... 3.0 s of audio, whatever the device's start-up time
+    t0 = time.monotonic()
+    p = ser("listen", "--model", tiny_model_dir, "--duration", "3", "--format", "jsonl", timeout=60)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(lines) >= 4, p.stdout
+    ends = [x["end_s"] for x in lines]
+    assert ends[0] == pytest.approx(0.5, abs=0.05)  # the first prediction one hop after the start
+    assert ends == sorted(ends) and ends[-1] == pytest.approx(3.0, abs=0.05)
+    assert elapsed < 30
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--hop", "0.0001", "argument --hop: must be between 0.05 seconds and the window, got '0.0001'"),
+    ("--hop", "0.01", "argument --hop: must be between 0.05 seconds and the window, got '0.01'"),
+    ("--window", "0.01", "argument --window: must be between 0.1 and 30 seconds, got '0.01'"),
+    ("--window", "nan", "argument --window: must be a finite number, got 'nan'"),
+    ("--sensitivity", "1.5", "argument --sensitivity: must be between 0 and 1, got '1.5'"),
+])
+def test_option_limits_are_the_same_for_every_command(tiny_model_dir: Path, files: dict[str, Path], option: str,
+                                                        value: str, message: str) -> None:
+    commands = {"analyze": ["analyze", files["good"]], "listen": ["listen", "--duration", "1"],
+                "calibrate": ["calibrate", files["good"], "-o", files["good"].with_suffix(".json")]}
+    takes = {"--hop": ("analyze", "listen"), "--window": ("analyze", "listen"),
+             "--sensitivity": ("analyze", "listen", "calibrate")}
+    for name in takes[option]:
+        p = ser(*commands[name], "--model", tiny_model_dir, option, value)
+        no_traceback(p)
+        assert p.returncode == 2 and p.stderr.splitlines()[-1] == f"ser: error: {message}", (name, p.stderr)
+
+
+def test_hop_longer_than_the_window_is_refused_alike(tiny_model_dir: Path, files: dict[str, Path]) -> None:
+    for cmd in (["analyze", files["good"]], ["listen", "--duration", "1"]):
+        p = ser(*cmd, "--model", tiny_model_dir, "--window", "1", "--hop", "2")
+        no_traceback(p)
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip() == ("ser: error: argument --hop: must be between 0.05 seconds and the window "
+                                    "(1 s), got '2'")
+    # the smallest hop is accepted
+    p = ser("analyze", files["good"], "--model", tiny_model_dir, "--hop", "0.05", "--format", "json", "--segments")
+    assert p.returncode == 0, p.stderr
+    starts = [seg["start_s"] for seg in json.loads(p.stdout)[0]["segments"]]
+    assert len(starts) == 21 and starts[1] - starts[0] == pytest.approx(0.05)  # 3 s windows over 4 s
+
+
+@pytest.mark.mic
+def test_listen_empty_device_means_the_default(tiny_model_dir: Path, virtual_mic: VirtualMic) -> None:
+    for device in ("", "  "):
+        p = ser("listen", "--model", tiny_model_dir, "--device", device, "--duration", "1", "--format", "jsonl",
+                timeout=60)
+        no_traceback(p)
+        assert p.returncode == 0 and "ambiguous" not in p.stderr, p.stderr
+        assert len(p.stdout.splitlines()) >= 1
