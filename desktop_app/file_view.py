@@ -53,11 +53,13 @@ from ser_engine.errors import SerError
 from ser_engine.model import EmotionModel
 from ser_engine.stream import StreamSettings
 
-__all__ = ["COLUMNS", "DRAIN_INTERVAL_MS", "AnalysisWorker", "FileTable", "FileTableModel", "FileView",
+__all__ = ["COLUMNS", "DRAIN_INTERVAL_MS", "EMPTY_TABLE_TEXT", "AnalysisWorker", "BatchCounts", "FileTable",
+           "FileTableModel", "FileView",
            "default_workers", "result_label_text", "timeline_spans"]
 
 COLUMNS = ("File", "Duration (s)", "Dominant emotion", "Confidence (%)", "Speech (s)", "Status")
 DRAIN_INTERVAL_MS = 100  # results from the batch threads are applied to the table this often
+EMPTY_TABLE_TEXT = "Drop files or folders here, or Open files…"  # the progress bar of an empty table
 
 
 def result_label_text(label: str | None, uncertain: bool) -> str:
@@ -65,6 +67,30 @@ def result_label_text(label: str | None, uncertain: bool) -> str:
     if label is None:
         return "no speech"
     return f"uncertain ({label}?)" if uncertain else label_text(label)
+
+
+class BatchCounts:
+    """Finished rows of the file table: analysed with speech (``ok``), ``failed``, ``no_speech``."""
+
+    def __init__(self, ok: int = 0, failed: int = 0, no_speech: int = 0) -> None:
+        self.ok, self.failed, self.no_speech = ok, failed, no_speech
+
+    @classmethod
+    def of(cls, results: Sequence[FileResult | None]) -> BatchCounts:
+        c = cls()
+        for r in results:
+            if r is None:
+                continue
+            if not r.ok:
+                c.failed += 1
+            elif r.label is None:
+                c.no_speech += 1
+            else:
+                c.ok += 1
+        return c
+
+    def text(self) -> str:
+        return f"{self.ok} ok · {self.failed} failed · {self.no_speech} no speech"
 
 
 def default_workers() -> int:
@@ -232,7 +258,8 @@ class FileTableModel(QAbstractTableModel):
         path = v.paths[row]
         res = v.results[row]
         if col == 0:
-            return path.name, None, str(path)
+            tip = str(path) if res is None or res.ok else f"{path}\n{res.error or 'failed'}"
+            return path.name, None, tip
         profile = v.row_profiles[row] if row < len(v.row_profiles) else None
         warning = _warning(res)
         if res is None:
@@ -247,7 +274,7 @@ class FileTableModel(QAbstractTableModel):
                      f"{res.speech_s:.2f}", "ok"]
         text = cells[col - 1]
         colour: QColor | None = None
-        tip = ""
+        tip = "" if res is None or res.ok else (res.error or "failed")  # the full error on hover, any column
         if col == 5 and res is not None:
             if not res.ok:
                 colour, tip = emotion_qcolor("angry"), res.error or ""
@@ -436,9 +463,9 @@ class FileView(QWidget):
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m files")
         self.progress.setValue(0)
         self.progress.setMaximum(1)
+        self._set_progress_format()
         self.export_csv_button = QPushButton("Export CSV…")
         self.export_csv_button.clicked.connect(self._choose_export_csv)
         self.export_json_button = QPushButton("Export JSON…")
@@ -464,6 +491,18 @@ class FileView(QWidget):
         self.profile_box.toggled.connect(self._profile_toggled)
         hint_row.addWidget(self.profile_box)
         root.addLayout(hint_row)
+        # the last batch's outcome stays here (the status bar message fades after 8 s)
+        summary_row = QHBoxLayout()
+        self.batch_summary = QLabel("")
+        self.batch_summary.setObjectName("batch_summary")
+        self.batch_summary.setVisible(False)
+        summary_row.addWidget(self.batch_summary, 1)
+        self.failed_only_box = QCheckBox("Show failed only")
+        self.failed_only_box.setToolTip("Hide the rows that were analysed; hover a failed row for the full error")
+        self.failed_only_box.setEnabled(False)
+        self.failed_only_box.toggled.connect(lambda _checked: self._apply_filter())
+        summary_row.addWidget(self.failed_only_box)
+        root.addLayout(summary_row)
 
         split = QSplitter(Qt.Orientation.Vertical)
         self.table = FileTable()
@@ -525,6 +564,7 @@ class FileView(QWidget):
         self.summary.setWordWrap(True)
         self.summary.setStyleSheet("font-size:15pt;")
         self.summary.setMinimumWidth(320)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # errors can be copied
         side.addWidget(self.summary)
         self.distribution = ProbabilityBars(self.labels, title="Distribution over the speech")
         side.addWidget(self.distribution, 1)
@@ -633,8 +673,11 @@ class FileView(QWidget):
         finished = worker.done  # read before take(): nothing can arrive after a finished batch
         found, pending = worker.take()
         if found is not None:
+            n_before = len(self.results)
             self.table_model.append_rows(found, self._batch_profile)
             self.progress.setMaximum(max(1, len(self.results)))
+            self._set_progress_format()
+            self._apply_filter(n_before, len(self.results) - 1)
         if pending:
             first, last = len(self.results), -1
             show_current = False
@@ -647,6 +690,7 @@ class FileView(QWidget):
                 first, last = min(first, row), max(last, row)
                 show_current = show_current or row == current
             self.table_model.rows_changed(first, last)
+            self._apply_filter(first, last)
             self.progress.setValue(self._n_done)
             if current < 0:  # nothing chosen yet: a one-line progress note (the plots wait for a choice)
                 self.summary.setText(f"Analysing: {self._n_done} of {len(self.results)} files…")
@@ -667,13 +711,16 @@ class FileView(QWidget):
                     self._n_done += 1
                     first = min(first, row)
             self.table_model.rows_changed(first, len(self.results) - 1)
+            self._apply_filter(first, len(self.results) - 1)
             self.progress.setValue(self._n_done)
             self._queue.clear()
             if not worker.done:
                 self.retired_workers.append(worker)
         n_ok = sum(1 for r in self.results if r is not None and r.ok)
         n_bad = sum(1 for r in self.results if r is not None and not r.ok)
-        self.message.emit(f"Analysis {'cancelled' if cancelled else 'finished'}: {n_ok} ok, {n_bad} failed")
+        counts = self.batch_counts()
+        self.message.emit(f"Analysis {'cancelled' if cancelled else 'finished'}: {counts.text()}")
+        self._show_batch_summary(counts, cancelled=cancelled)
         self._update_buttons()
         cur = self.table.currentRow()
         if 0 <= cur < len(self.results):
@@ -706,7 +753,9 @@ class FileView(QWidget):
             self.summary.setText(f"{path.name}: waiting for analysis…")
             return
         if not res.ok:
-            self.summary.setText(f"<b>{path.name}</b><br>could not be analysed:<br>{res.error}")
+            self.summary.setText(f"<b>{html.escape(path.name)}</b><br>could not be analysed:<br>"
+                                 f"<span style='color:{emotion_color('angry')}'>"
+                                 f"{html.escape(res.error or 'unknown error')}</span>")
             self.distribution.set_probabilities(None)
             self._draw_timeline(res)
             self.wave_curve.setData([], [])
@@ -842,6 +891,12 @@ class FileView(QWidget):
         self.table_model.clear()
         self._n_done = 0
         self.progress.setValue(0)
+        self.progress.setMaximum(1)
+        self._set_progress_format()
+        self.batch_summary.setText("")
+        self.batch_summary.setVisible(False)
+        self.failed_only_box.setChecked(False)
+        self.failed_only_box.setEnabled(False)
         self.summary.setText("Open or drop audio files to analyse them.")
         self.distribution.set_probabilities(None)
         self.wave_curve.setData([], [])
@@ -858,6 +913,46 @@ class FileView(QWidget):
         self.export_csv_button.setEnabled(have and not busy)
         self.export_json_button.setEnabled(have and not busy)
         self.clear_button.setEnabled(have and not busy)
+
+    # ------------------------------------------------------------------ batch summary and filter
+    def batch_counts(self) -> BatchCounts:
+        """Counts of the finished rows of the table (all batches since the last Clear)."""
+        return BatchCounts.of(self.results)
+
+    def _show_batch_summary(self, counts: BatchCounts, *, cancelled: bool) -> None:
+        """The persistent line above the table: what the batch gave (stays until the next batch or Clear)."""
+        head = "Analysis cancelled" if cancelled else "Analysis finished"
+        n = len(self.results)
+        bad = (f"<span style='color:{emotion_color('angry')}; font-weight:bold;'>{counts.failed} failed</span>"
+               if counts.failed else "0 failed")
+        self.batch_summary.setText(f"<b>{head}</b> ({n} file{'s' if n != 1 else ''}): {counts.ok} ok · {bad} · "
+                                   f"{counts.no_speech} no speech")
+        self.batch_summary.setToolTip(counts.text())
+        self.batch_summary.setVisible(True)
+        self.failed_only_box.setEnabled(counts.failed > 0 or self.failed_only_box.isChecked())
+
+    def _apply_filter(self, first: int = 0, last: int | None = None) -> None:
+        """Hide rows ``first..last`` that did not fail while "Show failed only" is checked."""
+        last = len(self.results) - 1 if last is None else last
+        only_failed = self.failed_only_box.isChecked()
+        if not only_failed and first == 0 and last == len(self.results) - 1:
+            for row in range(first, last + 1):
+                if self.table.isRowHidden(row):
+                    self.table.setRowHidden(row, False)
+            return
+        if not only_failed:
+            return
+        for row in range(first, last + 1):
+            r = self.results[row]
+            self.table.setRowHidden(row, r is None or r.ok)
+
+    def visible_rows(self) -> list[int]:
+        """The rows the table shows (all, or the failed ones under "Show failed only")."""
+        return [row for row in range(len(self.results)) if not self.table.isRowHidden(row)]
+
+    def _set_progress_format(self) -> None:
+        """An empty table says what to do instead of "0 / 1 files"."""
+        self.progress.setFormat(EMPTY_TABLE_TEXT if not self.paths else "%v / %m files")
 
     @property
     def busy(self) -> bool:

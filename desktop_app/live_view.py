@@ -44,7 +44,7 @@ from ser_engine.gate import level_dbfs
 from ser_engine.model import EmotionModel
 from ser_engine.stream import Prediction
 
-__all__ = ["DeviceInfo", "LiveView", "list_devices"]
+__all__ = ["NO_MICROPHONE_TEXT", "DeviceInfo", "LiveView", "device_text", "list_devices", "status_separator"]
 
 WAVEFORM_S = 8.0
 TIMELINE_S = 60.0
@@ -63,6 +63,24 @@ class DeviceInfo:
 
     def __repr__(self) -> str:
         return f"DeviceInfo({self.index}, {self.name!r}, default={self.is_default})"
+
+
+NO_MICROPHONE_TEXT = "No microphone found — connect one and press Refresh"
+
+
+def device_text(device: DeviceInfo, *, opened_rate: float | None = None) -> str:
+    """The picker's text for a device: its default rate, or the rate its stream opened at."""
+    rate = (f"open at {opened_rate / 1000:g} kHz" if opened_rate
+            else f"default rate {device.rate / 1000:g} kHz")
+    return f"{device.name}  ({rate})" + ("  — system default" if device.is_default else "")
+
+
+def status_separator() -> QLabel:
+    """A " · " between status-bar fields (a QLabel, so it hides and shows with its field)."""
+    sep = QLabel("·")
+    sep.setObjectName("status_separator")
+    sep.setStyleSheet("color:#808080; padding: 0 4px;")
+    return sep
 
 
 def rescan_portaudio() -> None:
@@ -266,6 +284,9 @@ class LiveView(QWidget):
         self.status_delay = QLabel("delay: — ms")
         self.status_overruns = QLabel("overruns: 0")
         self.status_rate = QLabel("")
+        self.status_rate.setToolTip("The rate the input device runs at, and the model's rate it is resampled to")
+        # a separator after each field, so the fields never run together (nor into the window's own)
+        self.status_separators = [status_separator() for _ in range(4)]
         for w in (self.status_compute, self.status_delay, self.status_overruns, self.status_rate):
             w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
@@ -388,6 +409,12 @@ class LiveView(QWidget):
         return dlg
 
     def status_widgets(self) -> list[QLabel]:
+        """The status-bar fields, each followed by a separator (see :func:`status_separator`)."""
+        fields = [self.status_compute, self.status_delay, self.status_overruns, self.status_rate]
+        return [w for pair in zip(fields, self.status_separators, strict=True) for w in pair]
+
+    def status_fields(self) -> list[QLabel]:
+        """The status-bar fields with text (no separators)."""
         return [self.status_compute, self.status_delay, self.status_overruns, self.status_rate]
 
     # ------------------------------------------------------------------ devices
@@ -407,8 +434,7 @@ class LiveView(QWidget):
         self.device_combo.clear()
         chosen = -1
         for i, d in enumerate(devices):
-            text = f"{d.name}  ({d.rate / 1000:g} kHz)" + ("  — default" if d.is_default else "")
-            self.device_combo.addItem(text, d.index)
+            self.device_combo.addItem(device_text(d), d.index)
             if wanted and d.name == wanted:
                 chosen = i
         if chosen < 0:
@@ -422,16 +448,43 @@ class LiveView(QWidget):
             if error:
                 text += f" ({error})"
             self.show_banner(text)
+            if self._needs_device() and not self.running:  # Start is disabled: never say "press Start"
+                self.emotion.show_message("No microphone", NO_MICROPHONE_TEXT, state="no_device")
         else:
             self.device_combo.setEnabled(True)
             if self.banner.text().startswith("No audio input device"):
                 self.hide_banner()
+            if self.emotion.state == "no_device":
+                self.emotion.show_message("Stopped", "Press Start to listen to the microphone")
+        self._show_device_rate()
         self._update_buttons()
+
+    def _show_device_rate(self, opened_rate: float | None = None) -> None:
+        """The chosen device's rate, the same in the picker and the status bar.
+
+        Before listening that is the device's default rate (what the system reports); once
+        listening, ``opened_rate``: the rate the input stream actually opened at.
+        """
+        i = self.device_combo.currentIndex()
+        d = self.devices[i] if 0 <= i < len(self.devices) else None
+        if d is None:
+            self.status_rate.setText("device: none" if self._needs_device() else "")
+            return
+        text = device_text(d, opened_rate=opened_rate)
+        if self.device_combo.itemText(i) != text:
+            self.device_combo.setItemText(i, text)
+        if opened_rate:
+            self.status_rate.setText(f"device {opened_rate / 1000:g} kHz → model {self.rate / 1000:g} kHz")
+        else:
+            self.status_rate.setText(f"device default {d.rate / 1000:g} kHz")
 
     def _device_chosen(self, index: int) -> None:
         if 0 <= index < len(self.devices):
             d = self.devices[index]
             self.settings.input_device = "" if d.is_default else d.name
+            for i, other in enumerate(self.devices):  # only the open device shows an opened rate
+                self.device_combo.setItemText(i, device_text(other))
+            self._show_device_rate()
 
     def current_device(self) -> DeviceInfo | None:
         i = self.device_combo.currentIndex()
@@ -492,6 +545,7 @@ class LiveView(QWidget):
         else:
             self.timer.stop()
             self.repaint_tick()
+            self._show_device_rate()  # back to the device's default rate
             if self.controller is not None and self.controller.last_error is None:
                 self.emotion.show_message("Stopped", "press Start to listen again")
         self._update_buttons()
@@ -656,7 +710,10 @@ class LiveView(QWidget):
         else:
             self.status_overruns.setStyleSheet("")
         if stats.device_rate:
-            self.status_rate.setText(f"device {stats.device_rate / 1000:g} kHz → {self.rate / 1000:g} kHz")
+            if self.current_device() is not None:
+                self._show_device_rate(opened_rate=float(stats.device_rate))
+            else:  # a session without a listed device (replay, tests): the status bar alone
+                self.status_rate.setText(f"device {stats.device_rate / 1000:g} kHz → model {self.rate / 1000:g} kHz")
 
     def shutdown(self) -> None:
         """Stop the timer and the session (window closing)."""

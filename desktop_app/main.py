@@ -13,17 +13,36 @@ from typing import Any
 __all__ = ["apply_theme", "main"]
 
 CLI_COMMANDS = ("analyze", "calibrate", "devices", "info", "listen")
+_CLI_HELP = {  # as `ser --help` words them
+    "analyze": "dominant emotion of audio files and folders (recursive)",
+    "calibrate": "make a voice profile from recordings of one person's neutral speech",
+    "devices": "list audio input devices",
+    "info": "show the model's metadata",
+    "listen": "live predictions from an input device, one line per hop",
+}
+
+
+def _epilog() -> str:
+    lines = ["ser commands (ser-app COMMAND ... runs `ser COMMAND ...`; `ser-app COMMAND --help` for its options):"]
+    lines += [f"  {name:<10} {_CLI_HELP[name]}" for name in CLI_COMMANDS]
+    lines += ["", "Without a command, ser-app opens the window (with PATHS in the Files tab)."]
+    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ser-app", description="Live speech emotion recognition: desktop app.")
+    p = argparse.ArgumentParser(prog="ser-app", description="Live speech emotion recognition: desktop app.",
+                                usage="ser-app [-h] [--version] [--self-test] [--model-dir DIR] "
+                                      "[--settings-file FILE] [PATHS ...]\n"
+                                      f"       ser-app {{{','.join(CLI_COMMANDS)}}} ...",
+                                epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument("--self-test", action="store_true",
                    help="open the window offscreen, run the live path and file mode, exit 0 or print what failed")
-    p.add_argument("--model-dir", type=Path, default=None, help="folder with model.onnx and model.json")
-    p.add_argument("--settings-file", type=Path, default=None,
+    p.add_argument("--model-dir", type=Path, default=None, metavar="DIR",
+                   help="folder with model.onnx and model.json")
+    p.add_argument("--settings-file", type=Path, default=None, metavar="FILE",
                    help="INI file for preferences (default: the user's ser-app settings)")
-    p.add_argument("paths", nargs="*", type=Path, help="audio files or folders to open in file mode")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATHS", help="audio files or folders to open in file mode")
     return p
 
 

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWid
 
 from desktop_app import app_version
 from desktop_app.live_controller import LiveController, SessionFactory
-from desktop_app.live_view import DeviceInfo, LiveView, list_devices
+from desktop_app.live_view import DeviceInfo, LiveView, list_devices, status_separator
 from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
 from desktop_app.settings_dialog import SettingsDialog
@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.profile_label = QLabel()
         self.profile_label.setToolTip("The voice profile live mode applies (Live tab, or Voice menu)")
         sb.addPermanentWidget(self.profile_label)
+        sb.addPermanentWidget(status_separator())
         sb.addPermanentWidget(self.model_label)
         if self.profiles is not None:
             self.profiles.changed.connect(self._show_profile)

@@ -1,29 +1,35 @@
-"""One colour per emotion, used everywhere in the app (Okabe-Ito, colour-blind friendly).
+"""One colour per emotion, used everywhere in the app, chosen for the dark theme and colour-blind viewers.
 
-The eight Okabe-Ito colours stay distinguishable under the common colour-vision
-deficiencies; neutral takes a mid grey and silence a dark grey so that "no
-speech" never looks like an emotion.
+The seven emotions of the shipped model stay distinguishable for the common colour-vision
+deficiencies: simulated with the Machado, Oliveira & Fernandes (2009) matrices at severity 1.0
+(protanopia, deuteranopia, tritanopia) applied in linear RGB, every pair stays at least 15
+CIEDE2000 apart (normal vision too), and every colour has a WCAG contrast of at least 3:1
+against the theme's backgrounds (#1E1E1E plots, #2D2D2D window). tests/test_palette.py checks
+this. Neutral is a mid grey and silence a dark grey, so "no speech" never looks like an emotion.
+The earlier Okabe-Ito set failed both: vermillion/orange for angry/surprised, and a dark blue
+for sad (2.7:1 on #2D2D2D; fearful and neutral 7 apart under deuteranopia).
 """
 
 from __future__ import annotations
 
 from PySide6.QtGui import QColor
 
-__all__ = ["SILENCE_COLOR", "UNCERTAIN_COLOR", "emotion_color", "emotion_qcolor", "label_text"]
+__all__ = ["DARK_BACKGROUNDS", "SILENCE_COLOR", "UNCERTAIN_COLOR", "emotion_color", "emotion_qcolor", "label_text"]
 
 _COLORS: dict[str, str] = {
-    "angry": "#D55E00",  # vermillion
-    "calm": "#56B4E9",  # sky blue
-    "disgust": "#009E73",  # bluish green
-    "fearful": "#CC79A7",  # reddish purple
-    "happy": "#F0E442",  # yellow
-    "neutral": "#A6A6A6",  # mid grey
-    "sad": "#0072B2",  # blue
-    "surprised": "#E69F00",  # orange
+    "angry": "#FF5221",  # red-orange
+    "calm": "#56B4E9",  # sky blue (not in the shipped model)
+    "disgust": "#35B87A",  # green
+    "fearful": "#AB66D9",  # purple
+    "happy": "#F1E543",  # yellow
+    "neutral": "#7F7F7F",  # mid grey
+    "sad": "#43F8E0",  # turquoise
+    "surprised": "#E79FFF",  # light orchid
 }
 SILENCE_COLOR = "#3C3C3C"
 UNCERTAIN_COLOR = "#C8C8C8"  # light grey, shown in italics: "the model is not sure", never an emotion
 _FALLBACK = "#FFFFFF"
+DARK_BACKGROUNDS = ("#1E1E1E", "#2D2D2D")  # plot and window backgrounds of the dark theme
 
 
 def emotion_color(label: str | None) -> str:

@@ -290,3 +290,78 @@ def test_uncertain_results_in_table_summary_and_exports(qtbot, capsys, tmp_path:
     assert seg_path.read_text().splitlines() == capsys.readouterr().out.splitlines()
     with table_path.open() as fh:
         assert [row["uncertain"] for row in csv.DictReader(fh)] == ["1", "1"]
+
+
+def test_empty_files_tab_says_what_to_do(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    from desktop_app.file_view import EMPTY_TABLE_TEXT
+
+    view = _view(qtbot, tmp_path, tiny_model)
+    assert view.progress.text() == EMPTY_TABLE_TEXT
+    assert "0 / 1" not in view.progress.text() and "Open files" in view.progress.text()
+    assert not view.batch_summary.isVisible()
+
+
+def test_batch_summary_persists_filters_failed_and_shows_full_errors(qtbot, tmp_path: Path, corpus_dir: Path,
+                                                                   tiny_model: EmotionModel) -> None:
+    import soundfile as sf
+
+    from desktop_app.file_view import EMPTY_TABLE_TEXT
+
+    clips = corpus_clips(corpus_dir)
+    bad = tmp_path / "not_audio.wav"
+    bad.write_text("this is a text file, not a recording\n")
+    missing = tmp_path / "missing.flac"
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(16000 * 3, np.float32), 16000)  # three seconds of digital silence
+    view = _view(qtbot, tmp_path, tiny_model)
+    assert not _run(qtbot, view, [*clips, bad, quiet, missing])
+    assert view.progress.text() == f"{len(clips) + 3} / {len(clips) + 3} files"
+
+    counts = view.batch_counts()
+    expect_ok = sum(1 for r in view.results if r is not None and r.ok and r.label is not None)
+    assert (counts.ok, counts.failed, counts.no_speech) == (expect_ok, 2, 1)
+    assert expect_ok == len(clips)
+    text = view.batch_summary.text()
+    assert view.batch_summary.isVisible()
+    assert f"{len(clips)} ok" in text and "2 failed" in text and "1 no speech" in text
+    qtbot.wait(9000)  # longer than the status bar's 8 s message: the summary stays
+    assert view.batch_summary.isVisible() and view.batch_summary.text() == text
+
+    # "show failed only": exactly the two failed rows remain
+    failed_rows = sorted(i for i, r in enumerate(view.results) if r is not None and not r.ok)
+    assert {view.paths[i].name for i in failed_rows} == {"not_audio.wav", "missing.flac"}
+    assert view.failed_only_box.isEnabled()
+    view.failed_only_box.setChecked(True)
+    assert view.visible_rows() == failed_rows
+    view.failed_only_box.setChecked(False)
+    assert view.visible_rows() == list(range(len(view.results)))
+
+    # the full error on hover (every cell of the row) and in the side panel
+    row = view.paths.index(bad)
+    error = view.results[row].error
+    assert error and "not_audio.wav" in error
+    model = view.table_model
+    for col in range(len(COLUMNS)):
+        tip = model.data(model.index(row, col), Qt.ItemDataRole.ToolTipRole)
+        assert tip is not None and error in tip
+    ok_row = view.paths.index(clips[0])
+    assert model.data(model.index(ok_row, 5), Qt.ItemDataRole.ToolTipRole) is None
+    view.failed_only_box.setChecked(True)
+    view.table.selectRow(row)
+    assert "could not be analysed" in view.summary.text()
+    import html as _html
+
+    assert _html.escape(error) in view.summary.text()
+
+    # a later batch while filtered: its good rows arrive hidden, its failures shown
+    bad2 = tmp_path / "also_bad.mp3"
+    bad2.write_bytes(b"\x00" * 100)
+    assert not _run(qtbot, view, [clips[0], bad2])
+    hidden_new = view.table.isRowHidden(len(view.results) - 2) or view.table.isRowHidden(len(view.results) - 1)
+    assert hidden_new
+    assert {view.paths[i].name for i in view.visible_rows()} == {"not_audio.wav", "missing.flac", "also_bad.mp3"}
+    assert "3 failed" in view.batch_summary.text()
+
+    view.clear()
+    assert view.progress.text() == EMPTY_TABLE_TEXT
+    assert not view.batch_summary.isVisible() and not view.failed_only_box.isChecked()

@@ -16,7 +16,7 @@ from desktop_support import corpus_clips, no_devices, temp_settings
 from PySide6.QtCore import Qt, QThread
 
 from desktop_app.live_controller import LiveController, read_stats
-from desktop_app.live_view import DeviceInfo, LiveView
+from desktop_app.live_view import NO_MICROPHONE_TEXT, DeviceInfo, LiveView
 from desktop_app.replay import ReplaySession, replay_factory
 from ser_engine.audio import load_audio
 from ser_engine.errors import DeviceError
@@ -127,6 +127,53 @@ def test_no_input_device_disables_live_but_says_why(qtbot, tmp_path: Path, tiny_
     assert view.controller.session is None
 
 
+def test_no_microphone_says_what_to_do_not_press_start(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    devices: list[DeviceInfo] = []
+    # the real controller (microphone sessions), with a device lister the test controls
+    view = LiveView(settings=temp_settings(tmp_path), model=tiny_model, device_lister=lambda: (list(devices), None))
+    qtbot.addWidget(view)
+    assert view.controller is not None and view.controller.needs_device
+    assert not view.start_button.isEnabled()
+    shown = f"{view.emotion.title.text()} {view.emotion.detail.text()}"
+    assert view.emotion.detail.text() == NO_MICROPHONE_TEXT
+    assert "Press Start" not in shown and "press Start" not in shown
+    # a microphone is plugged in and the user presses Refresh: Start is offered again
+    devices.append(DeviceInfo(2, "USB mic", True, 48000.0))
+    view.refresh_button.click()
+    assert view.start_button.isEnabled()
+    assert "Press Start" in view.emotion.detail.text()
+    # unplugged again
+    devices.clear()
+    view.refresh_button.click()
+    assert not view.start_button.isEnabled() and view.emotion.detail.text() == NO_MICROPHONE_TEXT
+
+
+@pytest.mark.parametrize("opened_rate", [16000, 48000])
+def test_device_rate_is_the_same_in_picker_and_status_bar(qtbot, tmp_path: Path, tiny_model: EmotionModel,
+                                                          opened_rate: int) -> None:
+    from desktop_app.self_test import synth_speech
+    from ser_engine.audio import resample
+
+    y = synth_speech(seconds=6.0)
+    if opened_rate != 16000:
+        y = resample(y, orig_sr=16000, target_sr=opened_rate)
+    devs = [DeviceInfo(4, "default", True, 44100.0), DeviceInfo(5, "USB mic", False, 48000.0)]
+    view = _view(qtbot, tmp_path, tiny_model, replay_factory(y, opened_rate, speed=1.0), lister=lambda: (devs, None))
+    # before listening: the device's default rate, in both places
+    assert "44.1 kHz" in view.device_combo.currentText() and "default rate" in view.device_combo.currentText()
+    assert view.status_rate.text() == "device default 44.1 kHz"
+    assert view.start()
+    khz = f"{opened_rate / 1000:g} kHz"
+    qtbot.waitUntil(lambda: view.status_rate.text() == f"device {khz} → model 16 kHz", timeout=5000)
+    assert f"open at {khz}" in view.device_combo.currentText()
+    assert "44.1" not in view.device_combo.currentText()  # the rate shown is the one the stream runs at
+    assert view.device_combo.itemText(1) == "USB mic  (default rate 48 kHz)"  # others: their default rate
+    view.stop()
+    qtbot.waitUntil(lambda: not view.running, timeout=5000)
+    assert "default rate 44.1 kHz" in view.device_combo.currentText()
+    assert view.status_rate.text() == "device default 44.1 kHz"
+
+
 def test_device_that_cannot_open_shows_the_reason(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
     def failing(model, **kwargs):
         raise DeviceError("cannot open input device 7 at 16000 Hz: Invalid sample rate")
@@ -229,7 +276,7 @@ def test_overruns_are_counted_and_shown(qtbot, tmp_path: Path, tiny_model: Emoti
     assert "E69F00" in view.status_overruns.styleSheet()  # highlighted
     assert view.status_compute.text() == "inference: 3.2 ms/step"
     assert view.status_delay.text() == "delay sound→prediction: 120 ms"
-    assert view.status_rate.text() == "device 48 kHz → 16 kHz"
+    assert view.status_rate.text() == "device 48 kHz → model 16 kHz"
     assert view.running  # overflows never stop the session
     view.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -170,3 +171,49 @@ def test_voice_menu_and_status_bar_show_the_profile(qtbot, tmp_path: Path, monke
     dlg.reject()
     w.profiles.set_active(None)
     assert w.profile_label.text() == "voice: no calibration"
+
+
+def test_status_bar_fields_are_separated(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    from PySide6.QtWidgets import QLabel
+
+    w = MainWindow(settings=temp_settings(tmp_path), model=tiny_model, device_lister=no_devices)
+    qtbot.addWidget(w)
+    w.tabs.setCurrentWidget(w.live)
+    w.show()
+    qtbot.waitExposed(w)
+    w.live.status_rate.setText("device 16 kHz → model 16 kHz")
+    qtbot.wait(50)
+    labels = [lab for lab in w.statusBar().findChildren(QLabel) if lab.isVisible() and lab.text()]
+    labels.sort(key=lambda lab: lab.mapTo(w, lab.rect().topLeft()).x())
+    kinds = ["sep" if lab.objectName() == "status_separator" else "field" for lab in labels]
+    fields = [lab.text() for lab in labels if lab.objectName() != "status_separator"]
+    assert fields[0].startswith("inference") and fields[-1].startswith("model:")
+    assert len(fields) == 6  # inference, delay, overruns, device rate, voice, model
+    # every two neighbouring fields have a separator between them, and none touch
+    assert kinds == ["field", "sep"] * 5 + ["field"]
+    for a, b in itertools.pairwise(labels):
+        right_a = a.mapTo(w, a.rect().topRight()).x()
+        left_b = b.mapTo(w, b.rect().topLeft()).x()
+        assert left_b > right_a
+    # in the Files tab the live figures and their separators go away together
+    w.tabs.setCurrentWidget(w.files)
+    shown = [lab for lab in w.statusBar().findChildren(QLabel) if lab.isVisible() and lab.text()]
+    assert [lab.objectName() == "status_separator" for lab in shown].count(True) == 1
+    assert not any(lab.text().startswith("inference") for lab in shown)
+
+
+def test_ser_app_help_lists_the_subcommands(capsys) -> None:
+    from desktop_app.main import CLI_COMMANDS, main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert set(CLI_COMMANDS) == {"analyze", "calibrate", "devices", "info", "listen"}
+    for name in CLI_COMMANDS:
+        assert f"\n  {name} " in out, name  # one line per command in the epilog
+    assert "ser-app {analyze,calibrate,devices,info,listen} ..." in out
+    # and the passthrough really answers: `ser-app devices --help` is the CLI's own help
+    with pytest.raises(SystemExit):
+        main(["devices", "--help"])
+    assert "usage: ser devices" in capsys.readouterr().out
