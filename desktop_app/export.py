@@ -6,11 +6,12 @@
   confidence, uncertain, p_<label>..., warning`` (= ``ser analyze --format csv``;
   ``uncertain`` is 0/1, empty for a failed file; ``warning`` says why a result covers
   only part of the file, empty otherwise; it is last so earlier columns keep their places).
-* Segment CSV (written beside the table as ``<name>_segments.csv``): one row per
-  analysis window, ``path, start_s, end_s, speech, label, uncertain, p_<label>...,
-  warning`` (``uncertain`` empty on silence; ``warning`` the file's); a file that failed
-  has one row whose label cell says ``ERROR: <reason>`` (= ``ser analyze --format csv
-  --segments``).
+* Segment CSV (written beside the table as ``<name>_segments.csv``): the table's columns
+  plus ``kind, start_s, end_s, speech``: each file's row (``kind`` = ``file``) followed by
+  one row per analysis window (``kind`` = ``segment``); a failed file has its file row only
+  (= ``ser analyze --format csv --segments``). Both CSVs are written by the CLI's own
+  :func:`ser_engine.cli.csv_header` / :func:`ser_engine.cli.csv_rows`, so they match it by
+  construction.
 
 Files are written atomically and privately: each goes to a temporary file in the same
 folder (mode 0600, or stricter if the umask says so), is flushed and fsynced, then
@@ -34,13 +35,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ser_engine.analysis import FileResult
+from ser_engine.cli import FILE_COLUMNS, csv_header, csv_rows
 from ser_engine.live import make_private_folder
 
 __all__ = ["FILE_FIELDS", "SEGMENT_FIELDS", "TRAILING_FIELDS", "ExportError", "atomic_write_text", "export_csv",
            "export_json", "safe_text", "segments_path_for"]
 
-FILE_FIELDS = ("path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain")
-SEGMENT_FIELDS = ("path", "start_s", "end_s", "speech", "label", "uncertain")
+FILE_FIELDS = FILE_COLUMNS  # then p_<label>..., then TRAILING_FIELDS
+SEGMENT_FIELDS = FILE_COLUMNS  # the segment CSV: the same columns, then also SEGMENT_COLUMNS at the end
 TRAILING_FIELDS = ("warning",)  # after the p_<label> columns, in both CSVs
 
 
@@ -133,17 +135,6 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return Path(path)
 
 
-def _fmt(v: float | None, digits: int = 3) -> str:
-    return "" if v is None else f"{v:.{digits}f}"
-
-
-def _text_fields(r: FileResult) -> tuple[str, str, str]:
-    """(path, error, warning) as ``ser analyze`` writes them (valid Unicode: non-UTF-8 bytes as ``\\xNN``)."""
-    d = r.to_dict()
-    return (safe_text(str(d["path"])), safe_text(str(d.get("error") or "")),
-            safe_text(str(d.get("warning") or "")))
-
-
 def _labels(results: Sequence[FileResult], labels: Sequence[str] | None) -> list[str]:
     if labels:
         return list(labels)
@@ -191,26 +182,15 @@ def export_csv(results: Sequence[FileResult], path: Path, *, labels: Sequence[st
     labs = _labels(results, labels)
     seg_path = segments_path_for(path)
 
-    def table(fh: TextIO) -> None:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow([*FILE_FIELDS, *(f"p_{lab}" for lab in labs), *TRAILING_FIELDS])
-        for r in results:
-            name, error, warning = _text_fields(r)
-            w.writerow([name, int(r.ok), error, _fmt(r.duration_s),
-                        _fmt(r.speech_s), r.label or "", _fmt(r.confidence, 4), int(r.uncertain) if r.ok else "",
-                        *(_fmt(r.probabilities.get(lab), 4) for lab in labs), warning])
+    def writer(segments: bool) -> Callable[[TextIO], None]:
+        def write(fh: TextIO) -> None:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(csv_header(labels=labs, segments=segments))
+            for r in results:
+                w.writerows(csv_rows(r, labels=labs, segments=segments))
 
-    def segments(fh: TextIO) -> None:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow([*SEGMENT_FIELDS, *(f"p_{lab}" for lab in labs), *TRAILING_FIELDS])
-        for r in results:
-            name, error, warning = _text_fields(r)
-            if not r.ok:
-                w.writerow([name, "", "", "", "ERROR: " + (error or "None"), ""] + [""] * len(labs) + [warning])
-            for s in r.segments:
-                w.writerow([name, f"{s.start_s:.3f}", f"{s.end_s:.3f}", int(s.speech), s.label or "",
-                            int(s.uncertain) if s.speech else "",
-                            *(_fmt(s.probabilities.get(lab), 4) for lab in labs), warning])
+        return write
 
+    table, segments = writer(False), writer(True)
     _atomic_write_many([(path, table), (seg_path, segments)])
     return path, seg_path

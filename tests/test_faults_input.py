@@ -291,7 +291,9 @@ def test_non_finite_model_output_is_a_per_file_error(tmp_path: Path, good: Path,
             assert by["silent.wav"]["ok"] is True and by["silent.wav"]["label"] is None  # no speech, no model call
         else:
             rows = list(csv.DictReader(io.StringIO(p.stdout.decode("utf-8"))))
-            assert any(r["label"].startswith("ERROR: ") and "non-finite output" in r["label"] for r in rows)
+            # the failed file keeps its file row, with the reason in the error column and no label
+            assert any(r["kind"] == "file" and r["ok"] == "0" and "non-finite output" in r["error"]
+                       and r["label"] == "" for r in rows)
             for r in rows:  # every number written is finite; no row carries a label for good.wav
                 for k in ("start_s", "end_s", *[k for k in r if k.startswith("p_")]):
                     assert r[k] == "" or np.isfinite(float(r[k])), r

@@ -121,8 +121,10 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
             assert float(row["confidence"]) == pytest.approx(d["confidence"], abs=1e-4)
     with seg_path.open() as fh:
         segs = list(csv.DictReader(fh))
-    assert list(segs[0].keys()) == [*SEGMENT_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels), "warning"]
-    assert len(segs) == sum(len(d["segments"]) for d in data) + 2  # + one ERROR row per failed file
+    assert list(segs[0].keys()) == [
+        *SEGMENT_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels), "warning", "kind", "start_s", "end_s", "speech"
+    ]
+    assert len(segs) == sum(len(d["segments"]) for d in data) + len(data)  # + one file row per file
 
 
 def test_cancel_stops_a_folder_batch(qtbot, tmp_path: Path, corpus_dir: Path, tiny_model: EmotionModel) -> None:
