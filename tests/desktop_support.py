@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication exists
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings
 
@@ -33,3 +34,21 @@ def corpus_clips(corpus_dir: Path) -> list[Path]:
     missing = [c for c in clips if not c.is_file()]
     assert not missing, f"corpus clips missing: {missing}"
     return clips
+
+
+def file_view(qtbot: Any, tmp_path: Path, model: Any) -> Any:
+    """A shown FileView (offscreen) with temporary settings, cleaned up by ``qtbot``."""
+    from desktop_app.file_view import FileView
+
+    v = FileView(settings=temp_settings(tmp_path), model=model)
+    qtbot.addWidget(v)
+    v.resize(1200, 800)
+    v.show()
+    return v
+
+
+def run_batch(qtbot: Any, view: Any, paths: list[Path], timeout: int = 120000) -> bool:
+    """Give ``paths`` to the Files tab and wait for the batch; returns whether it was cancelled."""
+    with qtbot.waitSignal(view.batch_finished, timeout=timeout) as blocker:
+        view.add_paths(paths)
+    return bool(blocker.args[0])

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from desktop_support import corpus_clips, temp_settings
+from desktop_support import corpus_clips, file_view, run_batch
 
 from desktop_app.export import ExportError, export_csv, export_json, segments_path_for
 from desktop_app.file_view import FileView
@@ -39,17 +39,11 @@ def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _view(qtbot, tmp_path: Path, model: EmotionModel) -> FileView:
-    v = FileView(settings=temp_settings(tmp_path), model=model)
-    qtbot.addWidget(v)
-    v.resize(1200, 800)
-    v.show()
-    return v
+    return file_view(qtbot, tmp_path, model)
 
 
 def _run(qtbot, view: FileView, paths: list[Path], timeout: int = 120000) -> bool:
-    with qtbot.waitSignal(view.batch_finished, timeout=timeout) as blocker:
-        view.add_paths(paths)
-    return bool(blocker.args[0])
+    return run_batch(qtbot, view, paths, timeout)
 
 
 def make_speech_folder(corpus_dir: Path, folder: Path, n: int, *, seconds: float = 1.5) -> list[Path]:

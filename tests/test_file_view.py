@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from desktop_support import corpus_clips, temp_settings
+from desktop_support import corpus_clips, file_view, run_batch, temp_settings
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -27,17 +27,11 @@ def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _view(qtbot, tmp_path: Path, model: EmotionModel) -> FileView:
-    v = FileView(settings=temp_settings(tmp_path), model=model)
-    qtbot.addWidget(v)
-    v.resize(1200, 800)
-    v.show()
-    return v
+    return file_view(qtbot, tmp_path, model)
 
 
 def _run(qtbot, view: FileView, paths: list[Path], timeout: int = 60000) -> bool:
-    with qtbot.waitSignal(view.batch_finished, timeout=timeout) as blocker:
-        view.add_paths(paths)
-    return bool(blocker.args[0])
+    return run_batch(qtbot, view, paths, timeout)
 
 
 def _cell(view: FileView, row: int, col: int) -> str:
