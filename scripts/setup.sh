@@ -61,8 +61,6 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip ca-certificates
   # audio: PortAudio for sounddevice, libsndfile for soundfile, ALSA->PulseAudio bridge
   libportaudio2 libsndfile1 libasound2-plugins
-  # virtual microphone for the tests (see DEVELOPERS.md)
-  pulseaudio pulseaudio-utils
   # Qt 6 (PySide6 wheels) runtime for the xcb and offscreen platform plugins
   libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libdbus-1-3 fonts-dejavu-core
   libx11-6 libx11-xcb1 libxcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
@@ -75,7 +73,16 @@ if [[ "$MODE" == test ]]; then
   # PyInstaller needs objdump/objcopy (binutils); dpkg-deb comes with dpkg;
   # desktop-file-validate checks the .deb's menu entry; strace watches for network use and
   # stray writes (tests/test_privacy.py).
-  APT_PACKAGES+=(binutils desktop-file-utils strace)
+  # pactl/paplay drive the tests' virtual microphone. The PulseAudio daemon itself is a private
+  # copy (private_pulseaudio below): the `pulseaudio` package would replace the sound server of a
+  # PipeWire desktop, with which it conflicts.
+  APT_PACKAGES+=(binutils desktop-file-utils strace pulseaudio-utils)
+fi
+
+# The packaging tests install and remove the .deb they build (dpkg -i / dpkg -r) unless deselected.
+PACKAGING_TESTS=0
+if [[ "$MODE" == test && " $* " != *"not packaging"* ]]; then
+  PACKAGING_TESTS=1
 fi
 
 as_root() {
@@ -84,9 +91,39 @@ as_root() {
   elif command -v sudo > /dev/null; then
     sudo "$@"
   else
-    echo "error: installing system packages needs root (or sudo): $*" >&2
+    echo "error: this step needs root (or sudo): $*" >&2
     return 1
   fi
+}
+
+SUDO_KEEPALIVE=""
+stop_sudo_keepalive() {
+  if [[ -n "$SUDO_KEEPALIVE" ]]; then
+    kill "$SUDO_KEEPALIVE" 2> /dev/null || true
+    SUDO_KEEPALIVE=""
+  fi
+}
+trap stop_sudo_keepalive EXIT
+# sudo_once REASON: as a user with sudo, ask for the password once (sudo -v) and keep the
+# credentials fresh while this script runs, so that the later privileged steps (apt-get, and
+# the packaging tests' dpkg, which use `sudo -n`) never ask again.
+sudo_once() {
+  if [[ "$(id -u)" == 0 || -n "$SUDO_KEEPALIVE" ]]; then
+    return 0
+  fi
+  if ! command -v sudo > /dev/null; then
+    echo "error: this needs root or sudo, and sudo is not installed: $1" >&2
+    return 1
+  fi
+  if ! sudo -n true 2> /dev/null; then
+    echo "sudo is needed for: $1"
+    sudo -v || {
+      echo "error: sudo was refused" >&2
+      return 1
+    }
+  fi
+  (while sleep 60; do sudo -n -v 2> /dev/null || exit 0; done) &
+  SUDO_KEEPALIVE=$!
 }
 
 missing_packages() {
@@ -106,11 +143,58 @@ apt_install() {
     return 0
   fi
   echo "installing: ${missing[*]}"
+  sudo_once "apt-get install ${missing[*]}"
   as_root apt-get update -q
-  as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # --no-remove: never take away a package the machine has (apt stops instead).
+  as_root apt-get install -y -q --no-install-recommends --no-remove "${missing[@]}"
+}
+
+# private_pulseaudio DIR: the tests' PulseAudio daemon without installing the `pulseaudio`
+# package: its .deb (the version of the installed libpulse0) is unpacked into DIR and started
+# from there by tests/private_pulse.py, with its own socket; only its libraries are installed.
+private_pulseaudio() {
+  local dir="$1" version tmp deb libdir moddir
+  local -a deps apt_opts
+  if [[ -x "$dir/pulseaudio" ]]; then
+    echo "private PulseAudio daemon already in $dir"
+    return 0
+  fi
+  version="$(dpkg-query -W -f='${Version}' libpulse0)"
+  # its shared libraries (never a sound server)
+  mapfile -t deps < <(apt-cache depends --no-recommends --no-suggests "pulseaudio=$version" 2> /dev/null |
+    awk '$1 == "Depends:" && $2 ~ /^lib/ {print $2}' | sort -u)
+  apt_install "${deps[@]}"
+  tmp="$(mktemp -d)"
+  apt_opts=()
+  if [[ "$(id -u)" == 0 ]]; then
+    apt_opts=(-o APT::Sandbox::User=root) # root downloads into a folder _apt cannot enter
+  fi
+  if ! (cd "$tmp" && apt-get download -q "${apt_opts[@]}" "pulseaudio=$version"); then
+    echo "error: could not download pulseaudio $version (the version of libpulse0)" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  deb="$(ls "$tmp"/pulseaudio_*.deb)"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  dpkg-deb -x "$deb" "$dir/root"
+  rm -rf "$tmp"
+  libdir="$(dirname "$(find "$dir/root" -name 'libpulsecore-*.so' | head -n1)")"
+  moddir="$(dirname "$(find "$dir/root" -name 'module-null-sink.so' | head -n1)")"
+  {
+    echo '#!/bin/sh'
+    echo "# The tests' private PulseAudio daemon, unpacked from pulseaudio_$version by scripts/setup.sh."
+    echo "export LD_LIBRARY_PATH=\"$libdir\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
+    echo "exec \"$dir/root/usr/bin/pulseaudio\" --dl-search-path=\"$moddir\" \"\$@\""
+  } > "$dir/pulseaudio"
+  chmod +x "$dir/pulseaudio"
+  echo "private PulseAudio $version unpacked into $dir"
 }
 
 phase "system packages (apt-get)"
+if ((PACKAGING_TESTS)); then
+  sudo_once "the packaging tests: dpkg -i / dpkg -r of the .deb they build (skip them with -m 'not packaging')"
+fi
 if [[ "${SER_SKIP_APT:-0}" == 1 ]]; then
   echo "SER_SKIP_APT=1: not checking system packages"
 else
@@ -151,6 +235,18 @@ fi
 phase_end "python environment" ok
 export PATH="$VENV/bin:$PATH"
 
+if [[ "$MODE" == test ]]; then
+  phase "PulseAudio daemon for the tests (private)"
+  if command -v pulseaudio > /dev/null; then
+    echo "using the installed $(command -v pulseaudio), as a private instance"
+  elif [[ "${SER_SKIP_APT:-0}" == 1 ]]; then
+    echo "SER_SKIP_APT=1: no pulseaudio installed and none unpacked; the microphone tests will say so"
+  else
+    private_pulseaudio "$VENV/opt/pulseaudio"
+  fi
+  phase_end "PulseAudio daemon" ok
+fi
+
 # ---------------------------------------------------------------- app
 if [[ "$MODE" == app ]]; then
   summary
@@ -158,6 +254,7 @@ if [[ "$MODE" == app ]]; then
     echo "error: the bundled model models/model.onnx is missing from this checkout" >&2
     exit 1
   fi
+  stop_sudo_keepalive
   if [[ -n "${DISPLAY:-}" || -n "${WAYLAND_DISPLAY:-}" ]]; then
     echo "starting ser-app"
     exec ser-app "$@"
@@ -171,21 +268,6 @@ fi
 
 # ---------------------------------------------------------------- test
 FAILED=0
-
-phase "virtual microphone (PulseAudio)"
-if pactl info > /dev/null 2>&1; then
-  echo "PulseAudio already running"
-else
-  pulseaudio --daemonize=yes --exit-idle-time=-1 -n --load="module-null-sink sink_name=vmic" \
-    --load=module-native-protocol-unix --load=module-always-sink
-  for _ in $(seq 50); do pactl info > /dev/null 2>&1 && break; sleep 0.1; done
-fi
-if pactl list short sinks | grep -q vmic || pactl load-module module-null-sink sink_name=vmic > /dev/null; then
-  pactl set-default-sink vmic && pactl set-default-source vmic.monitor && phase_end "virtual microphone" ok
-else
-  phase_end "virtual microphone" FAIL
-  FAILED=1
-fi
 
 phase "ruff check"
 if ruff check .; then phase_end "ruff" ok; else phase_end "ruff" FAIL; FAILED=1; fi

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/tiny_model.py
 
+from private_pulse import SINK, SOURCE, PrivatePulse, start_private_pulse  # noqa: E402
 from tiny_model import build_tiny_model  # noqa: E402
 
 from ser_engine.model import EmotionModel  # noqa: E402
@@ -73,70 +74,69 @@ def synth_speechlike(*, seconds: float, sample_rate: int = 16000, seed: int = 0,
 
 
 # ---------------------------------------------------------------------------
-# Virtual microphone (PulseAudio null sink "vmic"; default source vmic.monitor)
+# Virtual microphone: a private PulseAudio daemon per pytest session (tests/private_pulse.py)
 # ---------------------------------------------------------------------------
+_PULSE: PrivatePulse | None = None
+_PULSE_ERROR: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the session's own sound server before any test module imports sounddevice.
+
+    PortAudio reads the ALSA configuration when it initialises (on ``import sounddevice``),
+    so the variables that point ALSA and libpulse at the private daemon are exported here.
+    The user's sound server and its default devices are never touched.
+    """
+    global _PULSE, _PULSE_ERROR
+    if _PULSE is None:
+        _PULSE, _PULSE_ERROR = start_private_pulse()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _PULSE
+    if _PULSE is not None:
+        _PULSE.close()
+        _PULSE = None
+
+
 class VirtualMic:
-    """A PulseAudio null sink whose monitor is the default input device.
+    """The null sink ``vmic`` of the session's private PulseAudio; its monitor is the default input.
 
     What :meth:`play` sends to the sink is what sounddevice's default input
-    (PortAudio -> ALSA ``pulse``/``default``) records.
+    (PortAudio -> ALSA ``default`` -> the private server) records.
     """
 
-    sink = "vmic"
-    source = "vmic.monitor"
+    sink = SINK
+    source = SOURCE
 
-    def __init__(self, tmp_dir: Path) -> None:
+    def __init__(self, pulse: PrivatePulse, tmp_dir: Path) -> None:
+        self._pulse = pulse
         self._tmp_dir = tmp_dir
         self._count = 0
 
+    @property
+    def server(self) -> str:
+        """The private server's address (``unix:/tmp/ser-pulse-.../run/native``)."""
+        return f"unix:{self._pulse.socket}"
+
     # -- daemon -----------------------------------------------------------
-    @staticmethod
-    def server_running() -> bool:
-        return subprocess.run(["pactl", "info"], capture_output=True, timeout=10).returncode == 0
+    def server_running(self) -> bool:
+        return self._pulse.running()
 
     def ensure_running(self) -> None:
-        """Start PulseAudio (DEVELOPERS.md recipe) if needed and make vmic the default."""
-        import time
-
-        if not self.server_running():
-            subprocess.run(
-                [
-                    "pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "-n",
-                    f"--load=module-null-sink sink_name={self.sink}",
-                    "--load=module-native-protocol-unix", "--load=module-always-sink",
-                ],
-                capture_output=True, timeout=30,
-            )
-            deadline = time.monotonic() + 10
-            while not self.server_running():
-                if time.monotonic() > deadline:
-                    pytest.fail("PulseAudio could not be started for the virtual microphone")
-                time.sleep(0.1)
-        sinks = subprocess.run(["pactl", "list", "short", "sinks"], capture_output=True, text=True, timeout=10).stdout
-        if not any(line.split("\t")[1:2] == [self.sink] for line in sinks.splitlines()):
-            subprocess.run(
-                ["pactl", "load-module", "module-null-sink", f"sink_name={self.sink}"],
-                capture_output=True, timeout=10, check=True,
-            )
-        subprocess.run(["pactl", "set-default-sink", self.sink], capture_output=True, timeout=10, check=True)
-        subprocess.run(["pactl", "set-default-source", self.source], capture_output=True, timeout=10, check=True)
+        """(Re)start the private daemon if needed, with vmic as its default sink and source."""
+        try:
+            self._pulse.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
 
     def kill_server(self) -> None:
-        """Kill the PulseAudio daemon (simulates losing the input device)."""
-        import time
-
-        subprocess.run(["pulseaudio", "--kill"], capture_output=True, timeout=10)
-        deadline = time.monotonic() + 10
-        while self.server_running() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        """Stop the private daemon (simulates losing the input device)."""
+        self._pulse.stop()
 
     def unload_sink(self) -> None:
         """Unload the vmic null-sink module (its monitor source disappears)."""
-        mods = subprocess.run(["pactl", "list", "short", "modules"], capture_output=True, text=True, timeout=10).stdout
-        for line in mods.splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 3 and parts[1] == "module-null-sink" and f"sink_name={self.sink}" in parts[2]:
-                subprocess.run(["pactl", "unload-module", parts[0]], capture_output=True, timeout=10)
+        self._pulse.unload_sink()
 
     # -- playback ---------------------------------------------------------
     def play(self, source: Path | str | np.ndarray, *, sample_rate: int = 16000) -> subprocess.Popen[bytes]:
@@ -158,12 +158,14 @@ class VirtualMic:
 
 @pytest.fixture(scope="session")
 def virtual_mic(tmp_path_factory: pytest.TempPathFactory) -> VirtualMic:
-    """The virtual microphone; starts PulseAudio when it is not running. Fails (never skips)."""
+    """The virtual microphone of the session's private PulseAudio. Fails (never skips)."""
     import shutil
 
-    for tool in ("pulseaudio", "pactl", "paplay"):
+    for tool in ("pactl", "paplay"):
         if shutil.which(tool) is None:
-            pytest.fail(f"{tool} not found: install pulseaudio and pulseaudio-utils (see DEVELOPERS.md)")
-    mic = VirtualMic(tmp_path_factory.mktemp("vmic"))
+            pytest.fail(f"{tool} not found: install pulseaudio-utils (scripts/setup.sh test does)")
+    if _PULSE is None or _PULSE_ERROR is not None:
+        pytest.fail(_PULSE_ERROR or "the private PulseAudio was not created")
+    mic = VirtualMic(_PULSE, tmp_path_factory.mktemp("vmic"))
     mic.ensure_running()
     return mic

@@ -3,7 +3,9 @@
 Everything is built once per module (wheel, fresh venv, bundle, .deb) from the working tree
 and exercised the way a user would: repository not on the path, real corpus clips, the real
 shipped model, the installed launchers. CI runs this module; developers can deselect it with
-``-m 'not packaging'``. Installing the .deb needs root (CI runs as root).
+``-m 'not packaging'``. Installing the .deb needs root: as root (CI) dpkg runs directly, as a
+user through ``sudo -n`` (``scripts/setup.sh test`` asks for the password once, up front). A
+``ser`` package the machine already has is never replaced: the test stops and says so.
 """
 
 from __future__ import annotations
@@ -211,10 +213,20 @@ def _snapshot() -> set[str]:
     return seen - TRIGGER_CACHES
 
 
+def _as_root(argv: list[str]) -> list[str]:
+    """``argv`` as root: directly when we are root, else through ``sudo -n`` (never a prompt here)."""
+    if os.geteuid() == 0:
+        return argv
+    if shutil.which("sudo") is None or subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode != 0:
+        pytest.fail("installing the .deb needs root or sudo credentials: run `bash scripts/setup.sh test` (it asks "
+                    "for the sudo password once), or deselect these tests with -m 'not packaging'")
+    return ["sudo", "-n", *argv]
+
+
 def _dpkg(*args: str) -> None:
     """dpkg with the given arguments, waiting up to 2 min for another dpkg/apt to release its lock."""
     for _ in range(60):
-        proc = subprocess.run(["dpkg", *args], capture_output=True, text=True, check=False)
+        proc = subprocess.run(_as_root(["dpkg", *args]), capture_output=True, text=True, check=False)
         if proc.returncode == 0:
             return
         if "lock" not in proc.stderr:
@@ -238,16 +250,16 @@ def deb(bundle: Path, build_dirs: dict[str, str]) -> Path:
 @pytest.fixture(scope="module")
 def installed_deb(deb: Path) -> Iterator[set[str]]:
     """Install the .deb with dpkg -i; yields the file snapshot taken before installing."""
-    if os.geteuid() != 0:
-        pytest.fail("installing the .deb needs root (CI runs as root); deselect with -m 'not packaging'")
-    if _dpkg_status("ser") == "install ok installed":
-        _dpkg("-r", "ser")  # left over from an interrupted run
+    status = _dpkg_status("ser")
+    if status not in {"unknown", "deinstall ok not-installed", "unknown ok not-installed"}:
+        pytest.fail(f"a `ser` package is already on this machine ({status}); the packaging test does not replace "
+                    "it: remove it first (`sudo dpkg -r ser`) or deselect these tests with -m 'not packaging'")
     before = _snapshot()
     _dpkg("-i", str(deb))
     try:
         yield before
     finally:
-        subprocess.run(["dpkg", "-r", "ser"], capture_output=True, check=False)
+        subprocess.run(_as_root(["dpkg", "-r", "ser"]), capture_output=True, check=False)
 
 
 def test_deb_metadata_and_layout(deb: Path) -> None:

@@ -60,7 +60,12 @@ ALLOWED_UNIX_SOCKETS = (
     re.compile(r"@?/tmp/\.X11-unix/X\d+"),
     re.compile(r"(/var)?/run/dbus/system_bus_socket"),
     re.compile(r"/run/user/\d+/bus"),
+    # the tests' own PulseAudio daemon (tests/private_pulse.py), which ``ser listen`` records from
+    re.compile(r"/tmp/ser-pulse-[A-Za-z0-9_]+/run/native"),
 )
+#: Variables of the tests' private sound server that a user's environment does not have: the
+#: traced programs get only ``PULSE_SERVER`` (and the ALSA configuration), like any client.
+TEST_ONLY_ENV = ("PULSE_COOKIE", "PULSE_CLIENTCONFIG", "PULSE_STATE_PATH", "PULSE_RUNTIME_PATH")
 WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_TMPFILE|O_APPEND")
 SER_FOLDERS = (".config/ser", ".local/share/ser", ".local/state/ser", ".cache/ser")
 
@@ -184,7 +189,7 @@ def traced_run(argv: list[str], *, root: Path, extra_env: dict[str, str] | None 
     for d in (home, tmp, cwd):
         d.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("XDG_") and k not in ("ORT_DISABLE_TELEMETRY", "SER_MODEL_DIR")}
+           if not k.startswith("XDG_") and k not in ("ORT_DISABLE_TELEMETRY", "SER_MODEL_DIR", *TEST_ONLY_ENV)}
     env.update(HOME=str(home), TMPDIR=str(tmp), PYTHONDONTWRITEBYTECODE="1", QT_QPA_PLATFORM="offscreen")
     env.update(extra_env or {})
     log = root / "strace.log"
@@ -234,8 +239,6 @@ def test_ser_listen_with_recording_stays_on_the_machine(virtual_mic: VirtualMic,
     """14 s of live listening and recording: longer than the ~10 s after which ONNX Runtime's
     telemetry resolves its server, so a lookup would be seen here; the sound server is reached
     through its Unix socket only, and the recording lands where it was asked to."""
-    info = subprocess.run(["pactl", "info"], capture_output=True, text=True, timeout=10, check=True).stdout
-    server = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("Server String:"))
     out = tmp_path / "out"
     out.mkdir()
     record = out / "session.wav"
@@ -253,7 +256,7 @@ def test_ser_listen_with_recording_stays_on_the_machine(virtual_mic: VirtualMic,
     found, home = traced_run([str(BIN / "ser"), "listen", "--duration", "14", "--format", "jsonl",
                               "--record", str(record)],
                              root=tmp_path / "run", chosen=[out, *sound_state], during=play,
-                             extra_env={"PULSE_SERVER": server if ":" in server else f"unix:{server}"})
+                             extra_env={"PULSE_SERVER": virtual_mic.server})
     _assert_private(found, home)
     assert record.is_file() and record.stat().st_size > 44
     assert '"label"' in found.output and '"speech": true' in found.output, found.output
