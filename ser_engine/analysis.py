@@ -1,15 +1,17 @@
 """File analysis: the dominant emotion of each file over its speech.
 
-A file is decoded block by block (bounded memory), cut into the analysis
-windows training uses (:func:`ser_engine.features.frame_windows`: starts
-``0, hop, 2*hop, ...`` plus a final window ending at the file's end; a clip
-no longer than one window is centre-padded), every window is gated
-(:func:`ser_engine.gate.window_is_speech`), and the model classifies the
-speech windows in batches (consecutive windows share their feature frames,
-so only each hop's new frames are computed). The file's probabilities are the mean over its
-speech windows; its label is their arg-max. A file without speech is a
-success with ``label=None`` and ``speech_s=0``: the engine says there is no
-speech rather than inventing an emotion.
+A file is decoded block by block (bounded memory) and passed through the one
+window-inference core (:func:`ser_engine.core.iter_window_features`): the
+analysis windows training uses (starts ``0, hop, 2*hop, ...`` plus a final
+window ending at the file's end; a clip no longer than one window is
+centre-padded), each gated by the speech gate, log-mel frames computed once
+per frame and shared by overlapping windows. The model classifies the speech
+windows in batches of :data:`BATCH`. The file's probabilities are the mean over
+its speech windows; its label is their arg-max. ``speech_s`` and
+``speech_spans`` say where the voice is, from the gate's 20 ms frame decisions
+(:class:`ser_engine.core.VoiceTrack`), not the union of whole windows. A file
+without speech is a success with ``label=None`` and ``speech_s=0``: the
+engine says there is no speech rather than inventing an emotion.
 
 :func:`analyze_file` never raises for a bad file: it returns
 ``FileResult(ok=False, error=...)`` whose message names the file and the
@@ -17,13 +19,17 @@ reason, so a batch carries on. A model that outputs NaN or infinity makes
 the file fail ("the model produced non-finite output"), never a label. A
 truncated or partly corrupt file yields the analysis of what decoded, with
 ``ok=True`` and ``warning="decoding stopped at 12.3 s: <reason>"``.
+
+:func:`analyze_paths` runs files in a thread pool (``workers``, default the
+number of usable cores) with native thread pools (BLAS/OpenMP) pinned to one
+thread, so workers do not oversubscribe the cores.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +37,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from ser_engine.audio import display_path, find_audio_files, iter_audio_blocks
 from ser_engine.config import FeatureConfig
+from ser_engine.core import VoiceTrack, WindowFeatures, iter_window_features
 from ser_engine.errors import ModelError, ParameterError, SerError
-from ser_engine.features import Featurizer, fit_to_length
-from ser_engine.gate import window_is_speech
 from ser_engine.model import EmotionModel
 
 __all__ = [
@@ -46,8 +52,8 @@ __all__ = [
     "WindowFeatures",
     "analyze_file",
     "analyze_paths",
+    "default_workers",
     "iter_window_features",
-    "iter_windows",
 ]
 
 FloatArray = npt.NDArray[np.float32]
@@ -55,6 +61,17 @@ BATCH = 32
 #: Most parallel files :func:`analyze_paths` runs (more threads only add memory; OpenBLAS
 #: supports at most 64 calling threads and corrupts its heap beyond).
 MAX_WORKERS = min(32, 4 * (os.cpu_count() or 1))
+
+
+def default_workers() -> int:
+    """Parallel files by default: the cores this process may use."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    if count is not None:
+        return max(1, int(count() or 1))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -97,7 +114,8 @@ class FileResult:
     duration_s : float
         Length of the decoded audio.
     speech_s : float
-        Seconds of the file covered by windows judged speech.
+        Voiced seconds of the file: the gate's 20 ms frame decisions inside
+        the speech windows, pauses under 0.3 s bridged (the sum of ``speech_spans``).
     label : str or None
         Dominant emotion over the speech; None without speech or on error.
     confidence : float or None
@@ -108,11 +126,15 @@ class FileResult:
     probabilities : dict
         Mean probability per label over the speech windows (empty without speech).
     segments : list of Segment
-        One per analysed window.
+        One per analysed window (``speech``: the gate's decision on the whole window,
+        the windows the model classified).
     warning : str or None
         Set when the result covers only part of the file (``ok`` stays True):
         ``"decoding stopped at 12.3 s: <reason>"`` for a truncated or partly
         corrupt file.
+    speech_spans : list of (float, float)
+        Where the voice is, in seconds, to within a 20 ms gate frame (not in
+        :meth:`to_dict`, whose keys are the CLI's JSON format).
     """
 
     path: Path
@@ -126,6 +148,7 @@ class FileResult:
     segments: list[Segment] = field(default_factory=list)
     uncertain: bool = False
     warning: str | None = None
+    speech_spans: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def has_speech(self) -> bool:
@@ -152,62 +175,6 @@ class FileResult:
         }
 
 
-def iter_windows(
-    blocks: Iterable[npt.NDArray[np.float32]], *, window: int, hop: int
-) -> Iterator[tuple[int, int, FloatArray]]:
-    """Cut a block stream into the windows of :func:`~ser_engine.features.frame_windows`.
-
-    Only about one window plus one block is held at a time.
-
-    Parameters
-    ----------
-    blocks : iterable of ndarray, shape (m,)
-    window, hop : int
-        Samples.
-
-    Yields
-    ------
-    start : int
-        Start sample in the stream (0 for a padded short clip).
-    length : int
-        Real samples in the window (``< window`` only for a padded short clip).
-    samples : ndarray, shape (window,), float32
-
-    Notes
-    -----
-    After exhaustion of ``blocks`` nothing is yielded for an empty stream.
-    """
-    if window <= 0 or hop <= 0:
-        raise ParameterError("window and hop must be positive")
-    pending = np.zeros(0, dtype=np.float32)
-    base = 0  # stream position of pending[0]
-    total = 0
-    next_start = 0
-    last_start = -1
-    for block in blocks:
-        b = np.asarray(block, dtype=np.float32).reshape(-1)
-        if b.shape[0] == 0:
-            continue
-        pending = np.concatenate([pending, b]) if pending.shape[0] else b
-        total += b.shape[0]
-        while next_start + window <= total:
-            i = next_start - base
-            yield next_start, window, pending[i : i + window].copy()
-            last_start = next_start
-            next_start += hop
-        keep_from = max(base, min(next_start, total - window))
-        if keep_from > base:
-            pending = pending[keep_from - base :]
-            base = keep_from
-    if total == 0:
-        return
-    if last_start < 0:  # shorter than one window: centre-padded, as in training
-        yield 0, total, fit_to_length(y=pending, length=window)
-        return
-    if last_start + window < total:
-        yield total - window, window, pending[pending.shape[0] - window :].copy()
-
-
 def _config_for(model: EmotionModel, window_s: float | None, hop_s: float | None) -> FeatureConfig:
     cfg = model.feature_config.with_timing(window_s=window_s, hop_s=hop_s)
     fixed = model.metadata.input_shape[1]
@@ -217,91 +184,6 @@ def _config_for(model: EmotionModel, window_s: float | None, hop_s: float | None
             f"a {cfg.window_s:g} s window gives {cfg.n_frames}"
         )
     return cfg
-
-
-@dataclass(frozen=True)
-class WindowFeatures:
-    """One analysis window of a stream: where it lies, whether it is speech, its features.
-
-    Attributes
-    ----------
-    start_s, end_s : float
-        Seconds from the stream's start (a padded short clip is placed at ``0 .. length``).
-    speech : bool
-        The speech gate's decision (:func:`ser_engine.gate.window_is_speech` on the real samples).
-    log_mel : ndarray, shape (n_frames, n_mels), float32, or None
-        Un-normalised log-mel frames of the window for speech windows; None for silence.
-    """
-
-    start_s: float
-    end_s: float
-    speech: bool
-    log_mel: FloatArray | None
-
-
-def iter_window_features(
-    blocks: Iterable[npt.NDArray[np.float32]],
-    *,
-    config: FeatureConfig,
-    featurizer: Featurizer,
-    gate_sensitivity: float = 0.5,
-) -> Iterator[WindowFeatures]:
-    """Window, gate and featurise a block stream: the one path from audio to model input.
-
-    File analysis (:func:`analyze_file`), voice profiles and training all call this,
-    so a clip's training windows are exactly the speech windows ``ser analyze``
-    reports. Windows are those of :func:`~ser_engine.features.frame_windows`
-    (:func:`iter_windows`); a short clip is gated on its real samples and
-    featurised centre-padded; consecutive windows share their feature frames, so
-    only each hop's new frames are computed.
-
-    Parameters
-    ----------
-    blocks : iterable of ndarray, shape (m,), float32
-        Mono audio at ``config.sample_rate`` (e.g. :func:`~ser_engine.audio.iter_audio_blocks`).
-    config : FeatureConfig
-        Window and hop come from it.
-    featurizer : Featurizer
-        Built from a config with the same frame parameters.
-    gate_sensitivity : float
-        Speech gate sensitivity in [0, 1].
-
-    Yields
-    ------
-    WindowFeatures
-    """
-    if not 0 <= gate_sensitivity <= 1:
-        raise ParameterError(f"gate_sensitivity must be in [0, 1], got {gate_sensitivity!r}")
-    sr = config.sample_rate
-    w, h = config.window_samples, config.hop_samples
-    # Frame reuse: consecutive windows ``hop`` apart share all but hop/hop_length
-    # frames (frames are not centred), so only the new frames are computed.
-    hl = config.hop_length
-    hop_frames = h // hl
-    reuse = h % hl == 0 and hop_frames < config.n_frames
-    k0 = config.n_frames - hop_frames
-    prev: tuple[int, FloatArray] | None = None  # (start, log-mel) of the last regular window
-
-    def log_mel(start: int, win: FloatArray) -> FloatArray:
-        nonlocal prev
-        if reuse and prev is not None and start == prev[0] + h:
-            lm = np.empty_like(prev[1])
-            lm[:k0] = prev[1][hop_frames:]
-            lm[k0:] = featurizer.log_mel(win[k0 * hl :])
-        else:
-            lm = featurizer.log_mel(win)
-        prev = (start, lm)
-        return lm
-
-    for start, length, win in iter_windows(blocks, window=w, hop=h):
-        if length < w:  # padded short clip: gate on its real samples, place it at 0..length
-            real = fit_to_length(y=win, length=length)  # centre crop undoes the centre pad
-            speech = window_is_speech(real, sample_rate=sr, sensitivity=gate_sensitivity)
-            yield WindowFeatures(0.0, length / sr, speech, featurizer.log_mel(win) if speech else None)
-        else:
-            speech = window_is_speech(win, sample_rate=sr, sensitivity=gate_sensitivity)
-            lm = log_mel(start, win) if reuse or speech else None
-            yield WindowFeatures(start / sr, (start + w) / sr, speech, lm if speech else None)
 
 
 def analyze_file(
@@ -347,8 +229,7 @@ def analyze_file(
     segments: list[Segment] = []
     prob_sum = np.zeros(len(labels), dtype=np.float64)
     n_speech = 0
-    speech_s = 0.0
-    covered_end = 0.0
+    voice = VoiceTrack(sample_rate=sr)
     total = 0
     info: dict[str, Any] = {}
     name = display_path(p)
@@ -362,7 +243,7 @@ def analyze_file(
     batch: list[WindowFeatures] = []
 
     def flush() -> None:
-        nonlocal n_speech, speech_s, covered_end
+        nonlocal n_speech
         speech_lm = [wf.log_mel for wf in batch if wf.speech and wf.log_mel is not None]
         probs = None
         if speech_lm:
@@ -376,8 +257,7 @@ def analyze_file(
                 k += 1
                 prob_sum[:] += pr
                 n_speech += 1
-                speech_s += max(0.0, wf.end_s - max(wf.start_s, covered_end))
-                covered_end = max(covered_end, wf.end_s)
+                voice.add(start_s=wf.start_s, voiced=wf.voiced)
                 top = int(np.argmax(pr))
                 segments.append(
                     Segment(wf.start_s, wf.end_s, True, labels[top],
@@ -410,19 +290,21 @@ def analyze_file(
     warning = info.get("warning")
     if n_speech == 0:
         return FileResult(path=p, ok=True, duration_s=duration, speech_s=0.0, segments=segments, warning=warning)
+    spans = voice.spans(duration_s=duration)
     mean = prob_sum / n_speech
     best = int(np.argmax(mean))
     return FileResult(
         path=p,
         ok=True,
         duration_s=duration,
-        speech_s=min(speech_s, duration),
+        speech_s=float(sum(e - s for s, e in spans)),
         label=labels[best],
         confidence=float(mean[best]),
         probabilities={lab: float(v) for lab, v in zip(labels, mean, strict=True)},
         segments=segments,
         uncertain=model.is_uncertain(float(mean[best])),
         warning=warning,
+        speech_spans=spans,
     )
 
 
@@ -446,7 +328,7 @@ def analyze_paths(
     window_s: float | None = None,
     hop_s: float | None = None,
     gate_sensitivity: float = 0.5,
-    workers: int = 1,
+    workers: int | None = None,
     cancel: threading.Event | None = None,
     expand: bool = True,
 ) -> Iterator[FileResult]:
@@ -456,6 +338,11 @@ def analyze_paths(
     missing paths and folders without audio come first as failed results.
     With ``workers > 1`` files are analysed in a thread pool (decoding,
     FFTs and ONNX Runtime release the GIL); results still come in order.
+    While the batch runs, native thread pools (BLAS, OpenMP) are limited to
+    one thread (threadpoolctl): each worker is one busy thread, and NumPy's
+    BLAS does not start a pool of its own per worker (which made 2 workers
+    slower than 1 on 2 cores). ONNX Runtime sessions are single-threaded
+    (:meth:`ser_engine.model.EmotionModel.load`).
 
     Parameters
     ----------
@@ -463,13 +350,16 @@ def analyze_paths(
     model : EmotionModel
         Shared by the workers (an ONNX Runtime session is thread-safe).
     window_s, hop_s, gate_sensitivity : see :func:`analyze_file`
-    workers : int
-        Parallel files (``>= 1``; more than :data:`MAX_WORKERS` are capped to it).
+    workers : int or None
+        Parallel files (``>= 1``; more than :data:`MAX_WORKERS` are capped to it);
+        None for :func:`default_workers` (the usable cores).
     cancel : threading.Event, optional
         Stops the batch: files not started yet are not yielded.
     expand : bool
         False to take ``paths`` as files without searching folders.
     """
+    if workers is None:
+        workers = default_workers()
     if workers < 1:
         raise ParameterError("workers must be at least 1")
     workers = min(workers, MAX_WORKERS)
@@ -485,6 +375,13 @@ def analyze_paths(
         return analyze_file(f, model, window_s=window_s, hop_s=hop_s, gate_sensitivity=gate_sensitivity,
                             cancel=cancel)
 
+    with threadpool_limits(limits=1):
+        yield from _run(files, one, workers, cancel)
+
+
+def _run(
+    files: list[Path], one: Callable[[Path], FileResult], workers: int, cancel: threading.Event | None
+) -> Iterator[FileResult]:
     if workers == 1:
         for f in files:
             if cancel is not None and cancel.is_set():

@@ -38,7 +38,15 @@ import numpy.typing as npt
 
 from ser_engine.errors import ParameterError
 
-__all__ = ["GateParams", "SpeechGate", "frame_levels_db", "level_dbfs", "window_is_speech"]
+__all__ = [
+    "GateParams",
+    "SpeechGate",
+    "frame_length",
+    "frame_levels_db",
+    "judge",
+    "level_dbfs",
+    "window_is_speech",
+]
 
 SILENCE_DB = -120.0
 FRAME_S = 0.02
@@ -76,6 +84,11 @@ def _band_setup(sample_rate: int) -> tuple[int, npt.NDArray[np.float32], npt.NDA
     mask = (freqs >= BAND_HZ[0]) & (freqs <= min(BAND_HZ[1], sample_rate / 2))
     scale = 2.0 / (frame * float(np.sum(win.astype(np.float64) ** 2)))
     return frame, win, mask, scale
+
+
+def frame_length(sample_rate: int) -> int:
+    """Samples in one gate frame (20 ms, at least 32) at ``sample_rate``."""
+    return _band_setup(int(sample_rate))[0]
 
 
 def frame_levels_db(window: npt.ArrayLike, *, sample_rate: int) -> npt.NDArray[np.float64]:
@@ -126,16 +139,41 @@ class GateParams:
         self.min_active = 0.15 - 0.10 * s
 
 
-def _decide(levels: npt.NDArray[np.float64], params: GateParams, floor_db: float | None) -> bool:
+def judge(
+    levels: npt.NDArray[np.float64], *, params: GateParams, floor_db: float | None = None
+) -> tuple[bool, float]:
+    """Decide on one window from its frame levels.
+
+    Parameters
+    ----------
+    levels : ndarray, shape (n_frames,)
+        The window's gate-frame levels (:func:`frame_levels_db`).
+    params : GateParams
+    floor_db : float or None
+        Adaptive noise floor (:class:`SpeechGate`); None for the stateless gate.
+
+    Returns
+    -------
+    speech : bool
+    threshold_db : float
+        The level a frame must exceed to count as active (``inf`` for a steady
+        or empty window): ``levels > threshold_db`` are the window's voiced frames.
+    """
     if levels.size == 0:
-        return False
+        return False, math.inf
     p10, p90 = (float(v) for v in np.percentile(levels, [10, 90]))
+    return _judge(levels, p10, p90, params, floor_db)
+
+
+def _judge(
+    levels: npt.NDArray[np.float64], p10: float, p90: float, params: GateParams, floor_db: float | None
+) -> tuple[bool, float]:
     if p90 - p10 < params.margin_db:
-        return False  # a steady window (noise, hum, silence) is not speech whatever the floor
+        return False, math.inf  # a steady window (noise, hum, silence) is not speech whatever the floor
     reference = p10 if floor_db is None else min(p10, floor_db)
     threshold = max(reference + params.margin_db, params.min_level_db)
     active = float(np.mean(levels > threshold))
-    return active >= params.min_active
+    return active >= params.min_active, threshold
 
 
 def window_is_speech(window: npt.ArrayLike, *, sample_rate: int, sensitivity: float = 0.5) -> bool:
@@ -153,7 +191,7 @@ def window_is_speech(window: npt.ArrayLike, *, sample_rate: int, sensitivity: fl
     -------
     bool
     """
-    return _decide(frame_levels_db(window, sample_rate=sample_rate), GateParams(sensitivity), None)
+    return judge(frame_levels_db(window, sample_rate=sample_rate), params=GateParams(sensitivity))[0]
 
 
 class SpeechGate:
@@ -212,11 +250,24 @@ class SpeechGate:
         bool
             True when the window holds speech.
         """
-        levels = frame_levels_db(window, sample_rate=self.sample_rate)
+        return self.update_levels(frame_levels_db(window, sample_rate=self.sample_rate))
+
+    def update_levels(self, levels: npt.NDArray[np.float64]) -> bool:
+        """:meth:`update` from the window's frame levels (computed incrementally by the caller).
+
+        Parameters
+        ----------
+        levels : ndarray, shape (n_frames,)
+            :func:`frame_levels_db` of the window.
+
+        Returns
+        -------
+        bool
+        """
         if levels.size == 0:
             return False
         p10, p90 = (float(v) for v in np.percentile(levels, [10, 90]))
-        decision = _decide(levels, self.params, self._floor)
+        decision, _ = _judge(levels, p10, p90, self.params, self._floor)
         if self._floor is None or p10 < self._floor or p90 - p10 < self.params.margin_db:
             # quieter than the floor, or a steady window (noise): take it at once
             self._floor = p10

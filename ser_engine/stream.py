@@ -1,19 +1,17 @@
 """Sliding-window streaming inference over a ring buffer.
 
 Every hop (default 0.5 s) the :class:`Streamer` takes the newest hop of audio
-from a :class:`~ser_engine.ringbuffer.RingReader`, keeps the last window
-(default 3 s), asks the :class:`~ser_engine.gate.SpeechGate` whether it holds
-speech, and only then runs the model, smoothing the probabilities with an
+from a :class:`~ser_engine.ringbuffer.RingReader` and hands it to the one
+window-inference core (:class:`ser_engine.core.FrameCache`), which computes
+the log-mel frames and speech-gate frame levels the new samples complete. The
+newest window (default 3 s) is assembled from those frames; the
+:class:`~ser_engine.gate.SpeechGate` decides on its levels whether it holds
+speech, and only then the model runs, its probabilities smoothed by an
 :class:`~ser_engine.smoothing.EmaSmoother`. On silence it says so
-(``speech=False``, ``label=None``) instead of inventing an emotion.
-
-Incremental features: frames are not centred, so when the hop is a multiple
-of the featurizer's ``hop_length`` the log-mel frames of the new window are
-the previous window's frames shifted by ``hop / hop_length`` plus that many
-new frames computed from the newest samples. The streamer keeps those frames
-(even on silence, so speech onsets cost no more than other steps) and
-featurizes only the new hop: the result equals
-:class:`~ser_engine.features.Featurizer` on the full window (tested).
+(``speech=False``, ``label=None``) instead of inventing an emotion. Frames are
+kept even on silence, so speech onsets cost no more than other steps; the
+features equal :class:`~ser_engine.features.Featurizer` on the full window
+(tested), as in file analysis.
 
 Until a full window has arrived, the samples so far are centre-padded to the
 window length, exactly as a short clip is in file analysis and training.
@@ -30,9 +28,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
+from ser_engine.core import FrameCache
 from ser_engine.errors import ParameterError
 from ser_engine.features import fit_to_length
-from ser_engine.gate import SpeechGate, level_dbfs
+from ser_engine.gate import SpeechGate, frame_length, level_dbfs
 from ser_engine.model import EmotionModel
 from ser_engine.ringbuffer import RingReader
 from ser_engine.smoothing import EmaSmoother
@@ -166,16 +165,21 @@ class Streamer:
         self.window = cfg.window_samples
         self.hop = cfg.hop_samples
         self.featurizer = self.model.featurizer
-        self._hop_frames = self.hop // cfg.hop_length
-        self.incremental = self.hop % cfg.hop_length == 0 and self._hop_frames < cfg.n_frames
-        self._k0 = cfg.n_frames - self._hop_frames  # first new frame of a shifted window
+        # frame reuse needs every window to start on the frame grid (window and hop multiples of hop_length)
+        self.incremental = self.hop % cfg.hop_length == 0 and self.window % cfg.hop_length == 0
+        g = frame_length(cfg.sample_rate)
+        self._cached_levels = self.hop % g == 0 and self.window % g == 0
         self._gate = SpeechGate(sample_rate=cfg.sample_rate, sensitivity=s.gate_sensitivity)
         self._smoother = EmaSmoother(alpha=1.0 - s.smoothing)
-        self._buf: FloatArray = np.zeros(self.window, dtype=np.float32)
-        self._logmel: FloatArray | None = None
-        self._filled = 0
+        self._new_cache()
         self._end: int | None = None
+        self._logmel: FloatArray | None = None
         self.discontinuities = 0
+
+    def _new_cache(self) -> None:
+        self._cache = FrameCache(
+            config=self.config, featurizer=self.featurizer, mel=self.incremental, levels=self._cached_levels
+        )
 
     @property
     def settings(self) -> StreamSettings:
@@ -193,9 +197,8 @@ class Streamer:
 
     def reset(self) -> None:
         """Forget the window, the frames, the noise floor and the smoothing."""
-        self._buf[:] = 0
+        self._new_cache()
         self._logmel = None
-        self._filled = 0
         self._end = None
         self._gate.reset()
         self._smoother.reset()
@@ -242,36 +245,29 @@ class Streamer:
             self.discontinuities += 1
             self.reset()
         t0 = time.perf_counter()
-        h, w = self.hop, self.window
-        buf = self._buf
-        buf[: w - h] = buf[h:]
-        buf[w - h :] = x
-        self._filled = min(w, self._filled + h)
+        w, cache = self.window, self._cache
+        cache.feed(x)
         self._end = end_sample
-        full = self._filled == w
-        valid = buf if full else buf[w - self._filled :]
-        speech = self._gate.update(valid)
-
+        filled = min(w, cache.total)
+        start = cache.total - filled
+        speech = self._gate.update_levels(cache.levels(start, cache.total))
+        full = filled == w
+        window: FloatArray | None = None
         logmel: FloatArray | None = None
-        if full and self.incremental:
-            if self._logmel is None:
-                self._logmel = self.featurizer.log_mel(buf)
-            else:
-                hl = self.config.hop_length
-                lm = self._logmel
-                lm[: self._k0] = lm[self._hop_frames :]
-                lm[self._k0 :] = self.featurizer.log_mel(buf[self._k0 * hl :])
-            logmel = self._logmel
-        pred = self._finish(
+        if full and (speech or self.incremental):  # cached frames cost nothing; others only for speech
+            logmel = self._logmel = cache.log_mel(start)
+        elif not full:
+            window = fit_to_length(y=cache.samples(start, cache.total), length=w)
+        cache.release(max(0, cache.total + self.hop - w))  # the next window's start
+        return self._finish(
             logmel=logmel,
-            window=buf if full else fit_to_length(y=valid, length=w),
+            window=window,
             speech=speech,
-            start_sample=end_sample - self._filled,
+            start_sample=end_sample - filled,
             end_sample=end_sample,
             level=level_dbfs(x),
             t0=t0,
         )
-        return pred
 
     def process_window(self, window: npt.ArrayLike, *, end_sample: int) -> Prediction:
         """Gate, featurize and classify one window (not using the hop cache).
@@ -306,7 +302,7 @@ class Streamer:
         self,
         *,
         logmel: FloatArray | None,
-        window: FloatArray,
+        window: FloatArray | None,
         speech: bool,
         start_sample: int,
         end_sample: int,
@@ -325,7 +321,12 @@ class Streamer:
                 level_dbfs=level,
                 compute_ms=(time.perf_counter() - t0) * 1000.0,
             )
-        feats = self.featurizer.normalize(logmel) if logmel is not None else self.featurizer(window)
+        if logmel is not None:
+            feats = self.featurizer.normalize(logmel)
+        elif window is not None:
+            feats = self.featurizer(window)
+        else:  # pragma: no cover - push_block passes one of the two
+            raise AssertionError("neither features nor a window")
         raw = self.model.predict_features(feats[None])[0]
         smooth = self._smoother.update(raw)
         labels = self.model.labels
@@ -344,9 +345,5 @@ class Streamer:
         )
 
     def window_log_mel(self) -> FloatArray | None:
-        """The cached log-mel frames of the current full window (for tests and views)."""
+        """The log-mel frames of the last full window (for tests and views), shape (n_frames, n_mels)."""
         return None if self._logmel is None else self._logmel.copy()
-
-    def current_window(self) -> FloatArray:
-        """Copy of the current window (zeros before the first samples)."""
-        return self._buf.copy()

@@ -1,4 +1,4 @@
-"""File analysis: training's windowing, dominant emotion, no-speech files, bad files, long files."""
+"""File analysis: training's windowing, dominant emotion, voiced time, no-speech files, bad files, long files."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import pytest
 import soundfile as sf
 from conftest import synth_speechlike
 
-from ser_engine.analysis import FileResult, analyze_file, analyze_paths, iter_windows
+from ser_engine.analysis import FileResult, analyze_file, analyze_paths, default_workers
 from ser_engine.audio import load_audio
-from ser_engine.config import FeatureConfig
 from ser_engine.errors import ParameterError
 from ser_engine.features import fit_to_length, frame_windows
 from ser_engine.gate import window_is_speech
@@ -23,18 +22,6 @@ SR = 16000
 KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain", "probabilities",
         "segments", "warning"]
 SEGMENT_KEYS = ["start_s", "end_s", "speech", "label", "uncertain", "probabilities"]
-
-
-@pytest.mark.parametrize("n", [1, 800, 47999, 48000, 48001, 55999, 56000, 100_000, 123_457])
-@pytest.mark.parametrize("block", [1000, 7777, 200_000])
-def test_iter_windows_equals_frame_windows(n: int, block: int) -> None:
-    cfg = FeatureConfig()
-    y = np.random.default_rng(n).normal(0, 0.1, n).astype(np.float32)
-    expected, starts = frame_windows(y=y, config=cfg)
-    got = list(iter_windows((y[i : i + block] for i in range(0, n, block)), window=48000, hop=8000))
-    assert [g[0] for g in got] == starts.tolist()
-    assert all(g[1] == min(n, 48000) for g in got)
-    np.testing.assert_array_equal(np.stack([g[2] for g in got]), expected)
 
 
 def write(path: Path, y: np.ndarray, sr: int = SR, subtype: str = "PCM_16") -> Path:
@@ -60,7 +47,7 @@ def test_dominant_emotion_is_the_mean_over_speech_windows(tmp_path: Path, tiny_m
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert res.label == tiny_model.labels[int(np.argmax(expected))]
     assert res.confidence == pytest.approx(float(expected.max()), abs=1e-5)
-    assert 5.0 <= res.speech_s <= 11.0
+    assert res.speech_s == pytest.approx(5.0, abs=0.5)  # the voice, not the 3 s windows around it
     d = res.to_dict()
     assert list(d) == KEYS and list(d["segments"][0]) == SEGMENT_KEYS
     assert d["segments"][0]["label"] is None and d["segments"][0]["probabilities"] == {}
@@ -191,10 +178,65 @@ def test_one_hour_file_in_bounded_memory(tmp_path: Path, tiny_model: EmotionMode
     assert res.ok, res.error
     assert res.duration_s == pytest.approx(3600.0, abs=0.01)
     assert peak < 150e6, f"peak traced memory {peak / 1e6:.0f} MB"  # a decoded hour at 16 kHz alone is 230 MB
-    assert 600 <= res.speech_s <= 1100  # 10 min of speech, windows overlap its edges
+    assert res.speech_s == pytest.approx(600, abs=60 * 0.5)  # 10 min of speech, to within a hop per burst
+    assert len(res.speech_spans) == 60
     assert len(res.segments) == 7195  # (3600 - 3) / 0.5 + 1 windows
 
 
 def test_result_to_dict_for_failures() -> None:
     d = FileResult(path=Path("x.wav"), ok=False, error="x.wav: empty file (0 bytes)").to_dict()
     assert list(d) == KEYS and d["segments"] == [] and d["probabilities"] == {} and d["label"] is None
+
+
+def test_speech_time_and_spans_follow_the_voice_not_the_windows(tmp_path: Path, tiny_model: EmotionModel) -> None:
+    """7.6 s of voiced speech between 6 s silences: 7.6 s of speech, one span from 6.0 to 13.6 s (to a hop)."""
+    silence = np.zeros(6 * SR, np.float32)
+    voiced = synth_speechlike(seconds=7.6, seed=6)
+    res = analyze_file(write(tmp_path / "framed.wav", np.concatenate([silence, voiced, silence]), subtype="FLOAT"),
+                       tiny_model)
+    hop = 0.5
+    assert res.ok and res.duration_s == pytest.approx(19.6)
+    assert res.speech_s == pytest.approx(7.6, abs=hop)
+    assert len(res.speech_spans) == 1
+    start, end = res.speech_spans[0]
+    assert start == pytest.approx(6.0, abs=hop) and end == pytest.approx(13.6, abs=hop)
+    # the windows the model classified still reach into the silence (3 s windows), the voiced time does not
+    speech_windows = [s for s in res.segments if s.speech]
+    covered = max(s.end_s for s in speech_windows) - min(s.start_s for s in speech_windows)
+    assert covered > 7.6 + 2 * hop
+    # the clip summary is the mean over the speech windows only
+    mean = np.mean([[s.probabilities[k] for k in tiny_model.labels] for s in speech_windows], axis=0)
+    np.testing.assert_allclose([res.probabilities[k] for k in tiny_model.labels], mean, atol=1e-6)
+
+
+@pytest.mark.corpus
+def test_corpus_clips_with_leading_silence_report_less_speech_than_duration(
+    corpus_dir: Path, shipped_model: EmotionModel
+) -> None:
+    clips = sorted((corpus_dir / "ravdess").glob("Actor_0[1-2]/*.flac"))[:: 12]
+    results = list(analyze_paths(clips, shipped_model, workers=2, expand=False))
+    assert len(results) >= 8 and all(r.ok and r.label is not None for r in results)
+    for r in results:
+        assert 0.5 < r.speech_s < r.duration_s - 0.5, (r.path.name, r.speech_s, r.duration_s)
+        # the sentence starts after the clip's silent start (RAVDESS clips open with about a second of room)
+        sentence = max(r.speech_spans, key=lambda span: span[1] - span[0])
+        assert sentence[0] > 0.5 and r.speech_spans[0][0] > 0.1, (r.path.name, r.speech_spans)
+
+
+def test_default_workers_is_the_usable_cores(tmp_path: Path, tiny_model: EmotionModel) -> None:
+    import os
+
+    assert default_workers() == len(os.sched_getaffinity(0))
+    paths = [write(tmp_path / f"w{i}.wav", synth_speechlike(seconds=2, seed=i)) for i in range(3)]
+    auto = [r.to_dict() for r in analyze_paths(paths, tiny_model, workers=None)]
+    assert auto == [r.to_dict() for r in analyze_paths(paths, tiny_model, workers=1)]
+
+
+def test_native_thread_pools_are_pinned_while_a_batch_runs(tmp_path: Path, tiny_model: EmotionModel) -> None:
+    from threadpoolctl import threadpool_info
+
+    paths = [write(tmp_path / f"t{i}.wav", synth_speechlike(seconds=2, seed=i)) for i in range(3)]
+    seen: list[int] = []
+    for _ in analyze_paths(paths, tiny_model, workers=2):
+        seen += [pool["num_threads"] for pool in threadpool_info()]
+    assert seen and set(seen) == {1}

@@ -1,0 +1,116 @@
+"""The one window-inference core: windows, gate levels and features equal the full computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import synth_speechlike
+
+from ser_engine.config import FeatureConfig
+from ser_engine.core import FrameCache, VoiceTrack, iter_window_features
+from ser_engine.features import Featurizer, frame_windows
+from ser_engine.gate import GateParams, frame_levels_db, judge, window_is_speech
+from ser_engine.model import EmotionModel
+from ser_engine.ringbuffer import RingBuffer
+from ser_engine.stream import Streamer, StreamSettings
+
+SR = 16000
+CFG = FeatureConfig()
+FZ = Featurizer(CFG)
+
+
+def blocks_of(y: np.ndarray, block: int) -> list[np.ndarray]:
+    return [y[i : i + block] for i in range(0, len(y), block)]
+
+
+@pytest.mark.parametrize("n", [1, 800, 47999, 48000, 48001, 55999, 56000, 100_000, 123_457])
+@pytest.mark.parametrize("block", [1000, 7777, 200_000])
+def test_file_windows_equal_the_full_computation(n: int, block: int) -> None:
+    """Every window's place, gate decision, voiced frames and log-mel equal those computed on the window alone."""
+    y = synth_speechlike(seconds=n / SR, seed=n % 7) if n >= SR // 10 else np.random.default_rng(n).normal(
+        0, 0.1, n).astype(np.float32)
+    windows, starts = frame_windows(y=y, config=CFG)
+    got = list(iter_window_features(blocks_of(y, block), config=CFG, featurizer=FZ))
+    assert [g.start_s for g in got] == pytest.approx((starts / SR).tolist())
+    assert [g.end_s for g in got] == pytest.approx(((starts + min(n, 48000)) / SR).tolist())
+    for g, win, start in zip(got, windows, starts, strict=True):
+        real = y[start : start + 48000]  # a short clip is gated on its real samples
+        levels = frame_levels_db(real, sample_rate=SR)
+        speech, threshold = judge(levels, params=GateParams(0.5))
+        assert g.speech == speech == window_is_speech(real, sample_rate=SR)
+        if speech:
+            assert g.log_mel is not None and g.voiced is not None
+            np.testing.assert_allclose(g.log_mel, FZ.log_mel(win), rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(g.voiced, levels > threshold)
+        else:
+            assert g.log_mel is None and g.voiced is None
+
+
+@pytest.mark.parametrize("hop_s", [0.5, 0.05, 0.125, 0.33])
+def test_odd_hops_still_equal_the_full_computation(hop_s: float) -> None:
+    cfg = CFG.with_timing(hop_s=hop_s)
+    y = synth_speechlike(seconds=6.3, seed=2)
+    windows, _ = frame_windows(y=y, config=cfg)
+    got = list(iter_window_features(blocks_of(y, 5000), config=cfg, featurizer=FZ))
+    assert len(got) == len(windows) and all(g.speech for g in got)
+    for g, win in zip(got, windows, strict=True):
+        assert g.log_mel is not None
+        np.testing.assert_allclose(g.log_mel, FZ.log_mel(win), rtol=1e-5, atol=1e-5)
+
+
+def test_live_hop_by_hop_and_file_analysis_give_the_same_numbers(tiny_model: EmotionModel) -> None:
+    """The Streamer's window features (ring reader, odd block sizes) equal the featurizer on the window and
+    the file path's features for the same window."""
+    y = synth_speechlike(seconds=8.0, seed=9)
+    streamer = Streamer(tiny_model, settings=StreamSettings())
+    ring = RingBuffer(10 * SR)
+    reader = ring.reader()
+    live: dict[float, np.ndarray] = {}
+    for chunk in blocks_of(y, 1234):
+        ring.write(chunk)
+        for pred in streamer.push(reader):
+            lm = streamer.window_log_mel()
+            if pred.end_s - pred.start_s == pytest.approx(3.0):
+                assert lm is not None
+                live[round(pred.start_s, 3)] = lm
+    fz = tiny_model.featurizer
+    file = {round(w.start_s, 3): w.log_mel for w in iter_window_features(blocks_of(y, 30 * SR), config=CFG,
+                                                                        featurizer=fz)}
+    assert sorted(live) == [0.5 * i for i in range(11)]  # windows starting at 0, 0.5, ..., 5.0 s
+    for start, lm in live.items():
+        full = fz.log_mel(y[round(start * SR) : round(start * SR) + 48000])
+        np.testing.assert_allclose(lm, full, rtol=1e-5, atol=1e-5)
+        f = file[start]
+        assert f is not None
+        np.testing.assert_allclose(lm, f, rtol=1e-6, atol=1e-6)
+
+
+def test_frame_cache_holds_about_one_window() -> None:
+    cache = FrameCache(config=CFG, featurizer=FZ)
+    y = synth_speechlike(seconds=60.0, seed=1)
+    start = 0
+    for chunk in blocks_of(y, 8000):
+        cache.feed(chunk)
+        while start + 48000 <= cache.total:
+            np.testing.assert_allclose(cache.log_mel(start), FZ.log_mel(y[start : start + 48000]), atol=1e-5)
+            np.testing.assert_array_equal(cache.levels(start, start + 48000),
+                                          frame_levels_db(y[start : start + 48000], sample_rate=SR))
+            start += 8000
+        cache.release(start)
+        assert cache._samples.shape[0] <= 48000
+        assert cache._mel.shape[0] <= CFG.n_frames + 50 and cache._levels.shape[0] <= 150 + 25
+    assert start == (60 - 3) * SR + 8000
+
+
+def test_voice_track_bridges_short_pauses_only() -> None:
+    track = VoiceTrack(sample_rate=SR)  # 20 ms frames
+    voiced = np.zeros(300, bool)
+    voiced[50:100] = True  # 1.0-2.0 s
+    voiced[110:150] = True  # a 0.2 s pause: bridged
+    voiced[200:250] = True  # a 1 s pause: a new span
+    track.add(start_s=0.0, voiced=voiced)
+    track.add(start_s=4.0, voiced=np.ones(10, bool))  # 4.0-4.2 s
+    track.add(start_s=0.0, voiced=None)
+    np.testing.assert_allclose(track.spans(duration_s=10.0), [(1.0, 3.0), (4.0, 5.0)])
+    assert track.speech_s(duration_s=4.5) == pytest.approx(2.0 + 0.5)
+    assert VoiceTrack(sample_rate=SR).spans(duration_s=3.0) == []
