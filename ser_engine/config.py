@@ -16,7 +16,13 @@ from typing import Any
 
 from ser_engine.errors import ParameterError
 
-__all__ = ["FeatureConfig"]
+__all__ = ["DEFAULT_HOP_S", "DEFAULT_WINDOW_S", "FeatureConfig"]
+
+DEFAULT_WINDOW_S = 3.0
+"""Seconds of audio per analysis window for a new model. At run time the model's own
+``feature_config.window_s`` is the default (CLI, app and live sessions alike)."""
+DEFAULT_HOP_S = 0.5
+"""Seconds between analysis windows for a new model (run time: ``feature_config.hop_s``)."""
 
 
 def _check(condition: bool, message: str) -> None:
@@ -67,8 +73,8 @@ class FeatureConfig:
     fmin: float = 50.0
     fmax: float = 8000.0
     log_offset: float = 1e-6
-    window_s: float = 3.0
-    hop_s: float = 0.5
+    window_s: float = DEFAULT_WINDOW_S
+    hop_s: float = DEFAULT_HOP_S
     mean: tuple[float, ...] | None = field(default=None, repr=False)
     std: tuple[float, ...] | None = field(default=None, repr=False)
 

@@ -1,0 +1,249 @@
+"""``ser analyze``: the dominant emotion of files and folders, as a table, CSV or JSON.
+
+CSV and JSON are written by :class:`ser_engine.export.ResultWriter`, the exporter the
+app uses too. Results go to stdout as they come (in order); messages and the progress
+bar go to stderr. The first Ctrl-C stops the batch at the next window of every file in
+flight and closes the output properly (exit 130); a second one stops at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ser_engine.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, load_model, load_profile, window_hop
+
+if TYPE_CHECKING:
+    from ser_engine.analysis import FileResult
+
+__all__ = ["cmd_analyze"]
+
+
+class _Progress:
+    """A one-line progress bar on stderr (plain text, redrawn with \\r)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and total > 1
+        self.done = 0
+        self.failed = 0
+        self.t0 = time.monotonic()
+        self._last = 0.0
+
+    def update(self, ok: bool) -> None:
+        self.done += 1
+        self.failed += not ok
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and self.done < self.total:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * self.done / self.total)
+        bar = "#" * filled + "." * (width - filled)
+        fail = f", {self.failed} failed" if self.failed else ""
+        sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} files{fail}  {now - self.t0:.1f} s ")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled and self.done:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()
+
+    def message(self, text: str) -> None:
+        if self.enabled and self.done:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+        err(text)
+
+
+class _TableWriter:
+    """``ser analyze``'s default output: one aligned line per file (and per window with ``--segments``)."""
+
+    def __init__(self, out: TextIO, *, segments: bool, paths: Sequence[str]) -> None:
+        self.out = out
+        self.segments = segments
+        self.count = 0
+        self._path_width = max(12, min(60, max((len(p) for p in paths), default=12)))
+
+    def begin(self) -> None:
+        w = self._path_width
+        self.out.write(f"{'file':<{w}}  {'duration':>8}  {'speech':>7}  {'emotion':<10} {'conf':>5}  top\n")
+
+    def write(self, r: FileResult) -> None:
+        name = str(r.to_dict()["path"])  # valid Unicode (non-UTF-8 bytes as \\xNN)
+        w = self._path_width
+        self.count += 1
+        if len(name) > w:
+            name = "…" + name[-(w - 1) :]
+        if not r.ok:
+            self.out.write(f"{name:<{w}}  {'':>8}  {'':>7}  {'FAILED':<10} {'':>5}  see stderr\n")
+            return
+        if r.label is None:
+            emotion, conf, top = "no speech", "", ""
+        else:
+            emotion, conf = ("uncertain" if r.uncertain else r.label), f"{r.confidence:.2f}"
+            best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:3]
+            top = " ".join(f"{k}={v:.2f}" for k, v in best)
+        self.out.write(f"{name:<{w}}  {r.duration_s:>7.2f}s  {r.speech_s:>6.2f}s  {emotion:<10} {conf:>5}  {top}\n")
+        if r.warning:
+            self.out.write(f"    partial: {r.warning}\n")
+        if self.segments:
+            for s in r.segments:
+                lab = "uncertain" if s.uncertain else (s.label or "-")
+                p = s.probabilities.get(s.label, 0.0) if s.label else 0.0
+                sp = "speech" if s.speech else "silence"
+                self.out.write(f"    {s.start_s:8.2f}-{s.end_s:<8.2f} {sp:<8} {lab:<10} {p:.2f}\n")
+
+    def end(self) -> None:
+        pass
+
+
+class _StdoutGuard:
+    """Where ``ser analyze`` writes its results, kept apart from C libraries' output.
+
+    When ``sys.stdout`` is the process's file descriptor 1, the results go to a
+    duplicate of it while fd 1 itself points at stderr for the duration, so a
+    line that a C library prints (OpenBLAS's "too many memory regions", ...) can
+    never land in the CSV or JSON. CSV and JSON are always UTF-8; the table
+    uses stdout's own encoding; characters it cannot encode become backslash
+    escapes instead of a ``UnicodeEncodeError``. Anything else (a test's capture
+    object) is written to as it is.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        self._fmt = fmt
+        self._saved = -1
+        self.out: TextIO = sys.stdout
+
+    def __enter__(self) -> TextIO:
+        stream = sys.stdout
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = -1
+        encoding = "utf-8" if self._fmt in ("csv", "json") else (getattr(stream, "encoding", None) or "utf-8")
+        if fd != 1:
+            if isinstance(stream, io.TextIOWrapper):
+                with contextlib.suppress(ValueError, OSError):
+                    stream.reconfigure(errors="backslashreplace")
+            self.out = stream
+            return stream
+        stream.flush()
+        self._saved = os.dup(1)
+        os.dup2(2, 1)
+        raw = open(self._saved, "wb", buffering=0, closefd=False)  # closed in __exit__
+        self.out = io.TextIOWrapper(raw, encoding=encoding, errors="backslashreplace", newline="\n",
+                                    write_through=True)
+        return self.out
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved < 0:
+            return
+        with contextlib.suppress(OSError):  # a closed pipe: nothing is held back (write_through)
+            self.out.close()
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
+        self._saved = -1
+
+
+def _cap_workers(n: int | None) -> int | None:
+    """``--workers`` limited to what the machine can use, with a note on stderr (None: the default)."""
+    from ser_engine.analysis import MAX_WORKERS
+
+    if n is not None and n > MAX_WORKERS:
+        err(f"--workers {n} is more than this machine can use; using {MAX_WORKERS} "
+             f"(at most 4 per CPU core and 32 in all)")
+        return MAX_WORKERS
+    return n
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """``ser analyze PATH...``; returns the exit status."""
+    cancel = threading.Event()
+
+    # Ctrl-C: the first one stops the batch at the next window of every file in
+    # flight (well under a second) and the results so far are closed properly
+    # (also when it comes while the model loads); a second one stops at once.
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        with contextlib.suppress(OSError):  # os.write: safe inside a signal handler
+            os.write(2, b"\nser: stopping (Ctrl-C again to stop at once)\n")
+
+    old_handler: Any = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return _analyze(args, cancel)
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+
+
+def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
+    """``ser analyze`` once SIGINT sets ``cancel``."""
+    from ser_engine.analysis import FileResult, analyze_paths
+    from ser_engine.audio import display_path, find_audio_files
+    from ser_engine.export import ResultWriter
+
+    model = load_model(args.model)
+    if args.profile:
+        model, _ = load_profile(args.profile, model)
+    window_s, hop_s = window_hop(args, model)
+    workers = _cap_workers(args.workers)
+    files, problems = find_audio_files(args.paths)
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    progress = _Progress(len(files) + len(problems), show)
+    failed = 0
+    with _StdoutGuard(args.format) as out:
+        writer: ResultWriter | _TableWriter
+        if args.format == "table":
+            shown = [display_path(f) for f in files] + [display_path(p) for p, _ in problems]
+            writer = _TableWriter(out, segments=args.segments, paths=shown)
+        else:
+            writer = ResultWriter(out, fmt=args.format, labels=model.labels, segments=args.segments)
+        writer.begin()
+        out.flush()
+        try:
+            for p, msg in problems:
+                writer.write(FileResult(path=p, ok=False, error=msg))
+                out.flush()
+                progress.message(msg)
+                progress.update(False)
+                failed += 1
+            for res in analyze_paths(files, model, window_s=window_s, hop_s=hop_s,
+                                     gate_sensitivity=args.sensitivity, workers=workers, cancel=cancel,
+                                     expand=False):
+                if cancel.is_set() and not res.ok:  # stopped by Ctrl-C, not a failure of the file
+                    break
+                writer.write(res)
+                out.flush()
+                if not res.ok:
+                    failed += 1
+                    progress.message(str(res.to_dict()["error"]))
+                elif res.warning:
+                    progress.message(f"warning: {display_path(res.path)}: {res.to_dict()['warning']}")
+                progress.update(res.ok)
+                if cancel.is_set():
+                    break
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        finally:
+            progress.clear()
+            writer.end()
+            out.flush()
+    if cancel.is_set():
+        err(f"interrupted: {writer.count} of {len(files) + len(problems)} results written")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else EXIT_OK

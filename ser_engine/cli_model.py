@@ -1,0 +1,164 @@
+"""``ser calibrate`` (a voice profile from neutral speech) and ``ser info`` (the model's metadata).
+
+``ser info`` never prints this machine's absolute paths: the model's folder is
+named as it was given (``--model``, ``$SER_MODEL_DIR``) or as "the bundled model",
+and a path under the home folder is shown from ``~``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ser_engine import version
+from ser_engine.cli import EXIT_OK, EXIT_USAGE, err, load_model
+
+if TYPE_CHECKING:
+    from ser_engine.model import EmotionModel
+
+__all__ = ["cmd_calibrate", "cmd_info", "model_location"]
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """``ser calibrate FILE... -o PROFILE.json``: a voice profile; returns the exit status."""
+    from ser_engine.errors import ProfileError
+    from ser_engine.profile import profile_from_files
+
+    out = Path(args.output)
+    if out.is_dir():
+        raise ProfileError(f"{out}: is a folder; --output needs a file name such as {out / 'voice.json'}")
+    if not out.parent.is_dir():
+        raise ProfileError(f"{out}: the folder {out.parent} does not exist")
+    name = args.name if args.name is not None else out.stem
+    if not name.strip():
+        err("error: --name must not be empty")
+        return EXIT_USAGE
+    model = load_model(args.model)
+    profile = profile_from_files(args.files, model=model, name=name, gate_sensitivity=args.sensitivity)
+    profile.save(out)
+
+    def top(probs: dict[str, float]) -> str:
+        k = max(probs, key=lambda lab: probs[lab])
+        return f"{k} {probs[k]:.2f}"
+
+    n = len(args.files)
+    print(f"voice profile {profile.name!r} written to {out}")
+    print(f"  speech used: {profile.speech_s:.1f} s in {profile.n_windows} windows from {n} file{'s' * (n != 1)}")
+    print(f"  on this speech the model said {top(profile.before)} before, {top(profile.after)} after calibration")
+    print(f"  use it with: ser analyze --profile {out} ...  /  ser listen --profile {out}")
+    return EXIT_OK
+
+
+def model_location(model_dir: str | None) -> str:
+    """Where the model came from, in words that hold no absolute path of this machine.
+
+    Parameters
+    ----------
+    model_dir : str or None
+        ``--model`` as given (None: the bundled model or ``$SER_MODEL_DIR``).
+
+    Returns
+    -------
+    str
+        A relative path as given or from the current folder, a path from ``~``, or a
+        description ("the bundled model", "$SER_MODEL_DIR", "the folder given with --model").
+    """
+    if model_dir is None:
+        return "$SER_MODEL_DIR" if os.environ.get("SER_MODEL_DIR") else "the bundled model"
+    given = Path(model_dir)
+    if not given.is_absolute():
+        return given.as_posix()
+    for base, shown in ((Path.cwd(), "."), (Path.home(), "~")):
+        try:
+            return (Path(shown) / given.relative_to(base)).as_posix()
+        except ValueError:
+            continue
+    return "the folder given with --model"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``ser info``: a readable summary of the model, or its full metadata with ``--json``."""
+    model = load_model(args.model)
+    meta = model.metadata
+    if args.format == "json":
+        data = meta.to_dict()
+        data["location"] = model_location(args.model)
+        data["supports_voice_calibration"] = meta.voice_reference is not None
+        data["uncertainty_threshold"] = meta.uncertainty_threshold
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for k, v in _info_rows(model, location=model_location(args.model)):
+        print(f"{k:<{_INFO_WIDTH}}  {v}")
+    return EXIT_OK
+
+
+_INFO_WIDTH = 21
+
+
+def _uar(metrics: dict[str, Any], key: str) -> str | None:
+    """``metrics[key]["all"]`` as "UAR 0.594 (n=4784)", or None when not recorded."""
+    block = metrics.get(key)
+    allm = block.get("all") if isinstance(block, dict) else None
+    if not isinstance(allm, dict) or not isinstance(allm.get("uar"), (int, float)):
+        return None
+    n = allm.get("n")
+    return f"UAR {allm['uar']:.3f}" + (f" (n={n})" if isinstance(n, int) else "")
+
+
+def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
+    """The readable summary of ``ser info``: (field, text) rows."""
+    meta = model.metadata
+    fc = meta.feature_config
+    prov, metrics = meta.provenance, meta.metrics
+    onnx = model.path
+    try:
+        size = f"model.onnx {onnx.stat().st_size / 1024:.0f} KB"
+    except OSError:
+        size = "model.onnx size unknown"
+    n = len(meta.labels)
+    rows = [
+        ("model", f"{meta.name} ({size}) in {location}"),
+        ("emotions", f"{n}: {', '.join(meta.labels)} (chance UAR {1 / n:.3f})"),
+        ("window", f"{fc.window_s:g} s ({fc.n_frames} frames), hop {fc.hop_s:g} s; "
+                   f"log-mel {fc.n_mels} bands at {fc.sample_rate / 1000:g} kHz"),
+    ]
+    corpora = prov.get("corpora")
+    rows.append(("trained on", ", ".join(map(str, corpora)) if isinstance(corpora, list) and corpora
+                 else "not recorded"))
+    held = prov.get("held_out_corpora")
+    if isinstance(held, dict) and held:
+        parts = [f"{', '.join(map(str, v))} ({str(k).replace('unseen_', '').replace('val', 'validation')})"
+                 for k, v in held.items() if isinstance(v, list) and v]
+        rows.append(("held-out corpora", "; ".join(parts) or "none"))
+    else:
+        rows.append(("held-out corpora", "not recorded"))
+    test = _uar(metrics, "test_speakers")
+    unseen = _uar(metrics, "unseen_corpora")
+    rows.append(("test speakers", test + " (speakers of the training corpora never trained on)" if test
+                 else "not recorded"))
+    rows.append(("unseen corpora", unseen + " (corpora never trained on: nearer to what new voices get)" if unseen
+                 else "not recorded"))
+    rows.append(("voice calibration",
+                 f"supported, strength {meta.voice_strength:g} (reference: "
+                 f"{meta.voice_reference_fitted_on or 'not described'}); see `ser calibrate`"
+                 if meta.voice_reference is not None else "not supported (model.json has no voice_calibration)"))
+    rows.append(("uncertainty threshold",
+                 f"{meta.uncertainty_threshold:g} (a top probability below it is shown as 'uncertain')"
+                 if meta.uncertainty_threshold else "none (predictions are never marked uncertain)"))
+    try:
+        import onnxruntime
+
+        ort = str(onnxruntime.__version__)
+    except ImportError:  # pragma: no cover - the model could not have loaded
+        ort = "not installed"
+    libs = prov.get("libraries")
+    exported = libs.get("onnxruntime") if isinstance(libs, dict) else None
+    rows.append(("ONNX Runtime", ort + (f" (model checked with {exported})" if exported else "")))
+    date = prov.get("date")
+    if isinstance(date, str) and date:
+        rows.append(("trained", date))
+    rows.append(("ser", f"{version()}; `ser info --json` prints the full metadata"))
+    return rows

@@ -1,0 +1,256 @@
+"""The one exporter of results: CSV and JSON for ``ser analyze``, the app and live recordings.
+
+File results (:class:`~ser_engine.analysis.FileResult`)
+    :class:`ResultWriter` streams them as CSV or JSON to a text stream, one result
+    at a time. ``ser analyze --format csv|json`` writes through it to stdout and the
+    app's Export buttons write through it to files, so the same results give the
+    same bytes in both.
+
+    * CSV: :func:`csv_header` then :func:`csv_rows` per file. Without segments one
+      row per file: ``path, ok, error, duration_s, speech_s, label, confidence,
+      uncertain, p_<label>..., warning``. With segments each file row is followed by
+      one row per analysis window and the columns ``kind, start_s, end_s, speech``
+      come last, so every earlier column keeps its position.
+    * JSON: a list of :meth:`FileResult.to_dict` objects, one per line
+      (``segments`` empty unless asked for). A result holding a non-finite number
+      is written as a failed result instead of bare ``NaN``.
+
+Live predictions (:class:`~ser_engine.stream.Prediction`)
+    :func:`prediction_header` and :func:`prediction_row` are the CSV a live
+    recording writes beside its WAV (times relative to the recording's start).
+
+Names that are not valid UTF-8 are written with their undecodable bytes as
+``\\xNN`` escapes, so the output is always valid UTF-8.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from ser_engine.errors import ParameterError
+
+if TYPE_CHECKING:
+    from ser_engine.analysis import FileResult
+    from ser_engine.stream import Prediction
+
+__all__ = ["FILE_COLUMNS", "PREDICTION_COLUMNS", "SEGMENT_COLUMNS", "ResultWriter", "csv_header", "csv_rows",
+           "prediction_header", "prediction_row", "safe_text"]
+
+FILE_COLUMNS = ("path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain")
+"""The first columns of a file row; then ``p_<label>...`` and ``warning``."""
+SEGMENT_COLUMNS = ("kind", "start_s", "end_s", "speech")
+"""The last columns with segments (after ``warning``)."""
+PREDICTION_COLUMNS = ("start_s", "end_s", "speech", "label", "confidence", "uncertain", "level_dbfs")
+"""The first columns of a live recording's CSV; then ``p_<label>...``."""
+
+Format = Literal["csv", "json"]
+
+
+def safe_text(text: str) -> str:
+    """``text`` made encodable as UTF-8: undecodable bytes of a file name become ``\\xNN``.
+
+    Parameters
+    ----------
+    text : str
+        Possibly holding surrogate escapes (``os.fsdecode`` of a non-UTF-8 name).
+
+    Returns
+    -------
+    str
+        Valid Unicode text.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "backslashreplace").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _safe(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return safe_text(obj)
+    if isinstance(obj, dict):
+        return {safe_text(str(k)): _safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_safe(v) for v in obj]
+    return obj
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def csv_header(*, labels: Sequence[str], segments: bool) -> list[str]:
+    """The CSV header of file results.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The model's labels, in order (one ``p_<label>`` column each).
+    segments : bool
+        With the rows of the analysis windows: :data:`SEGMENT_COLUMNS` are added last.
+
+    Returns
+    -------
+    list of str
+        ``path, ok, error, duration_s, speech_s, label, confidence, uncertain, p_<label>..., warning``
+        (then ``kind, start_s, end_s, speech`` with ``segments``).
+    """
+    head = [*FILE_COLUMNS, *(f"p_{k}" for k in labels), "warning"]
+    return head + list(SEGMENT_COLUMNS) if segments else head
+
+
+def csv_rows(result: FileResult, *, labels: Sequence[str], segments: bool) -> list[list[str | int]]:
+    """The CSV rows of one file result (see :func:`csv_header`).
+
+    Without ``segments``: one row. With ``segments``: the same file row (``kind`` =
+    ``file``, empty ``start_s, end_s, speech``), then one row per analysis window
+    (``kind`` = ``segment``: ``ok, error, duration_s, speech_s`` empty; ``label``,
+    ``confidence`` (the label's probability) and ``uncertain`` empty on silence;
+    ``warning`` the file's). A failed file has its file row only.
+
+    Parameters
+    ----------
+    result : FileResult
+        One file's result.
+    labels : sequence of str
+        The model's labels, in order.
+    segments : bool
+        Also the rows of the windows.
+
+    Returns
+    -------
+    list of list
+        The rows, each as long as :func:`csv_header`.
+    """
+    r = result
+    d = _safe(r.to_dict())
+    path, warning = d["path"], d["warning"] or ""
+    row: list[str | int] = [path, int(r.ok), d["error"] or "", _fmt(r.duration_s), _fmt(r.speech_s),
+                            r.label or "", _fmt(r.confidence, 4), int(r.uncertain) if r.ok else "",
+                            *[_fmt(r.probabilities.get(k), 4) for k in labels], warning]
+    if not segments:
+        return [row]
+    rows = [[*row, "file", "", "", ""]]
+    for s in r.segments:
+        conf = _fmt(s.probabilities.get(s.label), 4) if s.speech and s.label else ""
+        rows.append([path, "", "", "", "", s.label or "", conf, int(s.uncertain) if s.speech else "",
+                     *[_fmt(s.probabilities.get(k), 4) for k in labels], warning,
+                     "segment", f"{s.start_s:.3f}", f"{s.end_s:.3f}", int(s.speech)])
+    return rows
+
+
+def result_json(result: FileResult, *, segments: bool) -> str:
+    """One file result as a one-line JSON object (``segments`` empty unless asked for).
+
+    A result holding a non-finite number is written as a failed result naming the
+    problem, never as bare ``NaN``.
+
+    Parameters
+    ----------
+    result : FileResult
+    segments : bool
+
+    Returns
+    -------
+    str
+        JSON text without a newline.
+    """
+    d = _safe(result.to_dict())
+    if not segments:
+        d["segments"] = []
+    try:
+        return json.dumps(d, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        bad = dataclasses.replace(result, ok=False, error=f"{d['path']}: non-finite values in the result",
+                                  label=None, confidence=None, probabilities={}, segments=[])
+        return json.dumps(_safe(bad.to_dict()), ensure_ascii=False)
+
+
+class ResultWriter:
+    """Streams file results to a text stream as CSV or JSON.
+
+    Call :meth:`begin`, then :meth:`write` once per result (in order), then :meth:`end`.
+
+    Parameters
+    ----------
+    out : TextIO
+        Where the text goes (opened with ``newline=""`` or ``"\\n"``; lines end in ``\\n``).
+    fmt : {"csv", "json"}
+    labels : sequence of str
+        The model's labels, in order.
+    segments : bool
+        Also the analysis windows (CSV rows, or each JSON object's ``segments``).
+    """
+
+    def __init__(self, out: TextIO, *, fmt: Format, labels: Sequence[str], segments: bool) -> None:
+        if fmt not in ("csv", "json"):
+            raise ParameterError(f"export format must be 'csv' or 'json', got {fmt!r}")
+        self.out = out
+        self.fmt = fmt
+        self.labels = list(labels)
+        self.segments = segments
+        self.count = 0
+        self._csv = csv.writer(out, lineterminator="\n")
+
+    def begin(self) -> None:
+        """Write the CSV header or the JSON list's opening bracket."""
+        if self.fmt == "json":
+            self.out.write("[")
+        else:
+            self._csv.writerow(csv_header(labels=self.labels, segments=self.segments))
+
+    def write(self, result: FileResult) -> None:
+        """Write one file's result."""
+        if self.fmt == "json":
+            self.out.write(("," if self.count else "") + "\n  " + result_json(result, segments=self.segments))
+        else:
+            self._csv.writerows(csv_rows(result, labels=self.labels, segments=self.segments))
+        self.count += 1
+
+    def end(self) -> None:
+        """Close the JSON list (nothing to do for CSV)."""
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+
+
+def prediction_header(*, labels: Sequence[str]) -> list[str]:
+    """The header of a live recording's CSV.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The model's labels, in order.
+
+    Returns
+    -------
+    list of str
+        ``start_s, end_s, speech, label, confidence, uncertain, level_dbfs, p_<label>...``.
+    """
+    return [*PREDICTION_COLUMNS, *(f"p_{lab}" for lab in labels)]
+
+
+def prediction_row(p: Prediction, *, start_s: float, end_s: float, labels: Sequence[str]) -> list[str | int]:
+    """One live prediction as a row of :func:`prediction_header`.
+
+    Parameters
+    ----------
+    p : Prediction
+    start_s, end_s : float
+        The window in seconds from the start of the recording (``start_s`` is clipped at 0).
+    labels : sequence of str
+
+    Returns
+    -------
+    list
+        ``confidence``, ``uncertain`` and the probabilities are empty on silence.
+    """
+    return [f"{max(0.0, start_s):.3f}", f"{end_s:.3f}", int(p.speech), p.label or "",
+            f"{p.confidence:.4f}" if p.speech else "", int(p.uncertain) if p.speech else "",
+            f"{p.level_dbfs:.1f}",
+            *[f"{p.probabilities[lab]:.4f}" if p.speech else "" for lab in labels]]

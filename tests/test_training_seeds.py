@@ -1,0 +1,222 @@
+"""The seed models rebuilt for our protocol (training/seeds.py).
+
+The features used here are the STAND-IN (librosa MFCC, training.seeds.standin_mfcc),
+not the seeds' feature sets, which come from ser_engine later.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.corpora import HARMONISED_LABELS, load_corpus
+from training.leak import Item, speaker_independent_split
+from training.seeds import (
+    BILSTM_DEFAULT,
+    SEARCH_SPACE,
+    SEED_RUNS,
+    SeedRun,
+    augment_item,
+    build_seed_cnn1d,
+    build_seed_cnn_bilstm,
+    check_search_config,
+    draw_search_config,
+    featurize_items,
+    fit_keras,
+    format_plan,
+    model_macs,
+    plan_size,
+    run_seed,
+    search_configs,
+    seeds_plan,
+    standardise,
+    standin_mfcc,
+    view,
+)
+
+# STAND-IN features, small so the networks train in seconds: 13 MFCC every 64 ms.
+STANDIN = partial(standin_mfcc, n_mfcc=13, hop_length=1024)
+
+
+@pytest.fixture(scope="module")
+def ravdess(corpus_dir: Path) -> list:
+    clips, _ = load_corpus(root=corpus_dir, corpus="ravdess")
+    return clips
+
+
+@pytest.fixture(scope="module")
+def tiny_parts(ravdess: list) -> dict[str, list[Item]]:
+    """Speaker-independent parts cut down: 4 clips per label in train (one augmented copy each), 2 in val and test."""
+    parts = speaker_independent_split(clips=ravdess, copies=1)
+    keep = {"train": 4, "val": 2, "test": 2}
+    out: dict[str, list[Item]] = {}
+    for p, n in keep.items():
+        seen: Counter[str] = Counter()
+        chosen = []
+        for it in parts[p]:
+            if it.copy == 0 and seen[it.clip.label] < n:
+                seen[it.clip.label] += 1
+                chosen.append(it.clip)
+        out[p] = [i for i in parts[p] if i.clip in chosen]
+    return out
+
+
+@pytest.mark.training
+def test_seed_cnn1d_has_about_7m_parameters_and_seed_shapes() -> None:
+    net = build_seed_cnn1d(n_labels=7)
+    assert 6.5e6 <= net.count_params() <= 7.5e6
+    assert tuple(net.input.shape) == (None, 2376) and tuple(net.output.shape) == (None, 7)
+    convs = [layer for layer in net.layers if type(layer).__name__ == "Conv1D"]
+    assert len(convs) == 5
+    out = np.asarray(net(np.zeros((3, 2376), np.float32), training=False))
+    assert out.shape == (3, 7) and np.isfinite(out).all()
+    small = build_seed_cnn1d(input_dim=650, n_labels=8)
+    assert tuple(small.output.shape) == (None, 8) and small.count_params() < net.count_params()
+    assert model_macs(net) > 1e9  # the seeds' CNN costs about 2 GMAC per item
+
+
+@pytest.mark.training
+def test_seed_cnn_bilstm_takes_174_by_40_mfcc() -> None:
+    net = build_seed_cnn_bilstm(n_labels=7)
+    assert tuple(net.input.shape) == (None, 174, 40) and tuple(net.output.shape) == (None, 7)
+    assert any(type(layer).__name__ == "Bidirectional" for layer in net.layers)
+    assert 5e4 < net.count_params() < 1e6
+    for cfg in search_configs(n=3, rng=np.random.default_rng(1)):
+        other = build_seed_cnn_bilstm(n_labels=7, config=cfg)
+        x = np.random.default_rng(0).normal(size=(2, 174, 40)).astype(np.float32)
+        assert np.asarray(other(x, training=False)).shape == (2, 7)
+    with pytest.raises(ValueError, match="outside"):
+        build_seed_cnn_bilstm(n_labels=7, config={**BILSTM_DEFAULT, "lstm_units": 7})
+
+
+def test_search_draws_valid_deterministic_configurations() -> None:
+    a = search_configs(n=12, rng=np.random.default_rng(5))
+    b = search_configs(n=12, rng=np.random.default_rng(5))
+    c = search_configs(n=12, rng=np.random.default_rng(6))
+    assert a == b and a != c
+    assert a[0] == BILSTM_DEFAULT and len({tuple(sorted(x.items())) for x in a}) == 12
+    for cfg in a + [draw_search_config(rng=np.random.default_rng(k)) for k in range(50)]:
+        check_search_config(cfg)
+    draws = [draw_search_config(rng=np.random.default_rng(k)) for k in range(200)]
+    for key, space in SEARCH_SPACE.items():
+        values = {d[key] for d in draws}
+        if key in ("dropout", "learning_rate"):
+            assert min(values) >= space[0] and max(values) <= space[1] and len(values) > 10
+        else:
+            assert values == set(space)  # every choice is reachable
+    with pytest.raises(ValueError, match="keys"):
+        check_search_config({"filters": 64})
+
+
+def test_views_and_standardisation() -> None:
+    frames = [np.arange(6, dtype=np.float32).reshape(3, 2), np.ones((5, 2), np.float32)]
+    assert np.allclose(view(frames, kind="pooled"), [[2, 3], [1, 1]])
+    seq = view(frames, kind="sequence", n_frames=4)
+    assert seq.shape == (2, 4, 2) and np.allclose(seq[0, 3], 0) and np.allclose(seq[1], 1)
+    flat = view(frames, kind="flat", n_frames=4)
+    assert np.allclose(flat[0], [0, 2, 4, 0, 1, 3, 5, 0])  # feature 0's series, then feature 1's
+    with pytest.raises(ValueError, match="n_frames"):
+        view(frames, kind="flat")
+    xt, xo = standardise(seq, seq[:1] + 1.0)
+    assert np.allclose(xt.reshape(-1, 2).mean(axis=0), 0, atol=1e-6)
+    assert np.allclose(xt.reshape(-1, 2).std(axis=0), 1, atol=1e-5)
+    assert xo.shape == (1, 4, 2)
+
+
+@pytest.mark.corpus
+def test_augmented_copies_are_reproducible(ravdess: list) -> None:
+    from training.features import load_clip_audio
+
+    clip = ravdess[100]
+    y = load_clip_audio(clip.path, sample_rate=16000)
+    assert augment_item(Item(clip), y, sample_rate=16000, seed=0) is y
+    copies = [augment_item(Item(clip, k), y, sample_rate=16000, seed=0) for k in (1, 2)]
+    again = augment_item(Item(clip, 1), y, sample_rate=16000, seed=0)
+    assert np.array_equal(copies[0], again)
+    for c in copies:
+        assert c.dtype == np.float32 and np.isfinite(c).all()
+    assert copies[0].shape == y.shape and not np.allclose(copies[0], y, atol=1e-4)  # noise
+    assert not np.allclose(copies[1][: y.size], y[: copies[1].size], atol=1e-3)  # pitch shift
+    feats = featurize_items(items=[Item(clip), Item(clip, 1)], featurize=STANDIN)
+    assert feats[0].shape[1] == 13 and not np.allclose(feats[0], feats[1])
+
+
+@pytest.mark.corpus
+@pytest.mark.training
+@pytest.mark.slow
+def test_tiny_training_end_to_end_on_real_clips(tiny_parts: dict[str, list[Item]]) -> None:
+    assert [len(tiny_parts[p]) for p in ("train", "val", "test")] == [2 * 4 * 7, 2 * 7, 2 * 7]
+    results = {}
+    runs = [
+        SeedRun("decision_tree", "standin", "pooled"),
+        SeedRun("knn", "standin", "pooled"),
+        SeedRun("cnn1d", "standin", "flat", 50),
+        SeedRun("cnn_bilstm", "standin", "sequence", 50),
+    ]
+    for run in runs:
+        r = run_seed(
+            run=run, parts=tiny_parts, featurize=STANDIN, labels=HARMONISED_LABELS, max_epochs=2, patience=2, seed=0
+        )
+        results[run.model] = r
+        assert 0.0 <= r["val_uar"] <= 1.0 and 0.0 <= r["test_uar"] <= 1.0
+        assert r["items"] == {"train": 56, "val": 14, "test": 14}
+    assert results["cnn1d"]["input_shape"] == [13 * 50]
+    assert results["cnn_bilstm"]["input_shape"] == [50, 13]
+    for name in ("cnn1d", "cnn_bilstm"):
+        r = results[name]
+        assert r["epochs_run"] == 2 and r["best_epoch"] in (1, 2) and r["parameters"] > 0
+        assert r["val_uar"] == max(r["history"]["val_uar"])
+    assert results["decision_tree"]["parameters"] > 1  # tree nodes
+
+
+@pytest.mark.corpus
+@pytest.mark.training
+@pytest.mark.slow
+def test_early_stopping_stops_and_restores_the_best_weights(tiny_parts: dict[str, list[Item]]) -> None:
+    import keras
+
+    from training.seeds import _uar
+
+    x = {p: view(featurize_items(items=tiny_parts[p], featurize=STANDIN), kind="pooled") for p in ("train", "val")}
+    index = {lab: i for i, lab in enumerate(HARMONISED_LABELS)}
+    y = {p: np.array([index[it.clip.label] for it in tiny_parts[p]]) for p in x}
+    xt, xv = standardise(x["train"], x["val"])
+    net = keras.Sequential([keras.Input((13,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(7)])
+    hist = fit_keras(
+        model=net, x_train=xt, y_train=y["train"], x_val=xv, y_val=y["val"], n_labels=7,
+        max_epochs=200, patience=3, learning_rate=3e-2, batch_size=8, seed=0,
+    )  # fmt: skip
+    assert hist["epochs_run"] < 200  # stopped by patience, not by the epoch limit
+    assert hist["epochs_run"] == hist["best_epoch"] + 3 or hist["val_uar"][-1] < hist["best_val_uar"]
+    restored = _uar(y["val"], np.asarray(net.predict(xv, verbose=0)).argmax(axis=1), 7)
+    assert restored == pytest.approx(hist["best_val_uar"])
+
+
+@pytest.mark.training
+def test_dry_run_plan_counts_models_features_protocols() -> None:
+    plan = seeds_plan(search_trials=10)
+    assert len(plan) == 3 * len(SEED_RUNS) + len(SEED_RUNS)
+    assert {p.protocol for p in plan if p.corpora == ("ravdess",)} == {
+        "random",
+        "augment_before_split",
+        "speaker_independent",
+    }
+    clips = {"ravdess": 1440, "crema-d": 7442, "tess": 2800, "savee": 480}
+    share = {c: 0.7 for c in clips}
+    plan = seeds_plan(search_trials=4, training_corpora=tuple(clips))
+    size = plan_size(
+        plan=plan, clips=clips, train_share=share, feature_dims={"mfcc": 40, "mfcc_zcr_rms": 22, "mfcc_chroma_mel": 180}
+    )
+    # RAVDESS: 6 runs x 3 protocols; all corpora: 5 runs once + the CNN+BiLSTM's 4 trials
+    assert size["fits"] == 6 * 3 + 5 + 4 and size["keras_fits"] == 2 * 3 + 1 + 4
+    cnn = next(r for r in size["rows"] if r["model"] == "cnn1d" and r["protocol"] == "random")
+    assert 6.5e6 <= cnn["parameters"] <= 7.5e6  # 22 features x 108 frames = the seeds' 2376 inputs
+    assert cnn["train_items"] == round(1440 * 0.7 * 3)
+    assert size["featurized_items"]["mfcc"] == sum(clips.values()) * 3
+    assert size["hours_bound"] > size["hours_per_epoch"] > 0
+    text = format_plan(size)
+    assert "cnn_bilstm" in text and "augment_before_split" in text and "27 fits" in text
