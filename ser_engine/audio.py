@@ -26,7 +26,7 @@ import importlib.util
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -631,8 +631,3 @@ def find_audio_files(
         else:
             add(p)  # a problem (missing, loop, not regular, unreadable) is reported by add
     return files, problems
-
-
-def describe_extensions(exts: Sequence[str] | frozenset[str] = SNDFILE_EXTENSIONS) -> str:
-    """Human-readable list of extensions, for messages."""
-    return ", ".join(sorted(e.lstrip(".") for e in exts))

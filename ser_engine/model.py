@@ -482,9 +482,6 @@ class EmotionModel:
         """
         return bool(top_probability < self.metadata.uncertainty_threshold)
 
-    def reset(self) -> None:
-        """Forget any state between calls (the model is stateless; kept for the interface)."""
-
     def logits(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Logits of the graph, minus the voice profile's shift when there is one.
 

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ser_engine.analysis import iter_window_features
 from ser_engine.audio import iter_audio_blocks
+from ser_engine.core import iter_window_features
 from ser_engine.errors import ParameterError, ProfileError, SerError
 from ser_engine.model import EmotionModel, model_fingerprint, softmax
 
@@ -79,7 +79,9 @@ class VoiceProfile:
     logit_shift : tuple of float, length n_labels
         Subtracted from the logits of every window.
     speech_s : float
-        Seconds of speech used.
+        Seconds of audio covered by the speech windows used (their union per
+        source). Longer than the voiced time ``ser analyze`` reports as
+        ``speech_s``: the minimum (:data:`MIN_SPEECH_S`) is stated in this unit.
     n_windows : int
         Speech windows used.
     created : str

@@ -250,7 +250,16 @@ def test_profile_from_files_uses_the_windows_of_ser_analyze(shipped_model: Emoti
     prof = profile_from_files(neutral, model=shipped_model, name="Speaker 1002")
     results = [analyze_file(p, shipped_model) for p in neutral]
     assert prof.n_windows == sum(sum(s.speech for s in r.segments) for r in results)
-    assert prof.speech_s == pytest.approx(sum(r.speech_s for r in results), abs=1e-6)
+    # the profile's speech_s is the audio its speech windows cover (their union per file); a file's
+    # speech_s is its voiced time, which is shorter (pauses and the clips' silent edges are not voice)
+    covered = 0.0
+    for r in results:
+        end = 0.0
+        for s in (s for s in r.segments if s.speech):
+            covered += max(0.0, s.end_s - max(s.start_s, end))
+            end = max(end, s.end_s)
+    assert prof.speech_s == pytest.approx(covered, abs=1e-6)
+    assert 0 < sum(r.speech_s for r in results) < prof.speech_s
     assert prof.speech_s >= MIN_SPEECH_S
     assert prof.sources == tuple(p.name for p in neutral)
     assert prof.model_sha256 == model_fingerprint(shipped_model) and prof.labels == shipped_model.labels

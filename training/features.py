@@ -32,12 +32,11 @@ import numpy.typing as npt
 from ser_engine.analysis import iter_window_features
 from ser_engine.audio import iter_audio_blocks, load_audio
 from ser_engine.config import FeatureConfig
-from ser_engine.features import Featurizer, frame_windows
+from ser_engine.features import Featurizer
 from training.corpora import Clip
 
 __all__ = [
     "WindowSet",
-    "clip_windows",
     "default_cache_dir",
     "featurize_clips",
     "fit_stats",
@@ -126,12 +125,6 @@ def load_clip_audio(path: str, *, sample_rate: int) -> npt.NDArray[np.float32]:
     return load_audio(path, sample_rate=sample_rate).samples
 
 
-def clip_windows(y: npt.NDArray[np.float32], *, config: FeatureConfig) -> npt.NDArray[np.float32]:
-    """All analysis windows of one clip, shape ``(n_windows, window_samples)`` (speech or not)."""
-    windows, _ = frame_windows(y=y, config=config)
-    return windows
-
-
 def speech_window_features(
     blocks: Iterable[npt.NDArray[np.float32]], *, config: FeatureConfig, featurizer: Featurizer
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
@@ -153,10 +146,15 @@ def speech_window_features(
 _W: dict[str, Any] = {}
 
 
-def _init_worker(config_dict: dict[str, Any], chain_spec: str | None) -> None:
+def _init_worker(config_dict: dict[str, Any], chain_spec: str | None, pin: bool = True) -> None:
+    from threadpoolctl import threadpool_limits
+
     from training.augment import default_chain
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if pin:
+        # One native thread per worker process (NumPy's BLAS would otherwise start a pool per
+        # process and oversubscribe the cores); kept for the life of the worker.
+        _W["threads"] = threadpool_limits(limits=1)
     cfg = FeatureConfig.from_dict(config_dict)
     _W["config"] = cfg
     _W["featurizer"] = Featurizer(cfg)
@@ -217,7 +215,8 @@ def featurize_clips(
     cache_dir : path, optional
         Defaults to :func:`default_cache_dir`; ``None`` there means default.
     workers : int
-        Worker processes (1 runs in-process).
+        Worker processes (1 runs in-process), each with its native thread pools
+        (BLAS/OpenMP) pinned to one thread.
 
     Returns
     -------
@@ -246,11 +245,14 @@ def featurize_clips(
 
     bar = tqdm(total=len(jobs), desc=desc, unit="clip", disable=not progress, mininterval=2.0)
     if workers <= 1:
-        _init_worker(cfg_dict, chain_spec)
-        for job in jobs:
-            i, lm, sp = _featurize_one(job)
-            results[i] = (lm, sp)
-            bar.update()
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):  # as in a worker process, restored afterwards
+            _init_worker(cfg_dict, chain_spec, pin=False)
+            for job in jobs:
+                i, lm, sp = _featurize_one(job)
+                results[i] = (lm, sp)
+                bar.update()
     else:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(cfg_dict, chain_spec)) as ex:
             for i, lm, sp in ex.map(_featurize_one, jobs, chunksize=16):
