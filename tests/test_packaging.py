@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from privileged import as_root
 
 pytestmark = [pytest.mark.packaging, pytest.mark.slow, pytest.mark.corpus]
 
@@ -214,13 +215,7 @@ def _snapshot() -> set[str]:
 
 
 def _as_root(argv: list[str]) -> list[str]:
-    """``argv`` as root: directly when we are root, else through ``sudo -n`` (never a prompt here)."""
-    if os.geteuid() == 0:
-        return argv
-    if shutil.which("sudo") is None or subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode != 0:
-        pytest.fail("installing the .deb needs root or sudo credentials: run `bash scripts/setup.sh test` (it asks "
-                    "for the sudo password once), or deselect these tests with -m 'not packaging'")
-    return ["sudo", "-n", *argv]
+    return as_root(argv, why="installing the .deb (deselect with -m 'not packaging')")
 
 
 def _dpkg(*args: str) -> None:
