@@ -73,3 +73,39 @@ def test_all_quick_runs_every_stage_and_ships_a_loadable_model(corpus_dir: Path,
     (out / "model.json").unlink()
     assert main([*argv[:-2], "evaluate", "--quick", "--out", str(out), "--docs", str(docs), "--run-dir", str(run)]) == 0
     assert EmotionModel.load(out).metadata.voice_reference == model.metadata.voice_reference
+
+
+@pytest.mark.corpus
+def test_overview_writes_the_figure(corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "figures" / "overview.png"
+    assert main(["--data", str(corpus_dir), "overview", "--out", str(out)]) == 0
+    assert out.stat().st_size > 50_000 and str(out) in capsys.readouterr().out
+    assert main(["--data", str(tmp_path / "nowhere"), "overview", "--out", str(out)]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+@pytest.mark.corpus
+@pytest.mark.training
+def test_seeds_dry_run_lists_models_features_protocols(corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--data", str(corpus_dir), "seeds", "--dry-run", "--search-trials", "3", "--copies", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [
+        line.split()
+        for line in out.splitlines()
+        if line.split()[:1] in (["decision_tree"], ["knn"], ["cnn1d"], ["cnn_bilstm"])
+    ]
+    assert len(rows) == 6 * 3 + 6  # RAVDESS leak table, then every seed run on all training corpora
+    ravdess = [r for r in rows if r[4] == "ravdess"]
+    assert {(r[0], r[3]) for r in ravdess} >= {("cnn1d", "augment_before_split"), ("knn", "random")}
+    # RAVDESS speaker split: 16 of 24 actors train, one copy each
+    assert {r[6] for r in ravdess if r[3] == "speaker_independent"} == {f"{16 * 60 * 2:,}"}
+    # 18 RAVDESS fits, 5 seed runs once on all corpora, the CNN+BiLSTM's 3 search trials
+    assert "7,193,223" in out and "26 fits" in out
+    assert "featurized items" in out and "h per epoch" in out
+
+
+def test_seeds_without_dry_run_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["seeds"]) == 2
+    assert "--dry-run" in capsys.readouterr().err
+    assert main(["seeds", "--dry-run", "--copies", "0"]) == 2

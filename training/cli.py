@@ -10,6 +10,8 @@ Subcommands
                         RAVDESS 8-class, calibration, export, report
 ``ser-train evaluate``  redo the validation choices and test evaluation of a finished `all` run
 ``ser-train report``    re-render the report and model card from a run's results.json
+``ser-train overview``  draw the corpus overview figure (clips per emotion, durations) into docs/figures/
+``ser-train seeds``     the seed projects' models under our protocol (``--dry-run``: what it will train)
 """
 
 from __future__ import annotations
@@ -55,7 +57,32 @@ def _parser() -> argparse.ArgumentParser:
     sr.add_argument("--run-dir", type=Path, default=REPO / "training_runs" / "all")
     sr.add_argument("--out", type=Path, default=REPO / "models")
     sr.add_argument("--docs", type=Path, default=REPO / "docs")
+    so = sub.add_parser("overview", help="draw the corpus overview figure (clips per emotion, clip durations)")
+    so.add_argument("--out", type=Path, default=REPO / "docs" / "figures" / "corpus_overview.png", help="PNG to write")
+    ss = sub.add_parser("seeds", help="the seed models under our protocol and the RAVDESS leak table")
+    ss.add_argument("--dry-run", action="store_true", help="list the models x features x protocols and their size")
+    ss.add_argument("--search-trials", type=int, default=10, help="CNN+BiLSTM random-search configurations")
+    ss.add_argument("--copies", type=int, default=2, help="augmented copies per clip")
+    ss.add_argument("--max-epochs", type=int, default=100, help="epoch limit of early stopping")
     return p
+
+
+def _seeds_dry_run(*, data: Path, search_trials: int, copies: int, max_epochs: int) -> int:
+    """Print the plan of ``ser-train seeds`` and its size."""
+    from training.corpora import load_all
+    from training.seeds import FEATURE_DIMS, TRAINING_CORPORA, format_plan, plan_size, seeds_plan
+    from training.splits import assign, load_split
+
+    clips, _ = load_all(root=data, corpora=TRAINING_CORPORA)
+    parts = assign(clips=clips, split=load_split())
+    total = {c: sum(1 for x in clips if x.corpus == c) for c in TRAINING_CORPORA}
+    share = {c: sum(1 for x in parts["train"] if x.corpus == c) / total[c] for c in TRAINING_CORPORA}
+    plan = seeds_plan(search_trials=search_trials)
+    size = plan_size(
+        plan=plan, clips=total, train_share=share, feature_dims=FEATURE_DIMS, copies=copies, max_epochs=max_epochs
+    )
+    print(format_plan(size), end="")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +150,25 @@ def main(argv: list[str] | None = None) -> int:
                 quick=args.quick,
             )
             return 0
+        if args.command == "overview":
+            from training.overview import corpus_overview, plot_corpus_overview
+
+            path = plot_corpus_overview(overview=corpus_overview(root=args.data), path=args.out)
+            print(f"wrote {path}")
+            return 0
+        if args.command == "seeds":
+            if not args.dry_run:
+                print(
+                    "ser-train: the full seeds run is not wired yet; `ser-train seeds --dry-run` lists it",
+                    file=sys.stderr,
+                )
+                return 2
+            if args.search_trials < 1 or args.copies < 1 or args.max_epochs < 1:
+                print("ser-train: --search-trials, --copies and --max-epochs must be at least 1", file=sys.stderr)
+                return 2
+            return _seeds_dry_run(
+                data=args.data, search_trials=args.search_trials, copies=args.copies, max_epochs=args.max_epochs
+            )
         if args.command == "all":
             from training.pipeline import run_all
 

@@ -43,6 +43,7 @@ from training.leak import PROTOCOLS, Item, item_rng
 __all__ = [
     "BILSTM_DEFAULT",
     "CNN1D_SEED_INPUT_DIM",
+    "FEATURE_DIMS",
     "FEATURE_SETS",
     "SEARCH_SPACE",
     "SEED_MODELS",
@@ -84,6 +85,8 @@ FEATURE_SETS: dict[str, str] = {
     "mfcc_chroma_mel": "MFCC + chroma + mel spectrogram per frame (seed 001)",
 }
 """The seeds' feature sets, by the name their ``ser_engine`` FeatureConfig is to get."""
+FEATURE_DIMS: dict[str, int] = {"mfcc": 40, "mfcc_zcr_rms": 22, "mfcc_chroma_mel": 180}
+"""Features per frame as the seeds computed them: 40 MFCC; 20 MFCC + ZCR + RMS; 40 MFCC + 12 chroma + 128 mel."""
 
 CNN1D_SEED_INPUT_DIM = 2376
 """The seeds' 1D CNN input: ZCR (108 frames) + RMS (108) + 20 MFCC x 108 frames of 2.5 s of audio."""
