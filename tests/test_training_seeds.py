@@ -220,3 +220,22 @@ def test_dry_run_plan_counts_models_features_protocols() -> None:
     assert size["hours_bound"] > size["hours_per_epoch"] > 0
     text = format_plan(size)
     assert "cnn_bilstm" in text and "augment_before_split" in text and "27 fits" in text
+
+
+@pytest.mark.corpus
+@pytest.mark.training
+@pytest.mark.slow
+def test_random_search_picks_the_best_validation_trial(tiny_parts: dict[str, list[Item]]) -> None:
+    from training.seeds import random_search
+
+    index = {lab: i for i, lab in enumerate(HARMONISED_LABELS)}
+    x = {
+        p: view(featurize_items(items=v, featurize=STANDIN), kind="sequence", n_frames=50)
+        for p, v in tiny_parts.items()
+    }
+    y = {p: np.array([index[it.clip.label] for it in v]) for p, v in tiny_parts.items()}
+    found = random_search(x=x, y=y, n_labels=7, n_trials=2, rng=np.random.default_rng(3), max_epochs=1, seed=0)
+    assert [t["config"] for t in found["trials"]] == search_configs(n=2, rng=np.random.default_rng(3))
+    uars = [t["val_uar"] for t in found["trials"]]
+    assert found["best"] == int(np.argmax(uars)) and all(0.0 <= u <= 1.0 for u in uars)
+    assert all(t["epochs_run"] == 1 and "history" not in t for t in found["trials"])
