@@ -520,7 +520,7 @@ def fit_keras(
     keras.utils.set_random_seed(seed)
     history: dict[str, Any] = {"val_uar": [], "loss": []}
 
-    class _ValUAR(keras.callbacks.Callback):
+    class _ValUAR(keras.callbacks.Callback):  # type: ignore[misc]
         """Writes ``val_uar`` into the epoch's logs, read by EarlyStopping after it."""
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -590,8 +590,8 @@ def train_seed_model(
     Returns
     -------
     dict
-        ``model``, ``val_uar``, ``test_uar``, ``parameters`` (networks; tree: nodes), ``epochs_run``,
-        ``best_epoch``, ``seconds``, ``history`` (networks), ``config`` (CNN + BiLSTM).
+        ``model``, ``val_uar``, ``test_uar``, ``parameters`` (networks: weights; tree: nodes; k-NN:
+        None), ``epochs_run``, ``best_epoch``, ``seconds``, ``history`` (networks), ``config`` (CNN + BiLSTM).
     """
     yt, yv, ye = (np.asarray(y[p], dtype=np.int64) for p in ("train", "val", "test"))
     t0 = time.perf_counter()
@@ -603,7 +603,7 @@ def train_seed_model(
         out.update(
             val_uar=_uar(yv, pv, n_labels),
             test_uar=_uar(ye, pe, n_labels),
-            parameters=int(clf[-1].tree_.node_count) if model == "decision_tree" else 0,
+            parameters=int(clf[-1].tree_.node_count) if model == "decision_tree" else None,
             epochs_run=None,
             best_epoch=None,
         )
@@ -807,7 +807,7 @@ def plan_size(
         (one epoch of every fit and trial), ``hours_bound`` (every fit at ``max_epochs``).
     """
     costs = _network_costs(n_labels, feature_dims)
-    rows = []
+    rows: list[dict[str, Any]] = []
     featurized: dict[str, int] = {}
     for pr in plan:
         n = sum(clips[c] for c in pr.corpora)
