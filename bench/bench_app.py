@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from desktop_app.main import apply_theme
+    from desktop_app.theme import apply_theme
     from desktop_app.main_window import MainWindow, load_model
     from desktop_app.settings import AppSettings
 

@@ -1,73 +1,38 @@
-"""Export file-analysis results as CSV and JSON, in the formats of ``ser analyze``.
+"""Export file-analysis results as CSV and JSON files, byte-identical to ``ser analyze``'s output.
 
-* JSON: a list of :meth:`ser_engine.analysis.FileResult.to_dict` objects, segments
-  included (= ``ser analyze --format json --segments``).
-* Table CSV: one row per file, ``path, ok, error, duration_s, speech_s, label,
-  confidence, uncertain, p_<label>..., warning`` (= ``ser analyze --format csv``;
-  ``uncertain`` is 0/1, empty for a failed file; ``warning`` says why a result covers
-  only part of the file, empty otherwise; it is last so earlier columns keep their places).
-* Segment CSV (written beside the table as ``<name>_segments.csv``): the table's columns
-  plus ``kind, start_s, end_s, speech``: each file's row (``kind`` = ``file``) followed by
-  one row per analysis window (``kind`` = ``segment``); a failed file has its file row only
-  (= ``ser analyze --format csv --segments``). Both CSVs are written by the CLI's own
-  :func:`ser_engine.cli.csv_header` / :func:`ser_engine.cli.csv_rows`, so they match it by
-  construction.
+The content comes from the one exporter, :class:`ser_engine.export.ResultWriter`:
+
+* JSON = ``ser analyze --format json --segments``;
+* the table CSV = ``ser analyze --format csv``;
+* the segment CSV, written beside the table as ``<name>_segments.csv`` =
+  ``ser analyze --format csv --segments`` (each file's row, then its windows' rows).
 
 Files are written atomically and privately: each goes to a temporary file in the same
 folder (mode 0600, or stricter if the umask says so), is flushed and fsynced, then
 renamed over the target with :func:`os.replace`. A failed export (full disk, no
 permission, bad name) raises :class:`ExportError` naming the file and the reason and
 leaves any earlier file at that path byte-identical; no temporary file is left behind.
-Folders the export has to create are made 0700 (minus the umask). File names that are
-not valid UTF-8 are written with their undecodable bytes as ``\\xNN`` escapes, so the
-output is always valid UTF-8.
+Folders the export has to create are made 0700 (minus the umask).
 """
 
 from __future__ import annotations
 
-import csv
 import errno
-import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from ser_engine.analysis import FileResult
-from ser_engine.cli import FILE_COLUMNS, csv_header, csv_rows
-from ser_engine.live import make_private_folder
+from ser_engine.export import Format, ResultWriter, safe_text
+from ser_engine.recorder import make_private_folder
 
-__all__ = ["FILE_FIELDS", "SEGMENT_FIELDS", "TRAILING_FIELDS", "ExportError", "atomic_write_text", "export_csv",
-           "export_json", "safe_text", "segments_path_for"]
-
-FILE_FIELDS = FILE_COLUMNS  # then p_<label>..., then TRAILING_FIELDS
-SEGMENT_FIELDS = FILE_COLUMNS  # the segment CSV: the same columns, then also SEGMENT_COLUMNS at the end
-TRAILING_FIELDS = ("warning",)  # after the p_<label> columns, in both CSVs
+__all__ = ["ExportError", "atomic_write_text", "export_csv", "export_json", "segments_path_for", "write_results"]
 
 
 class ExportError(OSError):
     """An export could not be written; the message names the file and the reason."""
-
-
-def safe_text(text: str) -> str:
-    """``text`` as valid UTF-8-encodable text: undecodable bytes of a file name become ``\\xNN``."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
-            .encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _safe(obj: Any) -> Any:
-    if isinstance(obj, str):
-        return safe_text(obj)
-    if isinstance(obj, dict):
-        return {safe_text(str(k)): _safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_safe(v) for v in obj]
-    return obj
 
 
 def _reason(exc: BaseException) -> str:
@@ -151,17 +116,36 @@ def segments_path_for(table_path: Path) -> Path:
     return table_path.with_name(table_path.stem + "_segments" + table_path.suffix)
 
 
-def export_json(results: Sequence[FileResult], path: Path) -> Path:
-    """Write the results (with their segments) as a JSON list, atomically; returns ``path``.
+def write_results(results: Sequence[FileResult], fh: TextIO, *, fmt: Format, labels: Sequence[str],
+                  segments: bool) -> None:
+    """Write ``results`` to ``fh`` with the CLI's exporter (see :class:`ser_engine.export.ResultWriter`)."""
+    writer = ResultWriter(fh, fmt=fmt, labels=labels, segments=segments)
+    writer.begin()
+    for r in results:
+        writer.write(r)
+    writer.end()
+
+
+def export_json(results: Sequence[FileResult], path: Path, *, labels: Sequence[str] | None = None) -> Path:
+    """Write the results with their segments as JSON (``ser analyze --format json --segments``), atomically.
+
+    Returns
+    -------
+    Path
+        ``path``.
 
     Raises
     ------
     ExportError
         The file could not be written (any earlier file at ``path`` is unchanged).
     """
-    data = _safe([r.to_dict() for r in results])
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    return atomic_write_text(Path(path), text)
+    labs = _labels(results, labels)
+
+    def write(fh: TextIO) -> None:
+        write_results(results, fh, fmt="json", labels=labs, segments=True)
+
+    _atomic_write_many([(Path(path), write)])
+    return Path(path)
 
 
 def export_csv(results: Sequence[FileResult], path: Path, *, labels: Sequence[str] | None = None) -> tuple[Path, Path]:
@@ -184,13 +168,9 @@ def export_csv(results: Sequence[FileResult], path: Path, *, labels: Sequence[st
 
     def writer(segments: bool) -> Callable[[TextIO], None]:
         def write(fh: TextIO) -> None:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(csv_header(labels=labs, segments=segments))
-            for r in results:
-                w.writerows(csv_rows(r, labels=labs, segments=segments))
+            write_results(results, fh, fmt="csv", labels=labs, segments=segments)
 
         return write
 
-    table, segments = writer(False), writer(True)
-    _atomic_write_many([(path, table), (seg_path, segments)])
+    _atomic_write_many([(path, writer(False)), (seg_path, writer(True))])
     return path, seg_path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import os
 import threading
 import time
@@ -47,15 +48,16 @@ from desktop_app.player import Player
 from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
 from desktop_app.widgets import ColorKey, ProbabilityBars, min_max_envelope, style_plot
-from ser_engine.analysis import FileResult, Segment, analyze_file
+from ser_engine.analysis import FileResult, Segment, analyze_paths
 from ser_engine.audio import AUDIO_EXTENSIONS, find_audio_files, load_audio
-from ser_engine.errors import SerError
 from ser_engine.model import EmotionModel
 from ser_engine.stream import StreamSettings
 
 __all__ = ["COLUMNS", "DRAIN_INTERVAL_MS", "EMPTY_TABLE_TEXT", "AnalysisWorker", "BatchCounts", "FileTable",
            "FileTableModel", "FileView",
-           "default_workers", "result_label_text", "timeline_spans"]
+           "result_label_text", "timeline_spans"]
+
+log = logging.getLogger("ser.app")
 
 COLUMNS = ("File", "Duration (s)", "Dominant emotion", "Confidence (%)", "Speech (s)", "Status")
 DRAIN_INTERVAL_MS = 100  # results from the batch threads are applied to the table this often
@@ -93,28 +95,35 @@ class BatchCounts:
         return f"{self.ok} ok · {self.failed} failed · {self.no_speech} no speech"
 
 
-def default_workers() -> int:
-    """Parallel files for a batch: the same default as ``ser analyze --workers`` (at most 2)."""
-    return min(2, os.cpu_count() or 1)
-
-
 class AnalysisWorker:
-    """Analyses files in background (daemon) threads; the view collects results with :meth:`take`.
+    """Runs one batch through :func:`ser_engine.analysis.analyze_paths` on a background (daemon) thread.
 
-    Nothing here touches Qt: the GUI thread polls :meth:`take` on a timer and applies what came
-    in as one model update, so the cost per result does not grow with the table. ``cancel()``
-    only sets the engine's cancel event and returns; in-flight files stop at their next window
-    batch. The threads are daemons, so closing the app never waits on (or aborts over) a file.
+    The paths are expanded as ``ser analyze`` does (:func:`~ser_engine.audio.find_audio_files`:
+    problem paths first, as failed results), then the files go through ``analyze_paths`` with
+    the same window, hop, gate sensitivity and workers. Nothing here touches Qt: the GUI thread
+    polls :meth:`take` on a timer and applies what came in as one model update, so the cost per
+    result does not grow with the table. ``cancel()`` only sets the engine's cancel event and
+    returns; in-flight files stop at their next window. The thread is a daemon, so closing the
+    app never waits on (or aborts over) a file.
+
+    A voice profile is applied by passing the profiled model (``ProfileManager.model_for``).
 
     Parameters
     ----------
     paths : sequence of Path
-        Files and folders (folders are expanded, problem paths first).
+        Files and folders (folders are searched recursively).
     model : EmotionModel
-        Shared by the threads (an ONNX Runtime session is thread-safe).
+        The model (with or without a voice profile) every file is analysed with.
     settings : StreamSettings
-    workers : int
-        Files analysed in parallel (``>= 1``; default as ``ser analyze``).
+        Window, hop and gate sensitivity.
+    workers : int or None
+        Files analysed in parallel; None for the engine's default (as ``ser analyze``).
+
+    Attributes
+    ----------
+    error : BaseException or None
+        What stopped the batch when it was not a bad file (a bug): the files not analysed
+        stay unfinished and the view says so.
     """
 
     def __init__(self, paths: Sequence[Path], model: EmotionModel, settings: StreamSettings, *,
@@ -122,14 +131,14 @@ class AnalysisWorker:
         self.paths = [Path(p) for p in paths]
         self.model = model
         self.stream_settings = settings
-        self.workers = max(1, default_workers() if workers is None else int(workers))
+        self.workers = workers
         self.cancel_event = threading.Event()
         self.cancelled = False
+        self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._found: list[Path] | None = None
         self._pending: list[tuple[int, FileResult]] = []
         self._done = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._main = threading.Thread(target=self._run, name="ser-file-batch", daemon=True)
 
     # -------------------------------------------------------------- control (any thread)
@@ -142,7 +151,7 @@ class AnalysisWorker:
 
     @property
     def done(self) -> bool:
-        """True once every thread of the batch has finished."""
+        """True once the batch has finished."""
         return self._done.is_set()
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -162,42 +171,23 @@ class AnalysisWorker:
             self._pending.append((index, res))
 
     def _run(self) -> None:
+        s = self.stream_settings
         try:
-            try:
-                files, problems = find_audio_files(self.paths)
-            except Exception as exc:  # the engine reports problem paths itself; never lose the batch
-                files, problems = [], [(p, f"{p}: cannot list ({exc})") for p in self.paths]
-            ordered = [p for p, _ in problems] + list(files)
+            files, problems = find_audio_files(self.paths)
             with self._lock:
-                self._found = ordered
+                self._found = [p for p, _ in problems] + list(files)
             for i, (p, msg) in enumerate(problems):
                 self._put(i, FileResult(path=p, ok=False, error=msg))
-            jobs = iter(list(enumerate(files, start=len(problems))))
-            jobs_lock = threading.Lock()
-
-            def loop() -> None:
-                s = self.stream_settings
-                while not self.cancel_event.is_set():
-                    with jobs_lock:
-                        job = next(jobs, None)
-                    if job is None:
-                        return
-                    i, f = job
-                    try:
-                        res = analyze_file(f, self.model, window_s=s.window_s, hop_s=s.hop_s,
-                                           gate_sensitivity=s.gate_sensitivity, cancel=self.cancel_event)
-                    except SerError as exc:  # bad settings for this model: reported per file, batch goes on
-                        res = FileResult(path=f, ok=False, error=f"{f}: {exc}")
-                    except Exception as exc:
-                        res = FileResult(path=f, ok=False, error=f"{f}: unexpected error: {exc}")
-                    self._put(i, res)
-
-            n = min(self.workers, max(1, len(files)))
-            self._threads = [threading.Thread(target=loop, name=f"ser-file-{k}", daemon=True) for k in range(n)]
-            for t in self._threads:
-                t.start()
-            for t in self._threads:
-                t.join()
+            results = analyze_paths(files, self.model, window_s=s.window_s, hop_s=s.hop_s,
+                                    gate_sensitivity=s.gate_sensitivity, workers=self.workers,
+                                    cancel=self.cancel_event, expand=False)
+            for i, res in enumerate(results, start=len(problems)):
+                if self.cancel_event.is_set():
+                    break
+                self._put(i, res)
+        except Exception as exc:  # a bug, not a bad file: reported by the view, traceback in the log
+            log.exception("file analysis stopped")
+            self.error = exc
         finally:
             self.cancelled = self.cancel_event.is_set()
             self._done.set()
@@ -412,6 +402,8 @@ class FileView(QWidget):
         super().__init__(parent)
         self.settings = settings
         self.model = model
+        if model is not None:
+            settings.use_model_defaults(model)  # window and hop: the model's, as in `ser`
         if profiles is None and model is not None:
             profiles = ProfileManager(settings=settings, model=model, parent=self)
         self.profiles = profiles
@@ -702,12 +694,15 @@ class FileView(QWidget):
     def _finish_batch(self, worker: AnalysisWorker, *, cancelled: bool) -> None:
         """End of a batch (finished, or cancelled by the user): report it and start the next."""
         self.worker = None
-        if cancelled:
+        stopped = worker.error
+        if cancelled or stopped is not None:
+            why = "cancelled" if stopped is None else f"not analysed: the batch stopped ({type(stopped).__name__}: " \
+                                                      f"{stopped})"
             first = len(self.results)
             for row in range(self._batch_offset, len(self.results)):
                 if self.results[row] is None:
                     p = self.paths[row]
-                    self.results[row] = FileResult(path=p, ok=False, error=f"{p}: cancelled")
+                    self.results[row] = FileResult(path=p, ok=False, error=f"{p}: {why}")
                     self._n_done += 1
                     first = min(first, row)
             self.table_model.rows_changed(first, len(self.results) - 1)
@@ -720,7 +715,7 @@ class FileView(QWidget):
         n_bad = sum(1 for r in self.results if r is not None and not r.ok)
         counts = self.batch_counts()
         self.message.emit(f"Analysis {'cancelled' if cancelled else 'finished'}: {counts.text()}")
-        self._show_batch_summary(counts, cancelled=cancelled)
+        self._show_batch_summary(counts, cancelled=cancelled, error=stopped)
         self._update_buttons()
         cur = self.table.currentRow()
         if 0 <= cur < len(self.results):
@@ -919,9 +914,12 @@ class FileView(QWidget):
         """Counts of the finished rows of the table (all batches since the last Clear)."""
         return BatchCounts.of(self.results)
 
-    def _show_batch_summary(self, counts: BatchCounts, *, cancelled: bool) -> None:
+    def _show_batch_summary(self, counts: BatchCounts, *, cancelled: bool, error: BaseException | None = None) -> None:
         """The persistent line above the table: what the batch gave (stays until the next batch or Clear)."""
         head = "Analysis cancelled" if cancelled else "Analysis finished"
+        if error is not None:
+            head = (f"Analysis stopped by an internal error ({html.escape(type(error).__name__)}: "
+                    f"{html.escape(str(error))}; details in the log)")
         n = len(self.results)
         bad = (f"<span style='color:{emotion_color('angry')}; font-weight:bold;'>{counts.failed} failed</span>"
                if counts.failed else "0 failed")

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy.typing as npt
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+from ser_engine.live import LiveSession, LiveStats
 from ser_engine.model import EmotionModel
 from ser_engine.ringbuffer import RingBuffer
 from ser_engine.stream import Prediction, StreamSettings
 
-__all__ = ["LiveController", "LiveSessionLike", "LiveStats", "SessionFactory", "engine_session_factory", "read_stats"]
+__all__ = ["LiveController", "LiveSessionLike", "SessionFactory", "array_session_factory", "engine_session_factory"]
 
 
 class LiveSessionLike(Protocol):
@@ -32,7 +33,7 @@ class LiveSessionLike(Protocol):
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
-    def stats(self) -> Any: ...
+    def stats(self) -> LiveStats: ...
     def update_settings(self, settings: StreamSettings) -> None: ...
     def start_recording(self, wav_path: Path | str, csv_path: Path | str) -> None: ...
     def stop_recording(self) -> Any: ...
@@ -50,54 +51,27 @@ def engine_session_factory(
     on_error: Callable[[BaseException], None],
 ) -> LiveSessionLike:
     """Build the engine's real microphone session (sounddevice input)."""
-    from ser_engine.live import LiveSession
-
-    session: LiveSessionLike = LiveSession(
-        model, device=device, settings=settings, on_prediction=on_prediction, on_error=on_error
-    )
-    return session
+    return LiveSession(model, device=device, settings=settings, on_prediction=on_prediction, on_error=on_error)
 
 
-@dataclass(frozen=True)
-class LiveStats:
-    """Figures shown in the status bar (None = not known yet)."""
+def array_session_factory(samples: npt.ArrayLike, sample_rate: int, *, speed: float = 1.0) -> SessionFactory:
+    """A factory of the engine's :class:`~ser_engine.live.LiveSession` fed from ``samples`` instead of a device.
 
-    overflows: int = 0
-    lost_samples: int = 0
-    compute_ms: float | None = None
-    delay_ms: float | None = None
-    device_rate: float | None = None
+    The session is the real one (its worker thread, resampler, streamer, model and
+    recorder); only its input is an :class:`~ser_engine.inputs.ArrayInput`, which
+    feeds ``samples`` (mono or ``(n, channels)``, at ``sample_rate``) at ``speed``
+    times real time. The session ends by itself after the last sample
+    (``session.finished``). Used by the self-test, demos and tests.
+    """
+    from ser_engine.inputs import ArrayInput
 
+    def make(model: EmotionModel, *, device: int | str | None, settings: StreamSettings,
+             on_prediction: Callable[[Prediction], None],
+             on_error: Callable[[BaseException], None]) -> LiveSessionLike:
+        return LiveSession(model, settings=settings, on_prediction=on_prediction, on_error=on_error,
+                           input_factory=lambda: ArrayInput(samples, sample_rate, speed=speed))
 
-def _pick(stats: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(stats, dict) and name in stats:
-            return stats[name]
-        if not isinstance(stats, dict) and hasattr(stats, name):
-            return getattr(stats, name)
-    return None
-
-
-def read_stats(stats: Any) -> LiveStats:
-    """Normalise ``LiveSession.stats()`` (a dict or an object) into :class:`LiveStats`."""
-    def num(*names: str) -> float | None:
-        v = _pick(stats, *names)
-        try:
-            return None if v is None else float(v)
-        except (TypeError, ValueError):
-            return None
-
-    delay = num("delay_ms")
-    if delay is None:
-        d_s = num("delay_s", "delay")
-        delay = None if d_s is None else d_s * 1000.0
-    return LiveStats(
-        overflows=int(num("overflows") or 0),
-        lost_samples=int(num("lost_samples", "lost") or 0),
-        compute_ms=num("last_compute_ms", "compute_ms"),
-        delay_ms=delay,
-        device_rate=num("device_rate", "device_samplerate"),
-    )
+    return make
 
 
 class LiveController(QObject):
@@ -191,11 +165,12 @@ class LiveController(QObject):
             self.session.update_settings(settings)
 
     def stats(self) -> LiveStats | None:
-        return None if self.session is None else read_stats(self.session.stats())
+        """The running session's health figures (None when not listening)."""
+        return None if self.session is None else self.session.stats()
 
     def start_recording(self, wav_path: Path, csv_path: Path) -> None:
         """Record to ``wav_path`` and ``csv_path`` (created 0600; a missing folder 0700)."""
-        from ser_engine.live import make_private_folder
+        from ser_engine.recorder import make_private_folder
 
         if self.session is None:
             raise RuntimeError("start the microphone before recording")

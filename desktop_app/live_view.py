@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.live_controller import LiveController, LiveStats
+from desktop_app.live_controller import LiveController
 from desktop_app.palette import emotion_color, label_text
 from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
@@ -41,6 +41,7 @@ from desktop_app.widgets import (
     style_plot,
 )
 from ser_engine.gate import level_dbfs
+from ser_engine.live import LiveStats
 from ser_engine.model import EmotionModel
 from ser_engine.stream import Prediction
 
@@ -83,28 +84,20 @@ def status_separator() -> QLabel:
     return sep
 
 
-def rescan_portaudio() -> None:
-    """Make PortAudio enumerate devices again (it caches them from its initialisation).
-
-    Only call it while no stream is open: a sound server that restarted or a
-    device plugged in after start-up is then seen by the next listing.
-    """
-    import sounddevice as sd
-
-    sd._terminate()
-    sd._initialize()
-
-
 def list_devices(*, rescan: bool = False) -> tuple[list[DeviceInfo], str | None]:
-    """Input devices from the engine, and an error message when none can be listed."""
+    """Input devices from the engine, and an error message when none can be listed.
+
+    ``rescan`` first makes PortAudio look for devices again
+    (:func:`ser_engine.inputs.rescan_devices`); only while no stream is open.
+    """
+    from ser_engine.errors import DeviceError
+    from ser_engine.inputs import list_input_devices, rescan_devices
+
     try:
-        from ser_engine.live import list_input_devices
-
         if rescan:
-            rescan_portaudio()
-
+            rescan_devices()
         devices = list_input_devices()
-    except Exception as exc:
+    except DeviceError as exc:
         return [], f"cannot list audio input devices: {exc}"
     out = [DeviceInfo(int(d.index), str(d.name), bool(d.is_default), float(d.default_samplerate)) for d in devices]
     return out, None
@@ -131,6 +124,8 @@ class LiveView(QWidget):
         super().__init__(parent)
         self.settings = settings
         self.model = model
+        if model is not None:
+            settings.use_model_defaults(model)  # window and hop: the model's, as in `ser`
         self.controller = controller if controller is not None or model is None else LiveController(model, parent=self)
         if profiles is None and model is not None:
             profiles = ProfileManager(settings=settings, model=model, parent=self)
@@ -148,7 +143,6 @@ class LiveView(QWidget):
         self.silence_predictions = 0
         self.last_prediction: Prediction | None = None
         self.last_stats: LiveStats | None = None
-        self.delay_ms: float | None = None
         self._history: deque[tuple[float, np.ndarray]] = deque()
         self._timeline_dirty = False
         self._last_tick = time.monotonic()
@@ -532,7 +526,6 @@ class LiveView(QWidget):
         self._timeline_dirty = True
         self.predictions_received = self.speech_predictions = self.silence_predictions = 0
         self.last_prediction = None
-        self.delay_ms = None
         self.bars.set_probabilities(None)
         self.meter.reset()
         self.emotion.show_message("Listening…", "waiting for the first analysis window", state="listening")
@@ -630,10 +623,6 @@ class LiveView(QWidget):
     def on_prediction(self, pred: Prediction) -> None:
         self.predictions_received += 1
         self.last_prediction = pred
-        session = self.controller.session if self.controller is not None else None
-        if session is not None:
-            now_s = session.audio.write_position / self.rate
-            self.delay_ms = max(0.0, (now_s - pred.end_s) * 1000.0)
         if pred.speech and pred.label is not None:
             self.speech_predictions += 1
             if pred.uncertain:
@@ -697,12 +686,10 @@ class LiveView(QWidget):
         if stats is None:
             return
         self.last_stats = stats
-        ms = stats.compute_ms
-        if ms is None and self.last_prediction is not None:
-            ms = self.last_prediction.compute_ms
-        self.status_compute.setText("inference: — ms/step" if ms is None else f"inference: {ms:.1f} ms/step")
-        delay = stats.delay_ms if stats.delay_ms is not None else self.delay_ms
-        self.status_delay.setText("delay: — ms" if delay is None else f"delay sound→prediction: {delay:.0f} ms")
+        known = stats.predictions > 0  # the compute time and the delay are measured from the first prediction on
+        self.status_compute.setText(f"inference: {stats.last_compute_ms:.1f} ms/step" if known
+                                    else "inference: — ms/step")
+        self.status_delay.setText(f"delay sound→prediction: {stats.delay_ms:.0f} ms" if known else "delay: — ms")
         lost = f", {stats.lost_samples} samples lost" if stats.lost_samples else ""
         self.status_overruns.setText(f"overruns: {stats.overflows}{lost}")
         if stats.overflows or stats.lost_samples:
@@ -712,7 +699,7 @@ class LiveView(QWidget):
         if stats.device_rate:
             if self.current_device() is not None:
                 self._show_device_rate(opened_rate=float(stats.device_rate))
-            else:  # a session without a listed device (replay, tests): the status bar alone
+            else:  # a session without a listed device (an array input, tests): the status bar alone
                 self.status_rate.setText(f"device {stats.device_rate / 1000:g} kHz → model {self.rate / 1000:g} kHz")
 
     def shutdown(self) -> None:

@@ -10,21 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["apply_theme", "main"]
+from ser_engine.commands import SUBCOMMANDS, is_subcommand
 
-CLI_COMMANDS = ("analyze", "calibrate", "devices", "info", "listen")
-_CLI_HELP = {  # as `ser --help` words them
-    "analyze": "dominant emotion of audio files and folders (recursive)",
-    "calibrate": "make a voice profile from recordings of one person's neutral speech",
-    "devices": "list audio input devices",
-    "info": "show the model's metadata",
-    "listen": "live predictions from an input device, one line per hop",
-}
+__all__ = ["main", "run_app"]
 
 
 def _epilog() -> str:
     lines = ["ser commands (ser-app COMMAND ... runs `ser COMMAND ...`; `ser-app COMMAND --help` for its options):"]
-    lines += [f"  {name:<10} {_CLI_HELP[name]}" for name in CLI_COMMANDS]
+    lines += [f"  {name:<10} {text}" for name, text in SUBCOMMANDS.items()]
     lines += ["", "Without a command, ser-app opens the window (with PATHS in the Files tab)."]
     return "\n".join(lines)
 
@@ -33,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ser-app", description="Live speech emotion recognition: desktop app.",
                                 usage="ser-app [-h] [--version] [--self-test] [--model-dir DIR] "
                                       "[--settings-file FILE] [PATHS ...]\n"
-                                      f"       ser-app {{{','.join(CLI_COMMANDS)}}} ...",
+                                      f"       ser-app {{{','.join(SUBCOMMANDS)}}} ...",
                                 epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument("--self-test", action="store_true",
@@ -46,51 +39,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def apply_theme(app: object) -> None:
-    """Dark Fusion theme (the emotion colours are chosen to read on dark backgrounds)."""
-    import pyqtgraph as pg
-    from PySide6.QtGui import QColor, QPalette
-    from PySide6.QtWidgets import QApplication
-
-    assert isinstance(app, QApplication)
-    app.setStyle("Fusion")
-    pal = QPalette()
-    base, text = QColor(32, 32, 32), QColor(230, 230, 230)
-    pal.setColor(QPalette.ColorRole.Window, QColor(45, 45, 45))
-    pal.setColor(QPalette.ColorRole.WindowText, text)
-    pal.setColor(QPalette.ColorRole.Base, base)
-    pal.setColor(QPalette.ColorRole.AlternateBase, QColor(50, 50, 50))
-    pal.setColor(QPalette.ColorRole.Text, text)
-    pal.setColor(QPalette.ColorRole.Button, QColor(60, 60, 60))
-    pal.setColor(QPalette.ColorRole.ButtonText, text)
-    pal.setColor(QPalette.ColorRole.Highlight, QColor(0, 114, 178))
-    pal.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
-    pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(60, 60, 60))
-    pal.setColor(QPalette.ColorRole.ToolTipText, text)
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
-        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 120))
-    app.setPalette(pal)
-    f = app.font()
-    f.setPointSize(max(f.pointSize(), 11))
-    app.setFont(f)
-    pg.setConfigOptions(antialias=True, background="#1e1e1e", foreground="#d8d8d8")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """``ser-app``: the window, ``--version``, ``--self-test``, or a ``ser`` sub-command; returns the exit status."""
     from ser_engine.privacy import disable_telemetry
 
     disable_telemetry()  # before anything imports onnxruntime (also for the CLI passthrough)
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] in CLI_COMMANDS:  # the bundle's one executable also answers the CLI
+    if args_list and is_subcommand(args_list[0]):  # the bundle's one executable also answers the CLI
         from ser_engine.cli import main as cli_main
 
         return int(cli_main(args_list))
     args = _parser().parse_args(args_list)
     if args.version:
-        from desktop_app import app_version
+        from ser_engine import version
 
-        print(f"ser-app {app_version()}")
+        print(f"ser-app {version()}")
         return 0
+    from desktop_app import qt_messages
+
+    qt_messages.install()  # drops the offscreen platform's size-hints noise, passes every other message
     if args.self_test:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from desktop_app.self_test import run_self_test
@@ -100,12 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequence[Path]) -> int:
+    """Open the main window (with ``paths`` in the Files tab) and run Qt's event loop; returns the exit status."""
     t0 = time.perf_counter()
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     from desktop_app.main_window import MainWindow, load_model
     from desktop_app.settings import APPLICATION, ORGANISATION, AppSettings, default_settings
+    from desktop_app.theme import apply_theme
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)

@@ -8,12 +8,12 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
-from desktop_app import app_version
 from desktop_app.live_controller import LiveController, SessionFactory
 from desktop_app.live_view import DeviceInfo, LiveView, list_devices, status_separator
 from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
 from desktop_app.settings_dialog import SettingsDialog
+from ser_engine import version
 from ser_engine.errors import ModelError
 from ser_engine.model import EmotionModel, default_model_dir
 
@@ -199,7 +199,7 @@ class MainWindow(QMainWindow):
 
     def _about(self) -> None:
         name = self.model.name if self.model is not None else "none"
-        QMessageBox.about(self, "About ser", f"ser {app_version()}\nSpeech emotion recognition on the desktop.\n"
+        QMessageBox.about(self, "About ser", f"ser {version()}\nSpeech emotion recognition on the desktop.\n"
                                              f"Model: {name}")
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -1,8 +1,9 @@
 """Playback of a decoded file through sounddevice, with a position the GUI polls for the playhead.
 
 The output callback only copies samples out of a preallocated array and
-advances an integer position; the GUI reads :attr:`Player.position_s` from
-its repaint timer.
+advances an integer position; it imports nothing and builds no buffers (the
+exception that ends the stream is looked up in :meth:`Player.play`). The GUI
+reads :attr:`Player.position_s` from its repaint timer.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Player:
         self._stream: Any = None
         self._done = threading.Event()
         self._done.set()
+        self._callback_stop: type[Exception] = Exception  # sounddevice.CallbackStop, set by play()
 
     def load(self, samples: npt.NDArray[np.float32], rate: int) -> None:
         self.stop()
@@ -46,8 +48,6 @@ class Player:
         return self._stream is not None and not self._done.is_set()
 
     def _callback(self, outdata: Any, frames: int, time: Any, status: Any) -> None:  # audio thread: copy only
-        import sounddevice as sd
-
         start = self._pos
         chunk = self._samples[start : start + frames]
         n = chunk.shape[0]
@@ -55,7 +55,7 @@ class Player:
         if n < frames:
             outdata[n:, 0] = 0.0
             self._pos = start + n
-            raise sd.CallbackStop
+            raise self._callback_stop
         self._pos = start + n
 
     def play(self, start_s: float = 0.0) -> None:
@@ -68,6 +68,7 @@ class Player:
         self.stop()
         if self._samples.shape[0] == 0:
             raise RuntimeError("nothing to play")
+        self._callback_stop = sd.CallbackStop
         self._pos = int(min(max(0.0, start_s), self.duration_s) * self._rate)
         self._done.clear()
         try:

@@ -2,12 +2,13 @@
 
 Checks, in order: the model loads; the main window builds; a synthetic
 speech-like signal and a real-format one (44.1 kHz stereo 16-bit, as a sound
-card delivers it) go through the app's live path (the engine's resampler,
-streamer and model on a worker thread, predictions through queued Qt signals
-into the live view); a WAV file and an undecodable file go through file mode
-(the batch finishes, the good file has a timeline, the bad one its error);
-the JSON export reads back. Prints each check and what failed; exit code 0
-only when everything passed.
+card delivers it) go through the app's live path: the engine's own
+:class:`~ser_engine.live.LiveSession` worker (resampler, streamer, model) fed
+by an :class:`~ser_engine.inputs.ArrayInput` in place of the sound card, its
+predictions reaching the live view through queued Qt signals; a WAV file and
+an undecodable file go through file mode (the batch finishes, the good file
+has a timeline, the bad one its error); the JSON export reads back. Prints
+each check and what failed; exit code 0 only when everything passed.
 """
 
 from __future__ import annotations
@@ -69,10 +70,12 @@ def _run(model_dir: Path | None) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from desktop_app.main import apply_theme
+    from desktop_app.live_controller import array_session_factory
     from desktop_app.main_window import MainWindow, load_model
-    from desktop_app.replay import replay_factory
     from desktop_app.settings import AppSettings
+    from desktop_app.theme import apply_theme
+    from ser_engine.inputs import ArrayInput
+    from ser_engine.live import LiveSession
 
     failures: list[str] = []
 
@@ -97,7 +100,8 @@ def _run(model_dir: Path | None) -> int:
         # 4 s of speech-like signal then 4.5 s of near-silence
         synth = np.concatenate([synth_speech(seconds=4.0, sample_rate=sr),
                                 np.random.default_rng(1).normal(0, 1e-4, int(4.5 * sr)).astype(np.float32)])
-        window = MainWindow(settings=settings, model=model, session_factory=replay_factory(synth, sr, speed=4.0),
+        window = MainWindow(settings=settings, model=model,
+                            session_factory=array_session_factory(synth, sr, speed=4.0),
                             device_lister=lambda: ([], None))
         window.show()
         check("main window builds", window.isVisible() and window.live is not None and window.files is not None)
@@ -108,7 +112,13 @@ def _run(model_dir: Path | None) -> int:
             if not check(f"{name}: live session starts", started, live.banner.text()):
                 return
             session = live.controller.session if live.controller else None
-            _wait(app, lambda: session is not None and session.finished.is_set(), 20)  # type: ignore[attr-defined]
+            real = isinstance(session, LiveSession) and isinstance(session.input, ArrayInput)
+            if not check(f"{name}: the engine's live worker runs", real, type(session).__name__):
+                return
+            assert isinstance(session, LiveSession)
+            _wait(app, session.finished.is_set, 20)
+            check(f"{name}: the live worker ends cleanly", session.finished.is_set() and session.error is None,
+                  str(session.error or ""))
             _wait(app, lambda: False, 0.3)  # deliver queued signals
             live.repaint_tick()
             check(f"{name}: predictions reach the window", live.predictions_received >= 5,
@@ -130,7 +140,7 @@ def _run(model_dir: Path | None) -> int:
         wav44 = tmp / "real_format.wav"
         sf.write(str(wav44), stereo, rate, subtype="PCM_16")
         pcm, got_rate = sf.read(str(wav44), dtype="float32")
-        window.live.controller.factory = replay_factory(pcm, got_rate, speed=4.0)  # type: ignore[union-attr]
+        window.live.controller.factory = array_session_factory(pcm, got_rate, speed=4.0)  # type: ignore[union-attr]
         live_run("real format 44.1 kHz stereo 16-bit", expect_silence=False)
 
         # file mode: one good file, one undecodable file

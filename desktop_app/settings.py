@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QByteArray, QObject, QSettings, Signal
 
 from ser_engine.errors import ParameterError
+from ser_engine.live import settings_for
+from ser_engine.model import EmotionModel
 from ser_engine.stream import StreamSettings
 
 __all__ = ["TAB_COUNT", "AppSettings", "default_settings"]
@@ -132,11 +134,10 @@ class AppSettings(QObject):
 
     changed = Signal()
 
-    DEFAULTS = StreamSettings()
-
     def __init__(self, store: QSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._store = store
+        self.defaults = StreamSettings()  # window and hop follow the model once use_model_defaults() is called
         self._reported: set[str] = set()
         if store.status() != QSettings.Status.NoError:
             log.warning("settings file %s could not be read (%s); using the defaults",
@@ -184,6 +185,13 @@ class AppSettings(QObject):
         self.changed.emit()
 
     # ------------------------------------------------------------------ analysis
+    def use_model_defaults(self, model: EmotionModel) -> None:
+        """Default window and hop: the model's own (its FeatureConfig), as ``ser analyze`` and ``ser listen`` use.
+
+        A window or hop the user chose (stored) is kept.
+        """
+        self.defaults = settings_for(model)
+
     @property
     def stream_settings(self) -> StreamSettings:
         """The live/file analysis settings; each invalid stored value falls back to its default.
@@ -191,7 +199,7 @@ class AppSettings(QObject):
         A value out of its range (e.g. ``smoothing=1.5``) falls back alone; stored values that
         are valid one by one but not together (a hop longer than the window) give the defaults.
         """
-        d = self.DEFAULTS
+        d = self.defaults
         values: dict[str, float] = {}
         for name in ("window_s", "hop_s", "smoothing", "gate_sensitivity"):
             key = f"analysis/{name}"
@@ -211,11 +219,19 @@ class AppSettings(QObject):
             return d
 
     def set_stream_settings(self, s: StreamSettings) -> None:
-        """Store validated stream settings (a :class:`StreamSettings` is validated on construction)."""
+        """Store validated stream settings (a :class:`StreamSettings` is validated on construction).
+
+        A window and hop equal to the defaults (the model's) are not stored, so they keep
+        following the model.
+        """
         for name in ("analysis", "analysis/window_s", "analysis/hop_s", "analysis/smoothing"):
             self._reported.discard(name)
-        self._store.setValue("analysis/window_s", float(s.window_s))
-        self._store.setValue("analysis/hop_s", float(s.hop_s))
+        if (s.window_s, s.hop_s) == (self.defaults.window_s, self.defaults.hop_s):
+            self._store.remove("analysis/window_s")
+            self._store.remove("analysis/hop_s")
+        else:
+            self._store.setValue("analysis/window_s", float(s.window_s))
+            self._store.setValue("analysis/hop_s", float(s.hop_s))
         self._store.setValue("analysis/smoothing", float(s.smoothing))
         self._set("analysis/gate_sensitivity", float(s.gate_sensitivity))
 

@@ -84,7 +84,7 @@ class SettingsDialog(QDialog):
             self.folder.setText(folder)
 
     def _defaults(self) -> None:
-        d = StreamSettings()
+        d = self.settings.defaults  # the model's window and hop
         if self.window_s.isEnabled():
             self.window_s.setValue(d.window_s)
         self.hop_s.setValue(d.hop_s)

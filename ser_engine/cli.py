@@ -23,24 +23,14 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ser_engine import version
+from ser_engine.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MIN_HOP_S, UsageError, err
 from ser_engine.commands import SUBCOMMANDS
 from ser_engine.errors import SerError
 
-if TYPE_CHECKING:
-    from ser_engine.model import EmotionModel
-    from ser_engine.profile import VoiceProfile
-
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "command", "err",
-           "load_model", "load_profile", "main", "window_hop"]
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
+__all__ = ["build_parser", "command", "main"]
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # usage errors: one line, exit 2, no traceback
@@ -50,7 +40,6 @@ class _Parser(argparse.ArgumentParser):
 
 MIN_WINDOW_S = 0.1
 MAX_WINDOW_S = 30.0
-MIN_HOP_S = 0.05
 
 
 def _number(text: str) -> float:
@@ -99,21 +88,6 @@ def _smoothing(text: str) -> float:
     if not 0 <= v < 1:
         raise argparse.ArgumentTypeError(f"must be at least 0 and less than 1, got {text!r}")
     return v
-
-
-class UsageError(Exception):
-    """A bad combination of options found after parsing: ``ser: error: ...``, exit 2."""
-
-
-def window_hop(args: argparse.Namespace, model: EmotionModel) -> tuple[float, float]:
-    """(window_s, hop_s) from ``--window``/``--hop`` or the model's defaults; the hop may not exceed the window."""
-    cfg = model.feature_config
-    window = args.window if args.window is not None else cfg.window_s
-    hop = args.hop if args.hop is not None else min(cfg.hop_s, window)
-    if hop > window:
-        raise UsageError(f"argument --hop: must be between {MIN_HOP_S:g} seconds and the window "
-                          f"({window:g} s), got '{hop:g}'")
-    return window, hop
 
 
 def _workers(text: str) -> int:
@@ -194,33 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="table: a readable summary (default); json: model.json's full metadata")
     i.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
     return p
-
-
-def err(message: str) -> None:
-    """Print ``ser: <message>`` on stderr."""
-    print(f"ser: {message}", file=sys.stderr, flush=True)
-
-
-def load_profile(text: str, model: EmotionModel) -> tuple[EmotionModel, VoiceProfile]:
-    """``--profile`` (a path or a stored profile's name) applied to ``model``."""
-    from ser_engine.profile import ProfileStore, VoiceProfile
-
-    path = ProfileStore().find(text)
-    profile = VoiceProfile.load(path)
-    return model.with_profile(profile), profile
-
-
-def load_model(model_dir: str | None) -> EmotionModel:
-    """``--model DIR`` (None: the bundled model), with a hint when the bundled one is missing."""
-    from ser_engine.errors import ModelError
-    from ser_engine.model import EmotionModel
-
-    try:
-        return EmotionModel.load(model_dir)
-    except ModelError as exc:
-        if model_dir is None and "not found" in str(exc):
-            raise ModelError(f"{exc} (pass --model DIR or set SER_MODEL_DIR)") from exc
-        raise
 
 
 _IMPLEMENTATION = {"analyze": "cli_analyze", "listen": "cli_live", "devices": "cli_live",

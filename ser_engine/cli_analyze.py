@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ser_engine.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, load_model, load_profile, window_hop
+from ser_engine.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, load_model, load_profile, window_hop
 
 if TYPE_CHECKING:
     from ser_engine.analysis import FileResult

@@ -11,7 +11,16 @@ import threading
 import time
 from typing import Any
 
-from ser_engine.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, err, load_model, load_profile, window_hop
+from ser_engine.cli_common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    err,
+    load_model,
+    load_profile,
+    window_hop,
+)
 from ser_engine.errors import SerError
 
 __all__ = ["cmd_devices", "cmd_listen"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ser_engine import version
-from ser_engine.cli import EXIT_OK, EXIT_USAGE, err, load_model
+from ser_engine.cli_common import EXIT_OK, EXIT_USAGE, err, load_model
 
 if TYPE_CHECKING:
     from ser_engine.model import EmotionModel

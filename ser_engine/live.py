@@ -49,11 +49,21 @@ from ser_engine.recorder import SYNC_SECONDS, Recorder, RecordingError, make_pri
 from ser_engine.ringbuffer import RingBuffer
 from ser_engine.stream import Prediction, Streamer, StreamSettings
 
-__all__ = ["SYNC_SECONDS", "InputDevice", "LiveInput", "LiveSession", "LiveStats", "RecordingError",
-           "default_settings", "list_input_devices", "make_private_folder", "resolve_device"]
+__all__ = [
+    "SYNC_SECONDS",
+    "InputDevice",
+    "LiveInput",
+    "LiveSession",
+    "LiveStats",
+    "RecordingError",
+    "list_input_devices",
+    "make_private_folder",
+    "resolve_device",
+    "settings_for",
+]
 
 
-def default_settings(model: EmotionModel) -> StreamSettings:
+def settings_for(model: EmotionModel) -> StreamSettings:
     """Stream settings with the window and hop the model was trained with (its FeatureConfig).
 
     Parameters
@@ -158,7 +168,7 @@ class LiveSession:
     ) -> None:
         self.model = model
         self.device = device
-        self._settings = settings or default_settings(model)
+        self._settings = settings or settings_for(model)
         self.streamer = Streamer(model, settings=self._settings)  # validates settings for this model
         self.on_prediction = on_prediction
         self.on_error = on_error

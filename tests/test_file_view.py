@@ -12,10 +12,10 @@ from desktop_support import corpus_clips, file_view, run_batch, temp_settings
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from desktop_app.export import FILE_FIELDS, SEGMENT_FIELDS
 from desktop_app.file_view import COLUMNS, FileView, timeline_spans
 from desktop_app.palette import label_text
 from ser_engine.analysis import Segment, analyze_file
+from ser_engine.export import FILE_COLUMNS
 from ser_engine.model import EmotionModel
 
 pytestmark = [pytest.mark.gui, pytest.mark.corpus]
@@ -82,7 +82,7 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     assert xs is not None and xs.max() == pytest.approx(res.duration_s, abs=0.05)
     assert np.abs(ys).max() > 0.01  # real speech, not silence
 
-    # exports: the same files and values as `ser analyze` on the same paths
+    # exports: byte for byte what `ser analyze` writes for the same paths (one exporter)
     from ser_engine.cli import main as ser_main
 
     paths = [str(p) for p in [*clips, bad, missing]]
@@ -91,8 +91,7 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     assert len(data) == len(clips) + 2
     capsys.readouterr()
     ser_main(["analyze", *paths, "--model", str(tiny_model_dir), "--format", "json", "--segments", "--workers", "1"])
-    cli_json = json.loads(capsys.readouterr().out)
-    assert sorted(data, key=lambda d: d["path"]) == sorted(cli_json, key=lambda d: d["path"])
+    assert json_path.read_bytes() == capsys.readouterr().out.encode("utf-8")
     by_name = {Path(d["path"]).name: d for d in data}
     assert by_name["not_audio.wav"]["ok"] is False and "not_audio.wav" in by_name["not_audio.wav"]["error"]
     assert len(by_name[clips[0].name]["segments"]) >= 2
@@ -102,11 +101,11 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     cli_table = capsys.readouterr().out
     ser_main(["analyze", *paths, "--model", str(tiny_model_dir), "--format", "csv", "--segments", "--workers", "1"])
     cli_segments = capsys.readouterr().out
-    assert sorted(table_path.read_text().splitlines()) == sorted(cli_table.splitlines())
-    assert sorted(seg_path.read_text().splitlines()) == sorted(cli_segments.splitlines())
+    assert table_path.read_bytes() == cli_table.encode("utf-8")
+    assert seg_path.read_bytes() == cli_segments.encode("utf-8")
     with table_path.open() as fh:
         table = list(csv.DictReader(fh))
-    assert list(table[0].keys()) == [*FILE_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels), "warning"]
+    assert list(table[0].keys()) == [*FILE_COLUMNS, *(f"p_{lab}" for lab in tiny_model.labels), "warning"]
     for row in table:
         d = by_name[Path(row["path"]).name]
         assert row["ok"] == str(int(d["ok"]))
@@ -116,7 +115,7 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     with seg_path.open() as fh:
         segs = list(csv.DictReader(fh))
     assert list(segs[0].keys()) == [
-        *SEGMENT_FIELDS, *(f"p_{lab}" for lab in tiny_model.labels), "warning", "kind", "start_s", "end_s", "speech"
+        *FILE_COLUMNS, *(f"p_{lab}" for lab in tiny_model.labels), "warning", "kind", "start_s", "end_s", "speech"
     ]
     assert len(segs) == sum(len(d["segments"]) for d in data) + len(data)  # + one file row per file
 

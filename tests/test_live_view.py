@@ -1,7 +1,8 @@
 """Live view plumbing: worker-thread predictions reach the widgets through queued signals.
 
-These tests drive the live view with :class:`desktop_app.replay.ReplaySession`
-(real corpus speech through the engine's resampler, streamer and model on a
+These tests drive the live view with the engine's own
+:class:`~ser_engine.live.LiveSession` fed by an :class:`~ser_engine.inputs.ArrayInput`
+(real corpus speech through the session's resampler, streamer and model on its
 worker thread). The microphone itself is covered by test_desktop_mic.py.
 """
 
@@ -15,11 +16,12 @@ import pytest
 from desktop_support import corpus_clips, no_devices, temp_settings
 from PySide6.QtCore import Qt, QThread
 
-from desktop_app.live_controller import LiveController, read_stats
+from desktop_app.live_controller import LiveController, array_session_factory
 from desktop_app.live_view import NO_MICROPHONE_TEXT, DeviceInfo, LiveView
-from desktop_app.replay import ReplaySession, replay_factory
 from ser_engine.audio import load_audio
 from ser_engine.errors import DeviceError
+from ser_engine.inputs import ArrayInput
+from ser_engine.live import LiveSession
 from ser_engine.model import EmotionModel
 
 pytestmark = pytest.mark.gui
@@ -40,13 +42,13 @@ def test_predictions_reach_widgets_on_the_gui_thread(qtbot, tmp_path: Path, corp
     clip = load_audio(corpus_clips(corpus_dir)[0], sample_rate=44100)  # a sound card's rate
     silence = np.random.default_rng(0).normal(0, 1e-4, 44100 * 5).astype(np.float32)
     signal = np.concatenate([clip.samples, silence])
-    view = _view(qtbot, tmp_path, tiny_model, replay_factory(signal, 44100, speed=4.0))
+    view = _view(qtbot, tmp_path, tiny_model, array_session_factory(signal, 44100, speed=4.0))
     threads: list[bool] = []
     gui_thread = QThread.currentThread()
     view.controller.prediction.connect(lambda p: threads.append(QThread.currentThread() is gui_thread))
     assert view.start()
     session = view.controller.session
-    assert isinstance(session, ReplaySession)
+    assert isinstance(session, LiveSession) and isinstance(session.input, ArrayInput)
     qtbot.waitUntil(session.finished.is_set, timeout=20000)
     expected = int(len(signal) / 44100 / 0.5)  # one prediction per 0.5 s hop
     qtbot.waitUntil(lambda: view.predictions_received >= expected - 1, timeout=5000)
@@ -71,7 +73,7 @@ def test_predictions_reach_widgets_on_the_gui_thread(qtbot, tmp_path: Path, corp
 def test_speech_shows_emotion_and_confidence(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
     from desktop_app.self_test import synth_speech
 
-    view = _view(qtbot, tmp_path, tiny_model, replay_factory(synth_speech(seconds=4.0), 16000, speed=4.0))
+    view = _view(qtbot, tmp_path, tiny_model, array_session_factory(synth_speech(seconds=4.0), 16000, speed=4.0))
     seen: list[tuple[str, str]] = []
     view.controller.prediction.connect(lambda p: seen.append((view.emotion.state, view.emotion.detail.text())))
     view.start()
@@ -84,13 +86,17 @@ def test_speech_shows_emotion_and_confidence(qtbot, tmp_path: Path, tiny_model: 
     view.stop()
 
 
-class _LosingSession(ReplaySession):
-    """Replays audio, then reports the device as lost (as the engine's session does)."""
+class _LosingInput(ArrayInput):
+    """Delivers its audio, then is lost as an unplugged device is (its stream ends by itself)."""
 
-    def _run(self) -> None:
-        super()._run()
-        if self._on_error is not None and not self._stop.is_set():
-            self._on_error(DeviceError("input device 'USB mic' disappeared (stream aborted)"))
+    @property
+    def exhausted(self) -> bool:
+        return False  # a device has no end...
+
+    def check(self) -> DeviceError | None:  # ...it disappears
+        if super().exhausted:
+            return DeviceError("input device 'USB mic' disappeared (stream aborted)")
+        return None
 
 
 def test_device_lost_is_reported_and_the_view_recovers(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
@@ -99,8 +105,8 @@ def test_device_lost_is_reported_and_the_view_recovers(qtbot, tmp_path: Path, ti
     y = synth_speech(seconds=2.0)
 
     def losing(model, *, device, settings, on_prediction, on_error):
-        return _LosingSession(model, samples=y, sample_rate=16000, settings=settings, on_prediction=on_prediction,
-                              on_error=on_error, speed=4.0)
+        return LiveSession(model, settings=settings, on_prediction=on_prediction, on_error=on_error,
+                           input_factory=lambda: _LosingInput(y, 16000, speed=4.0))
 
     view = _view(qtbot, tmp_path, tiny_model, losing)
     with qtbot.waitSignal(view.controller.failed, timeout=10000) as blocker:
@@ -110,7 +116,7 @@ def test_device_lost_is_reported_and_the_view_recovers(qtbot, tmp_path: Path, ti
     assert not view.running and view.start_button.text() == "Start" and view.start_button.isEnabled()
     assert view.emotion.state == "error"
     # the user restarts with a working input
-    view.controller.factory = replay_factory(y, 16000, speed=4.0)
+    view.controller.factory = array_session_factory(y, 16000, speed=4.0)
     assert view.start()
     assert not view.banner.isVisible()
     qtbot.waitUntil(lambda: view.predictions_received >= 2, timeout=10000)
@@ -158,7 +164,8 @@ def test_device_rate_is_the_same_in_picker_and_status_bar(qtbot, tmp_path: Path,
     if opened_rate != 16000:
         y = resample(y, orig_sr=16000, target_sr=opened_rate)
     devs = [DeviceInfo(4, "default", True, 44100.0), DeviceInfo(5, "USB mic", False, 48000.0)]
-    view = _view(qtbot, tmp_path, tiny_model, replay_factory(y, opened_rate, speed=1.0), lister=lambda: (devs, None))
+    view = _view(qtbot, tmp_path, tiny_model, array_session_factory(y, opened_rate, speed=1.0),
+                 lister=lambda: (devs, None))
     # before listening: the device's default rate, in both places
     assert "44.1 kHz" in view.device_combo.currentText() and "default rate" in view.device_combo.currentText()
     assert view.status_rate.text() == "device default 44.1 kHz"
@@ -189,26 +196,13 @@ def test_device_that_cannot_open_shows_the_reason(qtbot, tmp_path: Path, tiny_mo
 def test_device_choice_persists_and_default_is_preselected(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
     devs = [DeviceInfo(0, "HDMI in", False, 48000.0), DeviceInfo(3, "pulse", True, 44100.0),
             DeviceInfo(5, "USB mic", False, 16000.0)]
-    view = _view(qtbot, tmp_path, tiny_model, replay_factory(np.zeros(10, np.float32), 16000),
+    view = _view(qtbot, tmp_path, tiny_model, array_session_factory(np.zeros(10, np.float32), 16000),
                  lister=lambda: (devs, None))
     assert view.current_device().name == "pulse"  # the default is preselected
     view.device_combo.setCurrentIndex(2)
-    view2 = _view(qtbot, tmp_path, tiny_model, replay_factory(np.zeros(10, np.float32), 16000),
+    view2 = _view(qtbot, tmp_path, tiny_model, array_session_factory(np.zeros(10, np.float32), 16000),
                   lister=lambda: (devs, None))
     assert view2.current_device().name == "USB mic"  # remembered through the settings file
-
-
-def test_read_stats_accepts_dicts_and_objects() -> None:
-    class S:
-        overflows = 3
-        lost_samples = 160
-        last_compute_ms = 4.5
-        delay_s = 0.25
-
-    a = read_stats(S())
-    b = read_stats({"overflows": 3, "lost_samples": 160, "last_compute_ms": 4.5, "delay_ms": 250.0})
-    assert a == b
-    assert a.overflows == 3 and a.delay_ms == 250.0
 
 
 def test_callbacks_from_a_worker_thread_are_queued(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
@@ -343,16 +337,6 @@ def _store_with_profiles(tmp_path: Path, prof):
     return store, good, other, broken
 
 
-class _RecordingReplay(ReplaySession):
-    """A replayed session that accepts start/stop_recording (writes nothing)."""
-
-    def start_recording(self, wav_path, csv_path) -> None:
-        self.recording_to = wav_path
-
-    def stop_recording(self):
-        return None
-
-
 @pytest.mark.corpus
 def test_profile_picker_lists_refuses_and_persists(qtbot, tmp_path: Path, shipped_model: EmotionModel,
                                                    speaker_profile) -> None:
@@ -366,7 +350,7 @@ def test_profile_picker_lists_refuses_and_persists(qtbot, tmp_path: Path, shippe
 
     def factory(model, **kw):
         models.append(model)
-        return replay_factory(np.zeros(16000, np.float32), 16000)(model, **kw)
+        return array_session_factory(np.zeros(16000, np.float32), 16000)(model, **kw)
 
     ctl = LiveController(shipped_model, factory=factory)
     view = LiveView(settings=settings, model=shipped_model, controller=ctl, device_lister=no_devices,
@@ -416,11 +400,10 @@ def test_switching_profile_while_listening_takes_effect(qtbot, tmp_path: Path, c
     settings = temp_settings(tmp_path)
     profiles = ProfileManager(settings=settings, model=shipped_model, store=store)
     speech = load_audio(corpus_dir / "crema-d" / "1001_IEO_HAP_HI.ogg", sample_rate=16000).samples
-    sessions: list[_RecordingReplay] = []
+    sessions: list[LiveSession] = []
 
-    def factory(model, *, device, settings, on_prediction, on_error):
-        sessions.append(_RecordingReplay(model, samples=np.tile(speech, 20), sample_rate=16000, settings=settings,
-                                         on_prediction=on_prediction, on_error=on_error, speed=2.0))
+    def factory(model, **kw):
+        sessions.append(array_session_factory(np.tile(speech, 20), 16000, speed=2.0)(model, **kw))
         return sessions[-1]
 
     view = LiveView(settings=settings, model=shipped_model, controller=LiveController(shipped_model, factory=factory),
@@ -431,7 +414,7 @@ def test_switching_profile_while_listening_takes_effect(qtbot, tmp_path: Path, c
     qtbot.waitUntil(lambda: view.speech_predictions >= 2, timeout=20000)
     profiles.set_active(good)  # while listening, not recording: restarted with the calibrated model
     assert view.running and len(sessions) == 2
-    assert sessions[-1]._streamer.model.profile == speaker_profile
+    assert sessions[-1].model.profile == speaker_profile
     n = view.predictions_received
     qtbot.waitUntil(lambda: view.predictions_received >= n + 2, timeout=20000)
     # while recording the switch waits for the next Start, and says so
@@ -440,7 +423,7 @@ def test_switching_profile_while_listening_takes_effect(qtbot, tmp_path: Path, c
     assert len(sessions) == 2 and view.running
     assert "takes effect when you press Start again" in view.profile_note.text()
     view.stop()
-    assert view.start() and sessions[-1]._streamer.model.profile is None
+    assert view.start() and sessions[-1].model.profile is None
     view.stop()
 
 
@@ -460,7 +443,7 @@ def test_uncertain_prediction_shows_uncertain_in_grey(qtbot, tmp_path: Path, cor
     (strict / "model.json").write_text(json.dumps(meta))
     model = EmotionModel.load(strict)
     clip = load_audio(corpus_clips(corpus_dir)[1], sample_rate=16000).samples
-    view = _view(qtbot, tmp_path, model, replay_factory(clip, 16000, speed=4.0))
+    view = _view(qtbot, tmp_path, model, array_session_factory(clip, 16000, speed=4.0))
     seen: list[tuple[bool, str, str, str, float]] = []
     view.controller.prediction.connect(lambda p: seen.append(
         (p.uncertain, view.emotion.state, view.emotion.title.text(), view.emotion.title.styleSheet(),

@@ -202,17 +202,23 @@ def test_status_bar_fields_are_separated(qtbot, tmp_path: Path, tiny_model: Emot
     assert not any(lab.text().startswith("inference") for lab in shown)
 
 
-def test_ser_app_help_lists_the_subcommands(capsys) -> None:
-    from desktop_app.main import CLI_COMMANDS, main
+def test_ser_app_help_lists_the_subcommands_as_ser_does(capsys) -> None:
+    from desktop_app.main import main
+    from ser_engine.cli import main as ser_main
+    from ser_engine.commands import SUBCOMMANDS
 
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert set(CLI_COMMANDS) == {"analyze", "calibrate", "devices", "info", "listen"}
-    for name in CLI_COMMANDS:
-        assert f"\n  {name} " in out, name  # one line per command in the epilog
-    assert "ser-app {analyze,calibrate,devices,info,listen} ..." in out
+    assert set(SUBCOMMANDS) == {"analyze", "calibrate", "devices", "info", "listen"}
+    with pytest.raises(SystemExit):
+        ser_main(["--help"])
+    ser_help = " ".join(capsys.readouterr().out.split())
+    for name, text in SUBCOMMANDS.items():
+        assert f"\n  {name:<10} {text}\n" in out, name  # one line per command in the epilog...
+        assert f"{name} {text}" in ser_help, name  # ...worded as `ser --help` words it
+    assert f"ser-app {{{','.join(SUBCOMMANDS)}}} ..." in out
     # and the passthrough really answers: `ser-app devices --help` is the CLI's own help
     with pytest.raises(SystemExit):
         main(["devices", "--help"])

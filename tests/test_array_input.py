@@ -1,0 +1,130 @@
+"""The array-fed input: the real LiveSession worker on an array, as the self-test and the app's tests use it."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import synth_speechlike
+
+from ser_engine.audio import load_audio, resample
+from ser_engine.errors import ParameterError, SerError
+from ser_engine.export import prediction_header, prediction_row
+from ser_engine.inputs import ArrayInput
+from ser_engine.live import LiveSession, settings_for
+from ser_engine.model import EmotionModel
+from ser_engine.ringbuffer import RingBuffer
+from ser_engine.stream import Prediction, Streamer
+
+SR = 16000
+
+
+def run_session(model: EmotionModel, samples: np.ndarray, rate: int, **kwargs: object
+                ) -> tuple[LiveSession, list[Prediction], list[SerError]]:
+    """A LiveSession on an ArrayInput, run until the array is used up."""
+    preds: list[Prediction] = []
+    errors: list[SerError] = []
+    session = LiveSession(model, on_prediction=preds.append, on_error=errors.append,
+                          input_factory=lambda: ArrayInput(samples, rate, speed=8.0), **kwargs)  # type: ignore[arg-type]
+    session.start()
+    assert session.finished.wait(60), "the session did not end after its input"
+    session.stop()
+    return session, preds, errors
+
+
+def streamer_predictions(model: EmotionModel, samples16: np.ndarray) -> list[Prediction]:
+    """The same samples through a Streamer directly (the reference)."""
+    ring = RingBuffer(len(samples16) + 1)
+    reader = ring.reader()
+    ring.write(samples16)
+    return Streamer(model, settings=settings_for(model)).push(reader)
+
+
+def test_array_input_feeds_every_sample_in_order() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-0.5, 0.5, (22050, 2)).astype(np.float32)
+    inp = ArrayInput(x, 22050, speed=20.0, block_s=0.01)
+    assert inp.device is not None and inp.device.max_input_channels == 2 and inp.device_rate == 22050
+    inp.start()
+    assert inp.ring is not None
+    reader = inp.ring.reader(from_start=True)
+    got: list[np.ndarray] = []
+    done = threading.Event()
+    while not done.is_set():
+        done.wait(0.005)
+        if inp.exhausted:
+            done.set()
+        got.append(reader.read_available())
+    inp.stop()
+    out = np.concatenate(got)
+    np.testing.assert_array_equal(out, x.mean(axis=1).astype(np.float32))  # channels averaged, nothing lost
+    assert reader.lost == 0 and inp.check() is None and inp.callbacks == -(-22050 // inp.block)
+
+
+@pytest.mark.parametrize("bad", [dict(speed=0.0), dict(speed=float("inf")), dict(block_s=-1.0),
+                                 dict(ring_seconds=0.0), dict(sample_rate=4000)])
+def test_array_input_refuses_bad_parameters(bad: dict[str, float]) -> None:
+    kwargs: dict[str, float] = {"speed": 1.0, "block_s": 0.02, "ring_seconds": 30.0}
+    rate = int(bad.pop("sample_rate", SR))
+    kwargs.update(bad)
+    with pytest.raises(ParameterError):
+        ArrayInput(np.zeros(100, np.float32), rate, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ParameterError):
+        ArrayInput(np.zeros(0, np.float32), SR)
+
+
+@pytest.mark.corpus
+def test_session_on_an_array_gives_the_streamers_predictions(corpus_dir: Path, shipped_model: EmotionModel) -> None:
+    """The live worker hop by hop = the Streamer on the whole signal (same windows, same numbers)."""
+    clip = load_audio(corpus_dir / "ravdess" / "Actor_01" / "03-01-05-02-01-01-01.flac", sample_rate=SR).samples
+    y = np.concatenate([clip, np.zeros(SR, np.float32), clip]).astype(np.float32)
+    session, preds, errors = run_session(shipped_model, y, SR)
+    assert errors == [] and session.error is None  # an array ends the session cleanly
+    expected = streamer_predictions(shipped_model, y)
+    hop = shipped_model.feature_config.hop_samples
+    assert len(preds) == len(expected) == len(y) // hop
+    assert any(p.speech for p in preds) and any(not p.speech for p in preds)
+    for got, want in zip(preds, expected, strict=True):
+        assert (got.start_s, got.end_s, got.speech, got.label) == (want.start_s, want.end_s, want.speech, want.label)
+        for lab in want.probabilities:
+            assert got.probabilities[lab] == pytest.approx(want.probabilities[lab], abs=1e-5)
+    stats = session.stats()
+    assert stats.predictions == len(preds) and stats.device_rate == SR and stats.overflows == 0
+    assert stats.lost_samples == 0 and not stats.running
+
+
+def test_session_resamples_a_sound_cards_rate(tiny_model: EmotionModel) -> None:
+    y16 = synth_speechlike(seconds=4.0, seed=4)
+    y44 = resample(y16, orig_sr=SR, target_sr=44100)
+    session, preds, errors = run_session(tiny_model, np.stack([y44, y44], axis=1), 44100)
+    assert errors == [] and session.input is not None and session.input.device_rate == 44100
+    hop = tiny_model.feature_config.hop_samples
+    assert len(preds) == session.audio.write_position // hop == len(y16) // hop  # the resampler's tail is flushed
+    assert any(p.speech for p in preds)
+
+
+def test_recording_from_an_array_holds_the_audio_and_the_exporters_rows(tmp_path: Path,
+                                                                         tiny_model: EmotionModel) -> None:
+    y = synth_speechlike(seconds=3.0, seed=6)
+    preds: list[Prediction] = []
+    wav, table = tmp_path / "rec" / "take.wav", tmp_path / "rec" / "take.csv"
+    session = LiveSession(tiny_model, on_prediction=preds.append,
+                          input_factory=lambda: ArrayInput(y, SR, speed=2.0))
+    session.start_recording(wav, table)  # before start: the recording begins with the stream
+    session.start()
+    assert session.finished.wait(60)
+    assert not session.recording  # the session closed it when the array ended
+    session.stop()
+    audio, rate = sf.read(str(wav), dtype="float32")
+    assert rate == SR and len(audio) == len(y)
+    np.testing.assert_allclose(audio, y, atol=1 / 32767 + 1e-6)  # 16-bit PCM of exactly what the model heard
+    with table.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    labels = tiny_model.labels
+    assert rows[0] == prediction_header(labels=labels)
+    want = [[str(v) for v in prediction_row(p, start_s=p.start_s, end_s=p.end_s, labels=labels)] for p in preds]
+    assert rows[1:] == want and len(want) == len(y) // tiny_model.feature_config.hop_samples
