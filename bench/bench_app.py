@@ -17,8 +17,10 @@ input (PulseAudio null sink ``vmic``, see DEVELOPERS.md):
 * Launch to a ready window: ``python -m desktop_app.main`` in a fresh process
   until the first event-loop turn after ``show()`` (median of 5).
 
-Usage: ``python bench/bench_app.py [--seconds 65] [--model-dir models] [--no-write]``
-(PulseAudio with the vmic sink must be running; ``.ci/run`` and the tests' virtual_mic fixture start it).
+Usage: ``python bench/bench_app.py [--seconds 65] [--model-dir models] [--no-write]``.
+Unless ``PULSE_SERVER`` names a server already, the benchmark starts a PulseAudio daemon of its
+own with the ``vmic`` null sink (``tests/private_pulse.py``, as the tests do) and stops it at the
+end; the user's sound server is never used.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 TARGETS = {
-    "cpu_pct": 15.0,
+    "cpu_pct": 12.0,
     "rss_mb": 350.0,
     "wave_ms": 100.0,
     "launch_s": 2.0,
@@ -135,9 +137,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from desktop_app.theme import apply_theme
     from desktop_app.main_window import MainWindow, load_model
     from desktop_app.settings import AppSettings
+    from desktop_app.theme import apply_theme
 
     app = QApplication.instance() or QApplication(["bench"])
     apply_theme(app)
@@ -297,7 +299,8 @@ def section(r: dict[str, object]) -> str:
         "| figure | measured | target | |",
         "|---|---|---|---|",
         f"| app CPU, {float(r['seconds']):.0f} s of streamed corpus speech (% of one core) | "  # type: ignore[arg-type]
-        f"{float(r['cpu_pct']):.1f} % | ≤ 15 % | {met(float(r['cpu_pct']) <= TARGETS['cpu_pct'])} |",  # type: ignore[arg-type]
+        f"{float(r['cpu_pct']):.1f} % | ≤ {TARGETS['cpu_pct']:g} % | "  # type: ignore[arg-type]
+        f"{met(float(r['cpu_pct']) <= TARGETS['cpu_pct'])} |",  # type: ignore[arg-type]
         f"| resident memory (peak / mean while streaming) | {float(r['rss_peak_mb']):.0f} MB / "  # type: ignore[arg-type]
         f"{float(r['rss_mean_mb']):.0f} MB | ≤ 350 MB | {met(float(r['rss_peak_mb']) <= TARGETS['rss_mb'])} |",  # type: ignore[arg-type]
         f"| sound onset → waveform shows it | {_fmt_ms(wave)} | ≤ 100 ms | "
@@ -344,7 +347,20 @@ def main() -> int:
     p.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "data" / "ser")
     p.add_argument("--no-write", action="store_true", help="print only; do not edit docs/benchmarks.md")
     args = p.parse_args()
-    r = run(args)
+    pulse = None
+    if not os.environ.get("PULSE_SERVER"):
+        sys.path.insert(0, str(ROOT / "tests"))
+        from private_pulse import start_private_pulse
+
+        pulse, problem = start_private_pulse()
+        if problem:
+            pulse.close()
+            raise SystemExit(f"bench_app: {problem}")
+    try:
+        r = run(args)
+    finally:
+        if pulse is not None:
+            pulse.close()
     text = section(r)
     print(text)
     if not args.no_write:

@@ -407,10 +407,6 @@ class LiveView(QWidget):
         fields = [self.status_compute, self.status_delay, self.status_overruns, self.status_rate]
         return [w for pair in zip(fields, self.status_separators, strict=True) for w in pair]
 
-    def status_fields(self) -> list[QLabel]:
-        """The status-bar fields with text (no separators)."""
-        return [self.status_compute, self.status_delay, self.status_overruns, self.status_rate]
-
     # ------------------------------------------------------------------ devices
     def refresh_devices(self, *, rescan: bool = False) -> None:
         """Re-list input devices; keep the user's choice, else preselect the default.
