@@ -591,3 +591,26 @@ def test_listen_empty_device_means_the_default(tiny_model_dir: Path, virtual_mic
         no_traceback(p)
         assert p.returncode == 0 and "ambiguous" not in p.stderr, p.stderr
         assert len(p.stdout.splitlines()) >= 1
+
+
+def test_info_prints_no_absolute_path_of_this_machine(tiny_model_dir: Path, shipped_model_dir: Path,
+                                                      tmp_path: Path) -> None:
+    import re
+
+    absolute = re.compile(r"(^|[\s\"'(])/(?:[\w.-]+/)*[\w.-]+")
+    for args, where in [((), "the bundled model"), (("--model", tiny_model_dir), "the folder given with --model"),
+                        (("--model", "models"), "models")]:  # cwd is the repository: relative stays relative
+        table = ser("info", *args)
+        raw = ser("info", *args, "--json")
+        assert table.returncode == 0 and raw.returncode == 0, table.stderr + raw.stderr
+        for out in (table.stdout, raw.stdout):
+            assert not absolute.search(out), absolute.search(out)
+            assert str(ROOT) not in out and str(tmp_path.parent) not in out
+        assert table.stdout.splitlines()[0].endswith(f" in {where}")
+        assert json.loads(raw.stdout)["location"] == where
+    assert json.loads(ser("info", "--json").stdout)["provenance"]["data_root"] == "../shared/data/ser"
+    inside = ser("info", "--model", shipped_model_dir)  # absolute, under the current folder
+    assert inside.stdout.splitlines()[0].endswith(" in models")  # shown from the current folder
+    shutil.copytree(tiny_model_dir, tmp_path / "my model")
+    home = ser("info", "--model", tmp_path / "my model", extra_env={"HOME": str(tmp_path)})
+    assert home.stdout.splitlines()[0].endswith(" in ~/my model")
