@@ -15,15 +15,16 @@ neither kind of frame is centred: log-mel frame ``k`` of a stream covers
 samples ``[k*hop_length, k*hop_length + n_fft)`` and gate frame ``j`` covers
 ``[j*g, (j+1)*g)`` (``g`` = 20 ms), so a window starting at a multiple of
 ``hop_length`` (of ``g``) holds exactly the stream's frames from there on.
-A window that does not start on the grid (the final window of a file, which
-ends at the file's end; an odd hop) and a short clip centre-padded to the
-window length are computed from their samples, which the cache keeps for
-that purpose (about one window).
+A window that does not start on the grid (an odd hop) and a short clip
+centre-padded to the window length are computed from their samples, which
+the cache keeps for that purpose (about one window).
 
 Windows of a file (:func:`iter_window_features`) start at ``0, hop, 2*hop,
-...`` while they fit, plus one ending exactly at the end when the last stops
-short of it (:func:`~ser_engine.features.window_starts`); a clip no longer
-than one window is gated on its real samples and featurised centre-padded.
+...`` while they fit, plus one ending at the end (less than 20 ms before it,
+so that it starts on the frame grid and costs no new frames) when the last
+stops short of it (:func:`~ser_engine.features.window_starts`); a clip no
+longer than one window is gated on its real samples and featurised
+centre-padded.
 
 Voiced time (:class:`VoiceTrack`): in every window the gate judges speech, the
 gate frames above the window's threshold are voiced; pauses shorter than
@@ -42,7 +43,7 @@ import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ParameterError
-from ser_engine.features import Featurizer, fit_to_length
+from ser_engine.features import Featurizer, fit_to_length, frame_grid
 from ser_engine.gate import GateParams, frame_length, frame_levels_db, judge
 
 __all__ = ["BRIDGE_S", "FrameCache", "VoiceTrack", "WindowFeatures", "iter_window_features"]
@@ -254,6 +255,7 @@ def iter_window_features(
     sr = config.sample_rate
     w, h = config.window_samples, config.hop_samples
     g = frame_length(sr)
+    grid = frame_grid(config)
     cache = FrameCache(config=config, featurizer=featurizer, mel=h % config.hop_length == 0, levels=h % g == 0)
 
     def one(start: int) -> WindowFeatures:
@@ -267,7 +269,7 @@ def iter_window_features(
         while next_start + w <= cache.total:
             yield one(next_start)
             next_start += h
-        cache.release(min(next_start, cache.total - w))
+        cache.release(min(next_start, (cache.total - w) // grid * grid))
     total = cache.total
     if total == 0:
         return
@@ -275,8 +277,8 @@ def iter_window_features(
         speech, voiced = _gate(cache.levels(0, total), params)
         lm = featurizer.log_mel(fit_to_length(y=cache.samples(0, total), length=w)) if speech else None
         yield WindowFeatures(0.0, total / sr, speech, lm, voiced)
-    elif next_start - h + w < total:  # the last regular window stops short of the end
-        yield one(total - w)
+    elif (tail := (total - w) // grid * grid) > next_start - h:  # the last regular window stops short of the end
+        yield one(tail)
 
 
 class VoiceTrack:

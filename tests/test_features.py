@@ -99,6 +99,8 @@ def test_windowing_rules() -> None:
     assert window_starts(n_samples=100, window=48000, hop=8000).tolist() == [0]
     assert window_starts(n_samples=48000, window=48000, hop=8000).tolist() == [0]
     assert window_starts(n_samples=60000, window=48000, hop=8000).tolist() == [0, 8000, 12000]
+    assert window_starts(n_samples=60000, window=48000, hop=8000, align=320).tolist() == [0, 8000, 11840]
+    assert window_starts(n_samples=56100, window=48000, hop=8000, align=320).tolist() == [0, 8000]  # < 20 ms left
     assert window_starts(n_samples=64000, window=48000, hop=8000).tolist() == [0, 8000, 16000]
     short = np.ones(1000, np.float32)
     padded = fit_to_length(y=short, length=48000)

@@ -134,3 +134,12 @@ def test_bad_sensitivity(bad: float) -> None:
 def test_tiny_windows() -> None:
     assert not window_is_speech(np.zeros(0, np.float32), sample_rate=SR)
     assert frame_levels_db(np.ones(10, np.float32), sample_rate=SR).shape == (1,)
+
+
+def test_percentiles_equal_numpy() -> None:
+    from ser_engine.gate import _p10_p90
+
+    rng = np.random.default_rng(5)
+    for n in [1, 2, 3, 10, 149, 150, 151, 1000]:
+        for levels in (rng.normal(-50, 20, n), np.round(rng.normal(-50, 20, n)), np.full(n, -120.0)):
+            assert _p10_p90(levels) == tuple(np.percentile(levels, [10, 90]))
