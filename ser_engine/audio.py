@@ -17,16 +17,17 @@ recording behind a plausible-looking result.
 
 Every failure raises :class:`~ser_engine.errors.AudioError` whose message
 names the file and the cause.
+
+Resampling lives in :mod:`ser_engine.resample` and file discovery in
+:mod:`ser_engine.paths`; their public names are importable from here too.
 """
 
 from __future__ import annotations
 
-import errno
 import importlib.util
 import os
 import re
-import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,22 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.errors import AudioError, ParameterError
+from ser_engine.paths import (
+    AUDIO_EXTENSIONS,
+    FALLBACK_EXTENSIONS,
+    SNDFILE_EXTENSIONS,
+    display_path,
+    find_audio_files,
+    stat_problem,
+)
+from ser_engine.resample import MAX_RATE, MIN_RATE, StreamResampler, check_rate, resample
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "FALLBACK_EXTENSIONS",
+    "MAX_RATE",
+    "MIN_RATE",
+    "SNDFILE_EXTENSIONS",
     "AudioClip",
     "AudioInfo",
     "StreamResampler",
@@ -51,18 +65,6 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float32]
 
-#: Extensions libsndfile decodes (lower case, with the dot).
-SNDFILE_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd",
-     ".caf", ".w64", ".rf64", ".voc", ".sd2", ".nist", ".sph"}
-)
-#: Extensions only the optional audioread fallback may decode.
-FALLBACK_EXTENSIONS = frozenset({".m4a", ".aac", ".mp4", ".wma", ".webm", ".mka"})
-#: Every extension :func:`find_audio_files` collects from folders.
-AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FALLBACK_EXTENSIONS
-
-MIN_RATE = 8000
-MAX_RATE = 192000
 _MAX_BLOCK_VALUES = 1 << 22  # decoded values (frames x channels) per block: 16 MB of float32
 
 
@@ -108,152 +110,6 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
-# ----------------------------------------------------------------------------- resampling
-def resample(y: npt.ArrayLike, *, orig_sr: int, target_sr: int) -> FloatArray:
-    """Resample a whole mono signal with soxr (HQ).
-
-    Parameters
-    ----------
-    y : array_like, shape (n,)
-    orig_sr, target_sr : int
-        Rates in Hz.
-
-    Returns
-    -------
-    ndarray, shape (round(n * target_sr / orig_sr),), float32
-    """
-    import soxr
-
-    x = np.asarray(y, dtype=np.float32)
-    if x.ndim != 1:
-        raise ParameterError(f"expected a 1-D signal, got shape {x.shape}")
-    _check_rate(orig_sr, "orig_sr")
-    _check_rate(target_sr, "target_sr")
-    if orig_sr == target_sr or x.shape[0] == 0:
-        return x.copy()
-    return np.asarray(soxr.resample(x, orig_sr, target_sr, quality="HQ"), dtype=np.float32)
-
-
-def _check_rate(rate: int, name: str) -> None:
-    if not isinstance(rate, (int, np.integer)) or isinstance(rate, bool) or not MIN_RATE <= rate <= MAX_RATE:
-        raise ParameterError(f"{name} must be an integer in {MIN_RATE}-{MAX_RATE} Hz, got {rate!r}")
-
-
-class StreamResampler:
-    """Block-wise mono resampler (soxr ``ResampleStream``, HQ).
-
-    The concatenation of :meth:`process` outputs followed by :meth:`flush`
-    equals resampling the concatenated input in one go (up to soxr's
-    rounding).
-
-    Parameters
-    ----------
-    orig_sr, target_sr : int
-        Rates in Hz (8-192 kHz).
-    """
-
-    def __init__(self, orig_sr: int, target_sr: int) -> None:
-        _check_rate(orig_sr, "orig_sr")
-        _check_rate(target_sr, "target_sr")
-        self.orig_sr = int(orig_sr)
-        self.target_sr = int(target_sr)
-        self._stream: Any = None
-        if self.orig_sr != self.target_sr:
-            import soxr
-
-            self._stream = soxr.ResampleStream(self.orig_sr, self.target_sr, 1, dtype="float32", quality="HQ")
-
-    def process(self, block: npt.ArrayLike, *, last: bool = False) -> FloatArray:
-        """Resample the next block.
-
-        Parameters
-        ----------
-        block : array_like, shape (n,)
-        last : bool
-            True for the final block (flushes the filter's tail).
-
-        Returns
-        -------
-        ndarray, shape (m,), float32
-        """
-        x = np.ascontiguousarray(block, dtype=np.float32).reshape(-1)
-        if self._stream is None:
-            return x.copy()
-        return np.asarray(self._stream.resample_chunk(x, last=last), dtype=np.float32)
-
-    def flush(self) -> FloatArray:
-        """Return the samples still held in the filter (call once, at the end)."""
-        return self.process(np.zeros(0, dtype=np.float32), last=True)
-
-    def reset(self) -> None:
-        if self._stream is not None:
-            self._stream.clear()
-
-
-# ----------------------------------------------------------------------------- paths
-def display_path(path: str | os.PathLike[str]) -> str:
-    """A path as valid Unicode text, for messages, JSON and CSV.
-
-    Names that are not valid UTF-8 on disk (``os.fsdecode`` keeps their bytes as
-    lone surrogates, which no UTF-8 writer accepts) are shown with each such byte
-    as a backslash escape: the file ``b"caf\\xe9.wav"`` becomes ``caf\\xe9.wav``.
-    Valid names are returned unchanged.
-
-    Parameters
-    ----------
-    path : path-like
-
-    Returns
-    -------
-    str
-    """
-    text = os.fspath(path)
-    if isinstance(text, bytes):  # pragma: no cover - callers pass str paths
-        return text.decode("utf-8", "backslashreplace")
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return "a special file"
-
-
-def _stat_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be analysed as a regular file, without opening it; None when it can."""
-    name = display_path(path)
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return f"{name}: symlink loop (too many levels of symbolic links)"
-        if exc.errno == errno.ENOENT:
-            return f"{name}: file not found" + (" (dangling symlink)" if os.path.islink(path) else "")
-        if exc.errno == errno.EACCES:
-            return f"{name}: permission denied"
-        if exc.errno == errno.ENAMETOOLONG:
-            return f"{name}: file name too long"
-        return f"{name}: cannot read ({exc.strerror or exc})"
-    if stat.S_ISDIR(st.st_mode):
-        return f"{name}: is a directory, not an audio file"
-    if not stat.S_ISREG(st.st_mode):
-        return f"{name}: not a regular file ({_kind(st.st_mode)}); refused without reading it"
-    return None
-
-
-# ----------------------------------------------------------------------------- decoding
 def _looks_like_text(head: bytes) -> bool:
     if not head:
         return False
@@ -269,7 +125,7 @@ def _looks_like_text(head: bytes) -> bool:
 
 def _diagnose(path: Path, exc: Exception | None) -> AudioError:
     """Turn an open failure into an AudioError naming the file and the cause."""
-    problem = _stat_problem(path)  # never opens a FIFO or a device
+    problem = stat_problem(path)  # never opens a FIFO or a device
     if problem is not None:
         return AudioError(problem)
     name = display_path(path)
@@ -405,7 +261,7 @@ class _AudioreadSource(_Source):  # pragma: no cover - depends on a system decod
 
 
 def _open(path: Path) -> _Source:
-    problem = _stat_problem(path)  # FIFOs, devices, sockets, loops: refused before any open()
+    problem = stat_problem(path)  # FIFOs, devices, sockets, loops: refused before any open()
     if problem is not None:
         raise AudioError(problem)
     try:
@@ -480,7 +336,7 @@ def iter_audio_blocks(
     """
     p = Path(path)
     name = display_path(p)
-    _check_rate(sample_rate, "sample_rate")
+    check_rate(sample_rate, "sample_rate")
     if not block_s > 0:
         raise ParameterError("block_s must be positive")
     src = _open(p)
@@ -555,79 +411,3 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000) -> Aud
     )
 
 
-# ----------------------------------------------------------------------------- discovery
-def find_audio_files(
-    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
-) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Expand files and folders (recursively) into audio files.
-
-    A file given explicitly is kept whatever its extension (decoding will
-    say if it is not audio); folders contribute files whose extension is in
-    :data:`AUDIO_EXTENSIONS`, sorted, skipping hidden files. Nothing is
-    opened for reading here: FIFOs, devices and sockets (given or found),
-    symlink loops, dangling links and unreadable sub-folders each become a
-    problem naming the path, and the search goes on.
-
-    Parameters
-    ----------
-    paths : path or iterable of paths
-
-    Returns
-    -------
-    files : list of Path
-        In the order given, each folder's files sorted; no duplicates.
-    problems : list of (Path, str)
-        Paths that do not exist, are not regular files, cannot be listed, or
-        folders without audio, each with a message naming the path and the reason.
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    files: list[Path] = []
-    seen: set[Path] = set()
-    problems: list[tuple[Path, str]] = []
-    reported: set[Path] = set()
-
-    def problem(f: Path, msg: str) -> None:
-        if f not in reported:
-            reported.add(f)
-            problems.append((f, msg))
-
-    def add(f: Path) -> None:
-        msg = _stat_problem(f)
-        if msg is not None:
-            problem(f, msg)
-            return
-        try:
-            key = f.resolve()
-        except (OSError, RuntimeError):  # a loop appearing between stat and resolve
-            key = Path(os.path.abspath(f))
-        if key not in seen:
-            seen.add(key)
-            files.append(f)
-
-    for raw in paths:
-        p = Path(raw)
-        name = display_path(p)
-        try:  # os.stat, not Path.is_dir/exists: those raise on EACCES
-            is_dir = stat.S_ISDIR(os.stat(p).st_mode)
-        except OSError:
-            is_dir = False
-        if is_dir:
-            found: list[Path] = []
-            errors: list[OSError] = []
-            for root, dirs, names in os.walk(p, onerror=errors.append):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for fname in names:
-                    if fname.startswith(".") or Path(fname).suffix.lower() not in AUDIO_EXTENSIONS:
-                        continue
-                    found.append(Path(root) / fname)
-            for err in errors:
-                where = Path(err.filename) if err.filename else p
-                problem(where, f"{display_path(where)}: cannot list folder ({err.strerror or err})")
-            if not found and not errors:
-                problem(p, f"{name}: no audio files found in this folder")
-            for f in sorted(found):
-                add(f)
-        else:
-            add(p)  # a problem (missing, loop, not regular, unreadable) is reported by add
-    return files, problems
