@@ -5,7 +5,8 @@ A model is a directory holding ``model.onnx`` (input ``features`` of shape
 ``(batch, n_labels)``) and ``model.json`` (:class:`ModelMetadata`). The JSON is
 the single source of truth at run time: labels, :class:`FeatureConfig` with
 its normalisation statistics, calibration temperature, provenance. Nothing is
-unpickled, ever.
+unpickled, ever. The metadata and softmax live in :mod:`ser_engine.model_meta`
+(re-exported here).
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
-import json
-import math
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +25,14 @@ import numpy.typing as npt
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ModelError, ParameterError, ProfileError, SerError
 from ser_engine.features import Featurizer
+from ser_engine.model_meta import (
+    FORMAT_VERSION,
+    KNOWN_LABELS,
+    META_FILE,
+    MODEL_FILE,
+    ModelMetadata,
+    softmax,
+)
 
 if TYPE_CHECKING:
     from ser_engine.profile import VoiceProfile
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_VERSION",
     "KNOWN_LABELS",
+    "META_FILE",
+    "MODEL_FILE",
     "EmotionModel",
     "ModelMetadata",
     "default_model_dir",
@@ -41,229 +49,6 @@ __all__ = [
     "softmax",
 ]
 
-FORMAT_VERSION = 1
-MODEL_FILE = "model.onnx"
-META_FILE = "model.json"
-KNOWN_LABELS = ("angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
-
-
-def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> npt.NDArray[np.float32]:
-    """Temperature-scaled softmax over the last axis.
-
-    Parameters
-    ----------
-    logits : array_like, shape (..., n_labels)
-    temperature : float
-        ``> 0``; probabilities are ``softmax(logits / temperature)``.
-
-    Returns
-    -------
-    ndarray, same shape, float32, rows summing to 1
-    """
-    if not temperature > 0:
-        raise ParameterError("temperature must be positive")
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    probs: npt.NDArray[np.float32] = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-    return probs
-
-
-@dataclass(frozen=True)
-class ModelMetadata:
-    """Contents of ``model.json``.
-
-    Parameters
-    ----------
-    name : str
-        Short model name shown to users.
-    labels : tuple of str
-        Output classes in graph order, lower-case words from ``KNOWN_LABELS``.
-    feature_config : FeatureConfig
-        Featurizer parameters, including fitted normalisation statistics.
-    input_name, output_name : str
-        Graph tensor names.
-    input_shape : tuple
-        ``(None, n_frames or None, n_mels)``; ``None`` marks a dynamic axis.
-    temperature : float
-        Calibration temperature applied to the logits.
-    provenance : dict
-        Corpora, split, library versions, git commit, training command.
-    metrics : dict
-        Test-speaker metrics as reported by training.
-    voice_reference : tuple of float, optional
-        ``voice_calibration.reference_logits``: mean logits of the reference
-        speakers' neutral speech, one per label. None: the model cannot be
-        calibrated to a voice (:mod:`ser_engine.profile`).
-    voice_reference_fitted_on : str
-        ``voice_calibration.fitted_on``: what the reference was computed on.
-    voice_strength : float
-        ``voice_calibration.strength`` in ``[0, 2]``: the fraction of the measured
-        offset a profile removes (chosen on validation voices; 1.0 when absent).
-    uncertainty_threshold : float
-        In ``[0, 1)``; a prediction whose top probability is below it is
-        *uncertain*. 0.0 (absent in model.json): never uncertain.
-    """
-
-    name: str
-    labels: tuple[str, ...]
-    feature_config: FeatureConfig
-    input_name: str = "features"
-    output_name: str = "logits"
-    input_shape: tuple[int | None, ...] = (None, None, 64)
-    temperature: float = 1.0
-    format_version: int = FORMAT_VERSION
-    provenance: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    voice_reference: tuple[float, ...] | None = None
-    voice_reference_fitted_on: str = ""
-    uncertainty_threshold: float = 0.0
-    voice_strength: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.format_version != FORMAT_VERSION:
-            raise ModelError(
-                f"model.json format_version {self.format_version} is not supported (need {FORMAT_VERSION})"
-            )
-        if not self.labels:
-            raise ModelError("model.json lists no labels")
-        if len(set(self.labels)) != len(self.labels):
-            raise ModelError(f"model.json labels repeat: {list(self.labels)}")
-        bad = [lab for lab in self.labels if lab not in KNOWN_LABELS]
-        if bad:
-            raise ModelError(f"model.json has unknown labels {bad}; known: {list(KNOWN_LABELS)}")
-        t = self.temperature
-        if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
-            raise ModelError(f"model.json temperature must be a positive number, got {self.temperature!r}")
-        if len(self.input_shape) != 3:
-            raise ModelError(
-                f"model.json input_shape must have 3 axes (batch, time, mels), got {list(self.input_shape)}"
-            )
-        if self.input_shape[2] != self.feature_config.n_mels:
-            raise ModelError(
-                f"model.json input_shape has {self.input_shape[2]} mel bands but feature_config.n_mels is "
-                f"{self.feature_config.n_mels}"
-            )
-        if self.input_shape[1] is not None and self.input_shape[1] != self.feature_config.n_frames:
-            raise ModelError(
-                f"model.json input_shape has {self.input_shape[1]} frames but the feature config gives "
-                f"{self.feature_config.n_frames} per window"
-            )
-        if not self.feature_config.is_fitted:
-            raise ModelError("model.json feature_config has no normalisation statistics (mean/std)")
-        ref = self.voice_reference
-        if ref is not None:
-            if len(ref) != len(self.labels):
-                raise ModelError(
-                    f"model.json voice_calibration.reference_logits has {len(ref)} values but there are "
-                    f"{len(self.labels)} labels"
-                )
-            if not all(_finite_number(v) for v in ref):
-                raise ModelError("model.json voice_calibration.reference_logits must be finite numbers")
-        if not (_finite_number(self.voice_strength) and 0 <= self.voice_strength <= 2):
-            raise ModelError(f"model.json voice_calibration.strength must be in [0, 2], got {self.voice_strength!r}")
-        u = self.uncertainty_threshold
-        if not (_finite_number(u) and 0 <= u < 1):
-            raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {u!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "format_version": self.format_version,
-            "name": self.name,
-            "labels": list(self.labels),
-            "input_name": self.input_name,
-            "output_name": self.output_name,
-            "input_shape": list(self.input_shape),
-            "temperature": self.temperature,
-            "feature_config": self.feature_config.to_dict(),
-            "provenance": self.provenance,
-            "metrics": self.metrics,
-        }
-        if self.voice_reference is not None:
-            out["voice_calibration"] = {
-                "reference_logits": list(self.voice_reference),
-                "fitted_on": self.voice_reference_fitted_on,
-                "strength": self.voice_strength,
-            }
-        if self.uncertainty_threshold:
-            out["uncertainty_threshold"] = self.uncertainty_threshold
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ModelMetadata:
-        if not isinstance(data, dict):
-            raise ModelError("model.json must hold a JSON object")
-        try:
-            fc = FeatureConfig.from_dict(data["feature_config"])
-            reference, fitted_on, strength = _parse_voice_calibration(data.get("voice_calibration"))
-            threshold = data.get("uncertainty_threshold", 0.0)
-            if not _finite_number(threshold):
-                raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {threshold!r}")
-            return cls(
-                name=str(data["name"]),
-                labels=tuple(str(x) for x in data["labels"]),
-                feature_config=fc,
-                input_name=str(data.get("input_name", "features")),
-                output_name=str(data.get("output_name", "logits")),
-                input_shape=tuple(None if v is None else int(v) for v in data["input_shape"]),
-                temperature=float(data.get("temperature", 1.0)),
-                format_version=int(data.get("format_version", FORMAT_VERSION)),
-                provenance=dict(data.get("provenance", {})),
-                metrics=dict(data.get("metrics", {})),
-                voice_reference=reference,
-                voice_reference_fitted_on=fitted_on,
-                voice_strength=strength,
-                uncertainty_threshold=float(threshold),
-            )
-        except KeyError as exc:
-            raise ModelError(f"model.json lacks the key {exc.args[0]!r}") from exc
-        except ParameterError as exc:
-            raise ModelError(f"model.json feature_config is invalid: {exc}") from exc
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"model.json is malformed: {exc}") from exc
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> ModelMetadata:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise ModelError(f"{p}: model metadata not found") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{p}: cannot read model metadata ({exc})") from exc
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{p}: not valid JSON ({exc})") from exc
-        try:
-            return cls.from_dict(data)
-        except ModelError as exc:
-            raise ModelError(f"{p}: {exc}") from exc
-
-
-def _finite_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _parse_voice_calibration(value: Any) -> tuple[tuple[float, ...] | None, str, float]:
-    """``voice_calibration`` of model.json -> (reference logits or None, fitted_on, strength)."""
-    if value is None:
-        return None, "", 1.0
-    if not isinstance(value, dict):
-        raise ModelError("model.json voice_calibration must be an object with reference_logits")
-    ref = value.get("reference_logits")
-    if not isinstance(ref, list) or not ref or not all(_finite_number(v) for v in ref):
-        raise ModelError("model.json voice_calibration.reference_logits must be a list of finite numbers")
-    fitted_on = value.get("fitted_on", "")
-    if not isinstance(fitted_on, str):
-        raise ModelError("model.json voice_calibration.fitted_on must be a string")
-    strength = value.get("strength", 1.0)
-    if not _finite_number(strength):
-        raise ModelError(f"model.json voice_calibration.strength must be a number in [0, 2], got {strength!r}")
-    return tuple(float(v) for v in ref), fitted_on, float(strength)
 
 
 def model_fingerprint(model: EmotionModel) -> str:
