@@ -363,8 +363,7 @@ def bench_memory(model_dir: str | None) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- cold start
 def bench_coldstart(model_dir: str | None, clip: Path, runs: int = 5) -> dict[str, Any]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT)
+    env = user_env()
     args = [sys.executable, "-m", "ser_engine.cli", "analyze", "--format", "json", str(clip)]
     if model_dir:
         args[4:4] = ["--model", model_dir]
