@@ -184,7 +184,7 @@ def _cache_key(*, config: FeatureConfig, clips: Sequence[Clip], variant: int, se
         "chain": chain_spec if variant else None,
         "gate": gate_policy(),
         "clips": [c.path for c in clips],
-        "version": 2,
+        "version": 3,  # 3: the final window starts on the 20 ms grid (ser_engine.core)
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
