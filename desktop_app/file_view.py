@@ -55,7 +55,7 @@ from ser_engine.stream import StreamSettings
 
 __all__ = ["COLUMNS", "DRAIN_INTERVAL_MS", "EMPTY_TABLE_TEXT", "AnalysisWorker", "BatchCounts", "FileTable",
            "FileTableModel", "FileView",
-           "result_label_text", "timeline_spans"]
+           "result_label_text", "timeline_spans", "voiced_timeline"]
 
 log = logging.getLogger("ser.app")
 
@@ -368,8 +368,8 @@ def timeline_spans(segments: Sequence[Segment], duration_s: float) -> list[tuple
 
     Each window owns the time nearest its centre: boundaries are the midpoints
     between consecutive window centres; the first span starts at the first
-    window's start and the last ends at the last window's end (at most the
-    file's duration).
+    window's start and the last ends at the end of the file (the last window
+    ends within one frame of it, or past it for a clip shorter than a window).
     """
     segs = sorted(segments, key=lambda s: (s.start_s + s.end_s) / 2)
     if not segs:
@@ -378,9 +378,49 @@ def timeline_spans(segments: Sequence[Segment], duration_s: float) -> list[tuple
     out: list[tuple[float, float, Segment]] = []
     for i, s in enumerate(segs):
         a = s.start_s if i == 0 else (centres[i - 1] + centres[i]) / 2
-        b = min(s.end_s, duration_s) if i == len(segs) - 1 else (centres[i] + centres[i + 1]) / 2
+        b = duration_s if i == len(segs) - 1 else (centres[i] + centres[i + 1]) / 2
         if b > a:
             out.append((a, b, s))
+    return out
+
+
+def voiced_timeline(segments: Sequence[Segment], duration_s: float,
+                    speech_spans: Sequence[tuple[float, float]]) -> list[tuple[float, float, Segment | None]]:
+    """The file timeline: each window's emotion only where the voice is, ``None`` (no speech) elsewhere.
+
+    The windows' spans (:func:`timeline_spans`) are cut at the edges of ``speech_spans`` (the
+    gate's voiced time, :attr:`FileResult.speech_spans`): a silent lead-in or pause inside a
+    speech window is shown as no speech, not coloured with the window's emotion.
+
+    Returns
+    -------
+    list of (start_s, end_s, Segment or None)
+        Contiguous pieces from the first window's start to the end of the file.
+    """
+    out: list[tuple[float, float, Segment | None]] = []
+
+    def add(a: float, b: float, seg: Segment | None) -> None:
+        if b <= a:
+            return
+        if out and out[-1][2] is seg and abs(out[-1][1] - a) < 1e-9:
+            out[-1] = (out[-1][0], b, seg)
+        else:
+            out.append((a, b, seg))
+
+    voiced = sorted(speech_spans)
+    for a, b, seg in timeline_spans(segments, duration_s):
+        if not (seg.speech and seg.label is not None):
+            add(a, b, None)
+            continue
+        t = a
+        for va, vb in voiced:
+            lo, hi = max(va, a), min(vb, b)
+            if hi <= lo:
+                continue
+            add(t, lo, None)
+            add(lo, hi, seg)
+            t = hi
+        add(t, b, None)
     return out
 
 
@@ -789,7 +829,7 @@ class FileView(QWidget):
         if self.timeline_bars is not None:
             tp.removeItem(self.timeline_bars)
             self.timeline_bars = None
-        spans = timeline_spans(res.segments, res.duration_s)
+        spans = voiced_timeline(res.segments, res.duration_s, res.speech_spans)
         self.timeline_spans = spans
         if not spans:
             return
@@ -798,7 +838,7 @@ class FileView(QWidget):
         heights = []
         brushes = []
         for _, _, s in spans:
-            if s.speech and s.label is not None:
+            if s is not None and s.label is not None:
                 heights.append(100.0 * s.probabilities.get(s.label, 0.0))
                 brushes.append(pg.mkBrush(emotion_qcolor(s.label, 110 if s.uncertain else 255)))
             else:

@@ -12,7 +12,7 @@ from desktop_support import corpus_clips, file_view, run_batch, temp_settings
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from desktop_app.file_view import COLUMNS, FileView, timeline_spans
+from desktop_app.file_view import COLUMNS, FileView, timeline_spans, voiced_timeline
 from desktop_app.palette import label_text
 from ser_engine.analysis import Segment, analyze_file
 from ser_engine.export import FILE_COLUMNS
@@ -75,6 +75,10 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     spans = view.timeline_spans
     assert spans[0][0] == pytest.approx(0.0, abs=1e-6)
     assert spans[-1][1] == pytest.approx(res.duration_s, abs=1e-3)
+    # coloured only where the voice is: RAVDESS clips open with silence, shown as no speech
+    assert res.speech_spans and res.speech_spans[0][0] > 0.2 and spans[0][2] is None
+    voiced = sum(b - a for a, b, seg in spans if seg is not None)
+    assert voiced == pytest.approx(res.speech_s, abs=0.02) and voiced < res.duration_s - 0.2
     assert label_text(res.label) in view.summary.text()
     assert np.allclose(view.distribution.values, [100 * res.probabilities[lab] for lab in tiny_model.labels])
     qtbot.waitUntil(lambda: view.loaded_samples is not None, timeout=10000)
@@ -159,6 +163,17 @@ def test_timeline_spans_partition_overlapping_windows() -> None:
     assert all(b > a for a, b, _ in spans)
     assert [s.label for _, _, s in spans] == ["sad", None, "angry", "angry"]
     assert timeline_spans([], 1.0) == []
+
+
+def test_voiced_timeline_colours_only_the_voice() -> None:
+    sad, silent = Segment(0.0, 3.0, True, "sad", {"sad": 0.9}), Segment(0.5, 3.5, False, None, {})
+    angry = Segment(1.0, 4.0, True, "angry", {"angry": 0.6})
+    pieces = voiced_timeline([sad, silent, angry], 4.1, [(0.4, 1.0), (1.2, 1.6), (2.5, 3.9)])
+    # window spans: sad 0-1.75, silent 1.75-2.25, angry 2.25-4.1; cut at the voiced spans' edges
+    want = [(0.0, 0.4, None), (0.4, 1.0, sad), (1.0, 1.2, None), (1.2, 1.6, sad), (1.6, 2.5, None),
+            (2.5, 3.9, angry), (3.9, 4.1, None)]
+    assert [(round(a, 6), round(b, 6), s) for a, b, s in pieces] == want
+    assert voiced_timeline([sad], 3.0, []) == [(0.0, 3.0, None)]  # a speech window without voiced frames
 
 
 def test_gui_thread_stays_responsive_during_a_batch(qtbot, tmp_path: Path, corpus_dir: Path,
