@@ -13,11 +13,15 @@ its speech windows; its label is their arg-max. ``speech_s`` and
 without speech is a success with ``label=None`` and ``speech_s=0``: the
 engine says there is no speech rather than inventing an emotion.
 
-:func:`analyze_file` never raises for a bad file: it returns
-``FileResult(ok=False, error=...)`` whose message names the file and the
-reason, so a batch carries on. A model that outputs NaN or infinity makes
-the file fail ("the model produced non-finite output"), never a label. A
-truncated or partly corrupt file yields the analysis of what decoded, with
+:func:`analyze_file` never raises for a bad file: an
+:class:`~ser_engine.errors.AudioError` (unreadable, unsupported, corrupt or
+empty file, non-finite samples) becomes ``FileResult(ok=False, error=...)``
+whose message names the file and the reason, so a batch carries on; it is
+logged at INFO on ``ser.analysis``. A model that outputs NaN or infinity for
+a file makes that file fail ("the model produced non-finite output"), never
+a label. Anything else (a bug, an inference failure, a caller error) is not a
+property of the file: it propagates with its traceback and stops the batch.
+A truncated or partly corrupt file yields the analysis of what decoded, with
 ``ok=True`` and ``warning="decoding stopped at 12.3 s: <reason>"``.
 
 :func:`analyze_paths` runs files in a thread pool (``workers``, default the
@@ -27,6 +31,7 @@ thread, so workers do not oversubscribe the cores.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -42,7 +47,8 @@ from threadpoolctl import threadpool_limits
 from ser_engine.audio import display_path, find_audio_files, iter_audio_blocks
 from ser_engine.config import FeatureConfig
 from ser_engine.core import VoiceTrack, WindowFeatures, iter_window_features
-from ser_engine.errors import ModelError, ParameterError, SerError
+from ser_engine.errors import AudioError, NonFiniteOutputError, ParameterError
+from ser_engine.logs import get_logger
 from ser_engine.model import EmotionModel
 
 __all__ = [
@@ -57,6 +63,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float32]
+_log = get_logger(__name__)
 BATCH = 32
 #: Most parallel files :func:`analyze_paths` runs (more threads only add memory; OpenBLAS
 #: supports at most 64 calling threads and corrupts its heap beyond).
@@ -195,7 +202,7 @@ def analyze_file(
     gate_sensitivity: float = 0.5,
     cancel: threading.Event | None = None,
 ) -> FileResult:
-    """Analyse one file; never raises for a bad file.
+    """Analyse one file; a bad file gives a failed result, not an exception.
 
     Parameters
     ----------
@@ -218,6 +225,11 @@ def analyze_file(
     ParameterError
         Invalid ``window_s``/``hop_s``/``gate_sensitivity`` for this model
         (a caller error, not a file error).
+    SerError
+        Inference failed in ONNX Runtime (not a property of the file).
+    Exception
+        Any other error is a bug and propagates with its traceback; only an
+        :class:`~ser_engine.errors.AudioError` becomes ``ok=False``.
     """
     p = Path(path)
     cfg = _config_for(model, window_s, hop_s)
@@ -247,9 +259,10 @@ def analyze_file(
         speech_lm = [wf.log_mel for wf in batch if wf.speech and wf.log_mel is not None]
         probs = None
         if speech_lm:
-            probs = model.predict_features(featurizer.normalize(np.stack(speech_lm)))
-            if not np.isfinite(probs).all():  # never a label from NaN: a per-file error
-                raise ModelError("the model produced non-finite output (NaN or infinity)")
+            try:
+                probs = model.predict_features(featurizer.normalize(np.stack(speech_lm)))
+            except NonFiniteOutputError as exc:  # never a label from NaN: this file fails, the batch goes on
+                raise AudioError(f"{name}: {exc}") from exc
         k = 0
         for wf in batch:
             if wf.speech and probs is not None:
@@ -280,12 +293,15 @@ def analyze_file(
             flush()
         if cancel is not None and cancel.is_set():
             return FileResult(path=p, ok=False, error=f"{name}: cancelled", duration_s=total / sr)
-    except SerError as exc:
-        return FileResult(path=p, ok=False, error=_message(p, exc), duration_s=total / sr)
-    except (OSError, ValueError, RuntimeError, MemoryError) as exc:
-        return FileResult(path=p, ok=False, error=_message(p, exc), duration_s=total / sr)
-    if total == 0:
-        return FileResult(path=p, ok=False, error=f"{name}: the file holds no audio samples")
+    except AudioError as exc:  # the file's fault; anything else is not, and propagates
+        message = _message(p, exc)
+        _log.info("%s", message, exc_info=_log.isEnabledFor(logging.DEBUG))
+        return FileResult(path=p, ok=False, error=message, duration_s=total / sr)
+    if total == 0:  # samples decoded, none left after resampling (a few source samples)
+        message = f"{name}: the file holds no audio samples"
+        _log.info("%s", message)
+        return FileResult(path=p, ok=False, error=message)
+    _log.debug("%s: %.2f s analysed, %d speech windows", name, total / sr, n_speech)
     duration = total / sr
     warning = info.get("warning")
     if n_speech == 0:
@@ -313,10 +329,9 @@ def _text(text: str) -> str:
     return display_path(text)
 
 
-def _message(path: Path, exc: BaseException) -> str:
+def _message(path: Path, exc: AudioError) -> str:
+    """Return the user-facing message of a failed file: the error's text, starting with the file's name."""
     text = _text(str(exc).strip() or type(exc).__name__)
-    if isinstance(exc, OSError) and exc.strerror:
-        text = exc.strerror
     name = display_path(path)
     return text if name in text else f"{name}: {text}"
 
@@ -357,6 +372,19 @@ def analyze_paths(
         Stops the batch: files not started yet are not yielded.
     expand : bool
         False to take ``paths`` as files without searching folders.
+
+    Yields
+    ------
+    FileResult
+        One per file, in the order of ``paths`` (folders expanded in sorted order).
+
+    Raises
+    ------
+    ParameterError
+        ``workers < 1`` or timing parameters the model cannot use.
+    Exception
+        Whatever :func:`analyze_file` raises (anything but a bad file); the
+        files in flight are cancelled and the batch stops.
     """
     if workers is None:
         workers = default_workers()

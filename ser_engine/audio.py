@@ -183,7 +183,7 @@ def _truncation_note(f: Any) -> str | None:
     """
     try:
         log = str(f.extra_info)
-    except Exception:  # pragma: no cover - the log is only a hint
+    except RuntimeError:  # pragma: no cover - libsndfile's log is only a hint
         return None
     m = _WAV_DATA_RE.search(log)
     if m is not None:
@@ -201,11 +201,10 @@ def _truncation_note(f: Any) -> str | None:
 
 
 class _SndfileSource(_Source):
-    def __init__(self, path: Path) -> None:
-        import soundfile as sf
+    """A file libsndfile has opened (``sf.SoundFile``), read in blocks."""
 
-        # bytes: libsndfile gets the name as it is on disk, even when it is not valid UTF-8
-        self._f = sf.SoundFile(os.fsencode(path))
+    def __init__(self, f: Any) -> None:
+        self._f = f
         self.sample_rate = int(self._f.samplerate)
         self.channels = int(self._f.channels)
         self.frames = int(self._f.frames)
@@ -227,7 +226,7 @@ class _SndfileSource(_Source):
                         break
                     parts.append(data)
                     got += data.shape[0]
-            except Exception:
+            except Exception:  # re-raised below, after what decoded before the error
                 if parts:
                     yield np.concatenate(parts) if len(parts) > 1 else parts[0]
                 raise
@@ -252,9 +251,14 @@ class _AudioreadSource(_Source):  # pragma: no cover - depends on a system decod
         self.format = "audioread"
 
     def blocks(self, frames: int) -> Iterator[npt.NDArray[np.float32]]:
-        for buf in self._f:
-            data = np.frombuffer(buf, dtype="<i2").astype(np.float32) / 32768.0
-            yield data.reshape(-1, self.channels)
+        from audioread.exceptions import DecodeError
+
+        try:
+            for buf in self._f:
+                data = np.frombuffer(buf, dtype="<i2").astype(np.float32) / 32768.0
+                yield data.reshape(-1, self.channels)
+        except DecodeError as exc:  # a decoding failure, as libsndfile reports one
+            raise RuntimeError(str(exc) or type(exc).__name__) from exc
 
     def close(self) -> None:
         self._f.close()
@@ -264,14 +268,23 @@ def _open(path: Path) -> _Source:
     problem = stat_problem(path)  # FIFOs, devices, sockets, loops: refused before any open()
     if problem is not None:
         raise AudioError(problem)
+    import soundfile as sf
+
     try:
-        return _SndfileSource(path)
-    except Exception as exc:  # soundfile raises LibsndfileError, TypeError, RuntimeError...
+        # bytes: libsndfile gets the name as it is on disk, even when it is not valid UTF-8
+        f = sf.SoundFile(os.fsencode(path))
+    except (RuntimeError, OSError, TypeError, ValueError) as exc:
+        # what soundfile raises for a file it cannot open: LibsndfileError (a RuntimeError)
+        # for unknown or corrupt formats, TypeError for a ``.raw`` name (no header to read)
         first: Exception = exc
+    else:
+        return _SndfileSource(f)
     if path.suffix.lower() in FALLBACK_EXTENSIONS and importlib.util.find_spec("audioread") is not None:
+        from audioread.exceptions import DecodeError
+
         try:
             return _AudioreadSource(path)
-        except Exception:  # fall through to the diagnosis of the first error
+        except (DecodeError, OSError, EOFError):  # pragma: no cover - fall through to the diagnosis of the first error
             pass
     raise _diagnose(path, first) from first
 
@@ -351,23 +364,26 @@ def iter_audio_blocks(
         resampler = StreamResampler(src.sample_rate, sample_rate)
         done = 0
         stopped: str | None = None
-        try:
-            for data in src.blocks(frames):
-                mono = data[:, 0] if src.channels == 1 else data.mean(axis=1, dtype=np.float32)
-                if not np.isfinite(mono).all():
-                    bad = done + int(np.argmin(np.isfinite(mono)))
+        decoded = src.blocks(frames)
+        while True:
+            try:  # only the decoder: an error in our own processing below is a bug, not a bad file
+                data = next(decoded, None)
+            except (RuntimeError, OSError, ValueError) as exc:  # libsndfile's LibsndfileError is a RuntimeError
+                reason = str(getattr(exc, "error_string", "") or exc).strip() or type(exc).__name__
+                if not partial_ok or done == 0:
                     raise AudioError(
-                        f"{name}: contains NaN or infinite samples (first at {bad / src.sample_rate:.3f} s)"
-                    )
-                done += mono.shape[0]
-                yield resampler.process(mono)
-        except AudioError:
-            raise
-        except (RuntimeError, OSError, ValueError) as exc:
-            reason = str(getattr(exc, "error_string", "") or exc).strip() or type(exc).__name__
-            if not partial_ok or done == 0:
-                raise AudioError(f"{name}: decoding failed after {done / src.sample_rate:.2f} s ({reason})") from exc
-            stopped = reason
+                        f"{name}: decoding failed after {done / src.sample_rate:.2f} s ({reason})"
+                    ) from exc
+                stopped = reason
+                break
+            if data is None:
+                break
+            mono = data[:, 0] if src.channels == 1 else data.mean(axis=1, dtype=np.float32)
+            if not np.isfinite(mono).all():
+                bad = done + int(np.argmin(np.isfinite(mono)))
+                raise AudioError(f"{name}: contains NaN or infinite samples (first at {bad / src.sample_rate:.3f} s)")
+            done += mono.shape[0]
+            yield resampler.process(mono)
         if done == 0:
             raise AudioError(f"{name}: the file holds no audio samples (0 frames)")
         if stopped is None and src.frames > 0 and done < src.frames:

@@ -2,12 +2,24 @@
 
 Every error the engine raises on purpose derives from :class:`SerError`, so a
 caller (CLI, GUI, batch) can catch one type, show ``str(exc)`` to the user and
-carry on.
+carry on. Anything else that escapes the engine is a bug and should
+propagate with its traceback.
+
+File analysis turns only :class:`AudioError` into a failed file; every other
+error, an engine error included, stops the batch.
 """
 
 from __future__ import annotations
 
-__all__ = ["AudioError", "DeviceError", "ModelError", "ParameterError", "ProfileError", "SerError"]
+__all__ = [
+    "AudioError",
+    "DeviceError",
+    "ModelError",
+    "NonFiniteOutputError",
+    "ParameterError",
+    "ProfileError",
+    "SerError",
+]
 
 
 class SerError(Exception):
@@ -27,6 +39,14 @@ class AudioError(SerError):
 
 class ModelError(SerError):
     """A model file or its metadata is missing, corrupt or inconsistent."""
+
+
+class NonFiniteOutputError(ModelError):
+    """The model produced NaN or infinity for finite features.
+
+    File analysis reports it as a failure of that file (an :class:`AudioError`
+    naming the file): the same model may classify other audio normally.
+    """
 
 
 class DeviceError(SerError):

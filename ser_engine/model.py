@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
-from ser_engine.errors import ModelError, ParameterError, ProfileError, SerError
+from ser_engine.errors import ModelError, NonFiniteOutputError, ParameterError, ProfileError, SerError
 from ser_engine.features import Featurizer
 from ser_engine.model_meta import (
     FORMAT_VERSION,
@@ -281,8 +281,8 @@ class EmotionModel:
 
         Raises
         ------
-        ModelError
-            The graph produced NaN or infinite values.
+        NonFiniteOutputError
+            The graph produced NaN or infinite values (a :class:`ModelError`).
         """
         x = np.asarray(features, dtype=np.float32)
         if x.ndim == 2:
@@ -305,7 +305,7 @@ class EmotionModel:
             raise SerError(f"inference failed: {exc}") from exc
         result = np.asarray(out, dtype=np.float32)
         if not np.isfinite(result).all():  # a broken model: never turn NaN into a label
-            raise ModelError("the model produced non-finite output (NaN or infinity)")
+            raise NonFiniteOutputError("the model produced non-finite output (NaN or infinity)")
         if self._shift is not None:
             result = result - self._shift
         return result

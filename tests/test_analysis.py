@@ -127,6 +127,92 @@ def test_batch_carries_on_after_bad_files(tmp_path: Path, tiny_model: EmotionMod
         assert r.label is None and r.to_dict()["ok"] is False
 
 
+# ----------------------------------------------------------------------------- what is a bad file
+@pytest.mark.parametrize("bug", [TypeError, ValueError, RuntimeError])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bug_inside_analysis_propagates_instead_of_failing_the_file(
+    tmp_path: Path, tiny_model: EmotionModel, monkeypatch: pytest.MonkeyPatch, workers: int, bug: type[Exception]
+) -> None:
+    corrupt = tmp_path / "a_corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(40))
+    good = write(tmp_path / "b_good.wav", synth_speechlike(seconds=3.5, seed=1))
+    before = list(analyze_paths([corrupt, good], tiny_model, workers=workers))
+    assert [r.ok for r in before] == [False, True]
+    assert "a_corrupt.wav: corrupt or truncated WAV" in str(before[0].error)
+
+    def buggy_normalize(self: object, log_mel: np.ndarray) -> np.ndarray:
+        raise bug("unsupported operand type(s) for -: 'NoneType' and 'float'")
+
+    monkeypatch.setattr(type(tiny_model.featurizer), "normalize", buggy_normalize)
+    results = analyze_paths([corrupt, good], tiny_model, workers=workers)
+    assert not next(results).ok  # the corrupt file is still a failed row
+    with pytest.raises(bug, match="NoneType") as info:
+        next(results)
+    assert info.traceback[-1].name == "buggy_normalize"  # the traceback reaches the bug
+
+
+def test_a_bug_after_decoding_is_not_a_decoding_failure(
+    tmp_path: Path, tiny_model: EmotionModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ser_engine.audio as audio
+
+    good = write(tmp_path / "good.wav", synth_speechlike(seconds=3.5, seed=1))
+
+    def broken(self: object, x: np.ndarray) -> np.ndarray:
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(audio.StreamResampler, "process", broken)
+    with pytest.raises(ValueError, match="broadcast"):
+        analyze_file(good, tiny_model)
+
+
+def test_a_read_error_is_a_bad_file_naming_it(
+    tmp_path: Path, tiny_model: EmotionModel, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path / "disk.wav", synth_speechlike(seconds=3.5, seed=1))
+
+    def eio(self: sf.SoundFile, *args: object, **kwargs: object) -> np.ndarray:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sf.SoundFile, "read", eio)
+    with caplog.at_level("INFO", logger="ser.analysis"):
+        res = analyze_file(path, tiny_model)
+    assert not res.ok
+    assert str(res.error).startswith(str(path)) and "Input/output error" in str(res.error)
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [("ser.analysis", "INFO", res.error)]
+
+
+class _Session:
+    """Stands in for the ONNX Runtime session: NaN logits, or a runtime failure."""
+
+    def __init__(self, model: EmotionModel, *, fail: bool) -> None:
+        self._real, self._fail, self._n = model._session, fail, len(model.labels)
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if self._fail:
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad allocation")
+        (x,) = feeds.values()
+        return [np.full((x.shape[0], self._n), np.nan, np.float32)]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+
+def test_non_finite_model_output_fails_the_file_and_inference_failure_stops_the_batch(
+    tmp_path: Path, tiny_model: EmotionModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ser_engine.errors import SerError
+
+    good = write(tmp_path / "voice.wav", synth_speechlike(seconds=3.5, seed=1))
+    monkeypatch.setattr(tiny_model, "_session", _Session(tiny_model, fail=False))
+    (res,) = analyze_paths([good], tiny_model)
+    assert not res.ok and res.label is None
+    assert res.error == f"{good}: the model produced non-finite output (NaN or infinity)"
+    monkeypatch.setattr(tiny_model, "_session", _Session(tiny_model, fail=True))
+    with pytest.raises(SerError, match="inference failed"):
+        list(analyze_paths([good], tiny_model))
+
+
 def test_two_workers_give_the_same_results_in_order(tmp_path: Path, tiny_model: EmotionModel) -> None:
     paths = [write(tmp_path / f"f{i:02d}.wav", synth_speechlike(seconds=2 + i % 4, seed=i)) for i in range(10)]
     one = [r.to_dict() for r in analyze_paths(paths, tiny_model, workers=1)]

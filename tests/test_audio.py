@@ -220,10 +220,10 @@ def test_permission_denied_is_reported_for_unreadable_files(tmp_path: Path, monk
     sf.write(str(p), tone(0.1, SR), SR)
     import ser_engine.audio as audio
 
-    def refuse(path: Path) -> None:
-        raise PermissionError(13, "Permission denied", str(path))
+    def refuse(path: bytes) -> None:
+        raise PermissionError(13, "Permission denied", os.fsdecode(path))
 
-    monkeypatch.setattr(audio, "_SndfileSource", refuse)
+    monkeypatch.setattr(sf, "SoundFile", refuse)
     real_access = os.access
     monkeypatch.setattr(audio.os, "access", lambda f, mode: False if str(f) == str(p) else real_access(f, mode))
     with pytest.raises(AudioError, match=r"locked\.wav: permission denied"):
