@@ -137,10 +137,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from desktop_app import qt_messages
     from desktop_app.main_window import MainWindow, load_model
     from desktop_app.settings import AppSettings
     from desktop_app.theme import apply_theme
 
+    qt_messages.install()  # as the app's start-up does: no offscreen size-hints noise
     app = QApplication.instance() or QApplication(["bench"])
     apply_theme(app)
     model, err = load_model(args.model_dir)
