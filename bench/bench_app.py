@@ -113,10 +113,11 @@ class OnsetPlayer:
         self.pos = 0
         self.onset_times: dict[int, float] = {}
         self.done = threading.Event()
-
-    def callback(self, outdata, frames, time_info, status) -> None:
         import sounddevice as sd
 
+        self.stop_exc = sd.CallbackStop
+
+    def callback(self, outdata, frames, time_info, status) -> None:  # audio thread: no imports here
         now = time.monotonic()
         dac_offset = max(0.0, time_info.outputBufferDacTime - time_info.currentTime)
         start = self.pos
@@ -128,7 +129,7 @@ class OnsetPlayer:
                 self.onset_times[k] = now + dac_offset + (on - start) / self.rate
         self.pos = start + frames
         if self.pos >= self.signal.shape[0]:
-            raise sd.CallbackStop
+            raise self.stop_exc
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:

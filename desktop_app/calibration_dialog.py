@@ -9,7 +9,7 @@ Steps (one page each):
    after calibration, a name, **Save** / **Record again** / **Cancel**; or, when there was too
    little speech, silence or a device problem, the reason and **Record again**.
 
-The microphone is read through :class:`ser_engine.live.LiveInput`, whose callback only
+The microphone is read through :class:`ser_engine.inputs.LiveInput`, whose callback only
 copies into a ring buffer; the GUI timer reads the newest samples for the meter, and the
 profile is built (resampling, speech gate, features, model) on a worker thread.
 """
@@ -69,7 +69,7 @@ InputFactory = Callable[..., Any]
 
 
 def _default_input(device: int | str | None, *, ring_seconds: float) -> Any:
-    from ser_engine.live import LiveInput
+    from ser_engine.inputs import LiveInput
 
     return LiveInput(device, ring_seconds=ring_seconds)
 
