@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float32]
-_log = get_logger(__name__)
+logger = get_logger(__name__)
 BATCH = 32
 #: Most parallel files :func:`analyze_paths` runs (more threads only add memory; OpenBLAS
 #: supports at most 64 calling threads and corrupts its heap beyond).
@@ -295,13 +295,13 @@ def analyze_file(
             return FileResult(path=p, ok=False, error=f"{name}: cancelled", duration_s=total / sr)
     except AudioError as exc:  # the file's fault; anything else is not, and propagates
         message = _message(p, exc)
-        _log.info("%s", message, exc_info=_log.isEnabledFor(logging.DEBUG))
+        logger.info("%s", message, exc_info=logger.isEnabledFor(logging.DEBUG))
         return FileResult(path=p, ok=False, error=message, duration_s=total / sr)
     if total == 0:  # samples decoded, none left after resampling (a few source samples)
         message = f"{name}: the file holds no audio samples"
-        _log.info("%s", message)
+        logger.info("%s", message)
         return FileResult(path=p, ok=False, error=message)
-    _log.debug("%s: %.2f s analysed, %d speech windows", name, total / sr, n_speech)
+    logger.debug("%s: %.2f s analysed, %d speech windows", name, total / sr, n_speech)
     duration = total / sr
     warning = info.get("warning")
     if n_speech == 0:

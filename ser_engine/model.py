@@ -25,6 +25,7 @@ import numpy.typing as npt
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ModelError, NonFiniteOutputError, ParameterError, ProfileError, SerError
 from ser_engine.features import Featurizer
+from ser_engine.logs import get_logger
 from ser_engine.model_meta import (
     FORMAT_VERSION,
     KNOWN_LABELS,
@@ -49,6 +50,7 @@ __all__ = [
     "softmax",
 ]
 
+logger = get_logger(__name__)
 
 
 def model_fingerprint(model: EmotionModel) -> str:
@@ -114,7 +116,9 @@ class EmotionModel:
         opts.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises several private types
+        # onnxruntime's errors (Fail, InvalidProtobuf, NoSuchFile, ...) derive from Exception directly and live
+        # in a private module: catch broadly, keep the cause chained for the log's traceback
+        except Exception as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{model_path}: not a loadable ONNX model ({reason})") from exc
         self._check_graph()
@@ -150,7 +154,9 @@ class EmotionModel:
         if onnx_path.stat().st_size == 0:
             raise ModelError(f"{onnx_path}: model file is empty")
         meta = ModelMetadata.load(d / META_FILE)
-        return cls(onnx_path, meta, threads=threads)
+        model = cls(onnx_path, meta, threads=threads)
+        logger.debug("model %s (%s) loaded from %s, %d thread(s)", meta.name, ", ".join(meta.labels), d, threads)
+        return model
 
     def _check_graph(self) -> None:
         meta = self.metadata
@@ -301,7 +307,7 @@ class EmotionModel:
             raise ParameterError("features contain NaN or infinite values")
         try:
             out = self._session.run([meta.output_name], {meta.input_name: np.ascontiguousarray(x)})[0]
-        except Exception as exc:
+        except Exception as exc:  # onnxruntime's errors derive from Exception directly (see __init__)
             raise SerError(f"inference failed: {exc}") from exc
         result = np.asarray(out, dtype=np.float32)
         if not np.isfinite(result).all():  # a broken model: never turn NaN into a label

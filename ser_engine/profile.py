@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from ser_engine.audio import iter_audio_blocks
 from ser_engine.core import iter_window_features
-from ser_engine.errors import ParameterError, ProfileError, SerError
+from ser_engine.errors import AudioError, ParameterError, ProfileError
 from ser_engine.model import EmotionModel, model_fingerprint, softmax
 from ser_engine.profile_store import (
     PROFILE_FORMAT,
@@ -262,12 +262,8 @@ def profile_from_files(
             raise ProfileError(f"{f}: is a folder; give the audio files")
         try:
             col.add(iter_audio_blocks(f, sample_rate=sr))
-        except ProfileError:
-            raise
-        except (SerError, OSError, ValueError, RuntimeError) as exc:
+        except AudioError as exc:  # a bad file; anything else is not the file's fault and propagates
             text = str(exc).strip() or type(exc).__name__
-            if isinstance(exc, OSError) and exc.strerror:
-                text = exc.strerror
             raise ProfileError(text if str(f) in text else f"{f}: {text}") from exc
     where = str(files[0]) if len(files) == 1 else f"{len(files)} files ({', '.join(f.name for f in files[:3])}" + (
         ", …)" if len(files) > 3 else ")")

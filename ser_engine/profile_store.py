@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ser_engine.errors import ParameterError, ProfileError
+from ser_engine.logs import get_logger
 
 __all__ = ["MAX_PROFILE_BYTES", "PROFILE_FORMAT", "PROFILE_VERSION", "ProfileStore", "VoiceProfile",
            "default_profile_dir"]
+
+logger = get_logger(__name__)
 
 PROFILE_FORMAT = "ser-voice-profile"
 PROFILE_VERSION = 1
@@ -294,7 +297,10 @@ class ProfileStore:
                 out.append((p, VoiceProfile.load(p)))
             except ProfileError as exc:
                 out.append((p, exc))
-            except Exception as exc:  # never raise from a listing
+            except Exception as exc:
+                # A listing never raises (the app's profile menu must open whatever is in the folder);
+                # VoiceProfile.load turns every bad file into a ProfileError, so this is a bug: log its traceback.
+                logger.error("%s: cannot read the voice profile", p, exc_info=True)
                 out.append((p, ProfileError(f"{p}: cannot read the voice profile ({exc})")))
 
         def key(item: tuple[Path, VoiceProfile | ProfileError]) -> tuple[str, str]:

@@ -117,7 +117,7 @@ def check_parity(
                 )
             )
         )
-    except Exception as exc:
+    except Exception as exc:  # onnxruntime's and TensorFlow's errors derive from Exception directly
         raise ExportError(f"the ONNX graph refuses a window of {short.shape[1]} frames: {exc}") from exc
     if not d2 < tol:
         raise ExportError(f"ONNX/Keras parity failed on a {short.shape[1]}-frame input: {d2:.2e}")

@@ -10,6 +10,7 @@ folder (default ``training_runs/<name>``, git-ignored), the shipped model to
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -32,6 +33,7 @@ from training.train import TrainConfig, evaluate_clips, fit_model, labels_of, pr
 
 __all__ = ["SEARCH_SPACE", "Data", "prepare_data", "run_all", "run_interim", "sample_config"]
 
+logger = logging.getLogger("ser.training")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ser"
 
@@ -525,6 +527,9 @@ def _try_int8(
             per_channel=True,
         )
     except Exception as exc:
+        # The int8 variant is an optional experiment: its failure is reported, not fatal (onnxruntime.quantization
+        # raises ORT, onnx and shape-inference errors of many types). The traceback goes to stderr.
+        logger.warning("int8 quantisation failed", exc_info=True)
         log(f"int8 quantisation failed: {exc}")
         return {"ok": False, "error": str(exc)}
     sel_windows, y_val, _groups = validation_set(data, labels=labels)
