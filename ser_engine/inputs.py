@@ -6,7 +6,7 @@ runs the same worker on either:
 
 * :class:`LiveInput`: a PortAudio input stream (through sounddevice). Its callback
   runs on the audio thread and only copies the block into the preallocated ring
-  and counts status flags: no allocation, no logging, no locks, no model call.
+  and counts input overflows: no allocation, no logging, no locks, no model call.
 * :class:`ArrayInput`: samples from an array, written into the ring by a feeder
   thread in blocks, paced at real time or faster. The app's self-test, demos and
   tests use it to drive the real live worker without a sound card.
@@ -204,7 +204,6 @@ class LiveInput:
         self.device_rate = 0
         self.ring: RingBuffer | None = None
         self.overflows = 0
-        self.status_flags = 0
         self.callbacks = 0
         self.last_callback = 0.0  # time.monotonic() of the last callback
         self._stream: Any = None
@@ -214,10 +213,8 @@ class LiveInput:
 
     # The audio thread runs this: copy and count, nothing else.
     def _callback(self, indata: npt.NDArray[np.float32], frames: int, time_info: Any, status: Any) -> None:
-        if status:
-            self.status_flags += 1
-            if status.input_overflow:
-                self.overflows += 1
+        if status and status.input_overflow:
+            self.overflows += 1
         ring = self.ring
         if ring is not None:
             ring.write(indata)

@@ -196,7 +196,6 @@ class LiveSession:
         self._lost16 = 0
         self._lost_in = 0
         self._got_audio = threading.Event()
-        self.last_prediction: Prediction | None = None
 
     # ------------------------------------------------------------------ control
     @property
@@ -419,7 +418,6 @@ class LiveSession:
         arrived = self._arrival_time(end)
         if arrived is not None:
             self._delay_ms = (time.monotonic() - arrived + inp.latency_s) * 1000.0
-        self.last_prediction = pred
         self._write_recording(pred)
         if self.on_prediction is not None:
             self.on_prediction(pred)
