@@ -97,6 +97,7 @@ class Segment:
     uncertain: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the segment as the CLI's JSON object (times and probabilities rounded)."""
         return {
             "start_s": round(self.start_s, 4),
             "end_s": round(self.end_s, 4),
@@ -159,13 +160,14 @@ class FileResult:
 
     @property
     def has_speech(self) -> bool:
+        """Whether the file was analysed and holds speech (so it has a ``label``)."""
         return self.ok and self.label is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """Exactly the CLI JSON keys.
+        r"""Return the result as the CLI's JSON object (exactly its keys, in order).
 
         Text is valid Unicode even for file names that are not valid UTF-8
-        (:func:`~ser_engine.audio.display_path`: such bytes become ``\\xNN``).
+        (:func:`~ser_engine.audio.display_path`: such bytes become ``\xNN``).
         """
         return {
             "path": display_path(self.path),
@@ -325,7 +327,7 @@ def analyze_file(
 
 
 def _text(text: str) -> str:
-    """``text`` with lone surrogates (from non-UTF-8 file names) as ``\\xNN`` escapes."""
+    r"""Return ``text`` with lone surrogates (from non-UTF-8 file names) as ``\xNN`` escapes."""
     return display_path(text)
 
 

@@ -92,6 +92,7 @@ class AudioClip:
 
     @property
     def duration_s(self) -> float:
+        """Length of the clip in seconds."""
         return float(self.samples.shape[0]) / self.sample_rate
 
 
@@ -107,6 +108,7 @@ class AudioInfo:
 
     @property
     def duration_s(self) -> float:
+        """Length in seconds from the header (0 when the header gives no rate)."""
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
@@ -177,7 +179,7 @@ _WAV_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILI
 
 
 def _truncation_note(f: Any) -> str | None:
-    """A truncated WAV or Ogg file, as libsndfile's header log shows it (it decodes them silently).
+    """Tell whether libsndfile's header log shows a truncated WAV or Ogg file (it decodes them silently).
 
     Returns the reason, or None when nothing suggests truncation.
     """
@@ -251,6 +253,7 @@ class _AudioreadSource(_Source):  # pragma: no cover - depends on a system decod
         self.format = "audioread"
 
     def blocks(self, frames: int) -> Iterator[npt.NDArray[np.float32]]:
+        del frames  # audioread yields buffers of its own size
         from audioread.exceptions import DecodeError
 
         try:

@@ -151,7 +151,7 @@ class FrameCache:
 
     # ------------------------------------------------------------------ windows
     def samples(self, start: int, stop: int) -> FloatArray:
-        """The samples ``[start, stop)`` (a view; they must still be held).
+        """Return the samples ``[start, stop)`` (a view; they must still be held).
 
         Returns
         -------

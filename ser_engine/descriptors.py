@@ -99,7 +99,7 @@ def rms(frames: npt.ArrayLike) -> FloatArray:
 
 
 def dct_matrix(*, n_in: int, n_out: int) -> npt.NDArray[np.float64]:
-    """The orthonormal DCT-II as a matrix (``scipy.fft.dct(x, type=2, norm='ortho')[:n_out]``).
+    """Build the orthonormal DCT-II as a matrix (``scipy.fft.dct(x, type=2, norm='ortho')[:n_out]``).
 
     Returns
     -------

@@ -161,7 +161,7 @@ def fit_to_length(*, y: npt.ArrayLike, length: int) -> FloatArray:
 
 
 def frame_grid(config: FeatureConfig) -> int:
-    """Samples between positions where both log-mel frames and 20 ms gate frames start.
+    """Return the samples between positions where both log-mel frames and 20 ms gate frames start.
 
     The final window of a clip starts on this grid, so its frames are those
     already computed for the clip (:mod:`ser_engine.core`).

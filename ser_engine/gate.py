@@ -87,7 +87,7 @@ def _band_setup(sample_rate: int) -> tuple[int, npt.NDArray[np.float32], npt.NDA
 
 
 def frame_length(sample_rate: int) -> int:
-    """Samples in one gate frame (20 ms, at least 32) at ``sample_rate``."""
+    """Return the samples in one gate frame (20 ms, at least 32) at ``sample_rate``."""
     return _band_setup(int(sample_rate))[0]
 
 
@@ -239,6 +239,7 @@ class SpeechGate:
 
     @property
     def sensitivity(self) -> float:
+        """Gate sensitivity in [0, 1]: 0 strict, 1 lenient (setting it validates the value)."""
         return self.params.sensitivity
 
     @sensitivity.setter
@@ -251,6 +252,7 @@ class SpeechGate:
         return self._floor
 
     def reset(self) -> None:
+        """Forget the noise floor (the next window starts a new estimate)."""
         self._floor = None
 
     def update(self, window: npt.ArrayLike) -> bool:

@@ -196,14 +196,17 @@ class EmotionModel:
     # ------------------------------------------------------------------
     @property
     def labels(self) -> tuple[str, ...]:
+        """Emotion labels, in the order of the model's outputs."""
         return self.metadata.labels
 
     @property
     def feature_config(self) -> FeatureConfig:
+        """Features the model was trained on (``model.json``'s ``feature_config``)."""
         return self.metadata.feature_config
 
     @property
     def name(self) -> str:
+        """Name of the model (``model.json``'s ``name``)."""
         return self.metadata.name
 
     @property
@@ -226,7 +229,7 @@ class EmotionModel:
         return self._profile
 
     def with_profile(self, profile: VoiceProfile | None) -> EmotionModel:
-        """A model calibrated to one voice, sharing this model's session, metadata and featurizer.
+        """Return a model calibrated to one voice, sharing this model's session, metadata and featurizer.
 
         Its :meth:`logits` subtract ``profile.logit_shift``, so everything built on
         the model (:meth:`predict_features`, file analysis, the streamer, live

@@ -148,6 +148,13 @@ class ModelMetadata:
             raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {u!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the metadata as the JSON object of ``model.json``.
+
+        Returns
+        -------
+        dict
+            JSON-serialisable; :meth:`from_dict` reads it back.
+        """
         out: dict[str, Any] = {
             "format_version": self.format_version,
             "name": self.name,
@@ -172,6 +179,22 @@ class ModelMetadata:
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelMetadata:
+        """Parse and validate the JSON object of ``model.json``.
+
+        Parameters
+        ----------
+        data : object
+            Parsed JSON.
+
+        Returns
+        -------
+        ModelMetadata
+
+        Raises
+        ------
+        ModelError
+            Not an object, missing keys, wrong types or inconsistent values.
+        """
         if not isinstance(data, dict):
             raise ModelError("model.json must hold a JSON object")
         try:
@@ -204,10 +227,31 @@ class ModelMetadata:
             raise ModelError(f"model.json is malformed: {exc}") from exc
 
     def save(self, path: str | Path) -> None:
+        """Write ``model.json`` (indented JSON, UTF-8).
+
+        Parameters
+        ----------
+        path : path-like
+        """
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> ModelMetadata:
+        """Read and validate ``model.json``.
+
+        Parameters
+        ----------
+        path : path-like
+
+        Returns
+        -------
+        ModelMetadata
+
+        Raises
+        ------
+        ModelError
+            Missing, unreadable, not JSON or invalid; the message names the file.
+        """
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")

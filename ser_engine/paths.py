@@ -23,11 +23,11 @@ AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FALLBACK_EXTENSIONS
 
 
 def display_path(path: str | os.PathLike[str]) -> str:
-    """A path as valid Unicode text, for messages, JSON and CSV.
+    r"""Return a path as valid Unicode text, for messages, JSON and CSV.
 
     Names that are not valid UTF-8 on disk (``os.fsdecode`` keeps their bytes as
     lone surrogates, which no UTF-8 writer accepts) are shown with each such byte
-    as a backslash escape: the file ``b"caf\\xe9.wav"`` becomes ``caf\\xe9.wav``.
+    as a backslash escape: the file ``b"caf\xe9.wav"`` becomes ``caf\xe9.wav``.
     Valid names are returned unchanged.
 
     Parameters

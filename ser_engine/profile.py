@@ -62,7 +62,7 @@ FloatArray = npt.NDArray[np.float32]
 def shift_from_logits(
     *, window_logits: npt.ArrayLike, reference: npt.ArrayLike, strength: float = 1.0
 ) -> FloatArray:
-    """The profile's logit shift: ``strength`` times (mean logits of the speech windows minus the reference).
+    """Compute the profile's logit shift: ``strength`` times (mean logits of the speech windows minus the reference).
 
     Parameters
     ----------

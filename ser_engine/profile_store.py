@@ -234,7 +234,7 @@ class VoiceProfile:
 
 
 def _problem(p: VoiceProfile) -> str:
-    """What is wrong with a profile's values ('' when nothing)."""
+    """Say what is wrong with a profile's values ('' when nothing)."""
     if not p.name.strip():
         return "the name is empty"
     if len(p.labels) == 0:
@@ -363,7 +363,7 @@ class ProfileStore:
             raise ProfileError(f"{path}: cannot delete the voice profile ({exc.strerror or exc})") from exc
 
     def find(self, name_or_path: str) -> Path:
-        """The file of a profile given by a path, its exact name or its file stem.
+        """Find the file of a profile given by a path, its exact name or its file stem.
 
         Raises
         ------
@@ -377,11 +377,9 @@ class ProfileStore:
         if os.sep in text or text.endswith(".json"):
             raise ProfileError(f"{text}: voice profile not found")
         entries = self.list()
-        for match in (
-            lambda path, prof: isinstance(prof, VoiceProfile) and prof.name == text,
-            lambda path, prof: path.stem == text,
-        ):
-            found = [path for path, prof in entries if match(path, prof)]
+        by_name = [path for path, prof in entries if isinstance(prof, VoiceProfile) and prof.name == text]
+        by_stem = [path for path, _ in entries if path.stem == text]
+        for found in (by_name, by_stem):  # an exact profile name first, then a file stem
             if len(found) == 1:
                 return found[0]
             if len(found) > 1:

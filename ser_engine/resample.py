@@ -95,5 +95,6 @@ class StreamResampler:
         return self.process(np.zeros(0, dtype=np.float32), last=True)
 
     def reset(self) -> None:
+        """Forget the filter's state (the next block starts a new signal)."""
         if self._stream is not None:
             self._stream.clear()

@@ -90,7 +90,7 @@ class RingBuffer:
         return self._written
 
     def reader(self, *, from_start: bool = False) -> RingReader:
-        """A new reader whose cursor starts at the current write position.
+        """Return a new reader whose cursor starts at the current write position.
 
         Parameters
         ----------
@@ -166,7 +166,7 @@ class RingReader:
             self._pos = oldest
 
     def available(self) -> int:
-        """Samples readable now (after accounting for any overrun)."""
+        """Return how many samples are readable now (after accounting for any overrun)."""
         self._catch_up()
         return self.ring.write_position - self._pos
 

@@ -79,7 +79,7 @@ class StreamSettings:
             raise ParameterError(f"gate_sensitivity must be in [0, 1], got {self.gate_sensitivity}")
 
     def replace(self, **changes: Any) -> StreamSettings:
-        """A validated copy with some fields changed."""
+        """Return a validated copy with some fields changed."""
         return replace(self, **changes)
 
 
@@ -183,6 +183,7 @@ class Streamer:
 
     @property
     def settings(self) -> StreamSettings:
+        """Current settings (change them with :meth:`update_settings`)."""
         return self._settings
 
     def update_settings(self, settings: StreamSettings) -> None:
@@ -205,6 +206,7 @@ class Streamer:
 
     @property
     def noise_floor_db(self) -> float | None:
+        """The speech gate's noise floor in dBFS (None before the first window)."""
         return self._gate.noise_floor_db
 
     # ------------------------------------------------------------------ streaming
@@ -345,5 +347,5 @@ class Streamer:
         )
 
     def window_log_mel(self) -> FloatArray | None:
-        """The log-mel frames of the last full window (for tests and views), shape (n_frames, n_mels)."""
+        """Return the log-mel frames of the last full window (for tests and views), shape (n_frames, n_mels)."""
         return None if self._logmel is None else self._logmel.copy()
