@@ -275,3 +275,36 @@ def test_recordings_folder_with_a_tilde_is_expanded(qapp, tmp_path: Path) -> Non
     s = temp_settings(tmp_path)
     s.recordings_folder = "~/my recordings"
     assert temp_settings(tmp_path).recordings_folder == str(Path.home() / "my recordings")
+
+
+def test_window_and_hop_default_to_the_models_as_in_ser(qtbot, tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The app's default window/hop are the model's FeatureConfig, the CLI's defaults; a user's choice stays."""
+    import json
+    import shutil
+
+    from desktop_app.file_view import FileView
+    from ser_engine.model import EmotionModel
+
+    other = tmp_path / "model-2s"
+    shutil.copytree(tiny_model_dir, other)
+    meta = json.loads((other / "model.json").read_text())
+    meta["feature_config"].update(window_s=2.0, hop_s=0.25)
+    (other / "model.json").write_text(json.dumps(meta))
+    model = EmotionModel.load(other)
+    s = temp_settings(tmp_path)
+    view = FileView(settings=s, model=model)  # any view given the model makes its window/hop the defaults
+    qtbot.addWidget(view)
+    assert (s.stream_settings.window_s, s.stream_settings.hop_s) == (2.0, 0.25)
+    assert s.stream_settings.smoothing == StreamSettings().smoothing
+    dialog = SettingsDialog(s)
+    qtbot.addWidget(dialog)
+    dialog.window_s.setValue(3.0)
+    dialog._defaults()  # Restore defaults: the model's
+    assert (dialog.window_s.value(), dialog.hop_s.value()) == (2.0, 0.25)
+    s.set_stream_settings(s.stream_settings.replace(smoothing=0.7))  # the defaults are not written down...
+    assert "window_s" not in (tmp_path / "settings.ini").read_text()
+    s.set_stream_settings(s.stream_settings.replace(window_s=2.5))  # ...a choice of the user is
+    again = temp_settings(tmp_path)
+    again.use_model_defaults(model)
+    assert (again.stream_settings.window_s, again.stream_settings.hop_s, again.stream_settings.smoothing) == \
+        (2.5, 0.25, 0.7)
