@@ -49,6 +49,7 @@ SECTIONS = ("Engine", "Training", "Desktop app", "Packaging")
 
 
 def machine() -> dict[str, Any]:
+    """Describe this machine: CPU model, AVX2, cores, memory, load."""
     cpu = platform.processor() or "?"
     avx2 = False
     try:
@@ -86,6 +87,7 @@ def machine() -> dict[str, Any]:
 
 
 def load_model(model_dir: str | None) -> tuple[Any, str]:
+    """Load the model of ``model_dir`` (default ``models/``), else build the tiny test model; return it and a label."""
     from ser_engine.model import EmotionModel
 
     d = Path(model_dir) if model_dir else ROOT / "models"
@@ -98,6 +100,7 @@ def load_model(model_dir: str | None) -> tuple[Any, str]:
 
 
 def ravdess_clips() -> list[Path]:
+    """Return the 1440 RAVDESS clips, sorted (exit when the corpus is incomplete)."""
     clips = sorted((CORPUS / "ravdess").glob("Actor_*/*.flac"))
     if len(clips) != 1440:
         raise SystemExit(f"expected 1440 RAVDESS clips under {CORPUS / 'ravdess'}, found {len(clips)}")
@@ -105,11 +108,13 @@ def ravdess_clips() -> list[Path]:
 
 
 def pct(values: list[float], q: float) -> float:
+    """Return the ``q``-th percentile of ``values``."""
     return float(np.percentile(np.asarray(values), q))
 
 
 # ----------------------------------------------------------------------------- live step
 def bench_live(model: Any, seconds: float = 300.0) -> dict[str, Any]:
+    """Time the Streamer hop by hop over ``seconds`` of RAVDESS speech (step, CPU, features, inference)."""
     from ser_engine.audio import load_audio
     from ser_engine.stream import Streamer, StreamSettings
 
@@ -187,7 +192,7 @@ def bench_live(model: Any, seconds: float = 300.0) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- file throughput
 def user_env() -> dict[str, str]:
-    """The environment a user's shell gives ``ser``: no thread-pinning variables."""
+    """Return the environment a user's shell gives ``ser``: no thread-pinning variables."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_THREAD_LIMIT")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -240,6 +245,7 @@ def bench_cli(model_dir: str | None, clips: list[Path], workers: tuple[int, ...]
 
 # ----------------------------------------------------------------------------- baseline
 def bench_baseline(clips: list[Path]) -> dict[str, Any]:
+    """Time the seeds' pipeline (librosa MFCC + their Keras CNN) on ``clips``, in this process."""
     import librosa
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -311,6 +317,7 @@ def bench_baseline(clips: list[Path]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- memory
 def bench_memory(model_dir: str | None) -> dict[str, Any]:
+    """Measure peak memory and wall time of ``analyze_file`` on a generated 1-hour stereo 44.1 kHz FLAC."""
     import soundfile as sf
 
     from ser_engine.audio import load_audio, resample
@@ -363,6 +370,7 @@ def bench_memory(model_dir: str | None) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- cold start
 def bench_coldstart(model_dir: str | None, clip: Path, runs: int = 5) -> dict[str, Any]:
+    """Time ``ser analyze`` on one clip as a fresh process, ``runs`` times after one warm-up run."""
     env = user_env()
     args = [sys.executable, "-m", "ser_engine.cli", "analyze", "--format", "json", str(clip)]
     if model_dir:
@@ -397,6 +405,7 @@ def bench_coldstart(model_dir: str | None, clip: Path, runs: int = 5) -> dict[st
 
 # ----------------------------------------------------------------------------- report
 def render(res: dict[str, Any]) -> str:
+    """Render the results as the Markdown section of ``docs/benchmarks.md``."""
     m = res["machine"]
     lines = [
         "## Engine",
@@ -512,6 +521,7 @@ def render(res: dict[str, Any]) -> str:
 
 
 def write_doc(section: str) -> None:
+    """Replace the ``## Engine`` section of ``docs/benchmarks.md`` with ``section``."""
     if DOC.is_file():
         text = DOC.read_text(encoding="utf-8")
     else:
@@ -528,6 +538,7 @@ def write_doc(section: str) -> None:
 
 
 def main() -> int:
+    """Run the engine benchmarks; return the exit status."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model directory (default: models/, else the tiny test model)")
     ap.add_argument("--only", default="live,cli,baseline,memory,coldstart")

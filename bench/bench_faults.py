@@ -81,6 +81,7 @@ def make_files(corpus: Path, folder: Path, n: int) -> float:
 
 
 def run_cli(folder: Path, model_dir: Path, workers: int) -> float:
+    """Return the wall time of ``ser analyze`` on ``folder`` as a process."""
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-c", "from ser_engine.cli import main; raise SystemExit(main())",
                     "analyze", str(folder), "--format", "csv", "--workers", str(workers),
@@ -90,6 +91,7 @@ def run_cli(folder: Path, model_dir: Path, workers: int) -> float:
 
 
 def run_app(folder: Path, model_dir: Path, n: int, workers: int) -> dict[str, float]:
+    """Analyse ``folder`` in the app's file view offscreen; return its timings."""
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -181,6 +183,7 @@ def run_app(folder: Path, model_dir: Path, n: int, workers: int) -> dict[str, fl
 
 
 def section(r: dict[str, float | str]) -> str:
+    """Render the results as the Markdown section of ``docs/benchmarks.md``."""
     def f(k: str) -> float:
         return float(r[k])
 
@@ -250,6 +253,7 @@ def write_section(text: str, path: Path, *, subsection: str = SUBSECTION) -> Non
 
 
 def main() -> int:
+    """Run the 1,000-file desktop benchmark; return the exit status."""
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--files", type=int, default=1000)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))

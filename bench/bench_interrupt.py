@@ -40,6 +40,7 @@ SUBSECTION = "### Ctrl-C latency"
 
 
 def make_long_file(path: Path, minutes: float = 20.0, rate: int = 48000) -> None:
+    """Write a stereo FLAC of ``minutes`` of gated tone plus noise."""
     rng = np.random.default_rng(0)
     block = rate * 10
     with sf.SoundFile(str(path), "w", samplerate=rate, channels=2, format="FLAC", subtype="PCM_16") as f:
@@ -70,6 +71,7 @@ def interrupt(cmd: list[str], after_s: float) -> tuple[float, int, bool]:
 
 
 def main() -> int:
+    """Run the interrupt benchmark; return the exit status."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-write", action="store_true")

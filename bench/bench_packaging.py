@@ -80,6 +80,7 @@ def time_ready(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float
 
 
 def time_analyze(cmd: list[str], *, env: dict[str, str], cwd: Path) -> float:
+    """Return the wall time of one ``analyze`` run of ``cmd`` (raise when it fails)."""
     t0 = time.monotonic()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     took = time.monotonic() - t0
@@ -89,6 +90,7 @@ def time_analyze(cmd: list[str], *, env: dict[str, str], cwd: Path) -> float:
 
 
 def measure(name: str, app: list[str], cli: list[str], *, runs: int, env: dict[str, str]) -> dict[str, object]:
+    """Time the app's start to ready and one ``analyze``, ``runs`` times, for one way of installing."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = ["--settings-file", str(Path(tmp) / "s.ini")]
         ready = [time_ready(app + settings, env=env, cwd=Path(tmp)) for _ in range(runs)]
@@ -101,11 +103,13 @@ def measure(name: str, app: list[str], cli: list[str], *, runs: int, env: dict[s
 
 
 def dpkg_installed(package: str) -> bool:
+    """Tell whether dpkg has ``package`` installed."""
     proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False)
     return proc.returncode == 0 and proc.stdout.strip() == "install ok installed"
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    """Measure the installed .deb, the bundle folder and the source checkout."""
     dist = args.dist.resolve()
     bundle = dist / "ser"
     debs = sorted(dist.glob("ser_*.deb"))
@@ -149,6 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 
 def render(res: dict[str, object]) -> str:
+    """Render the results as the Markdown section of ``docs/benchmarks.md``."""
     def met(ok: bool) -> str:
         return "met" if ok else "**missed**"
 
@@ -184,6 +189,7 @@ def render(res: dict[str, object]) -> str:
 
 
 def write_doc(section: str) -> None:
+    """Replace the packaging section of ``docs/benchmarks.md`` with ``section``."""
     text = DOC.read_text(encoding="utf-8") if DOC.is_file() else (
         "# Benchmarks\n\n" + "".join(f"## {s}\n\n(not measured yet)\n\n" for s in SECTIONS))
     lines = text.split("\n")
@@ -196,6 +202,7 @@ def write_doc(section: str) -> None:
 
 
 def main() -> int:
+    """Run the packaging benchmark; return the exit status."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dist", type=Path, default=ROOT / "dist", help="folder with ser/ and ser_*.deb")
     ap.add_argument("--runs", type=int, default=5)

@@ -1,6 +1,8 @@
-"""Training-side benchmarks: featurization throughput (clean and augmented,
-cache bypassed), Keras training throughput of the shipped architecture, and
-ONNX Runtime latency of the shipped model (float32 re-export vs shipped graph).
+"""Training-side benchmarks.
+
+Featurization throughput (clean and augmented, cache bypassed), Keras training
+throughput of the shipped architecture, and ONNX Runtime latency of the shipped
+model (float32 re-export vs shipped graph).
 
 Run: ``python bench/bench_training.py [--clips 300]``; prints JSON and writes
 ``bench/results/training.json``.
@@ -25,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
+    """Run the training benchmarks; return the exit status."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=300)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ser")

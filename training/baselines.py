@@ -38,7 +38,7 @@ def pooled_features(windows: WindowSet, *, mean: npt.ArrayLike, std: npt.ArrayLi
 
 
 def make_baseline(name: str, *, seed: int = 0) -> Any:
-    """An unfitted scikit-learn pipeline (standardisation + classifier)."""
+    """Build an unfitted scikit-learn pipeline (standardisation + classifier)."""
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -86,6 +86,18 @@ def _seeds_dry_run(*, data: Path, search_trials: int, copies: int, max_epochs: i
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``ser-train``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
     from ser_engine.privacy import disable_telemetry
 
     disable_telemetry()  # before anything imports onnxruntime (export, quantisation, evaluation)

@@ -113,6 +113,7 @@ class Clip:
     language: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-serialisable dict."""
         return asdict(self)
 
 
@@ -333,7 +334,7 @@ _ASED_GENDERS = {"01": "f", "02": "m"}
 
 
 def _majority(votes: Counter[str]) -> str | None:
-    """The most common value, or None when there is none or a tie."""
+    """Return the most common value, or None when there is none or a tie."""
     ranked = votes.most_common(2)
     if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
         return None
@@ -894,7 +895,7 @@ def corpus_table(
     examples: int = 3,
     summaries: Sequence[CorpusSummary] | None = None,
 ) -> str:
-    """The ``ser-train corpora`` report as text.
+    """Render the ``ser-train corpora`` report as text.
 
     One row per corpus (language, speakers, usable clips per harmonised label,
     total clips, hours, skipped files) and a total row; then, per corpus with

@@ -105,8 +105,10 @@ def per_corpus_metrics(
 def voice_reference(
     *, logits: npt.ArrayLike, windows: WindowSet, neutral: str = "neutral"
 ) -> tuple[npt.NDArray[np.float64], int]:
-    """Reference logits of a "placed" neutral voice: the mean over speakers of each
-    speaker's mean logits over the speech windows of their neutral clips.
+    """Compute the reference logits of a "placed" neutral voice.
+
+    The mean over speakers of each speaker's mean logits over the speech
+    windows of their neutral clips.
 
     Returns
     -------
@@ -246,7 +248,7 @@ def selective(probs: npt.ArrayLike, y: npt.ArrayLike, threshold: float) -> dict[
 
 
 def choose_threshold(probs: npt.ArrayLike, y: npt.ArrayLike) -> tuple[float, list[dict[str, float]]]:
-    """The "uncertain" threshold, chosen on validation clips.
+    """Choose the "uncertain" threshold on validation clips.
 
     The smallest grid value at which the clips answered (top probability at or
     above it) are right at least ``TARGET_ANSWERED_ACCURACY`` of the time while

@@ -1,5 +1,7 @@
-"""Metrics: accuracy, unweighted accuracy (UAR), macro-F1, per-class P/R/F1,
-confusion matrices, expected calibration error and temperature scaling.
+"""Metrics of the classifiers, and temperature scaling.
+
+Accuracy, unweighted accuracy (UAR), macro-F1, per-class P/R/F1, confusion
+matrices, expected calibration error and temperature scaling.
 
 Clip-level predictions average the window probabilities over the clip's speech
 windows, as ``ser_engine.analysis`` does for a file.
@@ -60,7 +62,7 @@ def clip_probabilities(
 
 
 def expected_calibration_error(probs: npt.ArrayLike, y_true: npt.ArrayLike, *, n_bins: int = 15) -> float:
-    """Expected calibration error of the top-class confidence (equal-width bins)."""
+    """Compute the expected calibration error of the top-class confidence (equal-width bins)."""
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y_true)
     conf = p.max(axis=1)

@@ -1,4 +1,4 @@
-"""Recipe exploration: short training runs scored on validation speakers only.
+r"""Recipe exploration: short training runs scored on validation speakers only.
 
 Used to choose the fixed parts of the ``ser-train all`` recipe (in-graph window
 mean normalisation, weight EMA) before the random search. Each run trains the
@@ -6,7 +6,7 @@ mean normalisation, weight EMA) before the random search. Each run trains the
 (validation UAR overall and per corpus) to ``out``. Test speakers are never
 touched here.
 
-    python -m training.explore 2 '{}' '{"ema_decay": 0.998}' \\
+    python -m training.explore 2 '{}' '{"ema_decay": 0.998}' \
         '{"arch_params": {"window_cmn": true}, "ema_decay": 0.998}'
 
 The first argument is the number of augmented copies of the training audio;

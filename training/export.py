@@ -1,5 +1,7 @@
-"""Export a Keras model to ONNX (tf2onnx, explicit input signature), check
-parity with Keras, and write ``model.json`` via :class:`ser_engine.model.ModelMetadata`.
+"""Export a Keras model to ONNX and write its ``model.json``.
+
+tf2onnx with an explicit input signature; parity with Keras is checked; the
+metadata is written by :class:`ser_engine.model.ModelMetadata`.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ def check_parity(
 
 
 def library_versions() -> dict[str, str]:
+    """Return the versions of Python and the libraries a model's provenance records."""
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}

@@ -78,7 +78,7 @@ class WindowSet:
     start_s: npt.NDArray[np.float32] | None = None
 
     def windows_per_clip(self) -> npt.NDArray[np.int64]:
-        """Number of windows of each clip, shape ``(n_clips,)``."""
+        """Return the number of windows of each clip, shape ``(n_clips,)``."""
         return np.bincount(self.clip_index, minlength=len(self.clips)).astype(np.int64)
 
     def __len__(self) -> int:
@@ -91,6 +91,7 @@ class WindowSet:
         return self.speech | ~has_speech[self.clip_index]
 
     def concat(self, other: WindowSet) -> WindowSet:
+        """Return both sets in one, ``other``'s clip indices shifted after this set's clips."""
         offset = len(self.clips)
         return WindowSet(
             log_mel=np.concatenate([self.log_mel, other.log_mel]),

@@ -84,7 +84,7 @@ class Item:
 
 
 def item_rng(item: Item, *, seed: int) -> np.random.Generator:
-    """The generator that makes ``item``'s augmented copy: a function of the item id and ``seed`` only.
+    """Return the generator that makes ``item``'s augmented copy: a function of the item id and ``seed`` only.
 
     The same copy is therefore identical whichever protocol or part it lands in.
     """
@@ -137,7 +137,7 @@ def random_split(
     copies: int = 0,
     fine: bool = False,
 ) -> dict[str, list[Item]]:
-    """The seeds' random clip split, stratified by emotion; augmentation after the split.
+    """Make the seeds' random clip split, stratified by emotion; augmentation after the split.
 
     Parameters
     ----------
@@ -249,7 +249,7 @@ def protocol_split(
     val_fraction: float = 0.1,
     split: Mapping[str, Any] | None = None,
 ) -> dict[str, list[Item]]:
-    """The parts of ``protocol`` (one of :data:`PROTOCOLS`), with ``copies`` augmented copies per clip.
+    """Make the parts of ``protocol`` (one of :data:`PROTOCOLS`), with ``copies`` augmented copies per clip.
 
     ``random`` and ``speaker_independent`` augment training clips only;
     ``augment_before_split`` augments every clip before splitting. ``rng`` is
@@ -281,5 +281,5 @@ def shared_speakers(parts: Mapping[str, Sequence[Item]], *, a: str = "train", b:
 
 
 def shared_clips(parts: Mapping[str, Sequence[Item]], *, a: str = "train", b: str = "test") -> set[str]:
-    """Recordings (clip ids) with items (the recording or a copy) in both part ``a`` and part ``b``."""
+    """Find the recordings (clip ids) with items (the recording or a copy) in both part ``a`` and part ``b``."""
     return _pairs(parts, lambda it: clip_id(it.clip), a, b)

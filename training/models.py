@@ -91,7 +91,7 @@ def build_cnn2d(
 def build_cnn1d(
     *, n_mels: int, n_labels: int, filters: tuple[int, ...] = (64, 128, 128), dropout: float = 0.3, seed: int = 0
 ) -> Any:
-    """The seeds' 1D CNN: conv over time with mel bands as channels."""
+    """Build the seeds' 1D CNN: conv over time with mel bands as channels."""
     keras = _keras()
     layers = keras.layers
     inp = keras.Input(shape=(None, n_mels), name="features")
@@ -118,7 +118,7 @@ def build_cnn_bilstm(
     dropout: float = 0.3,
     seed: int = 0,
 ) -> Any:
-    """The seeds' CNN + BiLSTM: 1D conv blocks, a bidirectional LSTM, mean+max pooling."""
+    """Build the seeds' CNN + BiLSTM: 1D conv blocks, a bidirectional LSTM, mean+max pooling."""
     keras = _keras()
     layers = keras.layers
     inp = keras.Input(shape=(None, n_mels), name="features")

@@ -62,6 +62,7 @@ class CorpusOverview:
 
     @property
     def clips(self) -> int:
+        """Total usable clips over all labels."""
         return sum(self.clips_per_label.values())
 
 

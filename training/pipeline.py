@@ -1,5 +1,7 @@
-"""The training pipeline end to end: data, baselines, seed models, search,
-final model, RAVDESS 8-class model, calibration, export, report.
+"""The training pipeline end to end.
+
+Data, baselines, seed models, search, final model, RAVDESS 8-class model,
+calibration, export, report.
 
 Everything is driven by :func:`run_all` (``ser-train all``) and
 :func:`run_interim` (``ser-train interim``); intermediate artefacts go to a run
@@ -301,8 +303,10 @@ def _parity_windows(data: Data, n: int = 16) -> npt.NDArray[np.float32]:
 
 
 def _portable(path: Path) -> str:
-    """``path`` relative to the repository when it lies beside it (``../shared/data/ser``), else its name:
-    provenance must not carry this machine's absolute paths."""
+    """Return ``path`` relative to the repository when it lies beside it (``../shared/data/ser``), else its name.
+
+    Provenance must not carry this machine's absolute paths.
+    """
     try:
         return os.path.relpath(Path(path).resolve(), REPO)
     except ValueError:
@@ -334,7 +338,7 @@ def run_interim(
     workers: int = 2,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """A quick CNN on the clean training speakers, exported to ``out_dir``."""
+    """Train a quick CNN on the clean training speakers, exported to ``out_dir``."""
     from training.train import configure_tensorflow
 
     configure_tensorflow()
@@ -496,7 +500,7 @@ def _onnx_logits(
 def _try_int8(
     *, onnx_path: Path, data: Data, run_dir: Path, labels: Sequence[str], temperature: float, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Static int8 quantisation (QDQ, calibrated on training windows); compared on validation speakers."""
+    """Quantise the model to int8 (static QDQ, calibrated on training windows) and compare on validation speakers."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -797,10 +801,14 @@ STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def evaluate_shipped(*, data: Data, staging: Path, results: dict[str, Any], log: Callable[[str], None]) -> None:
-    """Choose temperature, voice reference and strength, and the uncertainty threshold on the
-    validation speakers and the unseen-corpus validation; then measure the test speakers and the
-    unseen-corpus test zero-shot, calibrated and selectively. Scores through the engine's
-    :class:`~ser_engine.model.EmotionModel` on ``staging/model.onnx`` and fills ``results``."""
+    """Choose the calibration on validation, then measure the test speakers and unseen corpora.
+
+    Temperature, voice reference and strength, and the uncertainty threshold are
+    chosen on the validation speakers and the unseen-corpus validation; then the
+    test speakers and the unseen-corpus test are measured zero-shot, calibrated
+    and selectively. Scores through the engine's
+    :class:`~ser_engine.model.EmotionModel` on ``staging/model.onnx`` and fills ``results``.
+    """
     from ser_engine.model import EmotionModel
     from training.crosscorpus import (
         adaptation_eval,
@@ -953,8 +961,10 @@ def evaluate_shipped(*, data: Data, staging: Path, results: dict[str, Any], log:
 def _ship(
     *, results: dict[str, Any], staging: Path, run_dir: Path, out_dir: Path, docs_dir: Path, quick: bool
 ) -> None:
-    """Write the chosen numbers into ``staging/model.json``, save results.json, copy the model out,
-    render the model card and the report."""
+    """Write the chosen numbers into ``staging/model.json`` and publish the run.
+
+    Saves results.json, copies the model out, renders the model card and the report.
+    """
     from ser_engine.model import EmotionModel
     from training.report import write_model_card, write_results
 
@@ -1001,8 +1011,11 @@ def run_evaluate(
     workers: int = 2,
     quick: bool = False,
 ) -> dict[str, Any]:
-    """Redo the choices on validation and the test evaluation of a finished ``ser-train all`` run
-    (its ``results.json`` and staged ``model/``) without training: ``ser-train evaluate``.
+    """Redo the choices and the test evaluation of a finished run without training.
+
+    This is ``ser-train evaluate``: the choices on validation and the test
+    evaluation of a finished ``ser-train all`` run (its ``results.json`` and
+    staged ``model/``) are made again.
 
     The features come from the cache; the network is not touched, so the test speakers and the
     unseen corpora still had no say in training or in the choice of the network.

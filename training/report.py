@@ -116,7 +116,7 @@ def _order(corpora: Iterable[str]) -> list[str]:
 
 
 def _corpora_of(metrics: Any) -> list[str]:
-    """The per-corpus keys of a ``{"all": ..., corpus: ...}`` dict."""
+    """Return the per-corpus keys of a ``{"all": ..., corpus: ...}`` dict."""
     if not isinstance(metrics, dict):
         return []
     return _order(k for k, v in metrics.items() if k != "all" and isinstance(v, dict))
@@ -144,7 +144,7 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def _finite(obj: Any) -> Any:
-    """A JSON-safe copy: NaN/inf -> None (``docs/results.json`` is strict JSON)."""
+    """Return a JSON-safe copy: NaN/inf -> None (``docs/results.json`` is strict JSON)."""
     if isinstance(obj, dict):
         return {str(k): _finite(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -191,6 +191,7 @@ class TargetCheck:
 
     @property
     def measured(self) -> str:
+        """The measured value as the report's table shows it."""
         if self.value is None:
             return NOT_EVALUATED
         if self.unit == "%":
@@ -199,6 +200,7 @@ class TargetCheck:
 
     @property
     def verdict(self) -> str:
+        """The verdict column: met, not met, or not evaluated."""
         return NOT_EVALUATED if self.met is None else ("met" if self.met else "**not met**")
 
 
@@ -213,7 +215,7 @@ def _corpus_mean_uar(metrics: Any) -> float | None:
 
 
 def check_targets(*, results: dict[str, Any]) -> list[TargetCheck]:
-    """The eight targets of the issue, each measured from ``results``.
+    """Measure the eight targets of the issue, each measured from ``results``.
 
     "Mean UAR over its corpora" is the mean of the per-corpus UARs of the
     unseen-test corpora (not the UAR of their pooled clips).

@@ -135,7 +135,7 @@ def standin_mfcc(
 
 
 def augment_item(item: Item, y: npt.NDArray[np.float32], *, sample_rate: int, seed: int) -> npt.NDArray[np.float32]:
-    """The audio of ``item``: ``y`` itself for a recording, else its seeds'-style augmented copy.
+    """Return the audio of ``item``: ``y`` itself for a recording, else its seeds'-style augmented copy.
 
     Copy ``k`` applies the seeds' augmentations in turn: 1 additive noise
     (10-30 dB SNR), 2 pitch shift (+-2 semitones), 3 time stretch (0.8-1.2),
@@ -269,7 +269,7 @@ def standardise(x_train: npt.ArrayLike, *others: npt.ArrayLike) -> tuple[npt.NDA
 
 # Models ---------------------------------------------------------------------
 def make_classifier(name: str, *, seed: int = 0) -> Any:
-    """An unfitted seed classifier: standardisation + decision tree or k-NN (k = 4), the seeds' defaults otherwise."""
+    """Build an unfitted seed classifier: standardisation + decision tree or k-NN (k = 4), else the seeds' defaults."""
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -285,7 +285,7 @@ def make_classifier(name: str, *, seed: int = 0) -> Any:
 
 
 def build_seed_cnn1d(*, input_dim: int = CNN1D_SEED_INPUT_DIM, n_labels: int, seed: int = 0) -> Any:
-    """The seeds' 1D CNN: five convolution blocks over a flattened feature vector, about 7 M parameters.
+    """Build the seeds' 1D CNN: five convolution blocks over a flattened feature vector, about 7 M parameters.
 
     Blocks (filters, kernel): (512, 5), (512, 5), (256, 5), (256, 3), (128, 3),
     each conv (ReLU, same padding) - BatchNorm - max-pool (stride 2), dropout
@@ -524,6 +524,7 @@ def fit_keras(
         """Writes ``val_uar`` into the epoch's logs, read by EarlyStopping after it."""
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            del epoch  # every epoch is scored the same way
             pred = np.asarray(self.model.predict(x_val, batch_size=256, verbose=0)).argmax(axis=1)
             uar = _uar(y_val, pred, n_labels)
             if logs is not None:
@@ -742,7 +743,7 @@ class PlannedRun:
 
 
 def seeds_plan(*, search_trials: int = 10, training_corpora: Sequence[str] = TRAINING_CORPORA) -> list[PlannedRun]:
-    """What ``ser-train seeds`` trains: the leak table on RAVDESS, then every seed run on all training corpora.
+    """Plan what ``ser-train seeds`` trains: the leak table on RAVDESS, then every seed run on all training corpora.
 
     * RAVDESS alone, each of :data:`SEED_RUNS` under each of
       :data:`~training.leak.PROTOCOLS` (the leak table).
@@ -850,7 +851,7 @@ def plan_size(
 
 
 def format_plan(size: Mapping[str, Any]) -> str:
-    """The plan as the text ``ser-train seeds --dry-run`` prints."""
+    """Render the plan as the text ``ser-train seeds --dry-run`` prints."""
     head = ["model", "features", "view", "protocol", "corpora", "trials", "train items", "parameters", "min/epoch"]
     rows = [head]
     for r in size["rows"]:

@@ -170,12 +170,40 @@ def check_disjoint(split: dict[str, Any]) -> None:
 
 
 def save_split(split: dict[str, Any], path: str | Path = DEFAULT_SPLIT_PATH) -> None:
+    """Write ``split`` as JSON after checking it (:func:`check_disjoint`).
+
+    Parameters
+    ----------
+    split : dict
+        The split: ``corpora`` (speakers per part) and ``held_out``.
+    path : path-like
+
+    Raises
+    ------
+    SplitError
+        A speaker is in two parts, or a held-out corpus has training speakers.
+    """
     check_disjoint(split)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(split, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def load_split(path: str | Path = DEFAULT_SPLIT_PATH) -> dict[str, Any]:
+    """Read a split written by :func:`save_split` and check it.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    SplitError
+        Missing or invalid file, or a split that is not speaker-disjoint.
+    """
     p = Path(path)
     try:
         split = json.loads(p.read_text(encoding="utf-8"))

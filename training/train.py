@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-serialisable dict."""
         return asdict(self)
 
 

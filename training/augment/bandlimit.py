@@ -22,6 +22,7 @@ class BandLimit:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` band-passed between a random low and high cut, same length."""
         x = as_signal(y)
         low = rng.uniform(*self.low_hz)
         high = min(rng.uniform(*self.high_hz), 0.45 * sample_rate)

@@ -18,7 +18,23 @@ class Transform(Protocol):
 
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
-    ) -> npt.NDArray[np.float32]: ...
+    ) -> npt.NDArray[np.float32]:
+        """Return a transformed copy of ``y``.
+
+        Parameters
+        ----------
+        y : ndarray, shape (n,), float32
+        sample_rate : int
+            Rate of ``y`` in Hz.
+        rng : numpy.random.Generator
+            The only source of randomness (a seeded generator gives the same copy).
+
+        Returns
+        -------
+        ndarray, shape (m,), float32
+            Finite; ``m == n`` unless the transform changes duration.
+        """
+        ...
 
 
 def as_signal(y: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -32,4 +48,5 @@ def as_signal(y: npt.ArrayLike) -> npt.NDArray[np.float32]:
 
 
 def rms(y: npt.NDArray[np.float32]) -> float:
+    """Return the root mean square of ``y`` (never 0: a 1e-12 floor under the mean square)."""
     return float(np.sqrt(np.mean(np.square(y, dtype=np.float64)) + 1e-12))

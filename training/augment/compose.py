@@ -28,6 +28,7 @@ class OneOf:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` through one of the transforms, drawn with ``rng``."""
         t = self.transforms[int(rng.integers(len(self.transforms)))]
         return t(y, sample_rate=sample_rate, rng=rng)
 
@@ -41,6 +42,7 @@ class Compose:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` through each step that ``rng`` draws, clipped to [-1, 1]."""
         x = as_signal(y)
         for transform, p in self.steps:
             if rng.random() < p:
@@ -48,11 +50,12 @@ class Compose:
         return np.clip(np.nan_to_num(x), -1.0, 1.0).astype(np.float32)
 
     def describe(self) -> str:
+        """Describe the chain in one line (each transform's repr and probability)."""
         return "; ".join(f"{t!r} p={p}" for t, p in self.steps)
 
 
 def default_chain() -> Compose:
-    """The augmentation chain of the shipped model.
+    """Build the augmentation chain of the shipped model.
 
     One of speed change / pitch shift / time stretch (p 0.7), reverberation
     (p 0.3), band-limiting (p 0.3), time shift (p 0.5), gain (always), noise at

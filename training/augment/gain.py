@@ -20,6 +20,8 @@ class Gain:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` scaled by a random gain, its peak kept below ``max_peak``."""
+        del sample_rate  # a gain does not depend on the rate
         x = as_signal(y)
         g = 10 ** (rng.uniform(*self.gain_db) / 20)
         peak = float(np.max(np.abs(x))) * g

@@ -39,6 +39,7 @@ class AddNoise:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` plus white, pink or brown noise at a random SNR."""
         x = as_signal(y)
         frame = max(1, sample_rate // 50)
         n_frames = max(1, x.size // frame)

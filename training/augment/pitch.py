@@ -19,6 +19,7 @@ class PitchShift:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` shifted in pitch by a random number of semitones, same length."""
         import librosa
 
         x = as_signal(y)

@@ -24,6 +24,7 @@ class Reverb:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` with random room-like reverberation, same length."""
         x = as_signal(y)
         rt60 = rng.uniform(*self.rt60_s)
         n = max(2, int(rt60 * sample_rate))

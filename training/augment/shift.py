@@ -19,6 +19,7 @@ class TimeShift:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` moved by a random number of samples, zero-filled, same length."""
         x = as_signal(y)
         k = int(rng.integers(-int(self.max_shift_s * sample_rate), int(self.max_shift_s * sample_rate) + 1))
         k = max(-x.size + 1, min(x.size - 1, k))

@@ -20,6 +20,7 @@ class SpeedChange:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` played at a random speed (length ``n / factor``)."""
         x = as_signal(y)
         factor = rng.uniform(*self.factor_range)
         out = soxr.resample(x, sample_rate * factor, sample_rate, quality="HQ")

@@ -19,6 +19,8 @@ class TimeStretch:
     def __call__(
         self, y: npt.NDArray[np.float32], *, sample_rate: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float32]:
+        """Return ``y`` stretched in time by a random rate, pitch kept (length about ``n / rate``)."""
+        del sample_rate  # the phase vocoder works in frames, whatever the rate
         import librosa
 
         x = as_signal(y)
