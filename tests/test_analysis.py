@@ -34,7 +34,8 @@ def test_dominant_emotion_is_the_mean_over_speech_windows(tmp_path: Path, tiny_m
     y = np.concatenate([quiet, synth_speechlike(seconds=5.0, seed=2), quiet])
     path = write(tmp_path / "talk.wav", y, subtype="FLOAT")
     res = analyze_file(path, tiny_model)
-    assert res.ok and res.error is None
+    assert res.ok
+    assert res.error is None
     assert res.duration_s == pytest.approx(13.0)
     cfg = tiny_model.feature_config
     windows, starts = frame_windows(y=load_audio(path).samples, config=cfg)
@@ -49,31 +50,42 @@ def test_dominant_emotion_is_the_mean_over_speech_windows(tmp_path: Path, tiny_m
     assert res.confidence == pytest.approx(float(expected.max()), abs=1e-5)
     assert res.speech_s == pytest.approx(5.0, abs=0.5)  # the voice, not the 3 s windows around it
     d = res.to_dict()
-    assert list(d) == KEYS and list(d["segments"][0]) == SEGMENT_KEYS
-    assert d["segments"][0]["label"] is None and d["segments"][0]["probabilities"] == {}
+    assert list(d) == KEYS
+    assert list(d["segments"][0]) == SEGMENT_KEYS
+    assert d["segments"][0]["label"] is None
+    assert d["segments"][0]["probabilities"] == {}
 
 
 def test_silence_only_file_says_no_speech(tmp_path: Path, tiny_model: EmotionModel) -> None:
     res = analyze_file(write(tmp_path / "silence.wav", np.zeros(5 * SR, np.float32)), tiny_model)
-    assert res.ok and res.label is None and res.confidence is None
-    assert res.speech_s == 0.0 and res.probabilities == {}
-    assert res.segments and not any(s.speech for s in res.segments)
+    assert res.ok
+    assert res.label is None
+    assert res.confidence is None
+    assert res.speech_s == 0.0
+    assert res.probabilities == {}
+    assert res.segments
+    assert not any(s.speech for s in res.segments)
     assert res.duration_s == pytest.approx(5.0)
 
 
 def test_short_clip_is_centre_padded_like_training(tmp_path: Path, tiny_model: EmotionModel) -> None:
     y = synth_speechlike(seconds=1.2, seed=4)
     res = analyze_file(write(tmp_path / "short.wav", y, subtype="FLOAT"), tiny_model)
-    assert res.ok and res.label is not None
-    assert len(res.segments) == 1 and res.segments[0].start_s == 0 and res.segments[0].end_s == pytest.approx(1.2)
+    assert res.ok
+    assert res.label is not None
+    assert len(res.segments) == 1
+    assert res.segments[0].start_s == 0
+    assert res.segments[0].end_s == pytest.approx(1.2)
     expected = tiny_model.predict_windows(fit_to_length(y=y, length=48000)[None])[0]
     np.testing.assert_allclose([res.probabilities[k] for k in tiny_model.labels], expected, atol=1e-5)
 
 
 def test_50ms_clip(tmp_path: Path, tiny_model: EmotionModel) -> None:
     res = analyze_file(write(tmp_path / "blip.wav", synth_speechlike(seconds=0.05)), tiny_model)
-    assert res.ok and res.duration_s == pytest.approx(0.05)
-    assert len(res.segments) == 1 and res.segments[0].end_s == pytest.approx(0.05)
+    assert res.ok
+    assert res.duration_s == pytest.approx(0.05)
+    assert len(res.segments) == 1
+    assert res.segments[0].end_s == pytest.approx(0.05)
     assert res.speech_s <= 0.05
 
 
@@ -87,7 +99,8 @@ def test_rates_and_channels(tmp_path: Path, tiny_model: EmotionModel, rate: int,
     data = np.repeat(y[:, None], channels, axis=1)
     res = analyze_file(write(tmp_path / f"x{rate}_{channels}.wav", data, sr=rate, subtype="PCM_24"), tiny_model)
     ref = analyze_file(write(tmp_path / "ref.wav", y16, subtype="FLOAT"), tiny_model)
-    assert res.ok and res.label == ref.label
+    assert res.ok
+    assert res.label == ref.label
     assert res.duration_s == pytest.approx(4.0, abs=1e-3)
     if rate >= SR:  # same content up to resampling error
         np.testing.assert_allclose(
@@ -99,11 +112,14 @@ def test_rates_and_channels(tmp_path: Path, tiny_model: EmotionModel, rate: int,
 def test_clipping_and_nan(tmp_path: Path, tiny_model: EmotionModel) -> None:
     loud = np.clip(synth_speechlike(seconds=3.5) * 8, -1, 1)
     res = analyze_file(write(tmp_path / "clipped.wav", loud), tiny_model)
-    assert res.ok and res.label is not None
+    assert res.ok
+    assert res.label is not None
     bad = synth_speechlike(seconds=3.5)
     bad[100] = np.nan
     res = analyze_file(write(tmp_path / "nan.wav", bad, subtype="FLOAT"), tiny_model)
-    assert not res.ok and "nan.wav" in str(res.error) and "NaN" in str(res.error)
+    assert not res.ok
+    assert "nan.wav" in str(res.error)
+    assert "NaN" in str(res.error)
 
 
 def test_batch_carries_on_after_bad_files(tmp_path: Path, tiny_model: EmotionModel) -> None:
@@ -117,14 +133,18 @@ def test_batch_carries_on_after_bad_files(tmp_path: Path, tiny_model: EmotionMod
     by_name = {r.path.name: r for r in results}
     assert set(by_name) == {"sub", "missing.wav", "empty.wav", "good1.wav", "random.wav", "text.wav",
                             "zz_good2.flac"}
-    assert by_name["good1.wav"].ok and by_name["zz_good2.flac"].ok
+    assert by_name["good1.wav"].ok
+    assert by_name["zz_good2.flac"].ok
     assert {r.path for r in results if r.ok} == {good1, good2}
     for name, reason in [("empty.wav", "empty file"), ("text.wav", "contains text"),
                          ("random.wav", "unrecognised"), ("sub", "no audio files"),
                          ("missing.wav", "not found")]:
         r = by_name[name]
-        assert not r.ok and name in str(r.error) and reason in str(r.error), r.error
-        assert r.label is None and r.to_dict()["ok"] is False
+        assert not r.ok, r.error
+        assert name in str(r.error), r.error
+        assert reason in str(r.error), r.error
+        assert r.label is None
+        assert r.to_dict()["ok"] is False
 
 
 # ----------------------------------------------------------------------------- what is a bad file
@@ -140,7 +160,7 @@ def test_a_bug_inside_analysis_propagates_instead_of_failing_the_file(
     assert [r.ok for r in before] == [False, True]
     assert "a_corrupt.wav: corrupt or truncated WAV" in str(before[0].error)
 
-    def buggy_normalize(self: object, log_mel: np.ndarray) -> np.ndarray:
+    def buggy_normalize(*_: object) -> np.ndarray:
         raise bug("unsupported operand type(s) for -: 'NoneType' and 'float'")
 
     monkeypatch.setattr(type(tiny_model.featurizer), "normalize", buggy_normalize)
@@ -158,7 +178,7 @@ def test_a_bug_after_decoding_is_not_a_decoding_failure(
 
     good = write(tmp_path / "good.wav", synth_speechlike(seconds=3.5, seed=1))
 
-    def broken(self: object, x: np.ndarray) -> np.ndarray:
+    def broken(*_: object) -> np.ndarray:
         raise ValueError("operands could not be broadcast together")
 
     monkeypatch.setattr(audio.StreamResampler, "process", broken)
@@ -171,14 +191,15 @@ def test_a_read_error_is_a_bad_file_naming_it(
 ) -> None:
     path = write(tmp_path / "disk.wav", synth_speechlike(seconds=3.5, seed=1))
 
-    def eio(self: sf.SoundFile, *args: object, **kwargs: object) -> np.ndarray:
+    def eio(*_: object, **__: object) -> np.ndarray:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(sf.SoundFile, "read", eio)
     with caplog.at_level("INFO", logger="ser.analysis"):
         res = analyze_file(path, tiny_model)
     assert not res.ok
-    assert str(res.error).startswith(str(path)) and "Input/output error" in str(res.error)
+    assert str(res.error).startswith(str(path))
+    assert "Input/output error" in str(res.error)
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [("ser.analysis", "INFO", res.error)]
 
 
@@ -188,7 +209,7 @@ class _Session:
     def __init__(self, model: EmotionModel, *, fail: bool) -> None:
         self._real, self._fail, self._n = model._session, fail, len(model.labels)
 
-    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, _outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if self._fail:
             raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad allocation")
         (x,) = feeds.values()
@@ -206,7 +227,8 @@ def test_non_finite_model_output_fails_the_file_and_inference_failure_stops_the_
     good = write(tmp_path / "voice.wav", synth_speechlike(seconds=3.5, seed=1))
     monkeypatch.setattr(tiny_model, "_session", _Session(tiny_model, fail=False))
     (res,) = analyze_paths([good], tiny_model)
-    assert not res.ok and res.label is None
+    assert not res.ok
+    assert res.label is None
     assert res.error == f"{good}: the model produced non-finite output (NaN or infinity)"
     monkeypatch.setattr(tiny_model, "_session", _Session(tiny_model, fail=True))
     with pytest.raises(SerError, match="inference failed"):
@@ -217,7 +239,8 @@ def test_two_workers_give_the_same_results_in_order(tmp_path: Path, tiny_model: 
     paths = [write(tmp_path / f"f{i:02d}.wav", synth_speechlike(seconds=2 + i % 4, seed=i)) for i in range(10)]
     one = [r.to_dict() for r in analyze_paths(paths, tiny_model, workers=1)]
     two = [r.to_dict() for r in analyze_paths(paths, tiny_model, workers=2)]
-    assert one == two and [d["path"] for d in two] == [str(p) for p in paths]
+    assert one == two
+    assert [d["path"] for d in two] == [str(p) for p in paths]
 
 
 def test_cancel(tmp_path: Path, tiny_model: EmotionModel) -> None:
@@ -226,7 +249,8 @@ def test_cancel(tmp_path: Path, tiny_model: EmotionModel) -> None:
     cancel.set()
     assert list(analyze_paths(paths, tiny_model, cancel=cancel)) == []
     res = analyze_file(paths[0], tiny_model, cancel=cancel)
-    assert not res.ok and str(res.error).endswith("cancelled")
+    assert not res.ok
+    assert str(res.error).endswith("cancelled")
 
 
 def test_bad_parameters_are_caller_errors(tmp_path: Path, tiny_model: EmotionModel) -> None:
@@ -271,7 +295,10 @@ def test_one_hour_file_in_bounded_memory(tmp_path: Path, tiny_model: EmotionMode
 
 def test_result_to_dict_for_failures() -> None:
     d = FileResult(path=Path("x.wav"), ok=False, error="x.wav: empty file (0 bytes)").to_dict()
-    assert list(d) == KEYS and d["segments"] == [] and d["probabilities"] == {} and d["label"] is None
+    assert list(d) == KEYS
+    assert d["segments"] == []
+    assert d["probabilities"] == {}
+    assert d["label"] is None
 
 
 def test_speech_time_and_spans_follow_the_voice_not_the_windows(tmp_path: Path, tiny_model: EmotionModel) -> None:
@@ -281,11 +308,13 @@ def test_speech_time_and_spans_follow_the_voice_not_the_windows(tmp_path: Path, 
     res = analyze_file(write(tmp_path / "framed.wav", np.concatenate([silence, voiced, silence]), subtype="FLOAT"),
                        tiny_model)
     hop = 0.5
-    assert res.ok and res.duration_s == pytest.approx(19.6)
+    assert res.ok
+    assert res.duration_s == pytest.approx(19.6)
     assert res.speech_s == pytest.approx(7.6, abs=hop)
     assert len(res.speech_spans) == 1
     start, end = res.speech_spans[0]
-    assert start == pytest.approx(6.0, abs=hop) and end == pytest.approx(13.6, abs=hop)
+    assert start == pytest.approx(6.0, abs=hop)
+    assert end == pytest.approx(13.6, abs=hop)
     # the windows the model classified still reach into the silence (3 s windows), the voiced time does not
     speech_windows = [s for s in res.segments if s.speech]
     covered = max(s.end_s for s in speech_windows) - min(s.start_s for s in speech_windows)
@@ -301,12 +330,14 @@ def test_corpus_clips_with_leading_silence_report_less_speech_than_duration(
 ) -> None:
     clips = sorted((corpus_dir / "ravdess").glob("Actor_0[1-2]/*.flac"))[:: 12]
     results = list(analyze_paths(clips, shipped_model, workers=2, expand=False))
-    assert len(results) >= 8 and all(r.ok and r.label is not None for r in results)
+    assert len(results) >= 8
+    assert all(r.ok and r.label is not None for r in results)
     for r in results:
         assert 0.5 < r.speech_s < r.duration_s - 0.5, (r.path.name, r.speech_s, r.duration_s)
         # the sentence starts after the clip's silent start (RAVDESS clips open with about a second of room)
         sentence = max(r.speech_spans, key=lambda span: span[1] - span[0])
-        assert sentence[0] > 0.5 and r.speech_spans[0][0] > 0.1, (r.path.name, r.speech_spans)
+        assert sentence[0] > 0.5, (r.path.name, r.speech_spans)
+        assert r.speech_spans[0][0] > 0.1, (r.path.name, r.speech_spans)
 
 
 def test_default_workers_is_the_usable_cores(tmp_path: Path, tiny_model: EmotionModel) -> None:
@@ -325,4 +356,5 @@ def test_native_thread_pools_are_pinned_while_a_batch_runs(tmp_path: Path, tiny_
     seen: list[int] = []
     for _ in analyze_paths(paths, tiny_model, workers=2):
         seen += [pool["num_threads"] for pool in threadpool_info()]
-    assert seen and set(seen) == {1}
+    assert seen
+    assert set(seen) == {1}

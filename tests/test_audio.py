@@ -55,8 +55,11 @@ def test_formats_decode_to_the_same_signal(
     path = tmp_path / name
     sf.write(str(path), y, SR, format=fmt, subtype=subtype)
     clip = load_audio(path)
-    assert clip.sample_rate == SR and clip.source_rate == SR and clip.channels == 1
-    assert clip.samples.dtype == np.float32 and clip.samples.ndim == 1
+    assert clip.sample_rate == SR
+    assert clip.source_rate == SR
+    assert clip.channels == 1
+    assert clip.samples.dtype == np.float32
+    assert clip.samples.ndim == 1
     assert abs(clip.duration_s - 1.0) < 0.06  # lossy codecs may add padding
     assert dominant_freq(clip.samples, SR) == pytest.approx(440, abs=2)
     if tol is not None:
@@ -68,7 +71,8 @@ def test_any_rate_is_resampled_to_16k(tmp_path: Path, rate: int) -> None:
     path = tmp_path / f"r{rate}.wav"
     sf.write(str(path), tone(2.0, rate, freq=1000.0), rate, subtype="PCM_24")
     clip = load_audio(path)
-    assert clip.source_rate == rate and clip.sample_rate == SR
+    assert clip.source_rate == rate
+    assert clip.sample_rate == SR
     assert abs(clip.samples.shape[0] - 2 * SR) <= 2
     assert dominant_freq(clip.samples, SR) == pytest.approx(1000, abs=1)
     core = clip.samples[2000:-2000]
@@ -99,7 +103,8 @@ def test_clipping_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "clipped.wav"
     sf.write(str(path), y, SR, subtype="PCM_16")
     clip = load_audio(path)
-    assert clip.samples.max() == pytest.approx(1.0, abs=1e-3) and clip.samples.min() <= -0.999
+    assert clip.samples.max() == pytest.approx(1.0, abs=1e-3)
+    assert clip.samples.min() <= -0.999
 
 
 def test_non_ascii_path(tmp_path: Path) -> None:
@@ -109,7 +114,8 @@ def test_non_ascii_path(tmp_path: Path) -> None:
     sf.write(str(path), tone(0.5, SR), SR)
     assert load_audio(path).samples.shape[0] == SR // 2
     files, problems = find_audio_files([tmp_path])
-    assert files == [path] and problems == []
+    assert files == [path]
+    assert problems == []
 
 
 def test_blocks_equal_whole_file_and_resampler_streams(tmp_path: Path) -> None:
@@ -119,7 +125,8 @@ def test_blocks_equal_whole_file_and_resampler_streams(tmp_path: Path) -> None:
     sf.write(str(path), y, 44100, subtype="FLOAT")
     info: dict[str, object] = {}
     blocks = list(iter_audio_blocks(path, block_s=0.37, info=info))
-    assert len(blocks) > 10 and info["source_rate"] == 44100
+    assert len(blocks) > 10
+    assert info["source_rate"] == 44100
     streamed = np.concatenate(blocks)
     whole = resample(y, orig_sr=44100, target_sr=SR)
     assert abs(len(streamed) - len(whole)) <= 1
@@ -258,5 +265,6 @@ def test_corpus_files_load(corpus_dir: Path) -> None:
         next((corpus_dir / "savee").glob("*.flac")),
     ]:
         clip = load_audio(f)
-        assert clip.sample_rate == SR and 0.5 < clip.duration_s < 10
+        assert clip.sample_rate == SR
+        assert 0.5 < clip.duration_s < 10
         assert 1e-4 < np.abs(clip.samples).max() <= 1.0

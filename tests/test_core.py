@@ -39,11 +39,13 @@ def test_file_windows_equal_the_full_computation(n: int, block: int) -> None:
         speech, threshold = judge(levels, params=GateParams(0.5))
         assert g.speech == speech == window_is_speech(real, sample_rate=SR)
         if speech:
-            assert g.log_mel is not None and g.voiced is not None
+            assert g.log_mel is not None
+            assert g.voiced is not None
             np.testing.assert_allclose(g.log_mel, FZ.log_mel(win), rtol=1e-5, atol=1e-5)
             np.testing.assert_array_equal(g.voiced, levels > threshold)
         else:
-            assert g.log_mel is None and g.voiced is None
+            assert g.log_mel is None
+            assert g.voiced is None
 
 
 @pytest.mark.parametrize("hop_s", [0.5, 0.05, 0.125, 0.33])
@@ -52,15 +54,18 @@ def test_odd_hops_still_equal_the_full_computation(hop_s: float) -> None:
     y = synth_speechlike(seconds=6.3, seed=2)
     windows, _ = frame_windows(y=y, config=cfg)
     got = list(iter_window_features(blocks_of(y, 5000), config=cfg, featurizer=FZ))
-    assert len(got) == len(windows) and all(g.speech for g in got)
+    assert len(got) == len(windows)
+    assert all(g.speech for g in got)
     for g, win in zip(got, windows, strict=True):
         assert g.log_mel is not None
         np.testing.assert_allclose(g.log_mel, FZ.log_mel(win), rtol=1e-5, atol=1e-5)
 
 
 def test_live_hop_by_hop_and_file_analysis_give_the_same_numbers(tiny_model: EmotionModel) -> None:
-    """The Streamer's window features (ring reader, odd block sizes) equal the featurizer on the window and
-    the file path's features for the same window."""
+    """The Streamer's window features equal the featurizer's and the file path's for the same window.
+
+    The Streamer reads a ring with odd block sizes.
+    """
     y = synth_speechlike(seconds=8.0, seed=9)
     streamer = Streamer(tiny_model, settings=StreamSettings())
     ring = RingBuffer(10 * SR)
@@ -98,7 +103,8 @@ def test_frame_cache_holds_about_one_window() -> None:
             start += 8000
         cache.release(start)
         assert cache._samples.shape[0] <= 48000
-        assert cache._mel.shape[0] <= CFG.n_frames + 50 and cache._levels.shape[0] <= 150 + 25
+        assert cache._mel.shape[0] <= CFG.n_frames + 50
+        assert cache._levels.shape[0] <= 150 + 25
     assert start == (60 - 3) * SR + 8000
 
 

@@ -35,7 +35,8 @@ def _clip(corpus_dir: Path, rel: str) -> np.ndarray:
     path = corpus_dir / rel
     assert path.is_file(), path
     y, sr = sf.read(path, dtype="float32")
-    assert sr == SR and y.ndim == 1
+    assert sr == SR
+    assert y.ndim == 1
     return y
 
 
@@ -109,10 +110,12 @@ def test_chroma_matches_librosa(corpus_dir: Path, rel: str) -> None:
 
 def test_silence_gives_zero_descriptors_not_nan() -> None:
     frames = frames_of(np.zeros(4000, np.float32), frame_length=N_FFT, hop_length=HOP)
-    assert np.all(zero_crossing_rate(frames) == 0) and np.all(rms(frames) == 0)
+    assert np.all(zero_crossing_rate(frames) == 0)
+    assert np.all(rms(frames) == 0)
     power = np.zeros((frames.shape[0], 1 + N_FFT // 2), np.float32)
     c = chroma(power, filterbank=chroma_filterbank(sample_rate=SR, n_fft=N_FFT))
-    assert np.all(c == 0) and np.isfinite(c).all()
+    assert np.all(c == 0)
+    assert np.isfinite(c).all()
 
 
 def test_a_tone_lands_in_its_pitch_class() -> None:

@@ -67,7 +67,8 @@ def test_window_features_equal_librosa_normalised(corpus_dir: Path) -> None:
     feats = Featurizer(CFG)(windows)
     ref = np.stack([librosa_log_mel(w, CFG) for w in windows])
     ref = (ref - np.array(CFG.mean)) / np.array(CFG.std)
-    assert feats.shape == (len(windows), CFG.n_frames, 64) and feats.dtype == np.float32
+    assert feats.shape == (len(windows), CFG.n_frames, 64)
+    assert feats.dtype == np.float32
     np.testing.assert_allclose(feats, ref, atol=2e-3)
 
 
@@ -104,9 +105,12 @@ def test_windowing_rules() -> None:
     assert window_starts(n_samples=64000, window=48000, hop=8000).tolist() == [0, 8000, 16000]
     short = np.ones(1000, np.float32)
     padded = fit_to_length(y=short, length=48000)
-    assert padded.shape == (48000,) and padded[23500:24500].all() and padded[:23500].sum() == 0
+    assert padded.shape == (48000,)
+    assert padded[23500:24500].all()
+    assert padded[:23500].sum() == 0
     windows, starts = frame_windows(y=short, config=CFG)
-    assert windows.shape == (1, 48000) and starts.tolist() == [0]
+    assert windows.shape == (1, 48000)
+    assert starts.tolist() == [0]
 
 
 def test_featurizer_rejects_bad_input() -> None:

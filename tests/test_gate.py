@@ -89,7 +89,8 @@ def test_corpus_clip_then_silence_with_live_gate(corpus_dir: Path) -> None:
     gate = SpeechGate(sample_rate=SR)
     quiet = np.random.default_rng(3).normal(0, 1e-4, N).astype(np.float32)
     assert not gate.update(quiet)
-    assert gate.noise_floor_db is not None and gate.noise_floor_db < -70
+    assert gate.noise_floor_db is not None
+    assert gate.noise_floor_db < -70
     assert gate.update(clip[:N])
     assert not gate.update(quiet)
 
@@ -113,7 +114,8 @@ def test_floor_rises_slowly_during_continuous_speech() -> None:
     assert floor0 is not None
     for i in range(5):
         assert gate.update(synth_speechlike(seconds=3, seed=i, level=0.5))
-    assert gate.noise_floor_db is not None and gate.noise_floor_db <= floor0 + 5.0 + 1e-9
+    assert gate.noise_floor_db is not None
+    assert gate.noise_floor_db <= floor0 + 5.0 + 1e-9
 
 
 def test_sensitivity_orders_decisions(rng: np.random.Generator) -> None:

@@ -34,7 +34,8 @@ def test_loads_and_predicts(tiny_model: EmotionModel) -> None:
     assert tiny_model.feature_config.is_fitted
     x = np.random.default_rng(0).normal(0, 1, (3, 297, 64)).astype(np.float32)
     p = tiny_model.predict_features(x)
-    assert p.shape == (3, len(TINY_LABELS)) and p.dtype == np.float32
+    assert p.shape == (3, len(TINY_LABELS))
+    assert p.dtype == np.float32
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert tiny_model.predict_features(x[0]).shape == (1, len(TINY_LABELS))
     w = np.random.default_rng(1).normal(0, 0.1, (5, 48000)).astype(np.float32)
@@ -123,7 +124,8 @@ def test_shipped_model_is_consistent(shipped_model: EmotionModel) -> None:
     assert set(meta.labels) >= {"angry", "happy", "neutral", "sad"}
     assert meta.feature_config.is_fitted
     p = shipped_model.predict_windows(np.zeros((1, meta.feature_config.window_samples), np.float32))
-    assert p.shape == (1, len(meta.labels)) and abs(float(p.sum()) - 1) < 1e-4
+    assert p.shape == (1, len(meta.labels))
+    assert abs(float(p.sum()) - 1) < 1e-4
 
 
 # ----------------------------------------------------------------------------- voice calibration metadata
@@ -137,14 +139,17 @@ def tiny_profile(model: EmotionModel, shift: np.ndarray, *, sha: str | None = No
 
 def test_voice_calibration_keys_parse_and_round_trip(tiny_model_dir: Path, tmp_path: Path) -> None:
     plain = EmotionModel.load(tiny_model_dir).metadata
-    assert plain.voice_reference is None and plain.uncertainty_threshold == 0.0
-    assert "voice_calibration" not in plain.to_dict() and "uncertainty_threshold" not in plain.to_dict()
+    assert plain.voice_reference is None
+    assert plain.uncertainty_threshold == 0.0
+    assert "voice_calibration" not in plain.to_dict()
+    assert "uncertainty_threshold" not in plain.to_dict()
     d = copy_model(tiny_model_dir, tmp_path / "c")
     ref = [0.5, -1.0, 0.0, 2.0, 1.5, -0.25, 3]
     edit_json(d, voice_calibration={"reference_logits": ref, "fitted_on": "test voices"}, uncertainty_threshold=0.35)
     meta = EmotionModel.load(d).metadata
     assert meta.voice_reference == tuple(float(v) for v in ref)
-    assert meta.voice_reference_fitted_on == "test voices" and meta.uncertainty_threshold == 0.35
+    assert meta.voice_reference_fitted_on == "test voices"
+    assert meta.uncertainty_threshold == 0.35
     assert meta.voice_strength == 1.0  # absent: the whole offset is removed
     out = meta.to_dict()
     assert out["voice_calibration"] == {
@@ -181,15 +186,19 @@ def test_bad_voice_calibration_keys_are_refused(tiny_model_dir: Path, tmp_path: 
     edit_json(d, **changes)
     with pytest.raises(ModelError) as info:
         EmotionModel.load(d)
-    assert message in str(info.value) and str(d / "model.json") in str(info.value)
+    assert message in str(info.value)
+    assert str(d / "model.json") in str(info.value)
 
 
 def test_with_profile_shares_the_session_and_shifts_the_logits(tiny_model: EmotionModel) -> None:
     shift = np.array([1.5, -0.5, 0.25, 0.0, -2.0, 0.75, 3.0], np.float32)
     calibrated = tiny_model.with_profile(tiny_profile(tiny_model, shift))
-    assert calibrated is not tiny_model and tiny_model.profile is None and calibrated.profile is not None
+    assert calibrated is not tiny_model
+    assert tiny_model.profile is None
+    assert calibrated.profile is not None
     assert calibrated._session is tiny_model._session
-    assert calibrated.metadata is tiny_model.metadata and calibrated.featurizer is tiny_model.featurizer
+    assert calibrated.metadata is tiny_model.metadata
+    assert calibrated.featurizer is tiny_model.featurizer
     x = np.random.default_rng(3).normal(0, 1, (4, 120, 64)).astype(np.float32)
     raw = tiny_model.logits(x)
     np.testing.assert_allclose(calibrated.logits(x), raw - shift, atol=1e-6)
@@ -208,8 +217,10 @@ def test_profile_of_another_model_is_refused(tiny_model: EmotionModel) -> None:
     with pytest.raises(ProfileError) as info:
         tiny_model.with_profile(tiny_profile(tiny_model, np.zeros(7), sha=other))
     msg = str(info.value)
-    assert "profile 'Anna' was made for model" in msg and "sha 1a2b3c4d…" in msg
-    assert f"sha {model_fingerprint(tiny_model)[:8]}…" in msg and "record a new profile" in msg
+    assert "profile 'Anna' was made for model" in msg
+    assert "sha 1a2b3c4d…" in msg
+    assert f"sha {model_fingerprint(tiny_model)[:8]}…" in msg
+    assert "record a new profile" in msg
     wrong_labels = replace(tiny_profile(tiny_model, np.zeros(7)),
                            labels=("angry", "calm", "fearful", "happy", "neutral", "sad", "surprised"))
     with pytest.raises(ProfileError, match="has the labels"):
@@ -223,14 +234,17 @@ def test_fingerprint_and_uncertainty(tiny_model_dir: Path, tmp_path: Path) -> No
     d = copy_model(tiny_model_dir, tmp_path / "u")
     edit_json(d, uncertainty_threshold=0.4)
     u = EmotionModel.load(d)
-    assert u.is_uncertain(0.39) and not u.is_uncertain(0.4) and not u.is_uncertain(0.9)
+    assert u.is_uncertain(0.39)
+    assert not u.is_uncertain(0.4)
+    assert not u.is_uncertain(0.9)
     assert u.with_profile(None).is_uncertain(0.2)
 
 
 @pytest.mark.corpus
 def test_shipped_model_supports_calibration(shipped_model: EmotionModel) -> None:
     meta = shipped_model.metadata
-    assert meta.voice_reference is not None and len(meta.voice_reference) == len(meta.labels)
+    assert meta.voice_reference is not None
+    assert len(meta.voice_reference) == len(meta.labels)
     # the reference is neutral speech: its arg-max is neutral
     assert meta.labels[int(np.argmax(meta.voice_reference))] == "neutral"
     assert 0 < meta.uncertainty_threshold < 1
@@ -252,15 +266,19 @@ def test_uncertain_flags_follow_the_threshold(tiny_model_dir: Path, tmp_path: Pa
         edit_json(d, uncertainty_threshold=threshold)
         m = EmotionModel.load(d)
         res = analyze_file(wav, m)
-        assert res.label is not None and res.confidence is not None
+        assert res.label is not None
+        assert res.confidence is not None
         assert res.confidence < threshold or threshold == 0
-        assert res.uncertain is (threshold > 0) and res.to_dict()["uncertain"] is (threshold > 0)
+        assert res.uncertain is (threshold > 0)
+        assert res.to_dict()["uncertain"] is (threshold > 0)
         speech = [s for s in res.segments if s.speech]
-        assert speech and all(s.uncertain is (max(s.probabilities.values()) < threshold) for s in speech)
+        assert speech
+        assert all(s.uncertain is (max(s.probabilities.values()) < threshold) for s in speech)
         st = Streamer(m, settings=StreamSettings(smoothing=0.0))
         preds = [st.push_block(y[i : i + 8000], end_sample=i + 8000) for i in range(0, 64000, 8000)]
         spoken = [p for p in preds if p.speech]
-        assert spoken and all(p.uncertain is (p.confidence < threshold) and p.label is not None for p in spoken)
+        assert spoken
+        assert all(p.uncertain is (p.confidence < threshold) and p.label is not None for p in spoken)
         assert any(p.uncertain for p in spoken) is (threshold > 0)
         assert all(p.uncertain is False for p in preds if not p.speech)
         assert spoken[0].to_dict()["uncertain"] is spoken[0].uncertain

@@ -58,12 +58,14 @@ def test_save_load_round_trip_is_private_and_atomic(tiny_model: EmotionModel, tm
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["anna.json"]  # no temporary file left behind
     data = json.loads(path.read_text())
-    assert data["format"] == PROFILE_FORMAT and data["version"] == PROFILE_VERSION
+    assert data["format"] == PROFILE_FORMAT
+    assert data["version"] == PROFILE_VERSION
     assert VoiceProfile.load(path) == prof
     # overwriting keeps one file, still private
     prof2 = make_profile(tiny_model, name="Anna (headset)", shift=0.1)
     prof2.save(path)
-    assert VoiceProfile.load(path) == prof2 and sorted(p.name for p in tmp_path.iterdir()) == ["anna.json"]
+    assert VoiceProfile.load(path) == prof2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anna.json"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -122,7 +124,8 @@ def test_bad_profile_files_are_refused_naming_the_file(tiny_model: EmotionModel,
         path.write_text(json.dumps(data))  # json writes NaN as NaN, which json.loads reads back
     with pytest.raises(ProfileError) as info:
         VoiceProfile.load(path)
-    assert message in str(info.value) and str(path) in str(info.value), str(info.value)
+    assert message in str(info.value), str(info.value)
+    assert str(path) in str(info.value), str(info.value)
 
 
 def test_a_saved_profile_for_another_model_is_refused(tiny_model: EmotionModel, tmp_path: Path) -> None:
@@ -132,7 +135,8 @@ def test_a_saved_profile_for_another_model_is_refused(tiny_model: EmotionModel, 
     prof = VoiceProfile.load(tmp_path / "anna.json")  # a valid file ...
     with pytest.raises(ProfileError) as info:  # ... but not for this model
         tiny_model.with_profile(prof)
-    assert "profile 'Anna' was made for model" in str(info.value) and "(sha 9f8e1111…)" in str(info.value)
+    assert "profile 'Anna' was made for model" in str(info.value)
+    assert "(sha 9f8e1111…)" in str(info.value)
     assert "record a new profile" in str(info.value)
 
 
@@ -141,7 +145,8 @@ def test_shift_from_logits_reference_values() -> None:
     np.testing.assert_allclose(shift_from_logits(window_logits=logits, reference=np.array([1.0, 1.0, -1.0])),
                                [1.0, 2.0, 6.0])
     one = shift_from_logits(window_logits=np.array([[0.5, -0.5]]), reference=np.zeros(2))
-    assert one.dtype == np.float32 and one.tolist() == [0.5, -0.5]
+    assert one.dtype == np.float32
+    assert one.tolist() == [0.5, -0.5]
     with pytest.raises(ParameterError, match="n_windows >= 1"):
         shift_from_logits(window_logits=np.zeros((0, 3)), reference=np.zeros(3))
     with pytest.raises(ParameterError, match=r"reference must have shape \(3,\)"):
@@ -182,10 +187,14 @@ def test_profile_store(tiny_model: EmotionModel, tmp_path: Path) -> None:
     listed = store.list()
     assert [p.name for p, _ in listed] == ["anna-desk-mic.json", "anna-desk-mic-2.json", "bob.json", "broken.json"]
     err = listed[3][1]
-    assert isinstance(err, ProfileError) and "broken.json" in str(err) and "not valid JSON" in str(err)
+    assert isinstance(err, ProfileError)
+    assert "broken.json" in str(err)
+    assert "not valid JSON" in str(err)
     assert all(isinstance(prof, VoiceProfile) for _, prof in listed[:3])
     # find: exact name, file stem, path; ambiguity is an error
-    assert store.find("Bob") == bob and store.find("bob") == bob and store.find(str(anna)) == anna
+    assert store.find("Bob") == bob
+    assert store.find("bob") == bob
+    assert store.find(str(anna)) == anna
     assert store.find("anna-desk-mic-2") == anna2
     with pytest.raises(ProfileError, match="names 2 voice profiles"):
         store.find("Anna (desk mic)")
@@ -193,12 +202,14 @@ def test_profile_store(tiny_model: EmotionModel, tmp_path: Path) -> None:
         store.find(str(tmp_path / "missing.json"))
     # rename: new name inside, matching file name, old file gone
     renamed = store.rename(anna2, "Anna (headset)")
-    assert renamed.name == "anna-headset.json" and not anna2.exists()
+    assert renamed.name == "anna-headset.json"
+    assert not anna2.exists()
     assert VoiceProfile.load(renamed).name == "Anna (headset)"
     assert VoiceProfile.load(renamed).logit_shift == make_profile(tiny_model, shift=0.2).logit_shift
     assert store.find("Anna (desk mic)") == anna
     same = store.rename(bob, "BOB")  # same slug: the file stays
-    assert same == bob and VoiceProfile.load(bob).name == "BOB"
+    assert same == bob
+    assert VoiceProfile.load(bob).name == "BOB"
     with pytest.raises(ParameterError, match="non-empty name"):
         store.rename(bob, "  ")
     # delete
@@ -237,7 +248,8 @@ def test_unreadable_files_are_named(shipped_model: EmotionModel, corpus_dir: Pat
     text.write_text("not audio\n" * 50)
     with pytest.raises(ProfileError) as info:
         profile_from_files([good, text], model=shipped_model, name="x")
-    assert str(text) in str(info.value) and "text" in str(info.value)
+    assert str(text) in str(info.value)
+    assert "text" in str(info.value)
     with pytest.raises(ProfileError, match=r"gone\.wav: .*not found"):
         profile_from_files([good, tmp_path / "gone.wav"], model=shipped_model, name="x")
     with pytest.raises(ProfileError, match="is a folder"):
@@ -262,7 +274,8 @@ def test_profile_from_files_uses_the_windows_of_ser_analyze(shipped_model: Emoti
     assert 0 < sum(r.speech_s for r in results) < prof.speech_s
     assert prof.speech_s >= MIN_SPEECH_S
     assert prof.sources == tuple(p.name for p in neutral)
-    assert prof.model_sha256 == model_fingerprint(shipped_model) and prof.labels == shipped_model.labels
+    assert prof.model_sha256 == model_fingerprint(shipped_model)
+    assert prof.labels == shipped_model.labels
     # before = the analysis probabilities averaged over the windows; after = the same with the profile
     seg_probs = [[s.probabilities[k] for k in prof.labels] for r in results for s in r.segments if s.speech]
     np.testing.assert_allclose([prof.before[k] for k in prof.labels], np.mean(seg_probs, axis=0), atol=1e-5)
@@ -272,11 +285,13 @@ def test_profile_from_files_uses_the_windows_of_ser_analyze(shipped_model: Emoti
     np.testing.assert_allclose([prof.after[k] for k in prof.labels], np.mean(cal_probs, axis=0), atol=1e-5)
     # after calibration the voice's neutral speech reads as the reference speakers' neutral speech
     assert max(prof.after, key=lambda k: prof.after[k]) == "neutral"
-    assert abs(sum(prof.before.values()) - 1) < 1e-4 and abs(sum(prof.after.values()) - 1) < 1e-4
+    assert abs(sum(prof.before.values()) - 1) < 1e-4
+    assert abs(sum(prof.after.values()) - 1) < 1e-4
     # the same audio as one array gives the same kind of profile (windows over the joined clips)
     joined = np.concatenate([load_audio(p).samples for p in neutral])
     prof2 = profile_from_audio(joined, model=shipped_model, name="joined")
-    assert prof2.sources == ("microphone",) and prof2.speech_s == pytest.approx(len(joined) / SR, abs=0.6)
+    assert prof2.sources == ("microphone",)
+    assert prof2.speech_s == pytest.approx(len(joined) / SR, abs=0.6)
 
 
 # ----------------------------------------------------------------------------- the effect on a shifted voice
@@ -332,7 +347,8 @@ def test_profile_recovers_a_shifted_voice(shipped_model: EmotionModel, corpus_di
             if p in for_profile:
                 continue
             without, with_profile = analyze_file(p, shipped_model), analyze_file(p, model)
-            assert without.ok and with_profile.ok, (without.error, with_profile.error)
+            assert without.ok, without.error
+            assert with_profile.ok, with_profile.error
             if without.label is None or with_profile.label is None:
                 continue
             truth.append(lab)

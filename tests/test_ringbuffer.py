@@ -37,7 +37,8 @@ def test_overrun_is_counted_and_skipped() -> None:
     ring = RingBuffer(50)
     r = ring.reader()
     ring.write(ramp(0, 40))
-    assert r.read(10) is not None and r.position == 10
+    assert r.read(10) is not None
+    assert r.position == 10
     ring.write(ramp(40, 60))  # total 100: positions < 50 are gone
     assert r.available() == 50
     assert r.lost == 40  # positions 10..49 were overwritten before being read
@@ -75,7 +76,8 @@ def test_peek_window_and_skip() -> None:
     r.read(12)
     assert np.array_equal(r.peek_window(4), ramp(8, 4))
     assert r.skip_to_latest() == 8
-    assert r.available() == 0 and r.lost == 0
+    assert r.available() == 0
+    assert r.lost == 0
 
 
 def test_several_readers_are_independent() -> None:
@@ -84,7 +86,8 @@ def test_several_readers_are_independent() -> None:
     ring.write(ramp(0, 30))
     assert np.array_equal(a.read(30), ramp(0, 30))
     assert np.array_equal(b.read(10), ramp(0, 10))
-    assert a.available() == 0 and b.available() == 20
+    assert a.available() == 0
+    assert b.available() == 20
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

@@ -43,7 +43,8 @@ def test_incremental_features_equal_featurizer_on_full_window(tiny_model: Emotio
                 continue
             window = y[round(pred.start_s * SR) : round(pred.end_s * SR)]
             expected = tiny_model.featurizer.log_mel(window)
-            assert cached is not None and cached.shape == expected.shape == (297, 64)
+            assert cached is not None
+            assert cached.shape == expected.shape == (297, 64)
             np.testing.assert_allclose(cached, expected, rtol=1e-5, atol=1e-5)
             checked += 1
     assert checked == 13  # windows ending at 3.0, 3.5, ..., 9.0 s
@@ -54,7 +55,8 @@ def test_speech_predictions_match_model_on_the_window(tiny_model: EmotionModel) 
     y = synth_speechlike(seconds=5.0, seed=1)
     preds = feed(streamer, y)
     full = [p for p in preds if p.end_s - p.start_s == pytest.approx(3.0)]
-    assert full and all(p.speech for p in full)
+    assert full
+    assert all(p.speech for p in full)
     p = full[-1]
     window = y[round(p.start_s * SR) : round(p.end_s * SR)]
     expected = tiny_model.predict_windows(window[None])[0]
@@ -71,7 +73,8 @@ def test_stream_times_and_hops(tiny_model: EmotionModel) -> None:
     assert len(preds) == 16  # every full hop of 4 s consumed
     assert [p.end_s for p in preds] == pytest.approx([0.25 * (i + 1) for i in range(16)])
     # before a full window: the samples so far (centre-padded for the model); then 2 s windows
-    assert preds[0].start_s == 0.0 and preds[-1].start_s == pytest.approx(2.0)
+    assert preds[0].start_s == 0.0
+    assert preds[-1].start_s == pytest.approx(2.0)
 
 
 def test_silence_says_no_speech(tiny_model: EmotionModel) -> None:
@@ -80,7 +83,8 @@ def test_silence_says_no_speech(tiny_model: EmotionModel) -> None:
     quiet = rng.normal(0, 1e-4, 4 * SR).astype(np.float32)
     preds = feed(streamer, np.concatenate([quiet, synth_speechlike(seconds=4.0), np.zeros(6 * SR, np.float32)]))
     silent = [p for p in preds if p.end_s <= 4.0]
-    assert silent and all(not p.speech and p.label is None and p.probabilities == {} for p in silent)
+    assert silent
+    assert all(not p.speech and p.label is None and p.probabilities == {} for p in silent)
     assert all(p.confidence == 0.0 for p in silent)
     speechy = [p for p in preds if 5.0 <= p.end_s <= 8.0]
     assert all(p.speech and p.label in tiny_model.labels for p in speechy)
@@ -113,7 +117,8 @@ def test_gap_in_the_stream_restarts_the_window(tiny_model: EmotionModel) -> None
     assert len(streamer.push(reader)) == 1
     ring.write(y[SR // 2 : 3 * SR])  # 2.5 s at once: 1.5 s overwritten before being read
     preds = streamer.push(reader)
-    assert reader.lost > 0 and streamer.discontinuities == 1
+    assert reader.lost > 0
+    assert streamer.discontinuities == 1
     # the window restarted after the gap: it holds only samples after it
     assert preds[0].start_s >= 2.0
 
@@ -129,13 +134,16 @@ def test_non_multiple_hop_falls_back_to_full_featurization(tiny_model: EmotionMo
     streamer = Streamer(tiny_model, settings=StreamSettings(hop_s=0.333))
     assert not streamer.incremental
     preds = feed(streamer, synth_speechlike(seconds=4.0))
-    assert preds and all(p.speech for p in preds[2:])
+    assert preds
+    assert all(p.speech for p in preds[2:])
 
 
 def test_process_window_and_update_settings(tiny_model: EmotionModel) -> None:
     streamer = Streamer(tiny_model)
     p = streamer.process_window(synth_speechlike(seconds=1.0), end_sample=SR)
-    assert p.speech and p.start_s == 0.0 and p.end_s == 1.0
+    assert p.speech
+    assert p.start_s == 0.0
+    assert p.end_s == 1.0
     streamer.update_settings(StreamSettings(gate_sensitivity=0.9, smoothing=0.2))
     assert streamer.settings.gate_sensitivity == 0.9
     streamer.update_settings(StreamSettings(window_s=2.0))

@@ -41,7 +41,8 @@ def test_shape_length_finiteness_and_determinism(transform, lo: float, hi: float
     before = y.copy()
     for seed in range(3):
         out = transform(y, sample_rate=SR, rng=np.random.default_rng(seed))
-        assert out.dtype == np.float32 and out.ndim == 1
+        assert out.dtype == np.float32
+        assert out.ndim == 1
         assert lo * y.size <= out.size <= hi * y.size
         assert np.isfinite(out).all()
         again = transform(y, sample_rate=SR, rng=np.random.default_rng(seed))

@@ -14,8 +14,11 @@ def test_corpora_counts(corpus_dir: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["--data", str(corpus_dir), "corpora"]) == 0
     out = capsys.readouterr().out
     clips = {line.split()[0]: line.split()[-3] for line in out.splitlines()[2:13]}  # column "clips"
-    assert clips["ravdess"] == "1440" and clips["crema-d"] == "7442"
-    assert clips["tess"] == "2800" and clips["savee"] == "480" and clips["nemo"] == "4481"
+    assert clips["ravdess"] == "1440"
+    assert clips["crema-d"] == "7442"
+    assert clips["tess"] == "2800"
+    assert clips["savee"] == "480"
+    assert clips["nemo"] == "4481"
 
 
 def test_split_refuses_to_overwrite(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
@@ -26,7 +29,9 @@ def test_split_refuses_to_overwrite(capsys: pytest.CaptureFixture[str], corpus_d
 def test_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(tmp_path / "nowhere"), "corpora"]) == 2
     err = capsys.readouterr().err
-    assert "ser-train:" in err and "nowhere" in err and "Traceback" not in err
+    assert "ser-train:" in err
+    assert "nowhere" in err
+    assert "Traceback" not in err
 
 
 def test_usage_error_exits_2() -> None:
@@ -50,11 +55,13 @@ def test_all_quick_runs_every_stage_and_ships_a_loadable_model(corpus_dir: Path,
     model = EmotionModel.load(out)
     meta = json.loads((out / "model.json").read_text())
     assert model.labels == ("angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
-    assert meta["temperature"] > 0 and "all" in meta["metrics"]["test_speakers"]
+    assert meta["temperature"] > 0
+    assert "all" in meta["metrics"]["test_speakers"]
     assert meta["provenance"]["command"] == "ser-train all --quick"
     assert meta["provenance"]["parity_max_abs_prob_diff"] < 1e-4
     # the choices made on validation travel in model.json and the engine reads them
-    assert model.metadata.voice_reference is not None and len(model.metadata.voice_reference) == 7
+    assert model.metadata.voice_reference is not None
+    assert len(model.metadata.voice_reference) == 7
     assert meta["voice_calibration"]["strength"] in (0.0, 0.25, 0.5, 0.75, 1.0)
     assert model.metadata.uncertainty_threshold == meta["uncertainty_threshold"] > 0
     assert not {"casia", "uem-es", "emotiontts-ko"} & set(meta["provenance"]["corpora"])
@@ -67,7 +74,8 @@ def test_all_quick_runs_every_stage_and_ships_a_loadable_model(corpus_dir: Path,
     assert set(results["voice_calibration"]["eval"]["unseen_test"]) == {"k2", "k4"}
     assert set(results["timings_min"]) >= {"data", "search", "final_model", "export", "evaluation", "ravdess8"}
     report = (docs / "results.md").read_text()
-    assert "RAVDESS" in report and "quick" in report.lower()
+    assert "RAVDESS" in report
+    assert "quick" in report.lower()
     assert (out / "MODEL_CARD.md").is_file()
     # `ser-train evaluate` redoes the validation choices and the test figures from the finished run
     (out / "model.json").unlink()
@@ -79,7 +87,8 @@ def test_all_quick_runs_every_stage_and_ships_a_loadable_model(corpus_dir: Path,
 def test_overview_writes_the_figure(corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "figures" / "overview.png"
     assert main(["--data", str(corpus_dir), "overview", "--out", str(out)]) == 0
-    assert out.stat().st_size > 50_000 and str(out) in capsys.readouterr().out
+    assert out.stat().st_size > 50_000
+    assert str(out) in capsys.readouterr().out
     assert main(["--data", str(tmp_path / "nowhere"), "overview", "--out", str(out)]) == 2
     assert "nowhere" in capsys.readouterr().err
 
@@ -101,8 +110,10 @@ def test_seeds_dry_run_lists_models_features_protocols(corpus_dir: Path, capsys:
     # RAVDESS speaker split: 16 of 24 actors train, one copy each
     assert {r[6] for r in ravdess if r[3] == "speaker_independent"} == {f"{16 * 60 * 2:,}"}
     # 18 RAVDESS fits, 5 seed runs once on all corpora, the CNN+BiLSTM's 3 search trials
-    assert "7,193,223" in out and "26 fits" in out
-    assert "featurized items" in out and "h per epoch" in out
+    assert "7,193,223" in out
+    assert "26 fits" in out
+    assert "featurized items" in out
+    assert "h per epoch" in out
 
 
 def test_seeds_without_dry_run_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

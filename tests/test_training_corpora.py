@@ -70,9 +70,11 @@ SKIPPED = dict.fromkeys(CORPORA, 0) | {"indowave": 60}
 
 def test_corpora_names_and_languages() -> None:
     assert CORPORA[:4] == ("ravdess", "crema-d", "tess", "savee")
-    assert set(CORPORA) == set(EXPECTED) and len(CORPORA) == 11
+    assert set(CORPORA) == set(EXPECTED)
+    assert len(CORPORA) == 11
     assert set(CORPUS_INFO) == set(CORPORA)
-    assert CORPUS_INFO["nemo"].language == "Polish" and CORPUS_INFO["emotiontts-ko"].folder == "emotiontts-ko"
+    assert CORPUS_INFO["nemo"].language == "Polish"
+    assert CORPUS_INFO["emotiontts-ko"].folder == "emotiontts-ko"
     assert len({info.language.split(" (")[0] for info in CORPUS_INFO.values()}) == 8
 
 
@@ -90,7 +92,8 @@ def test_counts_per_label_and_speaker(corpus_dir: Path, corpus: str) -> None:
 def test_ravdess_fine_labels_keep_calm(corpus_dir: Path) -> None:
     clips, _ = load_corpus(root=corpus_dir, corpus="ravdess")
     fine = Counter(c.fine_label for c in clips)
-    assert fine["calm"] == 192 and fine["neutral"] == 96
+    assert fine["calm"] == 192
+    assert fine["neutral"] == 96
     assert all(c.label == "neutral" for c in clips if c.fine_label == "calm")
     assert Counter(c.gender for c in clips) == {"m": 720, "f": 720}
     assert {c.intensity for c in clips} == {"normal", "strong"}
@@ -99,7 +102,9 @@ def test_ravdess_fine_labels_keep_calm(corpus_dir: Path) -> None:
 def test_tess_quirks(corpus_dir: Path) -> None:
     clips, _ = load_corpus(root=corpus_dir, corpus="tess")
     bite = [c for c in clips if Path(c.path).name == "OA_bite_neutral.ogg"]
-    assert len(bite) == 1 and bite[0].speaker == "tess:OAF" and bite[0].label == "neutral"
+    assert len(bite) == 1
+    assert bite[0].speaker == "tess:OAF"
+    assert bite[0].label == "neutral"
     # folder spellings OAF_Pleasant_surprise / YAF_pleasant_surprised / OAF_Fear all map
     surprised = Counter(c.speaker for c in clips if c.label == "surprised")
     assert surprised == {"tess:OAF": 200, "tess:YAF": 200}
@@ -177,9 +182,11 @@ def test_ased_labels_and_majority_gender(corpus_dir: Path) -> None:
     assert Counter(gender_of.values()) == {"f": 25, "m": 40}  # as the corpus documents: 25 f, 40 m
     # speakers 09, 15, 21, 23, 25 have one clip whose gg field says male; the majority says female
     odd = [c for c in clips if c.speaker == "ased:09" and Path(c.path).stem.split("-")[3] == "02"]
-    assert len(odd) == 1 and odd[0].gender == "f"
+    assert len(odd) == 1
+    assert odd[0].gender == "f"
     assert all(gender_of[f"ased:{n}"] == "f" for n in ("09", "15", "21", "23", "25"))
-    assert gender_of["ased:07"] == "f" and gender_of["ased:40"] == "m"
+    assert gender_of["ased:07"] == "f"
+    assert gender_of["ased:40"] == "m"
     # the one upper-case letter in the corpus (04Sad/S4-...) is read: folder and letter agree
     s4 = _by_name(clips, "04Sad/S4-04-02-01-29.ogg")
     assert (s4.label, s4.speaker, s4.sentence) == ("sad", "ased:29", "04")
@@ -202,13 +209,15 @@ def test_nemo_labels_speakers_and_gender_from_tsv(corpus_dir: Path) -> None:
         "nemo:WR0": "m",
     }
     per_speaker = Counter(c.speaker for c in clips)
-    assert per_speaker["nemo:MP0"] == 256 and per_speaker["nemo:MK0"] == 450
+    assert per_speaker["nemo:MP0"] == 256
+    assert per_speaker["nemo:MK0"] == 450
     assert "surprised" not in {c.label for c in clips if c.speaker == "nemo:MK0"}
     # sentence = normalised text from data.tsv: 90 sentences, each spoken in all six emotions
     labels_of: dict[str, set[str]] = {}
     for c in clips:
         labels_of.setdefault(c.sentence, set()).add(c.label)
-    assert len(labels_of) == 90 and all(len(v) == 6 for v in labels_of.values())
+    assert len(labels_of) == 90
+    assert all(len(v) == 6 for v in labels_of.values())
     assert _by_name(clips, "WR0_surprised_64.ogg").sentence == "ucho wykrywa dźwięki o różnej częstotliwości"
 
 
@@ -231,7 +240,9 @@ def test_uem_malformed_names_are_read(corpus_dir: Path) -> None:
     unnumbered = _by_name(clips, "11/Neutro.ogg")
     assert (unnumbered.label, unnumbered.speaker, unnumbered.sentence) == ("neutral", "uem-es:11", "")
     per = Counter((c.speaker, c.label) for c in clips)
-    assert per[("uem-es:0", "angry")] == 11 and per[("uem-es:2", "neutral")] == 5 and per[("uem-es:7", "happy")] == 6
+    assert per[("uem-es:0", "angry")] == 11
+    assert per[("uem-es:2", "neutral")] == 5
+    assert per[("uem-es:7", "happy")] == 6
     assert _by_name(clips, "5/Alegria_1.ogg").label == "happy"
     assert _by_name(clips, "5/Asco_1.ogg").label == "disgust"
 
@@ -241,7 +252,8 @@ def test_turev_calm_and_speaker_1157(corpus_dir: Path) -> None:
     assert {c.label for c in clips if c.speaker == "turev:1157"} == {"angry", "sad"}
     assert Counter(c.label for c in clips if c.speaker == "turev:1157") == {"angry": 77, "sad": 73}
     calm = [c for c in clips if c.fine_label == "calm"]
-    assert len(calm) == 408 and {c.label for c in calm} == {"neutral"}
+    assert len(calm) == 408
+    assert {c.label for c in calm} == {"neutral"}
     assert all("_sk_" in Path(c.path).name for c in calm)
     assert Counter(c.label for c in clips if c.speaker == "turev:7895")["happy"] == 29
     assert {c.speaker for c in clips} == {f"turev:{n}" for n in (1157, 1234, 1358, 1984, 6783, 7895)}
@@ -287,7 +299,8 @@ def test_new_corpora_bad_names_are_skipped_with_reasons(tmp_path: Path) -> None:
     corpora = ("ased", "uem-es", "turev", "indowave", "emotiontts-ko")
     clips, skipped = load_all(root=tmp_path, corpora=corpora)
     reasons = {Path(s.path).parent.name + "/" + Path(s.path).name: s.reason for s in skipped}
-    assert len(clips) == 8 and len(skipped) == 8, reasons
+    assert len(clips) == 8, reasons
+    assert len(skipped) == 8, reasons
     assert "folder is 03Happy" in reasons["03Happy/s4-01-01-02-07.ogg"]
     assert "ambiguous" in reasons["4/Ira_Miedo_3.ogg"]
     assert "no UEM emotion word" in reasons["4/Enfado_1.ogg"]
@@ -352,19 +365,27 @@ def test_ser_train_corpora_table(corpus_dir: Path, capsys: pytest.CaptureFixture
     col = {name: i for i, name in enumerate(header)}
     assert list(rows)[:-2] == list(CORPORA)  # one row per corpus in order, then total
     uem = rows["uem-es"]
-    assert uem[col["language"]] == "Spanish (Spain)" and uem[col["speakers"]] == "14"
-    assert uem[col["angry"]] == "164" and uem[col["neutral"]] == "159" and uem[col["hours"]] == "0.77"
+    assert uem[col["language"]] == "Spanish (Spain)"
+    assert uem[col["speakers"]] == "14"
+    assert uem[col["angry"]] == "164"
+    assert uem[col["neutral"]] == "159"
+    assert uem[col["hours"]] == "0.77"
     indo = rows["indowave"]
     assert (indo[col["disgust"]], indo[col["sad"]], indo[col["skipped"]]) == ("60", "0", "60")
-    assert rows["turev"][col["neutral"]] == "408" and rows["nemo"][col["speakers"]] == "9"
-    assert rows["crema-d"][col["hours"]] == "5.26" and rows["ased"][col["clips"]] == "2474"
+    assert rows["turev"][col["neutral"]] == "408"
+    assert rows["nemo"][col["speakers"]] == "9"
+    assert rows["crema-d"][col["hours"]] == "5.26"
+    assert rows["ased"][col["clips"]] == "2474"
     total = rows["total"]
-    assert total[col["clips"]] == "23746" and total[col["speakers"]] == "244" and total[col["skipped"]] == "60"
+    assert total[col["clips"]] == "23746"
+    assert total[col["speakers"]] == "244"
+    assert total[col["skipped"]] == "60"
     assert total[col["language"]] == "8 languages"
     # the skip report: per corpus, reason with its count and examples
     assert "indowave: 60 skipped" in out
     reason_line = next(line for line in out.splitlines() if "has no class in the model" in line)
-    assert reason_line.split()[0] == "60" and "indowave/Actor_01/01-05-01-01.ogg" in reason_line
+    assert reason_line.split()[0] == "60"
+    assert "indowave/Actor_01/01-05-01-01.ogg" in reason_line
     assert reason_line.count(".ogg") == 3
 
 
@@ -376,8 +397,10 @@ def test_table_hours_from_manifest_or_headers(tmp_path: Path, capsys: pytest.Cap
     wav.parent.mkdir(parents=True)
     sf.write(str(wav), synth_speechlike(seconds=36.0, seed=1), 16000)  # 0.01 h from its header
     (summary,) = corpus_summary(root=tmp_path, corpora=["savee"])
-    assert summary.hours == pytest.approx(0.01) and summary.clips_per_label["angry"] == 1
-    assert summary.speakers == 1 and summary.clips == 1
+    assert summary.hours == pytest.approx(0.01)
+    assert summary.clips_per_label["angry"] == 1
+    assert summary.speakers == 1
+    assert summary.clips == 1
     (tmp_path / "MANIFEST.tsv").write_text(
         "path\tsample_rate\tframes\tsha256\nsavee/DC_a01.wav\t16000\t2880000\tx\n", encoding="utf-8"
     )
@@ -393,4 +416,5 @@ def test_table_hours_from_manifest_or_headers(tmp_path: Path, capsys: pytest.Cap
     assert rows["ravdess"][2] == "-"
     assert f"{tmp_path / 'ravdess'}: corpus folder not found" in captured.err
     text = corpus_table(root=tmp_path, corpora=["savee", "tess"])
-    assert "not read:" in text and "tess" in text.split("not read:")[1]
+    assert "not read:" in text
+    assert "tess" in text.split("not read:")[1]

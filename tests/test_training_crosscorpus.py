@@ -59,7 +59,8 @@ def test_calibration_removes_a_constant_voice_offset_on_the_same_clips() -> None
     reference = np.zeros(len(L))
     reference[N] = 2.0  # a placed neutral voice
     out = calibration_eval(logits=logits, windows=ws, labels=L, temperature=1.0, reference=reference, k=2)
-    assert out["speakers"] == 2 and out["speakers_skipped"] == 1
+    assert out["speakers"] == 2
+    assert out["speakers_skipped"] == 1
     # 2 speakers x (7 clips - 2 used for the profile) are scored, with and without the profile
     assert out["zero_shot"]["all"]["n"] == out["calibrated"]["all"]["n"] == 10
     assert out["calibrated"]["all"]["accuracy"] == 1.0
@@ -76,7 +77,8 @@ def test_voice_reference_is_the_mean_of_per_speaker_neutral_means() -> None:
     logits = np.zeros((4, len(L)))
     logits[:, 0] = [1.0, 3.0, 10.0, 99.0]  # speaker a: mean 2; speaker b: 10 (its sad clip is ignored)
     ref, n = voice_reference(logits=logits, windows=ws)
-    assert n == 2 and ref[0] == pytest.approx(6.0)
+    assert n == 2
+    assert ref[0] == pytest.approx(6.0)
     assert speaker_mean_reference(logits=logits, windows=ws)[0] == pytest.approx((2.0 + 54.5) / 2)
     with pytest.raises(ValueError, match="neutral"):
         voice_reference(logits=logits[3:], windows=windows_for([clip("x:b", "sad", 0)], per_clip=1))
@@ -93,7 +95,8 @@ def test_adaptation_removes_a_speakers_mean_offset_without_labels() -> None:
     zero = per_corpus_metrics(logits=logits, windows=ws, labels=L, temperature=1.0)
     adapted = adaptation_eval(logits=logits, windows=ws, labels=L, temperature=1.0, reference_all=ref_all,
                               strength=1.0)
-    assert zero["all"]["accuracy"] == 0.5 and adapted["all"]["accuracy"] == 1.0
+    assert zero["all"]["accuracy"] == 0.5
+    assert adapted["all"]["accuracy"] == 1.0
 
 
 def test_selective_and_threshold_choice() -> None:
@@ -101,11 +104,14 @@ def test_selective_and_threshold_choice() -> None:
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.35, 0.65], [0.45, 0.55], [0.52, 0.48], [0.3, 0.7]])
     y = np.array([0, 0, 0, 0, 1, 1])
     s = selective(probs, y, 0.6)
-    assert s["coverage"] == pytest.approx(4 / 6) and s["accuracy_answered"] == pytest.approx(3 / 4)
-    assert s["accuracy_uncertain"] == 0.0 and s["accuracy_all"] == pytest.approx(3 / 6)
+    assert s["coverage"] == pytest.approx(4 / 6)
+    assert s["accuracy_answered"] == pytest.approx(3 / 4)
+    assert s["accuracy_uncertain"] == 0.0
+    assert s["accuracy_all"] == pytest.approx(3 / 6)
     t, table = choose_threshold(probs, y)
     # all answered: 50 % right; from 0.53 the least confident (wrong) clip drops out and 60 % is reached
-    assert t == 0.53 and len(table) == 71
+    assert t == 0.53
+    assert len(table) == 71
     # nothing reaches the target accuracy: the best answered accuracy at >= 30 % coverage
     t2, _ = choose_threshold(probs, 1 - y)
     assert selective(probs, 1 - y, t2)["coverage"] >= 0.3

@@ -44,7 +44,8 @@ def test_subset_and_concat_keep_clip_indices_consistent() -> None:
 def test_fit_stats_is_per_band_over_usable_frames() -> None:
     ws = _ws([True, False, True], [0, 0, 1], 2)
     mean, std = fit_stats(ws)
-    assert mean.shape == (2,) and std.shape == (2,)
+    assert mean.shape == (2,)
+    assert std.shape == (2,)
     np.testing.assert_allclose(mean, [1.0, 1.0])  # windows 0 and 2 (values 0 and 2)
     np.testing.assert_allclose(std, [1.0, 1.0])
 
@@ -88,8 +89,10 @@ def _analyze_segments(path: Path, capsys: pytest.CaptureFixture[str]) -> list[di
 def test_training_windows_are_exactly_the_speech_windows_ser_analyze_reports(
     corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Training and `ser analyze --segments` see the same windows: real clips, a clip
-    framed by seconds of silence, a quiet clip and a short one."""
+    """Training and `ser analyze --segments` see the same windows.
+
+    Real clips, a clip framed by seconds of silence, a quiet clip and a short one.
+    """
     sr = 16000
     base = load_corpus(root=corpus_dir, corpus="ravdess")[0]
     src = {c.label: c for c in base}

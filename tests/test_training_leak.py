@@ -42,7 +42,8 @@ def test_random_split_puts_actors_on_both_sides(ravdess: list) -> None:
     assert n == {"train": 1011, "val": 6 * 19 + 29, "test": 6 * 38 + 58}  # per label: round(0.1 n), round(0.2 n)
     # stratified: each label keeps its share in test (RAVDESS neutral incl. calm 288, others 192)
     test_labels = Counter(it.clip.label for it in parts["test"])
-    assert test_labels["neutral"] == round(0.2 * 288) and test_labels["angry"] == round(0.2 * 192)
+    assert test_labels["neutral"] == round(0.2 * 288)
+    assert test_labels["angry"] == round(0.2 * 192)
     # every recording in exactly one part, no copies on the held-out sides
     assert sorted(i for v in part_ids(parts).values() for i in v) == sorted(clip_id(c) for c in ravdess)
     assert not shared_clips(parts)
@@ -53,7 +54,8 @@ def test_random_split_copies_only_training_clips(ravdess: list) -> None:
     assert len(parts["train"]) == 3 * 1011
     assert {it.copy for it in parts["train"]} == {0, 1, 2}
     assert {it.copy for it in parts["test"]} == {0} == {it.copy for it in parts["val"]}
-    assert not shared_clips(parts) and not shared_clips(parts, a="train", b="val")
+    assert not shared_clips(parts)
+    assert not shared_clips(parts, a="train", b="val")
 
 
 def test_speaker_independent_split_never_shares_an_actor(ravdess: list) -> None:
@@ -63,8 +65,10 @@ def test_speaker_independent_split_never_shares_an_actor(ravdess: list) -> None:
     actors = {p: {it.clip.speaker for it in v} for p, v in parts.items()}
     assert [len(actors[p]) for p in ("train", "val", "test")] == [16, 4, 4]
     committed = load_split()["corpora"]["ravdess"]
-    assert actors["test"] == set(committed["test"]) and actors["val"] == set(committed["val"])
-    assert len(parts["test"]) == 4 * 60 and {it.copy for it in parts["test"]} == {0}
+    assert actors["test"] == set(committed["test"])
+    assert actors["val"] == set(committed["val"])
+    assert len(parts["test"]) == 4 * 60
+    assert {it.copy for it in parts["test"]} == {0}
     assert len(parts["train"]) == 2 * 16 * 60
 
 

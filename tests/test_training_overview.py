@@ -24,24 +24,29 @@ def test_counts_and_hours_equal_the_corpus_table(overview: list[CorpusOverview],
     table = corpus_table(root=corpus_dir, summaries=summaries).splitlines()
     for o, s in zip(overview, summaries, strict=True):
         assert o.clips_per_label == s.clips_per_label
-        assert o.speakers == s.speakers and o.seconds.size == s.clips
+        assert o.speakers == s.speakers
+        assert o.seconds.size == s.clips
         assert o.seconds.sum() / 3600 == pytest.approx(s.hours, rel=1e-9)
         # the printed row of `ser-train corpora`: labels, clips and hours as the figure draws them
         row = next(line for line in table if line.split()[:1] == [o.corpus]).split()
         assert [int(v) for v in row[-10:-3]] == [o.clips_per_label[lab] for lab in HARMONISED_LABELS]
-        assert int(row[-3]) == o.clips and float(row[-2]) == pytest.approx(o.seconds.sum() / 3600, abs=0.005)
+        assert int(row[-3]) == o.clips
+        assert float(row[-2]) == pytest.approx(o.seconds.sum() / 3600, abs=0.005)
     assert sum(o.clips for o in overview) == 23746
     every = np.concatenate([o.seconds for o in overview])
-    assert (every > 0.3).all() and (every < 30).all()  # real speech clips, no unread headers
+    assert (every > 0.3).all()
+    assert (every < 30).all()
 
 
 def test_figure_is_written_and_shows_the_emotions(overview: list[CorpusOverview], tmp_path: Path) -> None:
     from matplotlib.image import imread
 
     path = plot_corpus_overview(overview=overview, path=tmp_path / "sub" / "overview.png")
-    assert path.is_file() and path.stat().st_size > 50_000
+    assert path.is_file()
+    assert path.stat().st_size > 50_000
     img = imread(str(path))
-    assert img.shape[0] > 600 and img.shape[1] > 1200
+    assert img.shape[0] > 600
+    assert img.shape[1] > 1200
     rgb = np.round(img[..., :3] * 255).astype(int).reshape(-1, 3)
     present = {tuple(px) for px in np.unique(rgb, axis=0)}
     for lab, hexcol in EMOTION_COLORS.items():

@@ -1,5 +1,7 @@
-"""A tiny end-to-end run on real clips: featurize (cached), fit one epoch,
-evaluate, export, parity, and loading by ser_engine."""
+"""A tiny end-to-end run on real clips.
+
+Featurize (cached), fit one epoch, evaluate, export, parity, and loading by ser_engine.
+"""
 
 from __future__ import annotations
 
@@ -24,16 +26,17 @@ TINY = {"filters": (8, 16, 16, 16), "stem_stride": (2, 2), "dropout": 0.1}
 @pytest.fixture(scope="module")
 def data(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     cache = tmp_path_factory.mktemp("cache")
-    d = prepare_data(root=corpus_dir, n_aug=1, cache_dir=cache, workers=1, limit=12, log=lambda m: None)
+    d = prepare_data(root=corpus_dir, n_aug=1, cache_dir=cache, workers=1, limit=12, log=lambda _: None)
     d.cache = cache  # type: ignore[attr-defined]
     return d
 
 
-def test_features_are_the_engine_windows_and_are_cached(data, corpus_dir: Path) -> None:
+def test_features_are_the_engine_windows_and_are_cached(data) -> None:
     w = data.clean["val"]
     assert w.log_mel.shape[1:] == (data.config.n_frames, data.config.n_mels)
     n = len(w.clips) + len(data.no_speech["val"])
-    assert n == 12 and set(np.unique(w.clip_index)) == set(range(len(w.clips)))
+    assert n == 12
+    assert set(np.unique(w.clip_index)) == set(range(len(w.clips)))
     # windows of the first clip equal the engine's speech windows of the decoded clip
     from ser_engine.analysis import iter_window_features
     from ser_engine.audio import iter_audio_blocks
@@ -72,7 +75,8 @@ def test_statistics_come_from_training_speakers(data) -> None:
     mean, std = fit_stats(data.clean["train"])
     np.testing.assert_allclose(data.config.mean, mean)
     np.testing.assert_allclose(data.config.std, std)
-    assert data.config.is_fitted and len(data.config.mean) == 64
+    assert data.config.is_fitted
+    assert len(data.config.mean) == 64
 
 
 def test_fit_evaluate_export_parity_and_engine_load(data, tmp_path: Path) -> None:
@@ -93,14 +97,16 @@ def test_fit_evaluate_export_parity_and_engine_load(data, tmp_path: Path) -> Non
         labels=labels,
         mean=data.config.mean,
         std=data.config.std,
-        log=lambda m: None,
+        log=lambda _: None,
     )
-    assert len(hist["loss"]) == 1 and np.isfinite(hist["loss"][0])
+    assert len(hist["loss"]) == 1
+    assert np.isfinite(hist["loss"][0])
     logits, idx = predict_logits(model, data.clean["test"], mean=data.config.mean, std=data.config.std)
     metrics, probs = evaluate_clips(
         logits=logits, clip_index=idx, y_true=labels_of(data.clips["test"], labels=labels), labels=labels
     )
-    assert metrics["n"] == len(data.clips["test"]) >= 10 and 0.0 <= metrics["uar"] <= 1.0
+    assert metrics["n"] == len(data.clips["test"]) >= 10
+    assert 0.0 <= metrics["uar"] <= 1.0
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
 
     onnx_path = export_onnx(model, tmp_path / "model.onnx", n_mels=64)
@@ -116,7 +122,8 @@ def test_fit_evaluate_export_parity_and_engine_load(data, tmp_path: Path) -> Non
         metrics={},
     )
     loaded = EmotionModel.load(tmp_path)
-    assert loaded.labels == labels and loaded.metadata.temperature == 1.3
+    assert loaded.labels == labels
+    assert loaded.metadata.temperature == 1.3
     # the engine reproduces the Keras probabilities on a real clip's windows
     import soundfile as sf
 

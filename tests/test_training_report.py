@@ -217,11 +217,15 @@ def test_per_language_aggregation_weights_accuracy_by_clips_and_averages_uar() -
     out = {lr.language: lr for lr in language_rows(rows=rows)}
     assert list(out) == ["English", "Spanish", "Korean"]
     en = out["English"]
-    assert en.corpora == ("a", "c") and en.clips == 40
+    assert en.corpora == ("a", "c")
+    assert en.clips == 40
     assert math.isclose(en.accuracy or -1, (10 * 0.5 + 30 * 0.9) / 40)
     assert math.isclose(en.uar or -1, (0.4 + 0.8) / 2)
-    assert math.isclose(out["Spanish"].accuracy or -1, 0.25) and out["Spanish"].clips == 8
-    assert out["Korean"].accuracy is None and out["Korean"].uar is None and out["Korean"].corpora == ()
+    assert math.isclose(out["Spanish"].accuracy or -1, 0.25)
+    assert out["Spanish"].clips == 8
+    assert out["Korean"].accuracy is None
+    assert out["Korean"].uar is None
+    assert out["Korean"].corpora == ()
 
 
 def test_per_corpus_and_language_tables_follow_the_results(results: dict[str, Any], tmp_path: Path) -> None:
@@ -233,11 +237,13 @@ def test_per_corpus_and_language_tables_follow_the_results(results: dict[str, An
     for c, m in test.items():
         if c == "all":
             continue
-        assert table[c][1] == CORPUS_INFO[c].language and table[c][2] == "test speakers"
+        assert table[c][1] == CORPUS_INFO[c].language
+        assert table[c][2] == "test speakers"
         assert table[c][4:8] == [str(m["n"]), _pct(m["uar"]), _pct(m["accuracy"]), _pct(m["macro_f1"])]
     for part, role in (("unseen_val", "unseen corpus, validation"), ("unseen_test", "unseen corpus, test")):
         for c in results["held_out"][part]:
-            assert table[c][2].startswith(role) and table[c][5] == _pct(results["models"]["cnn2d"][part][c]["uar"])
+            assert table[c][2].startswith(role)
+            assert table[c][5] == _pct(results["models"]["cnn2d"][part][c]["uar"])
     english = [c for c in test if c != "all" and CORPUS_INFO[c].language.startswith("English")]
     lang = {r[0]: r for r in _table(md, "### Per language")}
     n = sum(test[c]["n"] for c in english)
@@ -268,7 +274,8 @@ def test_missing_parts_degrade_to_not_evaluated(results: dict[str, Any], tmp_pat
     assert "Voice calibration: not evaluated in this run." in md
     assert "Uncertainty threshold: not evaluated in this run." in md
     assert "int8 quantisation failed: not attempted" in md
-    assert "confusion_ravdess8.png" not in md and not (tmp_path / "figures" / "confusion_ravdess8.png").exists()
+    assert "confusion_ravdess8.png" not in md
+    assert not (tmp_path / "figures" / "confusion_ravdess8.png").exists()
     write_model_card(results=results, path=tmp_path / "MODEL_CARD.md")
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert "Unseen-corpus test: not evaluated in this run." in card
@@ -293,7 +300,8 @@ def test_model_card_names_held_out_corpora_licences_and_missed_targets(
     uem = results["models"]["cnn2d"]["unseen_test"]["uem-es"]["uar"]
     assert f"| uem-es | {_pct(uem)} % |" in card
     missed = [c for c in check_targets(results=results) if c.met is False]
-    assert missed and all(f"* {c.name}: {c.measured} (goal {c.goal})" in card for c in missed)
+    assert missed
+    assert all(f"* {c.name}: {c.measured} (goal {c.goal})" in card for c in missed)
     assert f"below {results['uncertainty']['threshold']:.2f}" in card
 
 
@@ -303,6 +311,7 @@ def test_ser_train_report_rerenders_a_run(results: dict[str, Any], tmp_path: Pat
     (run / "results.json").write_text(FIXTURE.read_text())
     assert ser_train(["report", "--run-dir", str(run), "--docs", str(docs), "--out", str(out)]) == 0
     md = (docs / "results.md").read_text()
-    assert "SMOKE RUN" in md and results["provenance"]["git_commit"][:12] in md
+    assert "SMOKE RUN" in md
+    assert results["provenance"]["git_commit"][:12] in md
     assert (out / "MODEL_CARD.md").read_text().startswith("# Model card")
     assert ser_train(["report", "--run-dir", str(tmp_path / "nowhere"), "--docs", str(docs)]) == 2

@@ -69,20 +69,24 @@ def tiny_parts(ravdess: list) -> dict[str, list[Item]]:
 def test_seed_cnn1d_has_about_7m_parameters_and_seed_shapes() -> None:
     net = build_seed_cnn1d(n_labels=7)
     assert 6.5e6 <= net.count_params() <= 7.5e6
-    assert tuple(net.input.shape) == (None, 2376) and tuple(net.output.shape) == (None, 7)
+    assert tuple(net.input.shape) == (None, 2376)
+    assert tuple(net.output.shape) == (None, 7)
     convs = [layer for layer in net.layers if type(layer).__name__ == "Conv1D"]
     assert len(convs) == 5
     out = np.asarray(net(np.zeros((3, 2376), np.float32), training=False))
-    assert out.shape == (3, 7) and np.isfinite(out).all()
+    assert out.shape == (3, 7)
+    assert np.isfinite(out).all()
     small = build_seed_cnn1d(input_dim=650, n_labels=8)
-    assert tuple(small.output.shape) == (None, 8) and small.count_params() < net.count_params()
+    assert tuple(small.output.shape) == (None, 8)
+    assert small.count_params() < net.count_params()
     assert model_macs(net) > 1e9  # the seeds' CNN costs about 2 GMAC per item
 
 
 @pytest.mark.training
 def test_seed_cnn_bilstm_takes_174_by_40_mfcc() -> None:
     net = build_seed_cnn_bilstm(n_labels=7)
-    assert tuple(net.input.shape) == (None, 174, 40) and tuple(net.output.shape) == (None, 7)
+    assert tuple(net.input.shape) == (None, 174, 40)
+    assert tuple(net.output.shape) == (None, 7)
     assert any(type(layer).__name__ == "Bidirectional" for layer in net.layers)
     assert 5e4 < net.count_params() < 1e6
     for cfg in search_configs(n=3, rng=np.random.default_rng(1)):
@@ -97,15 +101,19 @@ def test_search_draws_valid_deterministic_configurations() -> None:
     a = search_configs(n=12, rng=np.random.default_rng(5))
     b = search_configs(n=12, rng=np.random.default_rng(5))
     c = search_configs(n=12, rng=np.random.default_rng(6))
-    assert a == b and a != c
-    assert a[0] == BILSTM_DEFAULT and len({tuple(sorted(x.items())) for x in a}) == 12
+    assert a == b
+    assert a != c
+    assert a[0] == BILSTM_DEFAULT
+    assert len({tuple(sorted(x.items())) for x in a}) == 12
     for cfg in a + [draw_search_config(rng=np.random.default_rng(k)) for k in range(50)]:
         check_search_config(cfg)
     draws = [draw_search_config(rng=np.random.default_rng(k)) for k in range(200)]
     for key, space in SEARCH_SPACE.items():
         values = {d[key] for d in draws}
         if key in ("dropout", "learning_rate"):
-            assert min(values) >= space[0] and max(values) <= space[1] and len(values) > 10
+            assert min(values) >= space[0]
+            assert max(values) <= space[1]
+            assert len(values) > 10
         else:
             assert values == set(space)  # every choice is reachable
     with pytest.raises(ValueError, match="keys"):
@@ -116,7 +124,9 @@ def test_views_and_standardisation() -> None:
     frames = [np.arange(6, dtype=np.float32).reshape(3, 2), np.ones((5, 2), np.float32)]
     assert np.allclose(view(frames, kind="pooled"), [[2, 3], [1, 1]])
     seq = view(frames, kind="sequence", n_frames=4)
-    assert seq.shape == (2, 4, 2) and np.allclose(seq[0, 3], 0) and np.allclose(seq[1], 1)
+    assert seq.shape == (2, 4, 2)
+    assert np.allclose(seq[0, 3], 0)
+    assert np.allclose(seq[1], 1)
     flat = view(frames, kind="flat", n_frames=4)
     assert np.allclose(flat[0], [0, 2, 4, 0, 1, 3, 5, 0])  # feature 0's series, then feature 1's
     with pytest.raises(ValueError, match="n_frames"):
@@ -138,11 +148,14 @@ def test_augmented_copies_are_reproducible(ravdess: list) -> None:
     again = augment_item(Item(clip, 1), y, sample_rate=16000, seed=0)
     assert np.array_equal(copies[0], again)
     for c in copies:
-        assert c.dtype == np.float32 and np.isfinite(c).all()
-    assert copies[0].shape == y.shape and not np.allclose(copies[0], y, atol=1e-4)  # noise
+        assert c.dtype == np.float32
+        assert np.isfinite(c).all()
+    assert copies[0].shape == y.shape
+    assert not np.allclose(copies[0], y, atol=1e-4)
     assert not np.allclose(copies[1][: y.size], y[: copies[1].size], atol=1e-3)  # pitch shift
     feats = featurize_items(items=[Item(clip), Item(clip, 1)], featurize=STANDIN)
-    assert feats[0].shape[1] == 13 and not np.allclose(feats[0], feats[1])
+    assert feats[0].shape[1] == 13
+    assert not np.allclose(feats[0], feats[1])
 
 
 @pytest.mark.corpus
@@ -162,13 +175,16 @@ def test_tiny_training_end_to_end_on_real_clips(tiny_parts: dict[str, list[Item]
             run=run, parts=tiny_parts, featurize=STANDIN, labels=HARMONISED_LABELS, max_epochs=2, patience=2, seed=0
         )
         results[run.model] = r
-        assert 0.0 <= r["val_uar"] <= 1.0 and 0.0 <= r["test_uar"] <= 1.0
+        assert 0.0 <= r["val_uar"] <= 1.0
+        assert 0.0 <= r["test_uar"] <= 1.0
         assert r["items"] == {"train": 56, "val": 14, "test": 14}
     assert results["cnn1d"]["input_shape"] == [13 * 50]
     assert results["cnn_bilstm"]["input_shape"] == [50, 13]
     for name in ("cnn1d", "cnn_bilstm"):
         r = results[name]
-        assert r["epochs_run"] == 2 and r["best_epoch"] in (1, 2) and r["parameters"] > 0
+        assert r["epochs_run"] == 2
+        assert r["best_epoch"] in (1, 2)
+        assert r["parameters"] > 0
         assert r["val_uar"] == max(r["history"]["val_uar"])
     assert results["decision_tree"]["parameters"] > 1  # tree nodes
 
@@ -212,14 +228,17 @@ def test_dry_run_plan_counts_models_features_protocols() -> None:
         plan=plan, clips=clips, train_share=share, feature_dims={"mfcc": 40, "mfcc_zcr_rms": 22, "mfcc_chroma_mel": 180}
     )
     # RAVDESS: 6 runs x 3 protocols; all corpora: 5 runs once + the CNN+BiLSTM's 4 trials
-    assert size["fits"] == 6 * 3 + 5 + 4 and size["keras_fits"] == 2 * 3 + 1 + 4
+    assert size["fits"] == 6 * 3 + 5 + 4
+    assert size["keras_fits"] == 2 * 3 + 1 + 4
     cnn = next(r for r in size["rows"] if r["model"] == "cnn1d" and r["protocol"] == "random")
     assert 6.5e6 <= cnn["parameters"] <= 7.5e6  # 22 features x 108 frames = the seeds' 2376 inputs
     assert cnn["train_items"] == round(1440 * 0.7 * 3)
     assert size["featurized_items"]["mfcc"] == sum(clips.values()) * 3
     assert size["hours_bound"] > size["hours_per_epoch"] > 0
     text = format_plan(size)
-    assert "cnn_bilstm" in text and "augment_before_split" in text and "27 fits" in text
+    assert "cnn_bilstm" in text
+    assert "augment_before_split" in text
+    assert "27 fits" in text
 
 
 @pytest.mark.corpus
@@ -237,5 +256,6 @@ def test_random_search_picks_the_best_validation_trial(tiny_parts: dict[str, lis
     found = random_search(x=x, y=y, n_labels=7, n_trials=2, rng=np.random.default_rng(3), max_epochs=1, seed=0)
     assert [t["config"] for t in found["trials"]] == search_configs(n=2, rng=np.random.default_rng(3))
     uars = [t["val_uar"] for t in found["trials"]]
-    assert found["best"] == int(np.argmax(uars)) and all(0.0 <= u <= 1.0 for u in uars)
+    assert found["best"] == int(np.argmax(uars))
+    assert all(0.0 <= u <= 1.0 for u in uars)
     assert all(t["epochs_run"] == 1 and "history" not in t for t in found["trials"])

@@ -1,5 +1,8 @@
-"""The shipped model in models/: metadata agrees with the graph and the
-featurizer, and it recognises emotions of test speakers well above chance."""
+"""The shipped model in models/.
+
+Its metadata agrees with the graph and the featurizer, and it recognises
+emotions of test speakers well above chance.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ def test_metadata_agrees_with_graph_and_featurizer(shipped_model_dir: Path, ship
     assert [i.name for i in graph.input] == [meta["input_name"]] == ["features"]
     assert [o.name for o in graph.output] == [meta["output_name"]] == ["logits"]
     dims = graph.input[0].type.tensor_type.shape.dim
-    assert len(dims) == 3 and dims[2].dim_value == 64
+    assert len(dims) == 3
+    assert dims[2].dim_value == 64
     assert not dims[1].dim_value  # dynamic time axis, as model.json says
     assert meta["input_shape"] == [None, None, 64]
     out_dims = graph.output[0].type.tensor_type.shape.dim
@@ -34,7 +38,8 @@ def test_metadata_agrees_with_graph_and_featurizer(shipped_model_dir: Path, ship
     cfg = FeatureConfig.from_dict(meta["feature_config"])
     # the same featurizer settings as the engine's defaults, plus fitted statistics
     assert cfg.with_stats(mean=[0] * 64, std=[1] * 64) == FeatureConfig().with_stats(mean=[0] * 64, std=[1] * 64)
-    assert cfg.is_fitted and 0.2 < meta["temperature"] < 5
+    assert cfg.is_fitted
+    assert 0.2 < meta["temperature"] < 5
     assert meta["provenance"]["split_sha256"] == split_hash()
     assert (shipped_model_dir / "model.onnx").stat().st_size <= 10_000_000
     assert (shipped_model_dir / "MODEL_CARD.md").is_file()
@@ -72,7 +77,8 @@ def test_shipped_model_scores_well_above_chance_on_test_speakers(corpus_dir: Pat
 
 def test_shipped_model_carries_voice_calibration_and_uncertainty(shipped_model: EmotionModel) -> None:
     meta = shipped_model.metadata
-    assert meta.voice_reference is not None and len(meta.voice_reference) == len(shipped_model.labels)
+    assert meta.voice_reference is not None
+    assert len(meta.voice_reference) == len(shipped_model.labels)
     assert 0.0 < meta.uncertainty_threshold < 1.0
     # the reference is what the model says about placed neutral voices: neutral ranks first
     assert shipped_model.labels[int(np.argmax(meta.voice_reference))] == "neutral"

@@ -66,7 +66,8 @@ def test_held_out_corpora_are_absent_from_training_and_of_different_languages(cl
 
     split = load_split()
     assert split["held_out"] == {k: list(v) for k, v in HELD_OUT.items()}
-    assert len(HELD_OUT["unseen_val"]) >= 1 and len(HELD_OUT["unseen_test"]) >= 2
+    assert len(HELD_OUT["unseen_val"]) >= 1
+    assert len(HELD_OUT["unseen_test"]) >= 2
     test_languages = {CORPUS_INFO[c].language for c in HELD_OUT["unseen_test"]}
     assert len(test_languages) == len(HELD_OUT["unseen_test"])
     parts = assign(clips=clips, split=split)
@@ -80,9 +81,12 @@ def test_held_out_corpora_are_absent_from_training_and_of_different_languages(cl
     # every training corpus has validation and test speakers, except TESS (two speakers: train, test)
     for corpus, p in split["corpora"].items():
         if corpus in held:
-            assert not (p["train"] or p["val"] or p["test"])
+            assert not (p["train"])
+            assert not (p["val"])
+            assert not (p["test"])
         else:
-            assert p["train"] and p["test"], corpus
+            assert p["train"], corpus
+            assert p["test"], corpus
             assert p["val"] or corpus == "tess", corpus
 
 
@@ -117,4 +121,5 @@ def test_overlap_and_unknown_speakers_are_refused(tmp_path: Path, clips: list) -
 
 
 def test_split_file_is_packaged_path() -> None:
-    assert DEFAULT_SPLIT_PATH.parent.name == "splits" and DEFAULT_SPLIT_PATH.is_file()
+    assert DEFAULT_SPLIT_PATH.parent.name == "splits"
+    assert DEFAULT_SPLIT_PATH.is_file()

@@ -51,9 +51,10 @@ def test_learns_and_keeps_the_weights_it_scored(extra: dict[str, float]) -> None
         labels=LABELS,
         mean=np.zeros(12),
         std=np.ones(12),
-        log=lambda m: None,
+        log=lambda _: None,
     )
-    assert len(hist["loss"]) == 4 and np.isfinite(hist["loss"]).all()
+    assert len(hist["loss"]) == 4
+    assert np.isfinite(hist["loss"]).all()
     assert hist["best_val_uar"] > 0.9  # chance is 1/3
     # the returned weights are exactly the ones that earned the best validation score
     logits, ci = predict_logits(model, val, mean=np.zeros(12), std=np.ones(12))
@@ -69,8 +70,8 @@ def test_ema_without_validation_returns_the_average_not_the_last_step() -> None:
     train, y_train = _separable(120, seed=4)
     common = dict(arch="cnn2d", arch_params=TINY, epochs=2, batch_size=16, learning_rate=5e-3, seed=5)
     kw = dict(train=train, y_train=y_train, val=None, y_val=None, labels=LABELS, mean=np.zeros(12), std=np.ones(12))
-    plain, _ = fit_model(cfg=TrainConfig(**common), log=lambda m: None, **kw)
-    averaged, _ = fit_model(cfg=TrainConfig(**common, ema_decay=0.9), log=lambda m: None, **kw)
+    plain, _ = fit_model(cfg=TrainConfig(**common), log=lambda _: None, **kw)
+    averaged, _ = fit_model(cfg=TrainConfig(**common, ema_decay=0.9), log=lambda _: None, **kw)
     # same seed, same batches: only the weight averaging differs
     w_plain = plain.get_layer("logits").get_weights()[0]
     w_avg = averaged.get_layer("logits").get_weights()[0]
@@ -83,18 +84,21 @@ def test_freq_warp_moves_a_formant_by_the_drawn_factor() -> None:
     from training.train import freq_warp, mel_centres_hz
 
     centres = mel_centres_hz(FeatureConfig())
-    assert centres.shape == (64,) and 50 < centres[0] < centres[-1] < 8000
+    assert centres.shape == (64,)
+    assert 50 < centres[0] < centres[-1] < 8000
     x = np.zeros((400, 5, 64), dtype=np.float32)
     k = 30
     x[:, :, k] = 1.0  # a single band lit, at centres[k] Hz
     rng = np.random.default_rng(0)
     y = freq_warp(x, centres_hz=centres, max_warp=0.15, rng=rng)
-    assert y.shape == x.shape and np.isfinite(y).all()
+    assert y.shape == x.shape
+    assert np.isfinite(y).all()
     # replay the generator: each window's energy sits where centres[k] * alpha falls
     alphas = np.random.default_rng(0).uniform(0.85, 1.15, size=400)
     expected = np.interp(centres[k] * alphas, centres, np.arange(64))
     got = (y[:, 0, :] * np.arange(64)).sum(axis=1) / y[:, 0, :].sum(axis=1)
     np.testing.assert_allclose(got, expected, atol=0.51)
-    assert got.min() < k - 2 and got.max() > k + 2  # both directions occur
+    assert got.min() < k - 2
+    assert got.max() > k + 2
     # no warp is the identity
     np.testing.assert_array_equal(freq_warp(x, centres_hz=centres, max_warp=0.0, rng=rng), x)
