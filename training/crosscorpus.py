@@ -223,7 +223,7 @@ def speaker_mean_reference(*, logits: npt.ArrayLike, windows: WindowSet) -> npt.
     """Mean over speakers of each speaker's mean logits over all their speech windows, shape ``(n_labels,)``."""
     lg = np.asarray(logits, dtype=np.float64)
     spk = _speaker_of(windows.clips)[windows.clip_index]
-    return np.mean([lg[spk == s].mean(axis=0) for s in sorted(set(spk.tolist()))], axis=0)
+    return np.asarray(np.mean([lg[spk == s].mean(axis=0) for s in sorted(set(spk.tolist()))], axis=0), dtype=np.float64)
 
 
 def selective(probs: npt.ArrayLike, y: npt.ArrayLike, threshold: float) -> dict[str, float]:

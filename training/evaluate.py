@@ -31,7 +31,7 @@ def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> npt.NDArray[n
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    return np.asarray(e / e.sum(axis=-1, keepdims=True), dtype=np.float64)
 
 
 def clip_probabilities(

@@ -75,8 +75,8 @@ def explore(
             val=data.clean["val"],
             y_val=y_val,
             labels=HARMONISED_LABELS,
-            mean=data.config.mean,
-            std=data.config.std,
+            mean=data.mean,
+            std=data.std,
             feature_config=data.config,
         )
         res, *_ = _keras_eval(model, data, "val", labels=HARMONISED_LABELS)

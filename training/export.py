@@ -47,7 +47,7 @@ def export_onnx(model: Any, path: str | Path, *, n_mels: int, opset: int = 17) -
 
     spec = (tf.TensorSpec([None, None, n_mels], tf.float32, name="features"),)
 
-    @tf.function(input_signature=spec)
+    @tf.function(input_signature=spec)  # type: ignore[untyped-decorator]
     def serve(features: Any) -> Any:
         return {"logits": tf.identity(model(features, training=False), name="logits")}
 

@@ -76,6 +76,22 @@ class Data:
     skipped: list[Any]
     no_speech: dict[str, list[Clip]]
 
+    @property
+    def mean(self) -> npt.NDArray[np.float64]:
+        """Per-band mean of the training log-mels, shape ``(n_mels,)`` (``config.mean``)."""
+        return _statistic(self.config.mean, "mean")
+
+    @property
+    def std(self) -> npt.NDArray[np.float64]:
+        """Per-band standard deviation of the training log-mels, shape ``(n_mels,)`` (``config.std``)."""
+        return _statistic(self.config.std, "std")
+
+
+def _statistic(values: Sequence[float] | None, name: str) -> npt.NDArray[np.float64]:
+    if values is None:
+        raise ValueError(f"the feature config has no training {name} (prepare_data fits it)")
+    return np.asarray(values, dtype=np.float64)
+
 
 def prepare_data(
     *,
@@ -296,10 +312,10 @@ def _export(
 
 def _parity_windows(data: Data, n: int = 16) -> npt.NDArray[np.float32]:
     w = data.clean["val"] if len(data.clean["val"]) else data.clean["train"]
-    mu = np.asarray(data.config.mean, dtype=np.float32)
-    sd = np.asarray(data.config.std, dtype=np.float32)
+    mu = np.asarray(data.mean, dtype=np.float32)
+    sd = np.asarray(data.std, dtype=np.float32)
     idx = np.linspace(0, len(w) - 1, min(n, len(w))).astype(int)
-    return ((w.log_mel[idx].astype(np.float32) - mu) / sd).astype(np.float32)
+    return np.asarray((w.log_mel[idx].astype(np.float32) - mu) / sd, dtype=np.float32)
 
 
 def _portable(path: Path) -> str:
@@ -355,14 +371,14 @@ def run_interim(
         val=data.clean["val"],
         y_val=y_val,
         labels=labels,
-        mean=data.config.mean,
-        std=data.config.std,
+        mean=data.mean,
+        std=data.std,
         log=log,
         feature_config=data.config,
     )
-    vl, vi = predict_logits(model, data.clean["val"], mean=data.config.mean, std=data.config.std)
+    vl, vi = predict_logits(model, data.clean["val"], mean=data.mean, std=data.std)
     t = fit_temperature(window_logits=vl, clip_index=vi, n_clips=len(data.clips["val"]), y_true=y_val)
-    tl, ti = predict_logits(model, data.clean["test"], mean=data.config.mean, std=data.config.std)
+    tl, ti = predict_logits(model, data.clean["test"], mean=data.mean, std=data.std)
     y_test = labels_of(data.clips["test"], labels=labels)
     res = _per_corpus(logits=tl, clip_index=ti, clips=data.clips["test"], y=y_test, labels=labels, temperature=t)
     summary = {k: {m: round(v[m], 4) for m in ("accuracy", "uar", "macro_f1", "ece")} for k, v in res.items()}
@@ -453,7 +469,7 @@ def _keras_eval(
         w = w.subset_clips(mask)
         clips = w.clips
     y = labels_of(clips, labels=labels, fine=fine)
-    logits, idx = predict_logits(model, w, mean=data.config.mean, std=data.config.std)
+    logits, idx = predict_logits(model, w, mean=data.mean, std=data.std)
     res = _per_corpus(logits=logits, clip_index=idx, clips=clips, y=y, labels=labels, temperature=temperature)
     return res, logits, idx, y, clips
 
@@ -615,9 +631,9 @@ def run_all(
     t0 = time.perf_counter()
     eval_parts = [p for p in ("test", "unseen_val", "unseen_test") if data.clips[p]]
     pooled = {
-        p: pooled_features(data.clean[p], mean=data.config.mean, std=data.config.std) for p in ["train", *eval_parts]
+        p: pooled_features(data.clean[p], mean=data.mean, std=data.std) for p in ["train", *eval_parts]
     }
-    pooled_sel = pooled_features(sel_windows, mean=data.config.mean, std=data.config.std)
+    pooled_sel = pooled_features(sel_windows, mean=data.mean, std=data.std)
     for name in BASELINES:
         preds = fit_predict(
             name, x_train=pooled["train"], y_train=y["train"], x_eval=[pooled_sel] + [pooled[p] for p in eval_parts]
@@ -651,8 +667,8 @@ def run_all(
             val=sel_windows,
             y_val=sel_y,
             labels=labels,
-            mean=data.config.mean,
-            std=data.config.std,
+            mean=data.mean,
+            std=data.std,
             log=log,
             feature_config=data.config,
             val_groups=sel_groups,
@@ -834,7 +850,7 @@ def evaluate_shipped(*, data: Data, staging: Path, results: dict[str, Any], log:
     reference, n_ref = voice_reference(logits=logits["val"], windows=data.clean["val"])
     # strength: the fraction of the measured offset a profile removes, chosen with k = 2 neutral clips
     # per speaker on the validation speakers and the unseen-corpus validation (mean of the two UARs)
-    strength_table = []
+    strength_table: list[dict[str, Any]] = []
     for st in STRENGTHS:
         uars = []
         for p in ("val", "unseen_val"):
@@ -925,7 +941,7 @@ def evaluate_shipped(*, data: Data, staging: Path, results: dict[str, Any], log:
     # unsupervised adaptation to each voice (all of a speaker's speech, no labels): measured for the
     # report as a direction, strength chosen on validation like the profile's
     ref_all = speaker_mean_reference(logits=logits["val"], windows=data.clean["val"])
-    adapt_rows = []
+    adapt_rows: list[dict[str, Any]] = []
     for st in (0.25, 0.5, 0.75, 1.0):
         uars = [
             adaptation_eval(logits=logits[p], windows=data.clean[p], labels=labels, temperature=temperature,
@@ -1024,7 +1040,7 @@ def run_evaluate(
     path = run_dir / "results.json"
     if not path.is_file() or not (staging / "model.onnx").is_file():
         raise FileNotFoundError(f"{run_dir}: no finished `ser-train all` run (results.json and model/)")
-    results = json.loads(path.read_text(encoding="utf-8"))
+    results: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     log = Logger(run_dir / "log.txt")
     log("ser-train evaluate: re-running the validation choices and the test evaluation")
     t0 = time.perf_counter()
@@ -1060,7 +1076,8 @@ def _ravdess8(
     from training.models import build_model
 
     labels = RAVDESS_LABELS
-    is_r = lambda c: c.corpus == "ravdess"  # noqa: E731
+    def is_r(c: Clip) -> bool:
+        return c.corpus == "ravdess"
 
     def subset(w: WindowSet) -> WindowSet:
         return w.subset_clips(np.array([is_r(c) for c in w.clips]))
@@ -1085,8 +1102,8 @@ def _ravdess8(
         val=val,
         y_val=y_val,
         labels=labels,
-        mean=data.config.mean,
-        std=data.config.std,
+        mean=data.mean,
+        std=data.std,
         log=log,
         init_model=m8,
         feature_config=data.config,

@@ -237,8 +237,8 @@ def assign(*, clips: Iterable[Clip], split: dict[str, Any]) -> dict[str, list[Cl
                 part_of[spk] = part
     out: dict[str, list[Clip]] = {p: [] for p in PARTS}
     for c in clips:
-        part = part_of.get(c.speaker)
-        if part is None:
+        where = part_of.get(c.speaker)
+        if where is None:
             raise SplitError(f"{c.path}: speaker {c.speaker} is not in the split")
-        out[part].append(c)
+        out[where].append(c)
     return out

@@ -176,7 +176,7 @@ def balanced_draw(labels: npt.ArrayLike, corpora: npt.ArrayLike) -> npt.NDArray[
         for lab in labs:
             cell = in_c & (y == lab)
             p[cell] = sh / labs.size / cell.sum()
-    return p / p.sum()
+    return np.asarray(p / p.sum(), dtype=np.float64)
 
 
 def predict_logits(
@@ -316,7 +316,7 @@ def fit_model(
     ema = [tf.Variable(v, trainable=False) for v in model.trainable_variables] if cfg.ema_decay > 0 else []
     n_updates = tf.Variable(0.0, trainable=False)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]
     def step(xb: Any, yb: Any, yb2: Any, lam: Any) -> Any:
         with tf.GradientTape() as tape:
             logits = model(xb, training=True)

@@ -21,7 +21,7 @@ def _coloured(n: int, *, exponent: float, rng: np.random.Generator) -> npt.NDArr
         f[0] = 1.0
         spec /= f ** (exponent / 2)
         noise = np.fft.irfft(spec, n=n)
-    return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
+    return np.asarray(noise / (np.sqrt(np.mean(noise**2)) + 1e-12), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -50,4 +50,4 @@ class AddNoise:
         snr = rng.uniform(*self.snr_db)
         exponent = float(rng.choice([0.0, 1.0, 2.0]))
         noise = _coloured(x.size, exponent=exponent, rng=rng) * np.sqrt(p_sig / 10 ** (snr / 10))
-        return (x + noise).astype(np.float32)
+        return np.asarray(x + noise, dtype=np.float32)

@@ -35,4 +35,4 @@ class Reverb:
         mix = rng.uniform(*self.wet)
         out = (1 - mix) * x + mix * wet
         scale = rms(x) / (float(np.sqrt(np.mean(out**2))) + 1e-12)
-        return (out * scale).astype(np.float32)
+        return np.asarray(out * scale, dtype=np.float32)
