@@ -2,10 +2,11 @@
 
 One path from audio to features, shared with ``ser analyze``: a clip is decoded
 by :func:`ser_engine.audio.iter_audio_blocks` and windowed, gated and featurised
-by :func:`ser_engine.analysis.iter_window_features` (imported, never copied), so
-a clip's training windows are exactly the speech windows ``ser analyze
---segments`` reports (3 s windows every 0.5 s plus one ending at the clip's
-end; a short clip gated on its real samples and featurised centre-padded).
+by the one core, :func:`ser_engine.core.iter_window_features` (imported, never
+copied), so a clip's training windows are exactly the speech windows ``ser
+analyze --segments`` reports (3 s windows every 0.5 s on the 20 ms frame grid,
+the final one ending up to 20 ms before the clip's end; a short clip gated on
+its real samples and featurised centre-padded).
 Only speech windows are kept; a clip in which the gate finds no speech has no
 windows (the pipeline reports and drops it, as ``ser analyze`` reports "no
 speech"). Augmented copies pass the decoded, augmented samples through the
@@ -29,9 +30,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ser_engine.analysis import iter_window_features
 from ser_engine.audio import iter_audio_blocks, load_audio
 from ser_engine.config import FeatureConfig
+from ser_engine.core import iter_window_features
 from ser_engine.features import Featurizer
 from training.corpora import Clip
 

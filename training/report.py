@@ -913,8 +913,10 @@ def _data_section(results: dict[str, Any]) -> list[str]:
         "* Labels harmonised to 7 classes (calm → neutral for RAVDESS and TurEV-DB, IndoWave's *disappointed* "
         "dropped; see [docs/corpora.md](corpora.md) for every corpus's mapping). UAR = mean recall over the classes "
         "present in a set.",
-        "* Windows exactly as the app presents them: 3 s every 0.5 s (`ser_engine.features.frame_windows`, short "
-        "clips centre-padded with zeros), 64 log-mel bands by `ser_engine.features.Featurizer`; only windows "
+        "* Windows exactly as the app presents them, from the one window-inference core that `ser analyze` and "
+        "the live view use (`ser_engine.core.iter_window_features`): 3 s every 0.5 s on the 20 ms frame grid, the "
+        "final window ending up to 20 ms before the end of the clip, short clips centre-padded with zeros; "
+        "64 log-mel bands by `ser_engine.features.Featurizer`; only windows "
         f"accepted by `{prov.get('silence_policy', 'the speech gate')}` are used.",
         f"* Normalisation: {prov.get('normalisation', 'per-band mean/std of the training windows')}, stored in "
         "`model.json`.",
