@@ -107,7 +107,8 @@ def configure_logging(*, verbose: bool, log_file: Path | None, stream: TextIO | 
     Call once when a program starts (the CLI with its ``--verbose`` flag and
     :func:`default_log_path`; the app with ``verbose=False`` and the same path).
     Calling it again replaces the handlers it installed before. Other loggers
-    (libraries') are not touched.
+    (libraries') are not touched, and ``ser`` records still propagate to the
+    root logger (a host's or pytest's handlers see them too).
 
     Parameters
     ----------
