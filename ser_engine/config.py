@@ -16,13 +16,23 @@ from typing import Any
 
 from ser_engine.errors import ParameterError
 
-__all__ = ["DEFAULT_HOP_S", "DEFAULT_WINDOW_S", "FeatureConfig"]
+__all__ = ["DEFAULT_HOP_S", "DEFAULT_WINDOW_S", "FEATURE_SETS", "FeatureConfig"]
 
 DEFAULT_WINDOW_S = 3.0
 """Seconds of audio per analysis window for a new model. At run time the model's own
 ``feature_config.window_s`` is the default (CLI, app and live sessions alike)."""
 DEFAULT_HOP_S = 0.5
 """Seconds between analysis windows for a new model (run time: ``feature_config.hop_s``)."""
+
+FEATURE_SETS = ("logmel", "mfcc", "mfcc_zcr_rms", "mfcc_chroma_mel")
+"""Per-frame feature sets of :class:`~ser_engine.features.Featurizer`, parts in this order within a frame:
+
+* ``logmel``: ``n_mels`` log-mel values (the project's model);
+* ``mfcc``: ``n_mfcc`` MFCCs;
+* ``mfcc_zcr_rms``: ``n_mfcc`` MFCCs, zero-crossing rate, RMS (seeds 000, 003, 004);
+* ``mfcc_chroma_mel``: ``n_mfcc`` MFCCs, ``n_chroma`` chroma, ``n_mels`` log-mel values (seed 001).
+"""
+_NEW_KEYS_DEFAULTS: dict[str, Any] = {"features": "logmel", "n_mfcc": 40, "n_chroma": 12}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -32,7 +42,7 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Parameters of the log-mel featurizer and of the sliding analysis.
+    """Parameters of the featurizer and of the sliding analysis.
 
     Parameters
     ----------
@@ -60,9 +70,16 @@ class FeatureConfig:
     hop_s : float
         Step in seconds between two analysis windows (live and file mode).
     mean, std : tuple of float or None
-        Per-mel-band normalisation statistics of the training features, each of
-        length ``n_mels``; ``None`` before they are fitted. Features are
-        ``(log_mel - mean) / std``.
+        Per-feature normalisation statistics of the training frames, each of
+        length :attr:`n_features`; ``None`` before they are fitted. Features are
+        ``(frames - mean) / std``.
+    features : str
+        The per-frame feature set, one of :data:`FEATURE_SETS` (``"logmel"``
+        when absent from an older ``model.json``).
+    n_mfcc : int
+        MFCCs per frame (``<= n_mels``) for the sets with MFCC.
+    n_chroma : int
+        Chroma bins per frame for ``mfcc_chroma_mel``.
     """
 
     sample_rate: int = 16000
@@ -77,6 +94,9 @@ class FeatureConfig:
     hop_s: float = DEFAULT_HOP_S
     mean: tuple[float, ...] | None = field(default=None, repr=False)
     std: tuple[float, ...] | None = field(default=None, repr=False)
+    features: str = "logmel"
+    n_mfcc: int = 40
+    n_chroma: int = 12
 
     def __post_init__(self) -> None:
         # Normalise sequences given as lists (e.g. from JSON) into tuples.
@@ -87,7 +107,11 @@ class FeatureConfig:
                     object.__setattr__(self, name, tuple(float(v) for v in value))
                 except (TypeError, ValueError) as exc:
                     raise ParameterError(f"FeatureConfig.{name} must be a sequence of numbers") from exc
-        for name in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
+        _check(
+            isinstance(self.features, str) and self.features in FEATURE_SETS,
+            f"FeatureConfig.features must be one of {', '.join(FEATURE_SETS)}, got {self.features!r}",
+        )
+        for name in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc", "n_chroma"):
             value = getattr(self, name)
             _check(
                 isinstance(value, int) and not isinstance(value, bool) and value > 0,
@@ -101,6 +125,7 @@ class FeatureConfig:
             )
         _check(8000 <= self.sample_rate <= 192000, f"sample_rate {self.sample_rate} Hz is outside 8-192 kHz")
         _check(self.win_length <= self.n_fft, "win_length must not exceed n_fft")
+        _check(self.n_mfcc <= self.n_mels, f"n_mfcc={self.n_mfcc} must not exceed n_mels={self.n_mels}")
         _check(self.hop_length <= self.win_length, "hop_length must not exceed win_length")
         _check(0 <= self.fmin < self.fmax, "need 0 <= fmin < fmax")
         _check(self.fmax <= self.sample_rate / 2, "fmax must not exceed the Nyquist frequency")
@@ -114,8 +139,9 @@ class FeatureConfig:
         if (self.mean is None) != (self.std is None):
             raise ParameterError("FeatureConfig.mean and .std must be given together")
         if self.mean is not None and self.std is not None:
-            _check(len(self.mean) == self.n_mels, f"mean has {len(self.mean)} values, need n_mels={self.n_mels}")
-            _check(len(self.std) == self.n_mels, f"std has {len(self.std)} values, need n_mels={self.n_mels}")
+            n = self.n_features
+            _check(len(self.mean) == n, f"mean has {len(self.mean)} values, need n_features={n}")
+            _check(len(self.std) == n, f"std has {len(self.std)} values, need n_features={n}")
             _check(all(math.isfinite(v) for v in self.mean), "mean must be finite")
             _check(all(math.isfinite(v) and v > 0 for v in self.std), "std must be finite and positive")
 
@@ -136,12 +162,23 @@ class FeatureConfig:
         return frames_for(self.window_samples, n_fft=self.n_fft, hop_length=self.hop_length)
 
     @property
+    def n_features(self) -> int:
+        """Values per feature frame: the width of the model's input (see :data:`FEATURE_SETS`)."""
+        if self.features == "mfcc":
+            return self.n_mfcc
+        if self.features == "mfcc_zcr_rms":
+            return self.n_mfcc + 2
+        if self.features == "mfcc_chroma_mel":
+            return self.n_mfcc + self.n_chroma + self.n_mels
+        return self.n_mels
+
+    @property
     def is_fitted(self) -> bool:
         """True when normalisation statistics are present."""
         return self.mean is not None
 
     def with_stats(self, *, mean: Any, std: Any) -> FeatureConfig:
-        """Return a copy with normalisation statistics (each of length ``n_mels``)."""
+        """Return a copy with normalisation statistics (each of length :attr:`n_features`)."""
         return replace(self, mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
 
     def with_timing(self, *, window_s: float | None = None, hop_s: float | None = None) -> FeatureConfig:
@@ -154,11 +191,19 @@ class FeatureConfig:
 
     # Serialisation ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists)."""
+        """Return a JSON-ready dict (tuples become lists).
+
+        ``features``, ``n_mfcc`` and ``n_chroma`` are left out while they have their
+        default values, so a log-mel config writes the same ``model.json`` as before
+        they existed (and :meth:`from_dict` restores the defaults).
+        """
         data = asdict(self)
         for name in ("mean", "std"):
             if data[name] is not None:
                 data[name] = list(data[name])
+        for name, default in _NEW_KEYS_DEFAULTS.items():
+            if data[name] == default:
+                del data[name]
         return data
 
     @classmethod

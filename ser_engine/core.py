@@ -6,12 +6,14 @@ per hop), file analysis (:func:`iter_window_features` over decoded blocks,
 many windows per model call), voice profiles and training (the same
 :func:`iter_window_features`).
 
-Samples arrive incrementally. A :class:`FrameCache` computes every log-mel
-frame and every speech-gate frame level once, when its last sample arrives,
-and a window is assembled from the cached frames. This equals the full
-computation on the window (:class:`~ser_engine.features.Featurizer` and
+Samples arrive incrementally. A :class:`FrameCache` computes every feature
+frame (of the config's feature set: log-mel, or the seeds' MFCC sets) and
+every speech-gate frame level once, when its last sample arrives, and a
+window is assembled from the cached frames. This equals the full computation
+on the window (:meth:`~ser_engine.features.Featurizer.frames` and
 :func:`~ser_engine.gate.frame_levels_db` on the window's samples) because
-neither kind of frame is centred: log-mel frame ``k`` of a stream covers
+neither kind of frame is centred and every feature of a frame depends on that
+frame's samples only: feature frame ``k`` of a stream covers
 samples ``[k*hop_length, k*hop_length + n_fft)`` and gate frame ``j`` covers
 ``[j*g, (j+1)*g)`` (``g`` = 20 ms), so a window starting at a multiple of
 ``hop_length`` (of ``g``) holds exactly the stream's frames from there on.
@@ -57,7 +59,7 @@ BRIDGE_S = 0.3
 
 
 class FrameCache:
-    """Samples, log-mel frames and gate levels of one stream, each frame computed once.
+    """Samples, feature frames and gate levels of one stream, each frame computed once.
 
     Positions are samples since the stream's first sample. Call :meth:`feed`
     with each new block and :meth:`release` with the earliest start of any
@@ -70,7 +72,7 @@ class FrameCache:
     featurizer : Featurizer
         Built from a config with the same frame parameters.
     mel : bool
-        Cache log-mel frames (worth it when windows start on the ``hop_length`` grid).
+        Cache feature frames (worth it when windows start on the ``hop_length`` grid).
     levels : bool
         Cache gate levels (worth it when windows start on the gate-frame grid).
     """
@@ -88,7 +90,7 @@ class FrameCache:
         self._samples: FloatArray = np.zeros(0, dtype=np.float32)
         self._base = 0  # stream position of _samples[0]
         self.total = 0  # samples fed so far
-        self._mel: FloatArray = np.zeros((0, config.n_mels), dtype=np.float32)
+        self._mel: FloatArray = np.zeros((0, config.n_features), dtype=np.float32)
         self._mel0 = 0  # frame index of _mel[0]
         self._levels: LevelArray = np.zeros(0, dtype=np.float64)
         self._lev0 = 0
@@ -113,7 +115,7 @@ class FrameCache:
             if end > nxt:
                 a = nxt * self._hl - self._base
                 seg = self._samples[a : a + (end - 1 - nxt) * self._hl + self._n_fft]
-                new = self.featurizer.log_mel(seg)
+                new = self.featurizer.frames(seg)
                 self._mel = np.concatenate([self._mel, new]) if self._mel.shape[0] else new
         if self._use_levels:
             g = self.gate_frame
@@ -176,20 +178,29 @@ class FrameCache:
                 return self._levels[j : j + n]
         return frame_levels_db(self.samples(start, stop), sample_rate=self.sample_rate)
 
-    def log_mel(self, start: int) -> FloatArray:
-        """Un-normalised log-mel frames of the full window starting at ``start``.
+    def frames(self, start: int) -> FloatArray:
+        """Un-normalised feature frames of the full window starting at ``start``.
 
         Returns
         -------
-        ndarray, shape (config.n_frames, config.n_mels), float32
-            Equal to ``featurizer.log_mel`` on the window's samples.
+        ndarray, shape (config.n_frames, config.n_features), float32
+            Equal to ``featurizer.frames`` on the window's samples.
         """
         n = self.config.n_frames
         if self._use_mel and start % self._hl == 0:
             k = start // self._hl - self._mel0
             if k >= 0 and k + n <= self._mel.shape[0]:
                 return self._mel[k : k + n]
-        return self.featurizer.log_mel(self.samples(start, start + self.window))
+        return self.featurizer.frames(self.samples(start, start + self.window))
+
+    def log_mel(self, start: int) -> FloatArray:
+        """Alias of :meth:`frames` (the log-mel frames for the ``logmel`` set).
+
+        Returns
+        -------
+        ndarray, shape (config.n_frames, config.n_features), float32
+        """
+        return self.frames(start)
 
 
 @dataclass(frozen=True)
@@ -202,8 +213,9 @@ class WindowFeatures:
         Seconds from the stream's start (a padded short clip is placed at ``0 .. length``).
     speech : bool
         The speech gate's decision (:func:`ser_engine.gate.window_is_speech` on the real samples).
-    log_mel : ndarray, shape (n_frames, n_mels), float32, or None
-        Un-normalised log-mel frames of the window for speech windows; None for silence.
+    features : ndarray, shape (n_frames, n_features), float32, or None
+        Un-normalised feature frames (:meth:`~ser_engine.features.Featurizer.frames`) of the
+        window for speech windows; None for silence. Also readable as ``log_mel``.
     voiced : ndarray, shape (n_gate_frames,), bool, or None
         For speech windows, which 20 ms gate frames of the window's real samples (from
         ``start_s``) exceed the gate's threshold; None for silence.
@@ -212,8 +224,13 @@ class WindowFeatures:
     start_s: float
     end_s: float
     speech: bool
-    log_mel: FloatArray | None
+    features: FloatArray | None
     voiced: BoolArray | None = None
+
+    @property
+    def log_mel(self) -> FloatArray | None:
+        """Alias of :attr:`features` (the log-mel frames for the ``logmel`` set)."""
+        return self.features
 
 
 def _gate(levels: LevelArray, params: GateParams) -> tuple[bool, BoolArray | None]:
@@ -260,7 +277,7 @@ def iter_window_features(
 
     def one(start: int) -> WindowFeatures:
         speech, voiced = _gate(cache.levels(start, start + w), params)
-        lm = cache.log_mel(start) if speech else None
+        lm = cache.frames(start) if speech else None
         return WindowFeatures(start / sr, (start + w) / sr, speech, None if lm is None else lm.copy(), voiced)
 
     next_start = 0
@@ -275,7 +292,7 @@ def iter_window_features(
         return
     if total < w:  # shorter than one window: gated on its real samples, featurised centre-padded, as in training
         speech, voiced = _gate(cache.levels(0, total), params)
-        lm = featurizer.log_mel(fit_to_length(y=cache.samples(0, total), length=w)) if speech else None
+        lm = featurizer.frames(fit_to_length(y=cache.samples(0, total), length=w)) if speech else None
         yield WindowFeatures(0.0, total / sr, speech, lm, voiced)
     elif (tail := (total - w) // grid * grid) > next_start - h:  # the last regular window stops short of the end
         yield one(tail)

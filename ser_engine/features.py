@@ -1,4 +1,4 @@
-"""The one featurizer: log-mel spectrogram frames, normalised per mel band.
+"""The one featurizer: per-frame features (log-mel, or the seeds' MFCC sets), normalised per value.
 
 Training imports this module (never a copy of it) and the live streamer and
 file analysis call it, so the model sees exactly the same features in both.
@@ -14,8 +14,16 @@ Conventions
   the frames of a window starting at a multiple of ``hop_length`` are the same
   frames a longer signal has at that position, which lets the streamer reuse
   frames between overlapping windows.
-* Features have shape ``(n_frames, n_mels)`` for one window and
-  ``(batch, n_frames, n_mels)`` for several; dtype float32.
+* Features have shape ``(n_frames, n_features)`` for one window and
+  ``(batch, n_frames, n_features)`` for several; dtype float32.
+  ``n_features = config.n_features`` depends on the feature set
+  (:data:`~ser_engine.config.FEATURE_SETS`). Every set comes from one STFT per
+  frame: power spectrum, mel power, ``log(mel + log_offset)`` (the log-mel
+  part); MFCC from that log-mel (:func:`~ser_engine.descriptors.mfcc`, a
+  precomputed DCT matrix); zero-crossing rate and RMS from the same
+  ``n_fft``-sample frames, unwindowed; chroma from the power spectrum. Parts
+  are concatenated in the order mfcc, zcr, rms (``mfcc_zcr_rms``) and mfcc,
+  chroma, log-mel (``mfcc_chroma_mel``). The ``logmel`` set does no extra work.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig, frames_for
+from ser_engine.descriptors import DB_PER_NEPER, chroma_filterbank, dct_matrix, rms, zero_crossing_rate
 from ser_engine.errors import ParameterError
 from ser_engine.gate import frame_length
 
@@ -38,6 +47,7 @@ __all__ = [
     "hz_to_mel",
     "mel_filterbank",
     "mel_to_hz",
+    "pool_frames",
     "window_starts",
 ]
 
@@ -222,10 +232,41 @@ def frame_windows(*, y: npt.ArrayLike, config: FeatureConfig) -> tuple[FloatArra
     return np.ascontiguousarray(view[starts]), starts
 
 
-class Featurizer:
-    """Log-mel featurizer bound to one :class:`FeatureConfig`.
+def pool_frames(frames: npt.ArrayLike) -> FloatArray:
+    """Clip-level features: the mean of all feature frames (the seeds' tree and k-NN input).
 
-    The window and the mel basis are computed once. Calls allocate only their
+    Parameters
+    ----------
+    frames : array_like, shape (..., n_frames, n_features)
+        Feature frames, e.g. those of a clip's speech windows stacked as
+        ``(n_windows, n_frames, n_features)``; every leading axis is averaged.
+
+    Returns
+    -------
+    ndarray, shape (n_features,), float32
+        Accumulated in float64.
+
+    Raises
+    ------
+    ParameterError
+        Fewer than two axes, no frames, or non-finite values.
+    """
+    x = np.asarray(frames)
+    if x.ndim < 2:
+        raise ParameterError(f"expected frames of shape (..., n_frames, n_features), got {x.shape}")
+    flat = x.reshape(-1, x.shape[-1])
+    if flat.shape[0] == 0 or flat.shape[1] == 0:
+        raise ParameterError(f"no frames to pool (shape {x.shape})")
+    out: FloatArray = flat.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if not np.isfinite(out).all():
+        raise ParameterError("frames contain NaN or infinite values")
+    return out
+
+
+class Featurizer:
+    """Featurizer bound to one :class:`FeatureConfig` (its feature set and parameters).
+
+    The window, the mel basis, the DCT matrix and the chroma filter bank are computed once. Calls allocate only their
     outputs and temporaries; the object holds no per-call state, so one
     instance can serve several threads.
 
@@ -247,6 +288,16 @@ class Featurizer:
                 fmax=config.fmax,
             ).T
         )
+        self._set = config.features
+        self._dct: FloatArray | None = None
+        self._chroma_t: FloatArray | None = None
+        if self._set != "logmel":
+            # log(mel) @ dct gives MFCCs of the mel spectrum in dB (descriptors.mfcc)
+            dct = dct_matrix(n_in=config.n_mels, n_out=config.n_mfcc) * DB_PER_NEPER
+            self._dct = np.ascontiguousarray(dct, dtype=np.float32)
+        if self._set == "mfcc_chroma_mel":
+            fb = chroma_filterbank(sample_rate=config.sample_rate, n_fft=config.n_fft, n_chroma=config.n_chroma)
+            self._chroma_t = np.ascontiguousarray(fb.T)
         if config.mean is not None and config.std is not None:
             self._mean: FloatArray | None = np.asarray(config.mean, dtype=np.float32)
             self._inv_std: FloatArray | None = (1.0 / np.asarray(config.std, dtype=np.float64)).astype(np.float32)
@@ -258,8 +309,26 @@ class Featurizer:
         """Frames produced from ``n_samples`` samples."""
         return frames_for(n_samples, n_fft=self.config.n_fft, hop_length=self.config.hop_length)
 
+    def frames(self, y: npt.ArrayLike) -> FloatArray:
+        """Un-normalised feature frames of the config's feature set.
+
+        Parameters
+        ----------
+        y : array_like, shape (n,) or (batch, n)
+            Signal(s) at ``config.sample_rate`` with ``n >= n_fft``.
+
+        Returns
+        -------
+        ndarray, shape (n_frames, n_features) or (batch, n_frames, n_features), float32
+            Parts in the order of :data:`~ser_engine.config.FEATURE_SETS`; for
+            ``logmel`` this is :meth:`log_mel`.
+        """
+        if self._set == "logmel":
+            return self.log_mel(y)
+        return self._compute(y, full=True)
+
     def log_mel(self, y: npt.ArrayLike) -> FloatArray:
-        """Un-normalised log-mel frames.
+        """Un-normalised log-mel frames (whatever the feature set).
 
         Parameters
         ----------
@@ -270,6 +339,10 @@ class Featurizer:
         -------
         ndarray, shape (n_frames, n_mels) or (batch, n_frames, n_mels), float32
         """
+        return self._compute(y, full=False)
+
+    def _compute(self, y: npt.ArrayLike, *, full: bool) -> FloatArray:
+        """Log-mel frames (``full=False``) or the feature set's frames, from one STFT per frame."""
         x = np.asarray(y, dtype=np.float32)
         if x.ndim not in (1, 2):
             raise ParameterError(f"expected shape (n,) or (batch, n), got {x.shape}")
@@ -279,27 +352,58 @@ class Featurizer:
         if not np.isfinite(x).all():
             raise ParameterError("signal contains NaN or infinite samples")
         frames = np.lib.stride_tricks.sliding_window_view(x, cfg.n_fft, axis=-1)[..., :: cfg.hop_length, :]
-        out: FloatArray = np.empty((*frames.shape[:-1], cfg.n_mels), dtype=np.float32)
-        # A few frames at a time: the temporaries (windowed frames, spectrum, power) stay in the
-        # CPU cache and are not fresh memory on every call, which halves the time of a long block.
-        step = _CHUNK_FRAMES
+        if not full or self._set == "logmel":
+            out: FloatArray = np.empty((*frames.shape[:-1], cfg.n_mels), dtype=np.float32)
+            # A few frames at a time: the temporaries (windowed frames, spectrum, power) stay in the
+            # CPU cache and are not fresh memory on every call, which halves the time of a long block.
+            step = _CHUNK_FRAMES
+            for idx in np.ndindex(frames.shape[:-2]):
+                fr, dst = frames[idx], out[idx]
+                for i in range(0, fr.shape[0], step):
+                    spec = np.fft.rfft(fr[i : i + step] * self._window, axis=-1)
+                    power = spec.real**2
+                    power += spec.imag**2
+                    np.matmul(power, self._mel_t, out=dst[i : i + step])
+            out += np.float32(cfg.log_offset)
+            np.log(out, out=out)
+            return out
+        feats: FloatArray = np.empty((*frames.shape[:-1], cfg.n_features), dtype=np.float32)
         for idx in np.ndindex(frames.shape[:-2]):
-            fr, dst = frames[idx], out[idx]
-            for i in range(0, fr.shape[0], step):
-                spec = np.fft.rfft(fr[i : i + step] * self._window, axis=-1)
-                power = spec.real**2
-                power += spec.imag**2
-                np.matmul(power, self._mel_t, out=dst[i : i + step])
-        out += np.float32(cfg.log_offset)
-        np.log(out, out=out)
-        return out
+            fr, dst = frames[idx], feats[idx]
+            for i in range(0, fr.shape[0], _CHUNK_FRAMES):
+                self._set_frames(fr[i : i + _CHUNK_FRAMES], dst[i : i + _CHUNK_FRAMES])
+        return feats
 
-    def normalize(self, log_mel: npt.ArrayLike) -> FloatArray:
-        """Apply the per-band statistics of the config.
+    def _set_frames(self, fr: FloatArray, dst: FloatArray) -> None:
+        """Write the feature set of the frames ``fr`` (m, n_fft) into ``dst`` (m, n_features)."""
+        cfg = self.config
+        spec = np.fft.rfft(fr * self._window, axis=-1)
+        power = spec.real**2
+        power += spec.imag**2
+        lm = power @ self._mel_t
+        lm += np.float32(cfg.log_offset)
+        np.log(lm, out=lm)
+        assert self._dct is not None  # built for every set but logmel
+        n = cfg.n_mfcc
+        np.matmul(lm, self._dct, out=dst[:, :n])
+        if self._set == "mfcc_zcr_rms":
+            dst[:, n] = zero_crossing_rate(fr)
+            dst[:, n + 1] = rms(fr)
+        elif self._set == "mfcc_chroma_mel":
+            assert self._chroma_t is not None
+            raw = power @ self._chroma_t
+            peak = raw.max(axis=-1, keepdims=True)
+            peak[peak < np.finfo(np.float32).tiny] = 1.0
+            dst[:, n : n + cfg.n_chroma] = raw / peak
+            dst[:, n + cfg.n_chroma :] = lm
+
+    def normalize(self, frames: npt.ArrayLike) -> FloatArray:
+        """Apply the per-feature statistics of the config.
 
         Parameters
         ----------
-        log_mel : array_like, shape (..., n_mels)
+        frames : array_like, shape (..., n_features)
+            Un-normalised frames (:meth:`frames`).
 
         Returns
         -------
@@ -312,13 +416,15 @@ class Featurizer:
         """
         if self._mean is None or self._inv_std is None:
             raise ParameterError("FeatureConfig has no normalisation statistics (mean/std)")
-        lm = np.asarray(log_mel, dtype=np.float32)
-        if lm.shape[-1] != self.config.n_mels:
-            raise ParameterError(f"last axis must be n_mels={self.config.n_mels}, got {lm.shape}")
-        return (lm - self._mean) * self._inv_std
+        f = np.asarray(frames, dtype=np.float32)
+        if f.shape[-1] != self.config.n_features:
+            raise ParameterError(
+                f"last axis must be n_features={self.config.n_features} ({self.config.features}), got {f.shape}"
+            )
+        return (f - self._mean) * self._inv_std
 
     def __call__(self, y: npt.ArrayLike) -> FloatArray:
-        """Normalised features: ``normalize(log_mel(y))``.
+        """Normalised features: ``normalize(frames(y))``.
 
         Parameters
         ----------
@@ -326,6 +432,6 @@ class Featurizer:
 
         Returns
         -------
-        ndarray, shape (n_frames, n_mels) or (batch, n_frames, n_mels), float32
+        ndarray, shape (n_frames, n_features) or (batch, n_frames, n_features), float32
         """
-        return self.normalize(self.log_mel(y))
+        return self.normalize(self.frames(y))

@@ -1,7 +1,8 @@
 """ONNX Runtime wrapper for the emotion model and its JSON metadata.
 
 A model is a directory holding ``model.onnx`` (input ``features`` of shape
-``(batch, time, n_mels)`` float32, output ``logits`` of shape
+``(batch, time, n_features)`` float32, ``n_features`` given by the feature set of
+``model.json``'s ``feature_config``, output ``logits`` of shape
 ``(batch, n_labels)``) and ``model.json`` (:class:`ModelMetadata`). The JSON is
 the single source of truth at run time: labels, :class:`FeatureConfig` with
 its normalisation statistics, calibration temperature, provenance. Nothing is
@@ -172,7 +173,13 @@ class EmotionModel:
             raise ModelError(f"{where}: graph input type is {inp.type}, expected float32")
         shape = list(inp.shape)
         if len(shape) != 3:
-            raise ModelError(f"{where}: graph input has shape {shape}, expected (batch, time, mels)")
+            raise ModelError(f"{where}: graph input has shape {shape}, expected (batch, time, features)")
+        fc = meta.feature_config
+        if isinstance(shape[2], int) and shape[2] != fc.n_features:
+            raise ModelError(
+                f"{where}: graph input has {shape[2]} values per frame but model.json's feature set "
+                f"{fc.features!r} gives {fc.n_features}"
+            )
         for axis, (g, m) in enumerate(zip(shape, meta.input_shape, strict=True)):
             if isinstance(g, int) and m is not None and g != m:
                 raise ModelError(
@@ -281,7 +288,7 @@ class EmotionModel:
 
         Parameters
         ----------
-        features : array_like, shape (batch, n_frames, n_mels) or (n_frames, n_mels)
+        features : array_like, shape (batch, n_frames, n_features) or (n_frames, n_features)
             Normalised features from :class:`~ser_engine.features.Featurizer`.
 
         Returns
@@ -297,10 +304,12 @@ class EmotionModel:
         if x.ndim == 2:
             x = x[None]
         if x.ndim != 3:
-            raise ParameterError(f"features must have shape (batch, time, mels), got {x.shape}")
+            raise ParameterError(f"features must have shape (batch, time, features), got {x.shape}")
         meta = self.metadata
-        if x.shape[2] != meta.feature_config.n_mels:
-            raise ParameterError(f"features have {x.shape[2]} mel bands, the model needs {meta.feature_config.n_mels}")
+        if x.shape[2] != meta.feature_config.n_features:
+            raise ParameterError(
+                f"features have {x.shape[2]} values per frame, the model needs {meta.feature_config.n_features}"
+            )
         fixed_t = meta.input_shape[1]
         if fixed_t is not None and x.shape[1] != fixed_t:
             raise ParameterError(f"features have {x.shape[1]} frames, the model needs exactly {fixed_t}")
@@ -324,7 +333,7 @@ class EmotionModel:
 
         Parameters
         ----------
-        features : array_like, shape (batch, n_frames, n_mels) or (n_frames, n_mels)
+        features : array_like, shape (batch, n_frames, n_features) or (n_frames, n_features)
 
         Returns
         -------

@@ -65,7 +65,8 @@ class ModelMetadata:
     input_name, output_name : str
         Graph tensor names.
     input_shape : tuple
-        ``(None, n_frames or None, n_mels)``; ``None`` marks a dynamic axis.
+        ``(None, n_frames or None, n_features)``; ``None`` marks a dynamic axis,
+        ``n_features`` is ``feature_config.n_features``.
     temperature : float
         Calibration temperature applied to the logits.
     provenance : dict
@@ -118,12 +119,12 @@ class ModelMetadata:
             raise ModelError(f"model.json temperature must be a positive number, got {self.temperature!r}")
         if len(self.input_shape) != 3:
             raise ModelError(
-                f"model.json input_shape must have 3 axes (batch, time, mels), got {list(self.input_shape)}"
+                f"model.json input_shape must have 3 axes (batch, time, features), got {list(self.input_shape)}"
             )
-        if self.input_shape[2] != self.feature_config.n_mels:
+        if self.input_shape[2] != self.feature_config.n_features:
             raise ModelError(
-                f"model.json input_shape has {self.input_shape[2]} mel bands but feature_config.n_mels is "
-                f"{self.feature_config.n_mels}"
+                f"model.json input_shape has {self.input_shape[2]} values per frame but feature_config "
+                f"({self.feature_config.features}) gives n_features={self.feature_config.n_features}"
             )
         if self.input_shape[1] is not None and self.input_shape[1] != self.feature_config.n_frames:
             raise ModelError(

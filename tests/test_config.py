@@ -47,6 +47,12 @@ def test_frozen() -> None:
         {"mean": (0.0,) * 64, "std": (0.0,) * 64},
         {"n_fft": True},
         {"window_s": float("nan")},
+        {"features": "mfcc_cqt"},
+        {"features": None},
+        {"features": "mfcc", "n_mfcc": 65},
+        {"features": "mfcc", "n_mfcc": 0},
+        {"features": "mfcc_chroma_mel", "n_chroma": 0},
+        {"features": "mfcc_zcr_rms", "n_mfcc": 20, "mean": (0.0,) * 20, "std": (1.0,) * 20},
     ],
 )
 def test_invalid_values_raise_parameter_error(kwargs: dict) -> None:
@@ -56,8 +62,8 @@ def test_invalid_values_raise_parameter_error(kwargs: dict) -> None:
 
 def test_unknown_key_rejected() -> None:
     data = FeatureConfig().to_dict()
-    data["n_mfcc"] = 40
-    with pytest.raises(ParameterError, match="n_mfcc"):
+    data["n_cqt"] = 84
+    with pytest.raises(ParameterError, match="n_cqt"):
         FeatureConfig.from_dict(data)
 
 
@@ -66,3 +72,42 @@ def test_with_timing_validates() -> None:
     assert c.window_samples == 32000 and c.hop_samples == 4000
     with pytest.raises(ParameterError):
         FeatureConfig().with_timing(window_s=1.0, hop_s=2.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "width"),
+    [
+        ({}, 64),
+        ({"features": "logmel", "n_mels": 40}, 40),
+        ({"features": "mfcc"}, 40),
+        ({"features": "mfcc", "n_mfcc": 13}, 13),
+        ({"features": "mfcc_zcr_rms"}, 42),
+        ({"features": "mfcc_zcr_rms", "n_mfcc": 20, "n_mels": 128}, 22),
+        ({"features": "mfcc_chroma_mel"}, 40 + 12 + 64),
+        ({"features": "mfcc_chroma_mel", "n_mfcc": 20, "n_mels": 128, "n_chroma": 24}, 20 + 24 + 128),
+    ],
+)
+def test_feature_sets_width_stats_and_json_round_trip(kwargs: dict, width: int) -> None:
+    c = FeatureConfig(**kwargs)
+    assert c.n_features == width
+    fitted = c.with_stats(mean=np.arange(width) * 0.5, std=np.full(width, 2.0))
+    back = FeatureConfig.from_json(fitted.to_json())
+    assert back == fitted
+    assert back.features == c.features
+    assert back.n_features == width
+    with pytest.raises(ParameterError, match="n_features"):
+        c.with_stats(mean=np.zeros(width + 1), std=np.ones(width + 1))
+
+
+def test_old_config_without_feature_keys_is_logmel_and_saves_unchanged() -> None:
+    """A model.json written before feature sets existed loads as log-mel and is written back byte for byte."""
+    old = {
+        "sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 64, "fmin": 50.0,
+        "fmax": 8000.0, "log_offset": 1e-06, "window_s": 3.0, "hop_s": 0.5, "mean": [-6.0] * 64, "std": [3.0] * 64,
+    }
+    c = FeatureConfig.from_dict(old)
+    assert c.features == "logmel"
+    assert c.n_features == 64
+    assert c.to_dict() == old
+    assert list(c.to_dict()) == list(old)
+    assert "features" in FeatureConfig(features="mfcc").to_dict()

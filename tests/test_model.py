@@ -62,7 +62,8 @@ def test_temperature_scales_logits(tiny_model_dir: Path, tmp_path: Path) -> None
         ("invalid json", "not valid JSON"),
         ("too many labels", "does not match the 8 labels"),
         ("unknown label", "unknown labels"),
-        ("wrong mel count", "mel bands"),
+        ("wrong mel count", "values per frame"),
+        ("graph width disagrees with the feature set", "feature set 'mfcc_zcr_rms' gives 42"),
         ("wrong input name", "graph input is 'features'"),
         ("fixed frames disagree", "disagrees with model.json input_shape"),
         ("no stats", "no normalisation statistics"),
@@ -88,6 +89,9 @@ def test_bad_models_give_clear_errors(tiny_model_dir: Path, tmp_path: Path, case
         edit_json(d, labels=["joy", *TINY_LABELS[1:]])
     elif case == "wrong mel count":
         edit_json(d, input_shape=[None, None, 40])
+    elif case == "graph width disagrees with the feature set":
+        cfg = FeatureConfig(features="mfcc_zcr_rms").with_stats(mean=np.zeros(42), std=np.ones(42))
+        edit_json(d, input_shape=[None, None, 42], feature_config=cfg.to_dict())
     elif case == "wrong input name":
         edit_json(d, input_name="mfcc")
     elif case == "fixed frames disagree":
@@ -107,7 +111,7 @@ def test_fixed_frame_model_checks_input(tmp_path: Path) -> None:
     m = EmotionModel.load(build_tiny_model(tmp_path / "f", fixed_frames=True))
     with pytest.raises(ParameterError, match="exactly 297"):
         m.predict_features(np.zeros((1, 200, 64), np.float32))
-    with pytest.raises(ParameterError, match="mel bands"):
+    with pytest.raises(ParameterError, match="values per frame"):
         m.predict_features(np.zeros((1, 297, 40), np.float32))
     with pytest.raises(ParameterError, match="NaN"):
         m.predict_features(np.full((1, 297, 64), np.nan, np.float32))

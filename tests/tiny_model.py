@@ -1,9 +1,9 @@
 """A tiny, deterministic ONNX emotion model built with onnx.helper (no TensorFlow).
 
 Tests use it where the behaviour under test does not depend on a trained
-model: it pools the normalised log-mel frames over time and applies a fixed
-linear layer, so loud/high-frequency audio and quiet/low-frequency audio get
-different labels.
+model: it pools the normalised feature frames (of ``config.features``; input
+width ``config.n_features``) over time and applies a fixed linear layer, so
+loud/high-frequency audio and quiet/low-frequency audio get different labels.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ def build_tiny_model(
     """Write ``model.onnx`` and ``model.json`` into ``out_dir`` and return it."""
     cfg = config or FeatureConfig()
     if not cfg.is_fitted:
-        # statistics close to real speech log-mel values
-        cfg = cfg.with_stats(mean=np.full(cfg.n_mels, -6.0), std=np.full(cfg.n_mels, 3.0))
+        if cfg.features == "logmel":  # statistics close to real speech log-mel values
+            cfg = cfg.with_stats(mean=np.full(cfg.n_mels, -6.0), std=np.full(cfg.n_mels, 3.0))
+        else:
+            cfg = cfg.with_stats(mean=np.zeros(cfg.n_features), std=np.ones(cfg.n_features))
     rng = np.random.default_rng(seed)
-    n_mels, n_out = cfg.n_mels, len(labels)
+    n_mels, n_out = cfg.n_features, len(labels)  # the input width: n_mels for the log-mel set
     w = rng.normal(0, 1, (n_mels, n_out)).astype(np.float32)
     b = np.zeros(n_out, dtype=np.float32)
     t = cfg.n_frames if fixed_frames else "time"
