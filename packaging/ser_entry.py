@@ -4,8 +4,8 @@ One executable, ``ser-app``, serves both the desktop app and the command line:
 
 * ``ser-app`` / ``ser-app --self-test`` / ``ser-app --version`` ... -> the desktop app
   (``desktop_app.main.main``);
-* ``ser-app analyze|devices|info|listen ...`` -> the ``ser`` command line
-  (``ser_engine.cli.main``);
+* ``ser-app COMMAND ...`` with a ``ser`` sub-command (:data:`ser_engine.commands.SUBCOMMANDS`)
+  -> the ``ser`` command line (``ser_engine.cli.main``);
 * ``ser-app ser ARGS`` -> ``ser ARGS`` (used by the ``/usr/bin/ser`` launcher).
 """
 
@@ -14,10 +14,19 @@ from __future__ import annotations
 import multiprocessing
 import sys
 
-CLI_COMMANDS = frozenset({"analyze", "calibrate", "devices", "info", "listen"})
+from ser_engine.commands import SUBCOMMANDS
+
+CLI_COMMANDS = frozenset(SUBCOMMANDS)
 
 
 def main() -> int:
+    """Run the app, or the command line when the first argument names a ``ser`` sub-command.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     # First thing: ONNX Runtime's telemetry must be off before onnxruntime is imported by
     # any of the branches below (app, `ser-app analyze ...`, `ser-app ser ...`).
     from ser_engine.privacy import disable_telemetry

@@ -16,7 +16,7 @@ UNINSTALLED = "0+unknown"  # a source tree run without `pip install`: no metadat
 
 
 def version() -> str:
-    """The installed ``ser`` distribution's version (``pyproject.toml``).
+    """Return the installed ``ser`` distribution's version (``pyproject.toml``).
 
     Returns
     -------
@@ -33,7 +33,7 @@ def version() -> str:
 
 
 def __getattr__(name: str) -> str:
-    """``ser_engine.__version__``, read when first asked for (importing the package stays cheap)."""
+    """Return ``ser_engine.__version__``, read when first asked for (importing the package stays cheap)."""
     if name == "__version__":
         return version()
     raise AttributeError(f"module 'ser_engine' has no attribute {name!r}")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ser_engine.config import FeatureConfig
+from ser_engine.config import DEFAULT_HOP_S, DEFAULT_WINDOW_S, FeatureConfig
 from ser_engine.core import FrameCache
 from ser_engine.errors import ParameterError
 from ser_engine.features import fit_to_length
@@ -59,8 +59,8 @@ class StreamSettings:
         Speech gate sensitivity in ``[0, 1]`` (see :mod:`ser_engine.gate`).
     """
 
-    window_s: float = 3.0
-    hop_s: float = 0.5
+    window_s: float = DEFAULT_WINDOW_S
+    hop_s: float = DEFAULT_HOP_S
     smoothing: float = 0.5
     gate_sensitivity: float = 0.5
 

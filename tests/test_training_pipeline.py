@@ -15,7 +15,8 @@ from ser_engine.features import frame_windows
 from ser_engine.model import EmotionModel
 from training.corpora import HARMONISED_LABELS
 from training.features import featurize_clips
-from training.pipeline import _parity_windows, prepare_data
+from training.pipeline import _parity_windows, _provenance, prepare_data
+from training.splits import DEFAULT_SPLIT_PATH
 from training.train import TrainConfig, evaluate_clips, fit_model, labels_of, predict_logits
 
 pytestmark = [pytest.mark.training, pytest.mark.corpus, pytest.mark.slow]
@@ -140,3 +141,15 @@ def test_fit_evaluate_export_parity_and_engine_load(data, tmp_path: Path) -> Non
     other = build_model("cnn2d", n_mels=64, n_labels=len(labels), seed=99, **TINY)
     with pytest.raises(ExportError, match="parity"):
         check_parity(other, onnx_path, _parity_windows(data, n=4))
+
+
+def test_provenance_carries_no_absolute_path(corpus_dir: Path, tmp_path: Path) -> None:
+    """model.json's provenance names the data and the split relative to the repository, wherever they are."""
+    elsewhere = tmp_path / "speakers.json"
+    elsewhere.write_bytes(DEFAULT_SPLIT_PATH.read_bytes())
+    for split in (DEFAULT_SPLIT_PATH, elsewhere):
+        prov = _provenance(root=corpus_dir, split_path=split, command="test", corpora=["ravdess"], extra={})
+        assert not Path(prov["split_file"]).is_absolute(), prov
+        assert not Path(prov["data_root"]).is_absolute(), prov
+    assert _provenance(root=corpus_dir, split_path=DEFAULT_SPLIT_PATH, command="test", corpora=[],
+                       extra={})["split_file"] == "training/splits/speakers.json"

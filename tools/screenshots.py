@@ -56,9 +56,9 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from desktop_app.main import apply_theme
     from desktop_app.main_window import MainWindow, load_model
     from desktop_app.settings import AppSettings
+    from desktop_app.theme import apply_theme
     from ser_engine.audio import load_audio
 
     app = QApplication(["ser-app"])

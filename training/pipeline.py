@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -335,7 +334,7 @@ def _provenance(
     return {
         "corpora": list(corpora),
         "data_root": _portable(root),
-        "split_file": str(split_path.relative_to(REPO)) if split_path.is_relative_to(REPO) else str(split_path),
+        "split_file": _portable(split_path),
         "split_sha256": split_hash(split_path),
         "silence_policy": gate_policy(),
         "command": command,
@@ -404,11 +403,6 @@ def run_interim(
     )
     log(f"interim model written to {out_dir}")
     return summary
-
-
-def main_entry() -> None:  # pragma: no cover - convenience
-    run_interim()
-    sys.exit(0)
 
 
 # The full pipeline -----------------------------------------------------------------
