@@ -38,10 +38,12 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop_app.batch_chart import BatchChart
 from desktop_app.export import ExportError, export_csv, export_json
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, emotion_qcolor, label_text
 from desktop_app.player import Player
@@ -609,7 +611,15 @@ class FileView(QWidget):
         prow.addWidget(self.play_label, 1)
         side.addLayout(prow)
         dl.addLayout(side, 2)
-        split.addWidget(detail)
+        self.batch_chart = BatchChart(self.labels, folder=lambda: self.settings.last_folder,
+                                      uncertainty_threshold=self.model.metadata.uncertainty_threshold
+                                      if self.model is not None else None)
+        self.batch_chart.message.connect(self.message)
+        self.detail_tabs = QTabWidget()  # the selected file, or the batch summary chart (issue 12)
+        self.detail_tabs.addTab(detail, "Selected file")
+        self.detail_tabs.addTab(self.batch_chart, "Batch summary")
+        self.table.clicked.connect(lambda _index: self.detail_tabs.setCurrentIndex(0))
+        split.addWidget(self.detail_tabs)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
         split.setSizes([260, 520])
@@ -728,6 +738,8 @@ class FileView(QWidget):
                 self.summary.setText(f"Analysing: {self._n_done} of {len(self.results)} files…")
             elif show_current:
                 self._show_result(current)
+        if found is not None or pending:
+            self.batch_chart.set_results(self.results, partial=True)  # counted only if shown
         if finished:
             self._finish_batch(worker, cancelled=worker.cancelled)
 
@@ -754,6 +766,7 @@ class FileView(QWidget):
         n_ok = sum(1 for r in self.results if r is not None and r.ok)
         n_bad = sum(1 for r in self.results if r is not None and not r.ok)
         counts = self.batch_counts()
+        self.batch_chart.set_results(self.results)
         self.message.emit(f"Analysis {'cancelled' if cancelled else 'finished'}: {counts.text()}")
         self._show_batch_summary(counts, cancelled=cancelled, error=stopped)
         self._update_buttons()
@@ -931,6 +944,7 @@ class FileView(QWidget):
         self.batch_summary.setText("")
         self.batch_summary.setVisible(False)
         self.failed_only_box.setChecked(False)
+        self.batch_chart.set_results(self.results)
         self.failed_only_box.setEnabled(False)
         self.summary.setText("Open or drop audio files to analyse them.")
         self.distribution.set_probabilities(None)
