@@ -221,10 +221,12 @@ class FeatureConfig:
             raise ParameterError(f"invalid feature config: {exc}") from exc
 
     def to_json(self) -> str:
+        """Return the config as indented JSON (:meth:`to_dict`)."""
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> FeatureConfig:
+        """Parse and validate a JSON object (:meth:`from_dict`); bad JSON is a ``ParameterError``."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -232,15 +234,17 @@ class FeatureConfig:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
+        """Write :meth:`to_json` to ``path`` (UTF-8, final newline)."""
         Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureConfig:
+        """Read and validate a config written by :meth:`save`."""
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
 
 def frames_for(n_samples: int, *, n_fft: int, hop_length: int) -> int:
-    """Number of full frames in ``n_samples`` samples (0 when fewer than ``n_fft``)."""
+    """Count the full frames in ``n_samples`` samples (0 when fewer than ``n_fft``)."""
     if n_samples < n_fft:
         return 0
     return 1 + (n_samples - n_fft) // hop_length

@@ -69,7 +69,8 @@ def test_unknown_key_rejected() -> None:
 
 def test_with_timing_validates() -> None:
     c = FeatureConfig().with_timing(window_s=2.0, hop_s=0.25)
-    assert c.window_samples == 32000 and c.hop_samples == 4000
+    assert c.window_samples == 32000
+    assert c.hop_samples == 4000
     with pytest.raises(ParameterError):
         FeatureConfig().with_timing(window_s=1.0, hop_s=2.0)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import synth_speechlike
+from tiny_model import build_tiny_model
 
-from ser_engine.config import FeatureConfig
+from ser_engine.config import FEATURE_SETS, FeatureConfig
 from ser_engine.core import FrameCache, VoiceTrack, iter_window_features
 from ser_engine.features import Featurizer, frame_windows
 from ser_engine.gate import GateParams, frame_levels_db, judge, window_is_speech
@@ -17,20 +20,25 @@ from ser_engine.stream import Streamer, StreamSettings
 SR = 16000
 CFG = FeatureConfig()
 FZ = Featurizer(CFG)
+#: every feature set, each with its own featurizer: the cache must hold for all of them
+SETS = {name: FeatureConfig(features=name, n_mfcc=20) for name in FEATURE_SETS}
+FZS = {name: Featurizer(cfg) for name, cfg in SETS.items()}
 
 
 def blocks_of(y: np.ndarray, block: int) -> list[np.ndarray]:
     return [y[i : i + block] for i in range(0, len(y), block)]
 
 
+@pytest.mark.parametrize("features", FEATURE_SETS)
 @pytest.mark.parametrize("n", [1, 800, 47999, 48000, 48001, 55999, 56000, 100_000, 123_457])
 @pytest.mark.parametrize("block", [1000, 7777, 200_000])
-def test_file_windows_equal_the_full_computation(n: int, block: int) -> None:
-    """Every window's place, gate decision, voiced frames and log-mel equal those computed on the window alone."""
+def test_file_windows_equal_the_full_computation(n: int, block: int, features: str) -> None:
+    """Every window's place, gate decision, voiced frames and features equal those computed on the window alone."""
+    cfg, fz = SETS[features], FZS[features]
     y = synth_speechlike(seconds=n / SR, seed=n % 7) if n >= SR // 10 else np.random.default_rng(n).normal(
         0, 0.1, n).astype(np.float32)
-    windows, starts = frame_windows(y=y, config=CFG)
-    got = list(iter_window_features(blocks_of(y, block), config=CFG, featurizer=FZ))
+    windows, starts = frame_windows(y=y, config=cfg)
+    got = list(iter_window_features(blocks_of(y, block), config=cfg, featurizer=fz))
     assert [g.start_s for g in got] == pytest.approx((starts / SR).tolist())
     assert [g.end_s for g in got] == pytest.approx(((starts + min(n, 48000)) / SR).tolist())
     for g, win, start in zip(got, windows, starts, strict=True):
@@ -39,35 +47,41 @@ def test_file_windows_equal_the_full_computation(n: int, block: int) -> None:
         speech, threshold = judge(levels, params=GateParams(0.5))
         assert g.speech == speech == window_is_speech(real, sample_rate=SR)
         if speech:
-            assert g.log_mel is not None
+            assert g.features is not None
             assert g.voiced is not None
-            np.testing.assert_allclose(g.log_mel, FZ.log_mel(win), rtol=1e-5, atol=1e-5)
+            assert g.features.shape == (cfg.n_frames, cfg.n_features)
+            np.testing.assert_allclose(g.features, fz.frames(win), rtol=1e-5, atol=1e-5)
             np.testing.assert_array_equal(g.voiced, levels > threshold)
         else:
-            assert g.log_mel is None
+            assert g.features is None
             assert g.voiced is None
 
 
+@pytest.mark.parametrize("features", FEATURE_SETS)
 @pytest.mark.parametrize("hop_s", [0.5, 0.05, 0.125, 0.33])
-def test_odd_hops_still_equal_the_full_computation(hop_s: float) -> None:
-    cfg = CFG.with_timing(hop_s=hop_s)
+def test_odd_hops_still_equal_the_full_computation(hop_s: float, features: str) -> None:
+    cfg, fz = SETS[features].with_timing(hop_s=hop_s), FZS[features]
     y = synth_speechlike(seconds=6.3, seed=2)
     windows, _ = frame_windows(y=y, config=cfg)
-    got = list(iter_window_features(blocks_of(y, 5000), config=cfg, featurizer=FZ))
+    got = list(iter_window_features(blocks_of(y, 5000), config=cfg, featurizer=fz))
     assert len(got) == len(windows)
     assert all(g.speech for g in got)
     for g, win in zip(got, windows, strict=True):
-        assert g.log_mel is not None
-        np.testing.assert_allclose(g.log_mel, FZ.log_mel(win), rtol=1e-5, atol=1e-5)
+        assert g.features is not None
+        np.testing.assert_allclose(g.features, fz.frames(win), rtol=1e-5, atol=1e-5)
 
 
-def test_live_hop_by_hop_and_file_analysis_give_the_same_numbers(tiny_model: EmotionModel) -> None:
+@pytest.mark.parametrize("features", FEATURE_SETS)
+def test_live_hop_by_hop_and_file_analysis_give_the_same_numbers(tmp_path: Path, features: str) -> None:
     """The Streamer's window features equal the featurizer's and the file path's for the same window.
 
-    The Streamer reads a ring with odd block sizes.
+    The Streamer reads a ring with odd block sizes; the model's feature set travels in its model.json.
     """
+    tiny_model = EmotionModel.load(build_tiny_model(tmp_path / "m", config=SETS[features]))
+    cfg = tiny_model.feature_config
+    assert cfg.features == features
     y = synth_speechlike(seconds=8.0, seed=9)
-    streamer = Streamer(tiny_model, settings=StreamSettings())
+    streamer = Streamer(tiny_model, settings=StreamSettings(window_s=3.0, hop_s=0.5))
     ring = RingBuffer(10 * SR)
     reader = ring.reader()
     live: dict[float, np.ndarray] = {}
@@ -79,25 +93,29 @@ def test_live_hop_by_hop_and_file_analysis_give_the_same_numbers(tiny_model: Emo
                 assert lm is not None
                 live[round(pred.start_s, 3)] = lm
     fz = tiny_model.featurizer
-    file = {round(w.start_s, 3): w.log_mel for w in iter_window_features(blocks_of(y, 30 * SR), config=CFG,
-                                                                        featurizer=fz)}
+    file = {round(w.start_s, 3): w.features for w in iter_window_features(blocks_of(y, 30 * SR), config=cfg,
+                                                                         featurizer=fz)}
     assert sorted(live) == [0.5 * i for i in range(11)]  # windows starting at 0, 0.5, ..., 5.0 s
     for start, lm in live.items():
-        full = fz.log_mel(y[round(start * SR) : round(start * SR) + 48000])
+        assert lm.shape == (cfg.n_frames, cfg.n_features)
+        full = fz.frames(y[round(start * SR) : round(start * SR) + 48000])
         np.testing.assert_allclose(lm, full, rtol=1e-5, atol=1e-5)
         f = file[start]
         assert f is not None
         np.testing.assert_allclose(lm, f, rtol=1e-6, atol=1e-6)
 
 
-def test_frame_cache_holds_about_one_window() -> None:
-    cache = FrameCache(config=CFG, featurizer=FZ)
+@pytest.mark.parametrize("features", FEATURE_SETS)
+def test_frame_cache_holds_about_one_window(features: str) -> None:
+    cfg, fz = SETS[features], FZS[features]
+    cache = FrameCache(config=cfg, featurizer=fz)
     y = synth_speechlike(seconds=60.0, seed=1)
     start = 0
     for chunk in blocks_of(y, 8000):
         cache.feed(chunk)
         while start + 48000 <= cache.total:
-            np.testing.assert_allclose(cache.log_mel(start), FZ.log_mel(y[start : start + 48000]), atol=1e-5)
+            np.testing.assert_allclose(cache.frames(start), fz.frames(y[start : start + 48000]), rtol=1e-5,
+                                       atol=1e-5)
             np.testing.assert_array_equal(cache.levels(start, start + 48000),
                                           frame_levels_db(y[start : start + 48000], sample_rate=SR))
             start += 8000
