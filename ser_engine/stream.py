@@ -3,7 +3,7 @@
 Every hop (default 0.5 s) the :class:`Streamer` takes the newest hop of audio
 from a :class:`~ser_engine.ringbuffer.RingReader` and hands it to the one
 window-inference core (:class:`ser_engine.core.FrameCache`), which computes
-the log-mel frames and speech-gate frame levels the new samples complete. The
+the feature frames (of the model's feature set) and speech-gate frame levels the new samples complete. The
 newest window (default 3 s) is assembled from those frames; the
 :class:`~ser_engine.gate.SpeechGate` decides on its levels whether it holds
 speech, and only then the model runs, its probabilities smoothed by an
@@ -257,7 +257,7 @@ class Streamer:
         window: FloatArray | None = None
         logmel: FloatArray | None = None
         if full and (speech or self.incremental):  # cached frames cost nothing; others only for speech
-            logmel = self._logmel = cache.log_mel(start)
+            logmel = self._logmel = cache.frames(start)
         elif not full:
             window = fit_to_length(y=cache.samples(start, cache.total), length=w)
         cache.release(max(0, cache.total + self.hop - w))  # the next window's start
@@ -347,5 +347,8 @@ class Streamer:
         )
 
     def window_log_mel(self) -> FloatArray | None:
-        """Return the log-mel frames of the last full window (for tests and views), shape (n_frames, n_mels)."""
+        """Return the feature frames of the last full window (for tests and views), shape (n_frames, n_features).
+
+        They are the log-mel frames for the ``logmel`` feature set (the model's ``feature_config.features``).
+        """
         return None if self._logmel is None else self._logmel.copy()
