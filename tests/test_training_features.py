@@ -74,6 +74,23 @@ def test_real_clips_match_the_engine_path_and_cache(corpus_dir: Path, tmp_path: 
     assert gate_policy().startswith("ser_engine.analysis.iter_window_features")
 
 
+@pytest.mark.corpus
+def test_seed_feature_sets_are_featurized_at_their_width_in_float32(corpus_dir: Path, tmp_path: Path) -> None:
+    """A seeds' set (40 MFCC + ZCR + RMS) goes through the same engine path, kept at full precision."""
+    clips, _ = load_corpus(root=corpus_dir, corpus="savee")
+    some = clips[:3]
+    cfg = FeatureConfig(features="mfcc_zcr_rms", n_mfcc=40)
+    ws = featurize_clips(clips=some, config=cfg, cache_dir=tmp_path, workers=1, progress=False)
+    assert ws.log_mel.dtype == np.float32
+    assert ws.log_mel.shape[1:] == (cfg.n_frames, 42)
+    fz = Featurizer(cfg)
+    ref = [w for w in iter_window_features(iter_audio_blocks(some[0].path), config=cfg, featurizer=fz) if w.speech]
+    np.testing.assert_array_equal(ws.log_mel[ws.clip_index == 0], np.stack([w.features for w in ref]))
+    # a different feature set is a different cache entry, never the log-mel one
+    logmel = featurize_clips(clips=some, config=FeatureConfig(), cache_dir=tmp_path, workers=1, progress=False)
+    assert logmel.log_mel.shape[-1] == 64 and len(list(tmp_path.glob("*.npz"))) == 2
+
+
 def _analyze_segments(path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
     from ser_engine.cli import main
 

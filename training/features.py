@@ -53,15 +53,20 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "ser" / "features"
 
 
+FeatureArray = npt.NDArray[np.floating[Any]]
+"""Window features as stored: float16 (log-mel) or float32 (the seeds' sets)."""
+
+
 @dataclass
 class WindowSet:
     """Log-mel windows of a list of clips.
 
     Attributes
     ----------
-    log_mel : ndarray, shape (n_windows, n_frames, n_mels), float16
-        Un-normalised log-mel features (float16 halves the memory; the
-        rounding, < 0.01 in log units, is far below the features' spread).
+    log_mel : ndarray, shape (n_windows, n_frames, n_features), float16 or float32
+        Un-normalised features of the config's set (log-mel by default, kept as float16:
+        it halves the memory and the rounding, < 0.01 in log units, is far below the
+        features' spread; the seeds' sets as float32, see :func:`storage_dtype`).
     clip_index : ndarray, shape (n_windows,), int32
         Index of each window's clip in ``clips``.
     speech : ndarray, shape (n_windows,), bool
@@ -72,7 +77,7 @@ class WindowSet:
         Start of each window in its clip, seconds (as ``ser analyze --segments`` reports it).
     """
 
-    log_mel: npt.NDArray[np.float16]
+    log_mel: FeatureArray
     clip_index: npt.NDArray[np.int32]
     speech: npt.NDArray[np.bool_]
     clips: list[Clip]
@@ -139,7 +144,7 @@ def speech_window_features(
     """
     feats = [wf for wf in iter_window_features(blocks, config=config, featurizer=featurizer) if wf.speech]
     if not feats:
-        return np.zeros((0, config.n_frames, config.n_mels), np.float32), np.zeros(0, np.float32)
+        return np.zeros((0, config.n_frames, config.n_features), np.float32), np.zeros(0, np.float32)
     lm = np.stack([wf.log_mel for wf in feats if wf.log_mel is not None]).astype(np.float32)
     return lm, np.array([wf.start_s for wf in feats], dtype=np.float32)
 
@@ -163,7 +168,16 @@ def _init_worker(config_dict: dict[str, Any], chain_spec: str | None, pin: bool 
     _W["chain"] = default_chain() if chain_spec else None
 
 
-def _featurize_one(args: tuple[int, str, int, int]) -> tuple[int, npt.NDArray[np.float16], npt.NDArray[np.float32]]:
+def storage_dtype(config: FeatureConfig) -> type[np.floating[Any]]:
+    """Return the dtype windows are kept in: float16 for log-mel, float32 for the seeds' sets.
+
+    Log-mel values (natural log) lose < 0.01 to float16; MFCC reaches hundreds of dB and the RMS
+    of quiet frames (~1e-5) is below float16's normal range, so the other sets stay float32.
+    """
+    return np.float16 if config.features == "logmel" else np.float32
+
+
+def _featurize_one(args: tuple[int, str, int, int]) -> tuple[int, FeatureArray, npt.NDArray[np.float32]]:
     index, path, seed, variant = args
     cfg: FeatureConfig = _W["config"]
     blocks: Iterable[npt.NDArray[np.float32]]
@@ -174,7 +188,7 @@ def _featurize_one(args: tuple[int, str, int, int]) -> tuple[int, npt.NDArray[np
     else:
         blocks = iter_audio_blocks(path, sample_rate=cfg.sample_rate)  # exactly as `ser analyze` decodes
     log_mel, start_s = speech_window_features(blocks, config=cfg, featurizer=_W["featurizer"])
-    return index, log_mel.astype(np.float16), start_s
+    return index, log_mel.astype(storage_dtype(cfg)), start_s
 
 
 def _cache_key(*, config: FeatureConfig, clips: Sequence[Clip], variant: int, seed: int, chain_spec: str | None) -> str:
@@ -242,7 +256,7 @@ def featurize_clips(
             )
     cfg_dict = replace(config, mean=None, std=None).to_dict()
     jobs = [(i, c.path, seed, variant) for i, c in enumerate(clip_list)]
-    results: list[tuple[npt.NDArray[np.float16], npt.NDArray[np.float32]]] = [None] * len(jobs)  # type: ignore[list-item]
+    results: list[tuple[FeatureArray, npt.NDArray[np.float32]]] = [None] * len(jobs)  # type: ignore[list-item]
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), desc=desc, unit="clip", disable=not progress, mininterval=2.0)
@@ -261,8 +275,8 @@ def featurize_clips(
                 results[i] = (lm, sp)
                 bar.update()
     bar.close()
-    n_mels, n_frames = config.n_mels, config.n_frames
-    log_mel = np.concatenate([np.zeros((0, n_frames, n_mels), np.float16)] + [r[0] for r in results])
+    n_features, n_frames = config.n_features, config.n_frames
+    log_mel = np.concatenate([np.zeros((0, n_frames, n_features), storage_dtype(config))] + [r[0] for r in results])
     start_s = np.concatenate([np.zeros(0, np.float32)] + [r[1] for r in results])
     speech = np.ones(log_mel.shape[0], dtype=bool)
     clip_index = np.concatenate(
