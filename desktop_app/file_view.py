@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.app_log import details_hint
 from desktop_app.batch_chart import BatchChart
 from desktop_app.export import ExportError, export_csv, export_json
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, emotion_qcolor, label_text
@@ -52,6 +53,7 @@ from desktop_app.settings import AppSettings
 from desktop_app.widgets import ColorKey, ProbabilityBars, min_max_envelope, style_plot
 from ser_engine.analysis import FileResult, Segment, analyze_paths
 from ser_engine.audio import AUDIO_EXTENSIONS, find_audio_files, load_audio
+from ser_engine.errors import AudioError
 from ser_engine.model import EmotionModel
 from ser_engine.stream import StreamSettings
 
@@ -67,7 +69,7 @@ EMPTY_TABLE_TEXT = "Drop files or folders here, or Open files…"  # the progres
 
 
 def result_label_text(label: str | None, uncertain: bool) -> str:
-    """The table's emotion text: "Angry", or "uncertain (angry?)" when the model is not sure."""
+    """Return the table's emotion text: "Angry", or "uncertain (angry?)" when the model is not sure."""
     if label is None:
         return "no speech"
     return f"uncertain ({label}?)" if uncertain else label_text(label)
@@ -81,6 +83,7 @@ class BatchCounts:
 
     @classmethod
     def of(cls, results: Sequence[FileResult | None]) -> BatchCounts:
+        """Count the finished results (None: not analysed yet, not counted)."""
         c = cls()
         for r in results:
             if r is None:
@@ -94,6 +97,7 @@ class BatchCounts:
         return c
 
     def text(self) -> str:
+        """Return the counts in one line: ``"3 ok · 1 failed · 0 no speech"``."""
         return f"{self.ok} ok · {self.failed} failed · {self.no_speech} no speech"
 
 
@@ -145,6 +149,7 @@ class AnalysisWorker:
 
     # -------------------------------------------------------------- control (any thread)
     def start(self) -> None:
+        """Start the batch thread."""
         self._main.start()
 
     def cancel(self) -> None:
@@ -161,7 +166,7 @@ class AnalysisWorker:
         return self._done.wait(timeout_s)
 
     def take(self) -> tuple[list[Path] | None, list[tuple[int, FileResult]]]:
-        """The expanded path list (once, then None) and the results that arrived since the last call."""
+        """Return the expanded path list (once, then None) and the results that arrived since the last call."""
         with self._lock:
             found, self._found = self._found, None
             pending, self._pending = self._pending, []
@@ -191,7 +196,8 @@ class AnalysisWorker:
             log.exception("file analysis stopped")
             self.error = exc
         finally:
-            self.cancelled = self.cancel_event.is_set()
+            # (the engine also sets cancel_event to stop the files in flight after a bug)
+            self.cancelled = self.error is None and self.cancel_event.is_set()
             self._done.set()
 
 
@@ -208,12 +214,15 @@ class FileTableModel(QAbstractTableModel):
         self._view = view
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """Return the number of files (Qt's model API)."""
         return 0 if parent.isValid() else len(self._view.paths)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """Return the number of columns (Qt's model API)."""
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Return the column titles (Qt's model API)."""
         horizontal = orientation == Qt.Orientation.Horizontal
         if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(COLUMNS):
             return COLUMNS[section]
@@ -237,6 +246,7 @@ class FileTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
 
     def clear(self) -> None:
+        """Remove every row."""
         v = self._view
         self.beginResetModel()
         v.paths.clear()
@@ -284,6 +294,7 @@ class FileTableModel(QAbstractTableModel):
         return text, colour, tip
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Return a cell's text, colour, tooltip or alignment (Qt's model API)."""
         if not index.isValid() or not 0 <= index.row() < len(self._view.paths):
             return None
         col = index.column()
@@ -302,7 +313,7 @@ class FileTableModel(QAbstractTableModel):
 
 
 def _warning(res: FileResult | None) -> str | None:
-    """The engine's partial-decode note for a result (``FileResult.warning``), if any."""
+    """Return the engine's partial-decode note for a result (``FileResult.warning``), if any."""
     w = getattr(res, "warning", None) if res is not None else None
     return str(w) if w else None
 
@@ -327,24 +338,29 @@ class FileTable(QTableView):
     """The file table: a view on :class:`FileTableModel` with QTableWidget-like accessors."""
 
     def file_model(self) -> FileTableModel:
+        """Return the table's model."""
         m = self.model()
         assert isinstance(m, FileTableModel)
         return m
 
     def rowCount(self) -> int:
+        """Return the number of rows."""
         return self.file_model().rowCount()
 
     def currentRow(self) -> int:
+        """Return the current row (-1: none)."""
         idx = self.currentIndex()
         return idx.row() if idx.isValid() else -1
 
     def item(self, row: int, col: int) -> _Cell | None:
+        """Return one cell's text, colour and tooltip (None outside the table)."""
         m = self.file_model()
         if not (0 <= row < m.rowCount() and 0 <= col < len(COLUMNS)):
             return None
         return _Cell(*m.cell(row, col))
 
     def horizontalHeaderItem(self, col: int) -> _Cell | None:
+        """Return a column's title (None outside the table)."""
         return _Cell(COLUMNS[col], None, "") if 0 <= col < len(COLUMNS) else None
 
 
@@ -360,9 +376,13 @@ class _LoadTask(QRunnable):
     def run(self) -> None:
         try:
             clip = load_audio(self.path, sample_rate=self.rate)
-            self.signals.done.emit(self.path, clip.samples, None)
-        except Exception as exc:
+        except AudioError as exc:  # bad audio: the message names the file
             self.signals.done.emit(self.path, None, str(exc))
+        except Exception as exc:  # a bug: said in the window, traceback in the log (the pool thread goes on)
+            log.exception("loading %s for the waveform failed", self.path)
+            self.signals.done.emit(self.path, None, f"internal error: {type(exc).__name__}: {exc} ({details_hint()})")
+        else:
+            self.signals.done.emit(self.path, clip.samples, None)
 
 
 def timeline_spans(segments: Sequence[Segment], duration_s: float) -> list[tuple[float, float, Segment]]:
@@ -388,7 +408,7 @@ def timeline_spans(segments: Sequence[Segment], duration_s: float) -> list[tuple
 
 def voiced_timeline(segments: Sequence[Segment], duration_s: float,
                     speech_spans: Sequence[tuple[float, float]]) -> list[tuple[float, float, Segment | None]]:
-    """The file timeline: each window's emotion only where the voice is, ``None`` (no speech) elsewhere.
+    """Build the file timeline: each window's emotion only where the voice is, ``None`` (no speech) elsewhere.
 
     The windows' spans (:func:`timeline_spans`) are cut at the edges of ``speech_spans`` (the
     gate's voiced time, :attr:`FileResult.speech_spans`): a silent lead-in or pause inside a
@@ -642,10 +662,12 @@ class FileView(QWidget):
             self.add_paths([Path(folder)])
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Accept dragged files (Qt's event handler)."""
         if event.mimeData().hasUrls() and self.model is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
+        """Analyse the dropped files and folders (Qt's event handler)."""
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
@@ -666,6 +688,7 @@ class FileView(QWidget):
         self.settings.files_use_profile = bool(checked)
 
     def active_profile_name(self) -> str | None:
+        """Return the name of the live view's active voice profile (None: none)."""
         p = self.profiles.active_profile() if self.profiles is not None else None
         return None if p is None else p.name
 
@@ -683,7 +706,7 @@ class FileView(QWidget):
             box.setEnabled(True)
 
     def analysis_model(self) -> tuple[EmotionModel, str | None]:
-        """The model a new batch uses and the name of the voice profile applied (None: uncalibrated)."""
+        """Return the model a new batch uses and the name of the voice profile applied (None: uncalibrated)."""
         assert self.model is not None
         if self.profiles is None or not self.settings.files_use_profile:
             return self.model, None
@@ -767,7 +790,8 @@ class FileView(QWidget):
         n_bad = sum(1 for r in self.results if r is not None and not r.ok)
         counts = self.batch_counts()
         self.batch_chart.set_results(self.results)
-        self.message.emit(f"Analysis {'cancelled' if cancelled else 'finished'}: {counts.text()}")
+        state = "stopped by an internal error" if stopped is not None else "cancelled" if cancelled else "finished"
+        self.message.emit(f"Analysis {state}: {counts.text()}")
         self._show_batch_summary(counts, cancelled=cancelled, error=stopped)
         self._update_buttons()
         cur = self.table.currentRow()
@@ -887,6 +911,7 @@ class FileView(QWidget):
         self.play_from(float(vb.mapSceneToView(pos).x()))
 
     def play_from(self, t_s: float) -> None:
+        """Play the shown file from ``t_s`` seconds (a problem is said in the status bar)."""
         try:
             self.player.play(t_s)
         except RuntimeError as exc:
@@ -933,6 +958,7 @@ class FileView(QWidget):
             self._finish_batch(worker, cancelled=True)
 
     def clear(self) -> None:
+        """Empty the table (not while a batch runs)."""
         if self.worker is not None:
             return
         self.player.stop()
@@ -965,15 +991,15 @@ class FileView(QWidget):
 
     # ------------------------------------------------------------------ batch summary and filter
     def batch_counts(self) -> BatchCounts:
-        """Counts of the finished rows of the table (all batches since the last Clear)."""
+        """Count the finished rows of the table (all batches since the last Clear)."""
         return BatchCounts.of(self.results)
 
     def _show_batch_summary(self, counts: BatchCounts, *, cancelled: bool, error: BaseException | None = None) -> None:
-        """The persistent line above the table: what the batch gave (stays until the next batch or Clear)."""
+        """Show the persistent line above the table: what the batch gave (until the next batch or Clear)."""
         head = "Analysis cancelled" if cancelled else "Analysis finished"
         if error is not None:
             head = (f"Analysis stopped by an internal error ({html.escape(type(error).__name__)}: "
-                    f"{html.escape(str(error))}; details in the log)")
+                    f"{html.escape(str(error))}; {html.escape(details_hint())})")
         n = len(self.results)
         bad = (f"<span style='color:{emotion_color('angry')}; font-weight:bold;'>{counts.failed} failed</span>"
                if counts.failed else "0 failed")
@@ -999,25 +1025,29 @@ class FileView(QWidget):
             self.table.setRowHidden(row, r is None or r.ok)
 
     def visible_rows(self) -> list[int]:
-        """The rows the table shows (all, or the failed ones under "Show failed only")."""
+        """Return the rows the table shows (all, or the failed ones under "Show failed only")."""
         return [row for row in range(len(self.results)) if not self.table.isRowHidden(row)]
 
     def _set_progress_format(self) -> None:
-        """An empty table says what to do instead of "0 / 1 files"."""
+        """Make an empty table say what to do instead of "0 / 1 files"."""
         self.progress.setFormat(EMPTY_TABLE_TEXT if not self.paths else "%v / %m files")
 
     @property
     def busy(self) -> bool:
+        """Whether a batch is running."""
         return self.worker is not None
 
     # ------------------------------------------------------------------ export
     def finished_results(self) -> list[FileResult]:
+        """Return the results of every finished row, in table order."""
         return [r for r in self.results if r is not None]
 
     def export_csv(self, path: Path) -> tuple[Path, Path]:
+        """Write the finished results as CSV (see :func:`desktop_app.export.export_csv`)."""
         return export_csv(self.finished_results(), path, labels=self.labels)
 
     def export_json(self, path: Path) -> Path:
+        """Write the finished results as JSON (see :func:`desktop_app.export.export_json`)."""
         return export_json(self.finished_results(), path)
 
     def _choose_export_csv(self) -> None:

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import numpy.typing as npt
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from ser_engine.live import LiveSession, LiveStats
+from desktop_app.app_log import details_hint
+from ser_engine.live import LiveInternalError, LiveSession, LiveStats
 from ser_engine.model import EmotionModel
 from ser_engine.ringbuffer import RingBuffer
 from ser_engine.stream import Prediction, StreamSettings
@@ -82,7 +83,8 @@ class LiveController(QObject):
     prediction(Prediction)
         One per hop, delivered on the GUI thread.
     failed(str)
-        The session stopped because of an error (device lost, cannot open...).
+        The session stopped because of an error (device lost...; a bug:
+        :attr:`last_error_internal` is then True and the message names the log file).
     running_changed(bool)
     recording_changed(str)
         The WAV path while recording, "" when a recording stops.
@@ -110,6 +112,7 @@ class LiveController(QObject):
         self.session: LiveSessionLike | None = None
         self.recording_path: Path | None = None
         self.last_error: str | None = None
+        self.last_error_internal = False  # the last error was a bug (its traceback is in the log)
         self.last_recording_error: str | None = None
         self._generation = 0
         self._prediction_from_worker.connect(self._deliver_prediction, Qt.ConnectionType.QueuedConnection)
@@ -144,6 +147,7 @@ class LiveController(QObject):
         session.start()
         self.session = session
         self.last_error = None
+        self.last_error_internal = False
         self.running_changed.emit(True)
 
     def stop(self) -> None:
@@ -227,7 +231,11 @@ class LiveController(QObject):
         if gen != self._generation:
             return
         message = str(exc) or type(exc).__name__
+        internal = isinstance(exc, LiveInternalError)
+        if internal:  # the engine logged the traceback
+            message += f" ({details_hint()})"
         self.last_error = message
+        self.last_error_internal = internal
         session = self.session
         self.session = None
         self._generation += 1

@@ -559,10 +559,15 @@ class LiveView(QWidget):
 
     @Slot(str)
     def on_failed(self, message: str) -> None:
-        """The session ended on an error (e.g. the device disappeared): say so and stay usable."""
-        self.show_banner(f"The live input stopped: {message}\nPick a device (Refresh) and press Start again.")
-        self.emotion.show_message("Input lost", "the input device stopped; see the message above", state="error")
-        self.message.emit("Live input stopped: " + message.splitlines()[0])
+        """Say that the session ended on an error (device lost, or a bug) and stay usable."""
+        if self.controller is not None and self.controller.last_error_internal:
+            self.show_banner(f"Live analysis stopped: {message}\nPress Start to listen again.")
+            self.emotion.show_message("Stopped", "an internal error; see the message above", state="error")
+            self.message.emit("Live analysis stopped by an internal error")
+        else:
+            self.show_banner(f"The live input stopped: {message}\nPick a device (Refresh) and press Start again.")
+            self.emotion.show_message("Input lost", "the input device stopped; see the message above", state="error")
+            self.message.emit("Live input stopped: " + message.splitlines()[0])
         self._update_buttons()
 
     # ------------------------------------------------------------------ recording

@@ -1,4 +1,10 @@
-"""``ser-app``: start the desktop app (or ``--version``, ``--self-test``, or a ``ser`` sub-command)."""
+"""``ser-app``: start the desktop app (or ``--version``, ``--self-test``, or a ``ser`` sub-command).
+
+The app logs like the CLI (:func:`ser_engine.cli_common.start_logging`): warnings on
+stderr (debug messages too with ``--verbose``) and a log file in the XDG state folder,
+which holds the traceback of any bug; a log file that cannot be written is said once
+and the app goes on.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +30,15 @@ def _epilog() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ser-app", description="Live speech emotion recognition: desktop app.",
-                                usage="ser-app [-h] [--version] [--self-test] [--model-dir DIR] "
+                                usage="ser-app [-h] [--version] [--self-test] [--verbose] [--model-dir DIR] "
                                       "[--settings-file FILE] [PATHS ...]\n"
                                       f"       ser-app {{{','.join(SUBCOMMANDS)}}} ...",
                                 epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument("--self-test", action="store_true",
                    help="open the window offscreen, run the live path and file mode, exit 0 or print what failed")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also show debug messages (on stderr and in the log file, $XDG_STATE_HOME/ser/ser.log)")
     p.add_argument("--model-dir", type=Path, default=None, metavar="DIR",
                    help="folder with model.onnx and model.json")
     p.add_argument("--settings-file", type=Path, default=None, metavar="FILE",
@@ -40,7 +48,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``ser-app``: the window, ``--version``, ``--self-test``, or a ``ser`` sub-command; returns the exit status."""
+    """Run ``ser-app``: the window, ``--version``, ``--self-test``, or a ``ser`` sub-command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from ser_engine.privacy import disable_telemetry
 
     disable_telemetry()  # before anything imports onnxruntime (also for the CLI passthrough)
@@ -56,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ser-app {version()}")
         return 0
     from desktop_app import qt_messages
+    from ser_engine.cli_common import start_logging
 
+    start_logging(verbose=args.verbose)
     qt_messages.install()  # drops the offscreen platform's size-hints noise, passes every other message
     if args.self_test:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -67,11 +88,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequence[Path]) -> int:
-    """Open the main window (with ``paths`` in the Files tab) and run Qt's event loop; returns the exit status."""
+    """Open the main window (with ``paths`` in the Files tab) and run Qt's event loop.
+
+    Exceptions escaping a Qt slot or a thread are logged with their traceback
+    (:func:`desktop_app.app_log.install_excepthooks`); the window stays open.
+
+    Parameters
+    ----------
+    model_dir : Path or None
+        The model's folder (None: the bundled model).
+    settings_file : Path or None
+        An INI file for the preferences (None: the user's).
+    paths : sequence of Path
+        Files and folders to analyse at once.
+
+    Returns
+    -------
+    int
+        The exit status (128 + the signal when SIGINT/SIGTERM closed the window).
+    """
     t0 = time.perf_counter()
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from desktop_app.app_log import install_excepthooks
     from desktop_app.main_window import MainWindow, load_model
     from desktop_app.settings import APPLICATION, ORGANISATION, AppSettings, default_settings
     from desktop_app.theme import apply_theme
@@ -81,6 +121,7 @@ def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequen
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setDesktopFileName("ser-app")
+    install_excepthooks()
     apply_theme(app)
     store = QSettings(str(settings_file), QSettings.Format.IniFormat) if settings_file else default_settings()
     settings = AppSettings(store)
@@ -105,17 +146,21 @@ def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequen
 
 
 def _stop_on_signals(window: Any) -> list[int]:
-    """Ctrl-C (SIGINT) and SIGTERM in the terminal close the window as the close button does
-    (settings saved, a recording closed properly) instead of being ignored while Qt's event loop
-    runs. A 200 ms timer lets the interpreter run its signal handlers. Returns a list that holds
-    the signal number once one arrived (the exit code is then 128 + it)."""
+    """Make Ctrl-C (SIGINT) and SIGTERM close the window as the close button does.
+
+    Settings are saved and a recording closed properly, instead of the signal being
+    ignored while Qt's event loop runs. A 200 ms timer lets the interpreter run its
+    signal handlers. Returns a list that holds the signal number once one arrived
+    (the exit code is then 128 + it).
+    """
     import signal
 
     from PySide6.QtCore import QTimer
 
     got: list[int] = []
 
-    def handler(signum: int, _frame: Any) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        del frame  # a signal handler's signature
         if not got:
             got.append(signum)
             QTimer.singleShot(0, window.close)

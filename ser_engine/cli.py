@@ -5,11 +5,15 @@ each is implemented in its own module, imported only when it runs:
 ``analyze`` in :mod:`ser_engine.cli_analyze`; ``listen`` and ``devices`` in
 :mod:`ser_engine.cli_live`; ``calibrate`` and ``info`` in :mod:`ser_engine.cli_model`.
 
-Exit status: 0 when everything succeeded; 1 when any file failed (every
-other file is still reported) or on a model/device error; 2 for bad usage;
-130 when interrupted; ``ser listen`` ends cleanly on SIGTERM/SIGHUP with 128 +
-the signal number (143, 129). Errors go to stderr as ``ser: <file>: <reason>``; the
-CLI never prints a traceback for bad input.
+Exit status (also in ``ser --help``): 0 when everything succeeded; 1 when any
+file failed (every other file is still reported) or on a model/device error; 2
+for bad usage; 70 for an internal error (a bug); 130 when interrupted; ``ser
+listen`` ends cleanly on SIGTERM/SIGHUP with 128 + the signal number (143, 129).
+Errors go to stderr as ``ser: <file>: <reason>``; the CLI never prints a
+traceback for bad input. A bug prints one line, ``ser: internal error: <message>
+(details in <log file>)``, and its traceback goes to the log file
+(:func:`ser_engine.cli_common.start_logging`); ``--verbose`` shows debug
+messages on stderr.
 
 Start-up is kept light: TensorFlow is never imported, librosa and numba are
 not used, and heavy modules are imported only by the sub-command that needs
@@ -22,15 +26,41 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ser_engine import version
-from ser_engine.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MIN_HOP_S, UsageError, err
+from ser_engine.cli_common import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    MIN_HOP_S,
+    UsageError,
+    err,
+    start_logging,
+)
 from ser_engine.commands import SUBCOMMANDS
 from ser_engine.errors import SerError
+from ser_engine.logs import FILE_ONLY, get_logger
 
 __all__ = ["build_parser", "command", "main"]
+
+logger = get_logger(__name__)
+
+_EPILOG = f"""\
+exit status:
+  {EXIT_OK:<3} everything succeeded
+  {EXIT_FAILED:<3} a file, the model or the device failed (the message names it)
+  {EXIT_USAGE:<3} bad usage
+  {EXIT_INTERNAL:<3} internal error: a bug of ser (one line here; the traceback is in the log file)
+  {EXIT_INTERRUPTED:<3} interrupted (Ctrl-C)
+  143 `ser listen` stopped by SIGTERM (129: SIGHUP); a recording is closed properly
+
+log file: $XDG_STATE_HOME/ser/ser.log (default ~/.local/state/ser/ser.log)"""
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # usage errors: one line, exit 2, no traceback
@@ -101,16 +131,23 @@ def _workers(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``ser`` argument parser (sub-commands and their help from :data:`~ser_engine.commands.SUBCOMMANDS`).
+    """Build the ``ser`` argument parser (sub-commands and their help from :data:`~ser_engine.commands.SUBCOMMANDS`).
+
+    ``--verbose``/``-v`` is accepted before or after the sub-command.
 
     Returns
     -------
     argparse.ArgumentParser
     """
-    p = _Parser(prog="ser", description="Speech emotion recognition: files, folders and live input.")
+    verbose_help = "also show debug messages (on stderr and in the log file)"
+    p = _Parser(prog="ser", description="Speech emotion recognition: files, folders and live input.",
+                epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"ser {version()}")
+    p.add_argument("--verbose", "-v", action="store_true", help=verbose_help)
+    after = _Parser(add_help=False)  # the same flag after the sub-command; SUPPRESS keeps a global -v
+    after.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    parsers = {name: sub.add_parser(name, help=text) for name, text in SUBCOMMANDS.items()}
+    parsers = {name: sub.add_parser(name, help=text, parents=[after]) for name, text in SUBCOMMANDS.items()}
 
     model_help = "model directory holding model.onnx and model.json (default: the bundled model or $SER_MODEL_DIR)"
     profile_help = ("voice profile made by `ser calibrate` or the app: a path, or the name of a profile in "
@@ -176,7 +213,7 @@ assert set(_IMPLEMENTATION) == set(SUBCOMMANDS)
 
 
 def command(name: str) -> Callable[[argparse.Namespace], int]:
-    """The function running sub-command ``name`` (its module is imported now).
+    """Return the function running sub-command ``name`` (its module is imported now).
 
     Parameters
     ----------
@@ -194,7 +231,18 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the ``ser`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status (see the module's docstring).
+    """
     from ser_engine.privacy import disable_telemetry
 
     disable_telemetry()  # before anything imports onnxruntime: nothing leaves the machine
@@ -203,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    log_path = start_logging(verbose=args.verbose)
+    logger.debug("ser %s: %s", version(), args.command)
     try:
         return command(args.command)(args)
     except KeyboardInterrupt:
@@ -228,15 +278,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except ImportError as exc:
         err(f"a required package is missing or broken: {exc} (reinstall ser)")
+        logger.exception("import failed", extra=FILE_ONLY)
         return EXIT_FAILED
     except MemoryError:
         err("out of memory")
         return EXIT_FAILED
-    except Exception as exc:  # a bug: say so in one line; SER_DEBUG=1 shows the traceback
-        if os.environ.get("SER_DEBUG"):
-            raise
-        err(f"internal error: {type(exc).__name__}: {exc} (run with SER_DEBUG=1 for details)")
-        return EXIT_FAILED
+    except Exception as exc:
+        # The top of the program: anything else is a bug of ser. One line on stderr, the
+        # traceback in the log file (on stderr only when there is no log to hold it).
+        details = f"details in {log_path}" if log_path is not None else "no log file; traceback follows"
+        err(f"internal error: {type(exc).__name__}: {exc} ({details})")
+        logger.exception("internal error in `ser %s`", args.command, extra=FILE_ONLY)
+        if log_path is None:
+            traceback.print_exc(file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,7 +28,7 @@ __all__ = ["cmd_analyze"]
 
 
 class _Progress:
-    """A one-line progress bar on stderr (plain text, redrawn with \\r)."""
+    r"""A one-line progress bar on stderr (plain text, redrawn with \r)."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total = total
@@ -156,7 +156,7 @@ class _StdoutGuard:
 
 
 def _cap_workers(n: int | None) -> int | None:
-    """``--workers`` limited to what the machine can use, with a note on stderr (None: the default)."""
+    """Limit ``--workers`` to what the machine can use, with a note on stderr (None: the default)."""
     from ser_engine.analysis import MAX_WORKERS
 
     if n is not None and n > MAX_WORKERS:
@@ -167,13 +167,25 @@ def _cap_workers(n: int | None) -> int | None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    """``ser analyze PATH...``; returns the exit status."""
+    """Run ``ser analyze PATH...``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``ser analyze`` options.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     cancel = threading.Event()
 
     # Ctrl-C: the first one stops the batch at the next window of every file in
     # flight (well under a second) and the results so far are closed properly
     # (also when it comes while the model loads); a second one stops at once.
     def on_sigint(signum: int, frame: Any) -> None:
+        del signum, frame  # a signal handler's signature
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
@@ -191,7 +203,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
-    """``ser analyze`` once SIGINT sets ``cancel``."""
+    """Run ``ser analyze`` with SIGINT setting ``cancel``."""
     from ser_engine.analysis import FileResult, analyze_paths
     from ser_engine.audio import display_path, find_audio_files
     from ser_engine.export import ResultWriter

@@ -1,28 +1,32 @@
-"""What the ``ser`` sub-commands share: exit statuses, the usage error, messages, model and profile loading.
+"""What the ``ser`` sub-commands share: exit statuses, the usage error, messages, logging, model and profile loading.
 
 Its own module so that :mod:`ser_engine.cli` run as ``python -m ser_engine.cli``
 (a ``__main__`` module) and the sub-command modules agree on one
-:class:`UsageError` class.
+:class:`UsageError` class. :func:`start_logging` is also how the desktop app
+starts its log.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from ser_engine.logs import configure_logging, default_log_path
 
 if TYPE_CHECKING:
     from ser_engine.model import EmotionModel
     from ser_engine.profile import VoiceProfile
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "MIN_HOP_S", "UsageError", "err",
-           "load_model", "load_profile", "window_hop"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "MIN_HOP_S",
+           "UsageError", "err", "load_model", "load_profile", "start_logging", "window_hop"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE of sysexits.h: a bug of ser, not bad input (the traceback is in the log)
 EXIT_INTERRUPTED = 130
-
 
 MIN_HOP_S = 0.05
 
@@ -32,7 +36,13 @@ class UsageError(Exception):
 
 
 def window_hop(args: argparse.Namespace, model: EmotionModel) -> tuple[float, float]:
-    """(window_s, hop_s) from ``--window``/``--hop`` or the model's defaults; the hop may not exceed the window."""
+    """Return (window_s, hop_s) from ``--window``/``--hop`` or the model's defaults.
+
+    Raises
+    ------
+    UsageError
+        The hop exceeds the window.
+    """
     cfg = model.feature_config
     window = args.window if args.window is not None else cfg.window_s
     hop = args.hop if args.hop is not None else min(cfg.hop_s, window)
@@ -47,8 +57,46 @@ def err(message: str) -> None:
     print(f"ser: {message}", file=sys.stderr, flush=True)
 
 
+def start_logging(*, verbose: bool, stream: TextIO | None = None) -> Path | None:
+    """Send the ``ser`` loggers to stderr and to the log file in the XDG state folder.
+
+    The log never stops the program: when its file cannot be written (a read-only
+    home, a full disk...) this says so once on stderr and logs to stderr only.
+
+    Parameters
+    ----------
+    verbose : bool
+        Show debug messages on stderr too (``--verbose``); else warnings and errors only.
+    stream : text stream, optional
+        Where the stderr lines go (default: ``sys.stderr``).
+
+    Returns
+    -------
+    Path or None
+        The log file (:func:`ser_engine.logs.default_log_path`), or None when it cannot be written.
+    """
+    path: Path | None = None
+    try:
+        path = default_log_path()
+        configure_logging(verbose=verbose, log_file=path, stream=stream)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: Path.home() without a home folder
+        configure_logging(verbose=verbose, log_file=None, stream=stream)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f" {path}" if path is not None else ""
+        print(f"ser: cannot write the log file{where}: {reason}; going on without it",
+              file=sys.stderr if stream is None else stream, flush=True)
+        path = None
+    return path
+
+
 def load_profile(text: str, model: EmotionModel) -> tuple[EmotionModel, VoiceProfile]:
-    """``--profile`` (a path or a stored profile's name) applied to ``model``."""
+    """Apply ``--profile`` (a path or a stored profile's name) to ``model``.
+
+    Returns
+    -------
+    tuple of EmotionModel and VoiceProfile
+        The calibrated model and the profile.
+    """
     from ser_engine.profile import ProfileStore, VoiceProfile
 
     path = ProfileStore().find(text)
@@ -57,7 +105,13 @@ def load_profile(text: str, model: EmotionModel) -> tuple[EmotionModel, VoicePro
 
 
 def load_model(model_dir: str | None) -> EmotionModel:
-    """``--model DIR`` (None: the bundled model), with a hint when the bundled one is missing."""
+    """Load ``--model DIR`` (None: the bundled model), with a hint when the bundled one is missing.
+
+    Raises
+    ------
+    ModelError
+        The model cannot be loaded (the message names the folder).
+    """
     from ser_engine.errors import ModelError
     from ser_engine.model import EmotionModel
 

@@ -27,11 +27,23 @@ __all__ = ["cmd_devices", "cmd_listen"]
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    """``ser listen``: one line per hop until --duration, Ctrl+C (exit 130) or SIGTERM/SIGHUP
-    (exit 128 + signal: the recording is closed properly first).
+    """Run ``ser listen``: one line per hop until --duration, Ctrl+C or SIGTERM/SIGHUP.
 
-    With ``--record``, a recording that cannot be written (disk full...) ends the
-    command: the message names the file and the reason and says what was kept; exit 1.
+    Ctrl+C exits 130; SIGTERM/SIGHUP exit 128 + the signal, the recording closed
+    properly first. With ``--record``, a recording that cannot be written (disk
+    full...) ends the command: the message names the file and the reason and says
+    what was kept; exit 1. A bug on the session's worker thread is raised here (its
+    cause), for :func:`ser_engine.cli.main` to report as an internal error.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``ser listen`` options.
+
+    Returns
+    -------
+    int
+        The exit status.
     """
     from ser_engine.errors import ParameterError
     from ser_engine.live import LiveSession, RecordingError
@@ -87,6 +99,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     signalled: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:  # main thread, between two waits
+        del frame  # a signal handler's signature
         signalled.append(signum)
         done.set()
 
@@ -137,8 +150,14 @@ def _listen(args: argparse.Namespace, session: Any, settings: Any, profile: Any,
     stats = session.stats()
     if stats.overflows or stats.lost_samples:
         err(f"warning: {stats.overflows} input overflows, {stats.lost_samples} samples lost")
+    from ser_engine.live import LiveInternalError
+
+    internal = [e for e in errors if isinstance(e, LiveInternalError)]
     for e in errors:
-        err(str(e))
+        if e not in internal:
+            err(str(e))
+    if internal:  # a bug: main() prints the one line and logs the traceback
+        raise internal[0].__cause__ or internal[0]
     if errors:
         return EXIT_FAILED
     if interrupted:
@@ -151,9 +170,19 @@ def _listen(args: argparse.Namespace, session: Any, settings: Any, profile: Any,
     return EXIT_OK
 
 
-
 def cmd_devices(args: argparse.Namespace) -> int:
-    """``ser devices``: the input devices, the default marked ``*``; returns the exit status."""
+    """Run ``ser devices``: list the input devices, the default marked ``*``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``ser devices`` options.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from ser_engine.inputs import list_input_devices
 
     devices = list_input_devices()

@@ -23,7 +23,18 @@ __all__ = ["cmd_calibrate", "cmd_info", "model_location"]
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """``ser calibrate FILE... -o PROFILE.json``: a voice profile; returns the exit status."""
+    """Run ``ser calibrate FILE... -o PROFILE.json``: make a voice profile.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``ser calibrate`` options.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from ser_engine.errors import ProfileError
     from ser_engine.profile import profile_from_files
 
@@ -53,7 +64,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def model_location(model_dir: str | None) -> str:
-    """Where the model came from, in words that hold no absolute path of this machine.
+    """Say where the model came from, in words that hold no absolute path of this machine.
 
     Parameters
     ----------
@@ -80,7 +91,18 @@ def model_location(model_dir: str | None) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """``ser info``: a readable summary of the model, or its full metadata with ``--json``."""
+    """Run ``ser info``: print a readable summary of the model, or its full metadata with ``--json``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``ser info`` options.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     model = load_model(args.model)
     meta = model.metadata
     if args.format == "json":
@@ -99,7 +121,7 @@ _INFO_WIDTH = 21
 
 
 def _uar(metrics: dict[str, Any], key: str) -> str | None:
-    """``metrics[key]["all"]`` as "UAR 0.594 (n=4784)", or None when not recorded."""
+    """Format ``metrics[key]["all"]`` as "UAR 0.594 (n=4784)"; None when not recorded."""
     block = metrics.get(key)
     allm = block.get("all") if isinstance(block, dict) else None
     if not isinstance(allm, dict) or not isinstance(allm.get("uar"), (int, float)):
@@ -109,7 +131,7 @@ def _uar(metrics: dict[str, Any], key: str) -> str | None:
 
 
 def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
-    """The readable summary of ``ser info``: (field, text) rows."""
+    """Build the readable summary of ``ser info``: (field, text) rows."""
     meta = model.metadata
     fc = meta.feature_config
     prov, metrics = meta.provenance, meta.metrics

@@ -26,6 +26,11 @@ A recording that cannot be written (disk full...) stops the recording only: the
 session keeps listening and ``on_recording_error`` receives a
 :class:`~ser_engine.recorder.RecordingError`.
 
+A bug on the worker thread (any exception that is not a
+:class:`~ser_engine.errors.SerError`) ends the session the same way, with a
+:class:`LiveInternalError` (the bug is its ``__cause__``) and the traceback in
+the log (:mod:`ser_engine.logs`).
+
 Nothing here touches a device on import; there is no global state.
 """
 
@@ -44,6 +49,7 @@ import numpy.typing as npt
 from ser_engine.audio import StreamResampler
 from ser_engine.errors import DeviceError, SerError
 from ser_engine.inputs import AudioInput, InputDevice, LiveInput, list_input_devices, resolve_device
+from ser_engine.logs import FILE_ONLY, get_logger
 from ser_engine.model import EmotionModel
 from ser_engine.recorder import SYNC_SECONDS, Recorder, RecordingError, make_private_folder
 from ser_engine.ringbuffer import RingBuffer
@@ -53,6 +59,7 @@ __all__ = [
     "SYNC_SECONDS",
     "InputDevice",
     "LiveInput",
+    "LiveInternalError",
     "LiveSession",
     "LiveStats",
     "RecordingError",
@@ -61,6 +68,12 @@ __all__ = [
     "resolve_device",
     "settings_for",
 ]
+
+logger = get_logger(__name__)
+
+
+class LiveInternalError(SerError):
+    """A bug stopped the live session: the original exception is ``__cause__``, its traceback in the log."""
 
 
 def settings_for(model: EmotionModel) -> StreamSettings:
@@ -128,7 +141,8 @@ class LiveSession:
         ``f(prediction)``, called from the worker thread for every hop.
     on_error : callable, optional
         ``f(error)``, called once from the worker thread when the session
-        ends by itself (device loss: :class:`DeviceError`).
+        ends by itself (device loss: :class:`DeviceError`; a bug:
+        :class:`LiveInternalError`).
     on_recording_error : callable, optional
         ``f(error)`` with a :class:`RecordingError` when a recording stops
         because its files cannot be written (disk full...). Called from the
@@ -200,10 +214,12 @@ class LiveSession:
     # ------------------------------------------------------------------ control
     @property
     def settings(self) -> StreamSettings:
+        """The settings in use (the latest :meth:`update_settings` once applied)."""
         return self._settings
 
     @property
     def running(self) -> bool:
+        """Whether the worker thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
@@ -330,9 +346,16 @@ class LiveSession:
 
     @property
     def recording(self) -> bool:
+        """Whether a recording is running."""
         return self._recorder is not None
 
     def stats(self) -> LiveStats:
+        """Return the session's health figures now.
+
+        Returns
+        -------
+        LiveStats
+        """
         inp = self.input
         return LiveStats(
             overflows=inp.overflows if inp else 0,
@@ -349,7 +372,8 @@ class LiveSession:
     # ------------------------------------------------------------------ worker
     def _run(self) -> None:
         inp = self.input
-        assert inp is not None and inp.ring is not None
+        assert inp is not None
+        assert inp.ring is not None
         reader_in = inp.ring.reader(from_start=True)
         reader16 = self.audio.reader()
         resampler = StreamResampler(inp.device_rate, self.sample_rate)
@@ -394,8 +418,15 @@ class LiveSession:
                 self._stop.wait(0.01)
         except SerError as exc:
             error = exc
-        except Exception as exc:  # keep the recording and report instead of dying silently
-            error = SerError(f"live analysis failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # A bug (ours or a library's) on the worker thread. Left alone it would end the thread
+            # silently: no on_error, `finished` never set, the recording left open, a GUI showing
+            # a frozen display. Caught here, it ends the session as device loss does (recording
+            # closed with what it holds, `finished` set, on_error called) and its traceback is logged
+            # (to the log file: on_error is how the program tells the user).
+            logger.exception("live analysis stopped by an internal error", extra=FILE_ONLY)
+            error = LiveInternalError(f"live analysis stopped by an internal error: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
         finally:
             if error is not None:
                 self.error = error

@@ -12,7 +12,7 @@ The programs call :func:`configure_logging` once at start-up:
   shows warnings (everything with ``--verbose``) and the log file holds every
   record with its full traceback. When a command fails with an unexpected
   exception, the CLI prints one line and logs the exception with
-  ``logger.exception(...)``: the traceback goes to the file only.
+  ``logger.exception(..., extra=FILE_ONLY)``: the traceback goes to the file only.
 - the desktop app: ``configure_logging(verbose=False, log_file=default_log_path())``;
   an unexpected exception is shown to the user as a message and logged with
   its traceback to the same file.
@@ -31,10 +31,15 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["ROOT", "configure_logging", "default_log_path", "get_logger"]
+__all__ = ["FILE_ONLY", "ROOT", "configure_logging", "default_log_path", "get_logger"]
 
 #: Name of the logger every engine, CLI and app logger descends from.
 ROOT = "ser"
+
+#: ``extra=`` of a record whose news the program gives the user in its own words (the CLI's
+#: one line, a session's ``on_error``): it goes to the log file, not to the stderr of
+#: :func:`configure_logging`. Example: ``logger.exception("live analysis stopped", extra=FILE_ONLY)``.
+FILE_ONLY: dict[str, object] = {"ser_file_only": True}
 
 _FORMAT_FILE = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 _FORMAT_STDERR = "ser: %(levelname)s: %(message)s"
@@ -52,6 +57,11 @@ class _OneLine(logging.Formatter):
             return super().format(record)
         finally:
             record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    """Tell whether a record may go to stderr (it is not marked :data:`FILE_ONLY`)."""
+    return not getattr(record, "ser_file_only", False)
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -114,7 +124,8 @@ def configure_logging(*, verbose: bool, log_file: Path | None, stream: TextIO | 
     ----------
     verbose : bool
         False: stderr shows WARNING and above. True: stderr shows DEBUG and
-        above. Stderr lines never carry a traceback.
+        above. Stderr lines never carry a traceback, and records marked
+        :data:`FILE_ONLY` do not go there.
     log_file : Path or None
         When given, every record at DEBUG and above (INFO and above unless
         ``verbose``) is appended to this file with its full traceback. Its
@@ -141,6 +152,7 @@ def configure_logging(*, verbose: bool, log_file: Path | None, stream: TextIO | 
     console: logging.Handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     console.setLevel(logging.DEBUG if verbose else logging.WARNING)
     console.setFormatter(_OneLine(_FORMAT_STDERR))
+    console.addFilter(_not_file_only)
     handlers: list[logging.Handler] = [console]
     if log_file is not None:
         _create_private(log_file)

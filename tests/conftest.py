@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,27 @@ from ser_engine.model import EmotionModel  # noqa: E402
 
 CORPUS_DIR = Path(os.environ.get("SER_CORPUS_DIR", ROOT.parent / "shared" / "data" / "ser"))
 SHIPPED_MODEL_DIR = ROOT / "models"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point ``$XDG_STATE_HOME`` at a temporary folder: the programs' log files never land in the user's."""
+    patch = pytest.MonkeyPatch()
+    state = tmp_path_factory.mktemp("xdg-state")
+    patch.setenv("XDG_STATE_HOME", str(state))
+    yield state
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ser_logging() -> Iterator[None]:
+    """Remove the ``ser`` log handlers a test's ``main()`` installed (they hold that test's stderr and log file)."""
+    yield
+    root = logging.getLogger("ser")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.NOTSET)
 
 
 @pytest.fixture(scope="session")

@@ -128,3 +128,44 @@ def test_recording_from_an_array_holds_the_audio_and_the_exporters_rows(tmp_path
     assert rows[0] == prediction_header(labels=labels)
     want = [[str(v) for v in prediction_row(p, start_s=p.start_s, end_s=p.end_s, labels=labels)] for p in preds]
     assert rows[1:] == want and len(want) == len(y) // tiny_model.feature_config.hop_samples
+
+
+def test_a_bug_on_the_worker_ends_the_session_as_a_reported_failure(
+        tiny_model: EmotionModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ser_engine.live import LiveInternalError
+
+    calls: list[int] = []
+    real_push = Streamer.push
+
+    def buggy_push(self: Streamer, *args: object, **kwargs: object) -> list[Prediction]:
+        calls.append(1)
+        if len(calls) > 50:  # after some audio was recorded
+            raise KeyError("window")
+        return real_push(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Streamer, "push", buggy_push)
+    y = synth_speechlike(seconds=8.0)
+    preds: list[Prediction] = []
+    errors: list[SerError] = []
+    session = LiveSession(tiny_model, on_prediction=preds.append, on_error=errors.append,
+                          input_factory=lambda: ArrayInput(y, SR, speed=2.0))
+    wav = tmp_path / "rec.wav"
+    session.start()
+    session.start_recording(wav, tmp_path / "rec.csv")
+    assert session.finished.wait(30), "the worker did not end"
+    assert len(errors) == 1
+    assert isinstance(errors[0], LiveInternalError)
+    assert isinstance(errors[0].__cause__, KeyError)
+    assert str(errors[0]) == "live analysis stopped by an internal error: KeyError: 'window'"
+    assert session.error is errors[0]
+    assert not session.running
+    assert not session.recording  # closed, and what was recorded is a valid WAV
+    rec, sr = sf.read(str(wav), dtype="float32")
+    assert sr == SR
+    assert len(rec) > 0
+    logged = [r for r in caplog.records if r.name == "ser.live" and r.exc_info]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert logged[0].exc_info[1] is errors[0].__cause__  # the traceback reached the log
+    session.stop()

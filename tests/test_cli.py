@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -206,7 +207,7 @@ def test_bad_model(tiny_model_dir: Path, tmp_path: Path, files: dict[str, Path],
     assert str(d) in p.stderr and p.stdout == ""
     expected = {"missing dir": "model directory not found", "missing onnx": "model file not found",
                 "corrupt onnx": "not a loadable ONNX model", "labels disagree": "labels",
-                "shape disagrees": "mel bands"}[case]
+                "shape disagrees": "input_shape"}[case]
     assert expected in p.stderr
 
 
@@ -614,3 +615,122 @@ def test_info_prints_no_absolute_path_of_this_machine(tiny_model_dir: Path, ship
     shutil.copytree(tiny_model_dir, tmp_path / "my model")
     home = ser("info", "--model", tmp_path / "my model", extra_env={"HOME": str(tmp_path)})
     assert home.stdout.splitlines()[0].endswith(" in ~/my model")
+
+
+# ----------------------------------------------------------------------------- errors and the log
+def _bug(*_: object) -> np.ndarray:
+    raise TypeError("unsupported operand type(s) for -: 'NoneType' and 'float'")
+
+
+def test_a_bug_inside_analysis_is_one_line_naming_the_log_whose_file_holds_the_traceback(
+        tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ser_engine.cli import main
+    from ser_engine.cli_common import EXIT_INTERNAL
+    from ser_engine.features import Featurizer
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    log = tmp_path / "state" / "ser" / "ser.log"
+    clip = tmp_path / "speech.wav"
+    sf.write(str(clip), synth_speechlike(seconds=3.5, seed=3), SR)
+    monkeypatch.setattr(Featurizer, "normalize", _bug)
+    code = main(["analyze", "--model", str(tiny_model_dir), "--format", "json", str(clip)])
+    out, err = capsys.readouterr()
+    assert code == EXIT_INTERNAL
+    assert code not in (0, 1, 2, 130)  # distinct from every other outcome
+    assert err.splitlines() == [
+        f"ser: internal error: TypeError: unsupported operand type(s) for -: 'NoneType' and 'float' "
+        f"(details in {log})"], err
+    assert "Traceback" not in out
+    text = log.read_text(encoding="utf-8")
+    assert "internal error in `ser analyze`" in text
+    assert "Traceback (most recent call last)" in text
+    assert "in _bug" in text  # the traceback reaches the bug
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+def test_a_bug_without_a_log_file_shows_the_traceback_on_stderr(
+        tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ser_engine.cli import main
+    from ser_engine.cli_common import EXIT_INTERNAL
+    from ser_engine.features import Featurizer
+
+    (tmp_path / "state").write_text("a file where the state folder should be\n")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    clip = tmp_path / "speech.wav"
+    sf.write(str(clip), synth_speechlike(seconds=3.5, seed=3), SR)
+    monkeypatch.setattr(Featurizer, "normalize", _bug)
+    assert main(["analyze", "--model", str(tiny_model_dir), str(clip)]) == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[0].startswith(f"ser: cannot write the log file {tmp_path / 'state' / 'ser' / 'ser.log'}: "), err
+    assert lines[1] == ("ser: internal error: TypeError: unsupported operand type(s) for -: 'NoneType' and 'float' "
+                        "(no log file; traceback follows)"), err
+    assert "Traceback (most recent call last)" in err
+    assert "in _bug" in err
+
+
+def test_a_read_only_state_folder_is_said_once_and_the_command_works(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from privileged import as_root, small_tmpfs
+
+    with small_tmpfs(tmp_path / "ro", size="64k") as ro:
+        remount = subprocess.run(as_root(["mount", "-o", "remount,ro", str(ro)], why="a read-only folder"),
+                                 capture_output=True, text=True, timeout=30)
+        assert remount.returncode == 0, remount.stderr
+        p = ser("info", "--model", tiny_model_dir, extra_env={"XDG_STATE_HOME": str(ro)})
+        assert not any(ro.iterdir())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("model ")
+    assert p.stderr.splitlines() == [
+        f"ser: cannot write the log file {ro / 'ser' / 'ser.log'}: Read-only file system; going on without it"]
+
+
+@pytest.mark.parametrize("flag", [[], ["-v"], ["--verbose"], ["after"]])
+def test_verbose_shows_debug_messages_and_the_log_file_keeps_them(tmp_path: Path, tiny_model_dir: Path,
+                                                                  flag: list[str]) -> None:
+    args: list[str | Path] = ["info", "--model", tiny_model_dir]
+    if flag == ["after"]:
+        args.append("-v")  # after the sub-command works too
+    else:
+        args = [*flag, *args]
+    p = ser(*args, extra_env={"XDG_STATE_HOME": str(tmp_path)})
+    assert p.returncode == 0, p.stderr
+    log = (tmp_path / "ser" / "ser.log").read_text(encoding="utf-8")
+    if flag:
+        assert "ser: DEBUG: " in p.stderr, p.stderr
+        assert " DEBUG ser.model: " in log
+    else:
+        assert p.stderr == ""
+        assert "DEBUG" not in log
+
+
+def test_help_documents_the_exit_statuses_and_the_log() -> None:
+    p = ser("--help")
+    assert p.returncode == 0
+    assert "70  internal error" in p.stdout
+    assert "log file: $XDG_STATE_HOME/ser/ser.log" in p.stdout
+
+
+@pytest.mark.mic
+def test_a_bug_in_the_live_worker_ends_listen_as_an_internal_error(
+        tmp_path: Path, tiny_model_dir: Path, virtual_mic: VirtualMic, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_engine.cli import main
+    from ser_engine.cli_common import EXIT_INTERNAL
+    from ser_engine.stream import Streamer
+
+    del virtual_mic  # the default input the session opens
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.setattr(Streamer, "push", _bug)
+    code = main(["listen", "--model", str(tiny_model_dir), "--format", "jsonl", "--duration", "5",
+                 "--record", str(tmp_path / "rec.wav")])
+    err = capsys.readouterr().err
+    assert code == EXIT_INTERNAL
+    assert err.splitlines() == [
+        f"ser: internal error: TypeError: unsupported operand type(s) for -: 'NoneType' and 'float' "
+        f"(details in {tmp_path / 'ser' / 'ser.log'})"], err
+    log = (tmp_path / "ser" / "ser.log").read_text(encoding="utf-8")
+    assert "live analysis stopped by an internal error" in log
+    assert "in _bug" in log
+    assert (tmp_path / "rec.wav").is_file()  # the recording was closed, not lost

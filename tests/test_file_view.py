@@ -375,3 +375,39 @@ def test_batch_summary_persists_filters_failed_and_shows_full_errors(qtbot, tmp_
     view.clear()
     assert view.progress.text() == EMPTY_TABLE_TEXT
     assert not view.batch_summary.isVisible() and not view.failed_only_box.isChecked()
+
+
+def test_a_bug_in_the_batch_is_shown_with_the_log_file_and_the_view_stays_usable(
+        qtbot, tmp_path: Path, corpus_dir: Path, tiny_model: EmotionModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ser_engine.cli_common import start_logging
+    from ser_engine.features import Featurizer
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    log = start_logging(verbose=False)  # as the app does at start-up
+    assert log == tmp_path / "state" / "ser" / "ser.log"
+
+    def buggy_normalize(*_: object) -> np.ndarray:
+        raise TypeError("unsupported operand type(s) for -: 'NoneType' and 'float'")
+
+    clips = corpus_clips(corpus_dir)
+    view = _view(qtbot, tmp_path, tiny_model)
+    with monkeypatch.context() as patch:
+        patch.setattr(Featurizer, "normalize", buggy_normalize)
+        assert not _run(qtbot, view, clips)
+    summary = view.batch_summary.text()
+    assert "Analysis stopped by an internal error" in summary
+    assert "TypeError: unsupported operand type(s)" in summary
+    assert f"details in {log}" in summary
+    assert view.batch_summary.isVisible()
+    # no clip is reported as a bad file: each says the batch stopped
+    statuses = [_cell(view, r, 5) for r in range(len(clips))]
+    assert all("not analysed: the batch stopped (TypeError" in s for s in statuses), statuses
+    text = log.read_text(encoding="utf-8")
+    assert "file analysis stopped" in text
+    assert "Traceback (most recent call last)" in text
+    assert "in buggy_normalize" in text
+    # the view stays usable: the next batch (the bug gone) is analysed
+    assert not view.busy and view.open_files_button.isEnabled()
+    assert not _run(qtbot, view, clips[:2])
+    assert [_cell(view, r, 5) for r in range(len(clips), len(clips) + 2)] == ["ok", "ok"]
+    assert "Analysis finished" in view.batch_summary.text()

@@ -123,6 +123,45 @@ def test_device_lost_is_reported_and_the_view_recovers(qtbot, tmp_path: Path, ti
     view.stop()
 
 
+def test_a_bug_in_the_live_worker_is_shown_logged_and_the_view_recovers(
+        qtbot, tmp_path: Path, tiny_model: EmotionModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop_app.self_test import synth_speech
+    from ser_engine.cli_common import start_logging
+    from ser_engine.stream import Streamer
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    log = start_logging(verbose=False)  # as the app does at start-up
+    assert log is not None
+
+    def buggy_push(*_: object) -> list[object]:
+        raise ZeroDivisionError("float division by zero")
+
+    y = synth_speech(seconds=2.0)
+    view = _view(qtbot, tmp_path, tiny_model, array_session_factory(y, 16000, speed=4.0))
+    with monkeypatch.context() as patch:
+        patch.setattr(Streamer, "push", buggy_push)
+        with qtbot.waitSignal(view.controller.failed, timeout=10000) as blocker:
+            assert view.start()
+    message = blocker.args[0]
+    assert message == ("live analysis stopped by an internal error: ZeroDivisionError: float division by zero "
+                       f"(details in {log})")
+    assert view.controller.last_error_internal
+    assert view.banner.isVisible()
+    assert view.banner.text().startswith(f"Live analysis stopped: {message}")
+    assert view.emotion.state == "error"
+    assert not view.running
+    assert view.start_button.isEnabled()
+    text = log.read_text(encoding="utf-8")
+    assert "live analysis stopped by an internal error" in text
+    assert "in buggy_push" in text
+    # the user presses Start again (the bug gone): predictions flow
+    assert view.start()
+    assert not view.banner.isVisible()
+    assert not view.controller.last_error_internal
+    qtbot.waitUntil(lambda: view.predictions_received >= 2, timeout=10000)
+    view.stop()
+
+
 def test_no_input_device_disables_live_but_says_why(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
     view = LiveView(settings=temp_settings(tmp_path), model=tiny_model, device_lister=no_devices)
     qtbot.addWidget(view)

@@ -80,6 +80,24 @@ def test_log_file_is_private_and_holds_the_traceback(tmp_path: Path) -> None:
     assert err.getvalue() == "ser: ERROR: analysis stopped\n"
 
 
+def test_file_only_records_skip_stderr_but_reach_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "ser.log"
+    err = io.StringIO()
+    configure_logging(verbose=True, log_file=path, stream=err)
+    log = get_logger("ser_engine.live")
+    try:
+        raise RuntimeError("a bug")
+    except RuntimeError:
+        log.exception("live analysis stopped", extra=logs.FILE_ONLY)
+    log.warning("shown")
+    for h in logs._installed:
+        h.flush()
+    assert err.getvalue() == "ser: WARNING: shown\n"  # the program says the first in its own words
+    text = path.read_text()
+    assert "live analysis stopped" in text
+    assert "RuntimeError: a bug" in text
+
+
 def test_existing_log_file_is_made_private(tmp_path: Path) -> None:
     path = tmp_path / "ser.log"
     path.write_text("old line\n")
