@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from desktop_support import corpus_clips, file_view, run_batch
+from privileged import small_tmpfs
 
 from desktop_app.export import ExportError, export_csv, export_json, segments_path_for
 from desktop_app.file_view import FileView
@@ -62,17 +63,6 @@ def make_speech_folder(corpus_dir: Path, folder: Path, n: int, *, seconds: float
     return out
 
 
-@contextlib.contextmanager
-def small_tmpfs(where: Path, size: str = "1m") -> Iterator[Path]:
-    """A real tmpfs of ``size`` mounted at ``where`` (the tests run as root, as CI does)."""
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def fill_up(folder: Path) -> Path:
     """Write a filler file in ``folder`` until the file system is full; returns it."""
     filler = folder / "filler.bin"
@@ -106,7 +96,7 @@ def test_failed_export_on_a_full_disk_keeps_the_earlier_files_and_says_why(
     assert _run(qtbot, view, clips) is False
     messages: list[str] = []
     view.message.connect(messages.append)
-    with small_tmpfs(tmp_path / "disk") as disk:
+    with small_tmpfs(tmp_path / "disk", size="1m") as disk:
         csv_path, json_path = disk / "batch.csv", disk / "batch.json"
         assert view.save_csv(csv_path) and view.save_json(json_path)  # a valid earlier export
         before = {p: p.read_bytes() for p in (csv_path, segments_path_for(csv_path), json_path)}

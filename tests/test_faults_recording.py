@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import ROOT, VirtualMic, synth_speechlike
+from privileged import small_tmpfs
 
 from ser_engine.live import SYNC_SECONDS, LiveSession, RecordingError
 from ser_engine.model import EmotionModel
@@ -35,19 +36,10 @@ HEADER = 44  # the recorder writes canonical 44-byte PCM WAV headers
 
 # ----------------------------------------------------------------------------- helpers
 @pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 200 KiB tmpfs (about 6 s of 16 kHz 16-bit audio), unmounted afterwards."""
-    d = tmp_path / "small-disk"
-    d.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(d)], capture_output=True, text=True,
-                       timeout=30)
-    if p.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs (the tests run as root, as CI does): {p.stderr.strip()}")
-    try:
-        yield d
-    finally:
-        if subprocess.run(["umount", str(d)], capture_output=True, timeout=30).returncode != 0:
-            subprocess.run(["umount", "-l", str(d)], capture_output=True, timeout=30)
+    with small_tmpfs(tmp_path / "small-disk", size="200k") as disk:
+        yield disk
 
 
 def fill(folder: Path) -> Path:
@@ -153,15 +145,15 @@ def test_recording_files_are_private_and_missing_folders_0700(tiny_model: Emotio
 
 
 def test_recording_cannot_start_on_a_full_disk_and_leaves_nothing(tiny_model: EmotionModel,
-                                                                   small_tmpfs: Path) -> None:
-    fill(small_tmpfs)
+                                                                   small_disk: Path) -> None:
+    fill(small_disk)
     session = LiveSession(tiny_model)
-    wav = small_tmpfs / "rec.wav"
+    wav = small_disk / "rec.wav"
     with pytest.raises(RecordingError) as info:
-        session.start_recording(wav, small_tmpfs / "rec.csv")
+        session.start_recording(wav, small_disk / "rec.csv")
     assert str(wav) in str(info.value) and "disk full" in str(info.value)
     assert not session.recording
-    assert sorted(p.name for p in small_tmpfs.iterdir()) == ["filler"]  # no 0-byte leftovers
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no 0-byte leftovers
 
 
 def test_a_recording_that_cannot_start_touches_nothing_it_did_not_make(tiny_model: EmotionModel,
@@ -182,8 +174,8 @@ def test_a_recording_that_cannot_start_touches_nothing_it_did_not_make(tiny_mode
 @pytest.mark.mic
 @pytest.mark.slow
 def test_cli_disk_full_stops_with_a_message_keeps_the_audio_and_exits_1(
-        tiny_model_dir: Path, tiny_model: EmotionModel, virtual_mic: VirtualMic, small_tmpfs: Path) -> None:
-    rec = small_tmpfs / "session.wav"
+        tiny_model_dir: Path, tiny_model: EmotionModel, virtual_mic: VirtualMic, small_disk: Path) -> None:
+    rec = small_disk / "session.wav"
     proc = listen(tiny_model_dir, rec, "--format", "jsonl")
     player = virtual_mic.play(synth_speechlike(seconds=12.0, level=0.4, seed=3))
     try:
@@ -283,7 +275,7 @@ def test_sigkill_while_recording_leaves_readable_files_within_the_sync_interval(
 @pytest.mark.mic
 @pytest.mark.slow
 def test_app_disk_full_shows_a_banner_keeps_listening_and_never_says_saved(
-        qtbot, tiny_model: EmotionModel, virtual_mic: VirtualMic, small_tmpfs: Path, tmp_path: Path,
+        qtbot, tiny_model: EmotionModel, virtual_mic: VirtualMic, small_disk: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from desktop_support import temp_settings
     from PySide6.QtCore import Qt
@@ -313,7 +305,7 @@ def test_app_disk_full_shows_a_banner_keeps_listening_and_never_says_saved(
     read_wav_both(good)
 
     # now onto the 200 KiB disk, with speech playing: it fills in about 6 s
-    folder = small_tmpfs / "recordings"
+    folder = small_disk / "recordings"
     settings.recordings_folder = str(folder)
     messages.clear()
     view.toggle_recording()
