@@ -18,7 +18,7 @@ from types import TracebackType
 
 from ser_engine.logs import ROOT, get_logger
 
-__all__ = ["details_hint", "install_excepthooks", "log_file"]
+__all__ = ["bug_message", "details_hint", "install_excepthooks", "log_file"]
 
 logger = get_logger("app")
 
@@ -35,6 +35,22 @@ def details_hint() -> str:
     """Return where a bug's details are, for a message in the window: ``"details in <log file>"``."""
     path = log_file()
     return f"details in {path}" if path is not None else "details on stderr"
+
+
+def bug_message(exc: BaseException) -> str:
+    """Return the one line the window shows for a bug (log its traceback first, with ``logger.exception``).
+
+    Parameters
+    ----------
+    exc : BaseException
+        The unexpected exception.
+
+    Returns
+    -------
+    str
+        ``"internal error: <type>: <message> (details in <log file>)"``.
+    """
+    return f"internal error: {type(exc).__name__}: {exc} ({details_hint()})"
 
 
 def _log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:

@@ -39,16 +39,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.app_log import bug_message
 from desktop_app.palette import emotion_color, label_text
 from desktop_app.profiles import ProfileManager, top_labels
 from desktop_app.widgets import LevelMeter
 from ser_engine.audio import resample
-from ser_engine.errors import DeviceError, ProfileError
+from ser_engine.errors import DeviceError, ProfileError, SerError
 from ser_engine.gate import level_dbfs
+from ser_engine.logs import get_logger
 from ser_engine.model import EmotionModel
 from ser_engine.profile import MIN_SPEECH_S, VoiceProfile, profile_from_audio
 
 __all__ = ["CALIBRATION_TEXT", "CalibrationDialog", "InputFactory"]
+
+log = get_logger("app")
 
 CALIBRATION_TEXT = (
     "The North Wind and the Sun were disputing which was the stronger, when a traveller came along "
@@ -298,12 +302,17 @@ class CalibrationDialog(QDialog):
         """Open the microphone (step 1's meter runs from it); says why when it cannot."""
         self._close_input()
         self.device_label.setText(f"Microphone: <b>{self.device_name}</b>")
+        reason: str | None = None
         try:
             inp = self._factory(self.device, ring_seconds=self.countdown_s + self.record_s + 10.0)
             inp.start()
-        except Exception as exc:
-            self.input = None
+        except SerError as exc:  # DeviceError: the device's own words
             reason = str(exc) or type(exc).__name__
+        except Exception as exc:  # a bug: said here too, the traceback in the log
+            log.exception("opening the microphone for calibration failed")
+            reason = bug_message(exc)
+        if reason is not None:
+            self.input = None
             self.input_error.setText(f"The microphone cannot be opened: {reason}\n"
                                      "Check that it is connected (and chosen in the Live tab), then try again.")
             self.input_error.setVisible(True)
@@ -326,6 +335,7 @@ class CalibrationDialog(QDialog):
 
     @property
     def rate(self) -> int:
+        """The input's sample rate (the model's before an input is open)."""
         return int(getattr(self.input, "device_rate", 0) or self.model.feature_config.sample_rate)
 
     @Slot()
@@ -403,6 +413,7 @@ class CalibrationDialog(QDialog):
 
     @Slot()
     def stop_early(self) -> None:
+        """Stop the countdown (back to the start) or the recording (analyse what was recorded)."""
         if self.state == "countdown":
             self.count_timer.stop()
             self._set_state("intro")
@@ -441,8 +452,9 @@ class CalibrationDialog(QDialog):
                 signals.done.emit(attempt, prof)
             except ProfileError as exc:
                 signals.done.emit(attempt, str(exc))
-            except Exception as exc:
-                signals.done.emit(attempt, f"the recording could not be analysed: {exc}")
+            except Exception as exc:  # a bug: said in the dialog, the traceback in the log
+                log.exception("analysing the calibration recording failed")
+                signals.done.emit(attempt, f"the recording could not be analysed: {bug_message(exc)}")
 
         self._thread = threading.Thread(target=work, name="ser-calibration", daemon=True)
         self._thread.start()
@@ -494,6 +506,7 @@ class CalibrationDialog(QDialog):
 
     @Slot()
     def record_again(self) -> None:
+        """Drop the result and start over from the first step."""
         self.profile, self.error = None, None
         self.result_title.setStyleSheet("")
         self._set_state("intro")
@@ -520,12 +533,14 @@ class CalibrationDialog(QDialog):
 
     # ------------------------------------------------------------------ closing
     def done(self, result: int) -> None:
+        """Close the dialog with ``result``, closing the microphone first (Qt's API)."""
         self.count_timer.stop()
         self._close_input()
         self._attempt += 1  # a result still being computed is dropped
         super().done(result)
 
     def closeEvent(self, event: Any) -> None:
+        """Close the microphone with the window (Qt's event handler)."""
         self.count_timer.stop()
         self._close_input()
         super().closeEvent(event)

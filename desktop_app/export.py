@@ -112,7 +112,7 @@ def _labels(results: Sequence[FileResult], labels: Sequence[str] | None) -> list
 
 
 def segments_path_for(table_path: Path) -> Path:
-    """``batch.csv`` -> ``batch_segments.csv``."""
+    """Return where the segments table of ``table_path`` goes: ``batch.csv`` -> ``batch_segments.csv``."""
     return table_path.with_name(table_path.stem + "_segments" + table_path.suffix)
 
 

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.app_log import details_hint
+from desktop_app.app_log import bug_message, details_hint
 from desktop_app.batch_chart import BatchChart
 from desktop_app.export import ExportError, export_csv, export_json
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, emotion_qcolor, label_text
@@ -380,7 +380,7 @@ class _LoadTask(QRunnable):
             self.signals.done.emit(self.path, None, str(exc))
         except Exception as exc:  # a bug: said in the window, traceback in the log (the pool thread goes on)
             log.exception("loading %s for the waveform failed", self.path)
-            self.signals.done.emit(self.path, None, f"internal error: {type(exc).__name__}: {exc} ({details_hint()})")
+            self.signals.done.emit(self.path, None, bug_message(exc))
         else:
             self.signals.done.emit(self.path, clip.samples, None)
 

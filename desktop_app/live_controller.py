@@ -19,7 +19,7 @@ import numpy.typing as npt
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from desktop_app.app_log import details_hint
-from ser_engine.live import LiveInternalError, LiveSession, LiveStats
+from ser_engine.live import LiveInternalError, LiveSession, LiveStats, RecordingError
 from ser_engine.model import EmotionModel
 from ser_engine.ringbuffer import RingBuffer
 from ser_engine.stream import Prediction, StreamSettings
@@ -32,12 +32,23 @@ class LiveSessionLike(Protocol):
 
     audio: RingBuffer
 
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def stats(self) -> LiveStats: ...
-    def update_settings(self, settings: StreamSettings) -> None: ...
-    def start_recording(self, wav_path: Path | str, csv_path: Path | str) -> None: ...
-    def stop_recording(self) -> Any: ...
+    def start(self) -> None:
+        """Open the input and start the worker (raises the engine's error when it cannot)."""
+
+    def stop(self) -> None:
+        """Stop the worker and the input, closing any recording."""
+
+    def stats(self) -> LiveStats:
+        """Return the session's health figures."""
+
+    def update_settings(self, settings: StreamSettings) -> None:
+        """Apply new settings at the next hop."""
+
+    def start_recording(self, wav_path: Path | str, csv_path: Path | str) -> None:
+        """Record the 16 kHz audio and the predictions (raises RecordingError when it cannot)."""
+
+    def stop_recording(self) -> Any:
+        """Close the recording (raises RecordingError when its last data cannot be written)."""
 
 
 SessionFactory = Callable[..., LiveSessionLike]
@@ -56,7 +67,7 @@ def engine_session_factory(
 
 
 def array_session_factory(samples: npt.ArrayLike, sample_rate: int, *, speed: float = 1.0) -> SessionFactory:
-    """A factory of the engine's :class:`~ser_engine.live.LiveSession` fed from ``samples`` instead of a device.
+    """Return a factory of the engine's :class:`~ser_engine.live.LiveSession` fed from ``samples``, not a device.
 
     The session is the real one (its worker thread, resampler, streamer, model and
     recorder); only its input is an :class:`~ser_engine.inputs.ArrayInput`, which
@@ -69,6 +80,7 @@ def array_session_factory(samples: npt.ArrayLike, sample_rate: int, *, speed: fl
     def make(model: EmotionModel, *, device: int | str | None, settings: StreamSettings,
              on_prediction: Callable[[Prediction], None],
              on_error: Callable[[BaseException], None]) -> LiveSessionLike:
+        del device  # a SessionFactory's signature: the array is the input
         return LiveSession(model, settings=settings, on_prediction=on_prediction, on_error=on_error,
                            input_factory=lambda: ArrayInput(samples, sample_rate, speed=speed))
 
@@ -121,6 +133,7 @@ class LiveController(QObject):
 
     @property
     def running(self) -> bool:
+        """Whether a session is running."""
         return self.session is not None
 
     # ------------------------------------------------------------------ control (GUI thread)
@@ -165,11 +178,12 @@ class LiveController(QObject):
             self.running_changed.emit(False)
 
     def update_settings(self, settings: StreamSettings) -> None:
+        """Apply new settings to the running session (from its next hop)."""
         if self.session is not None:
             self.session.update_settings(settings)
 
     def stats(self) -> LiveStats | None:
-        """The running session's health figures (None when not listening)."""
+        """Return the running session's health figures (None when not listening)."""
         return None if self.session is None else self.session.stats()
 
     def start_recording(self, wav_path: Path, csv_path: Path) -> None:
@@ -195,7 +209,7 @@ class LiveController(QObject):
         if self.session is not None and path is not None:
             try:
                 result = self.session.stop_recording()
-            except Exception as exc:  # the engine's RecordingError: the files keep what was written
+            except RecordingError as exc:  # the files keep what was written
                 self._report_recording_error(str(exc) or type(exc).__name__)
             else:
                 failed = getattr(self.session, "recording_error", None) is not None

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.app_log import bug_message
 from desktop_app.live_controller import LiveController
 from desktop_app.palette import emotion_color, label_text
 from desktop_app.profiles import ProfileManager
@@ -40,12 +41,16 @@ from desktop_app.widgets import (
     ScrollingEnvelope,
     style_plot,
 )
+from ser_engine.errors import ProfileError, SerError
 from ser_engine.gate import level_dbfs
 from ser_engine.live import LiveStats
+from ser_engine.logs import get_logger
 from ser_engine.model import EmotionModel
 from ser_engine.stream import Prediction
 
 __all__ = ["NO_MICROPHONE_TEXT", "DeviceInfo", "LiveView", "device_text", "list_devices", "status_separator"]
+
+log = get_logger("app")
 
 WAVEFORM_S = 8.0
 TIMELINE_S = 60.0
@@ -70,14 +75,14 @@ NO_MICROPHONE_TEXT = "No microphone found — connect one and press Refresh"
 
 
 def device_text(device: DeviceInfo, *, opened_rate: float | None = None) -> str:
-    """The picker's text for a device: its default rate, or the rate its stream opened at."""
+    """Return the picker's text for a device: its default rate, or the rate its stream opened at."""
     rate = (f"open at {opened_rate / 1000:g} kHz" if opened_rate
             else f"default rate {device.rate / 1000:g} kHz")
     return f"{device.name}  ({rate})" + ("  — system default" if device.is_default else "")
 
 
 def status_separator() -> QLabel:
-    """A " · " between status-bar fields (a QLabel, so it hides and shows with its field)."""
+    """Make a " · " between status-bar fields (a QLabel, so it hides and shows with its field)."""
     sep = QLabel("·")
     sep.setObjectName("status_separator")
     sep.setStyleSheet("color:#808080; padding: 0 4px;")
@@ -326,6 +331,7 @@ class LiveView(QWidget):
         self._update_buttons()
 
     def active_profile_name(self) -> str | None:
+        """Return the active voice profile's name (None: no calibration)."""
         p = self.profiles.active_profile() if self.profiles is not None else None
         return None if p is None else p.name
 
@@ -361,14 +367,14 @@ class LiveView(QWidget):
         path = self.profile_combo.itemData(index)
         try:
             self.profiles.set_active(path or None)
-        except Exception as exc:  # an unusable file (its item is disabled, but be safe)
+        except ProfileError as exc:  # an unusable file (its item is disabled, but be safe)
             self.profile_note.setText(str(exc))
             self.profile_note.setVisible(True)
             self._profiles_changed()
 
     @Slot()
     def open_calibration(self) -> Any:
-        """The guided "Calibrate to my voice" dialog (listening pauses while it records)."""
+        """Open the guided "Calibrate to my voice" dialog (listening pauses while it records)."""
         if self.profiles is None or self.model is None:
             return None
         from desktop_app.calibration_dialog import CalibrationDialog
@@ -389,7 +395,7 @@ class LiveView(QWidget):
 
     @Slot()
     def open_profiles(self) -> Any:
-        """The "Manage voice profiles" dialog."""
+        """Open the "Manage voice profiles" dialog."""
         if self.profiles is None:
             return None
         from desktop_app.profiles_dialog import ProfilesDialog
@@ -403,7 +409,7 @@ class LiveView(QWidget):
         return dlg
 
     def status_widgets(self) -> list[QLabel]:
-        """The status-bar fields, each followed by a separator (see :func:`status_separator`)."""
+        """Return the status-bar fields, each followed by a separator (see :func:`status_separator`)."""
         fields = [self.status_compute, self.status_delay, self.status_overruns, self.status_rate]
         return [w for pair in zip(fields, self.status_separators, strict=True) for w in pair]
 
@@ -450,7 +456,7 @@ class LiveView(QWidget):
         self._update_buttons()
 
     def _show_device_rate(self, opened_rate: float | None = None) -> None:
-        """The chosen device's rate, the same in the picker and the status bar.
+        """Show the chosen device's rate, the same in the picker and the status bar.
 
         Before listening that is the device's default rate (what the system reports); once
         listening, ``opened_rate``: the rate the input stream actually opened at.
@@ -477,16 +483,19 @@ class LiveView(QWidget):
             self._show_device_rate()
 
     def current_device(self) -> DeviceInfo | None:
+        """Return the device chosen in the picker (None: no device)."""
         i = self.device_combo.currentIndex()
         return self.devices[i] if 0 <= i < len(self.devices) else None
 
     # ------------------------------------------------------------------ start / stop
     @property
     def running(self) -> bool:
+        """Whether a live session is running."""
         return self.controller is not None and self.controller.running
 
     @Slot()
     def toggle(self) -> None:
+        """Start or stop listening (the Start/Stop button)."""
         if self.running:
             self.stop()
         else:
@@ -501,18 +510,24 @@ class LiveView(QWidget):
             self.show_banner("No audio input device found. Connect a microphone and press Refresh.")
             return False
         self._reset_display()
+        name = device.name if device is not None else "the default input"
         try:
             self.controller.start(device=None if device is None else device.index,
                                   settings=self.settings.stream_settings)
-        except Exception as exc:
-            name = device.name if device is not None else "the default input"
+        except SerError as exc:  # DeviceError (ParameterError for bad settings): the engine's words
             self.show_banner(f"Cannot open {name}: {exc}")
             self.emotion.show_message("Stopped", "the input device could not be opened")
+            return False
+        except Exception as exc:  # a bug: said in the window, the traceback in the log
+            log.exception("starting the live session failed")
+            self.show_banner(f"Cannot listen to {name}: {bug_message(exc)}")
+            self.emotion.show_message("Stopped", "an internal error; see the message above", state="error")
             return False
         self.hide_banner()
         return True
 
     def stop(self) -> None:
+        """Stop listening (a recording is closed and kept)."""
         if self.controller is not None:
             self.controller.stop()
 
@@ -573,6 +588,7 @@ class LiveView(QWidget):
     # ------------------------------------------------------------------ recording
     @Slot()
     def toggle_recording(self) -> None:
+        """Start a recording into the recordings folder, or stop the one running (the Record button)."""
         if self.controller is None or not self.running:
             return
         if self.controller.recording_path is not None:
@@ -585,7 +601,7 @@ class LiveView(QWidget):
         wav, csv = folder / f"ser-{stamp}.wav", folder / f"ser-{stamp}.csv"
         try:
             self.controller.start_recording(wav, csv)
-        except Exception as exc:
+        except (SerError, OSError) as exc:  # RecordingError, or the folder cannot be made
             self.show_banner(f"Cannot record to {wav}: {exc}")
             return
         if self.banner.text().startswith(RECORDING_BANNER):  # an earlier failed recording: a new one runs
@@ -593,7 +609,7 @@ class LiveView(QWidget):
 
     @Slot(str)
     def on_recording_failed(self, message: str) -> None:
-        """A recording stopped (disk full...): say so and where the files are; listening goes on."""
+        """Say that a recording stopped (disk full...) and where the files are; listening goes on."""
         self.show_banner(f"{RECORDING_BANNER} {message}\nListening goes on; press Record to try again.")
         self.message.emit("Recording stopped: " + message.splitlines()[0])
         self._update_buttons()
@@ -606,14 +622,17 @@ class LiveView(QWidget):
 
     # ------------------------------------------------------------------ banners
     def show_banner(self, text: str) -> None:
+        """Show ``text`` in the banner above the live display."""
         self.banner.setText(text)
         self.banner.setVisible(True)
 
     def hide_banner(self) -> None:
+        """Hide the banner."""
         self.banner.setText("")
         self.banner.setVisible(False)
 
     def set_unavailable(self, title: str, detail: str) -> None:
+        """Disable the live view, saying why (no model...)."""
         self.emotion.show_message(title, detail, state="disabled")
         for w in (self.start_button, self.record_button, self.device_combo, self.refresh_button,
                   self.profile_combo, self.calibrate_button, self.manage_button):
@@ -622,6 +641,7 @@ class LiveView(QWidget):
     # ------------------------------------------------------------------ data in (GUI thread)
     @Slot(object)
     def on_prediction(self, pred: Prediction) -> None:
+        """Show one prediction (the emotion, the bars; the timeline at the next repaint)."""
         self.predictions_received += 1
         self.last_prediction = pred
         if pred.speech and pred.label is not None:
@@ -645,6 +665,7 @@ class LiveView(QWidget):
     # ------------------------------------------------------------------ repaint (timer, ~30 fps)
     @Slot()
     def repaint_tick(self) -> None:
+        """Redraw the waveform, the level meter, the timeline and the status bar (about 30 times a second)."""
         now = time.monotonic()
         dt, self._last_tick = now - self._last_tick, now
         session = self.controller.session if self.controller is not None else None
@@ -664,7 +685,7 @@ class LiveView(QWidget):
                 self.meter.set_level(level_dbfs(tail), 20 * math.log10(peak) if peak > 0 else -math.inf, dt)
                 self.waveform_painted.emit(int(session.audio.write_position))
             if self._ticks % STATUS_EVERY == 0:
-                self._update_status(session)
+                self._update_status()
         if self._timeline_dirty:
             self._paint_timeline()
 
@@ -680,7 +701,7 @@ class LiveView(QWidget):
         for i, lab in enumerate(self.labels):
             self.timeline_curves[lab].setData(t, data[:, i])
 
-    def _update_status(self, session: Any) -> None:
+    def _update_status(self) -> None:
         if self.controller is None:
             return
         stats = self.controller.stats()

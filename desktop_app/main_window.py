@@ -8,6 +8,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
+from desktop_app.app_log import bug_message
 from desktop_app.live_controller import LiveController, SessionFactory
 from desktop_app.live_view import DeviceInfo, LiveView, list_devices, status_separator
 from desktop_app.profiles import ProfileManager
@@ -15,12 +16,16 @@ from desktop_app.settings import AppSettings
 from desktop_app.settings_dialog import SettingsDialog
 from ser_engine import version
 from ser_engine.errors import ModelError
+from ser_engine.logs import get_logger
 from ser_engine.model import EmotionModel, default_model_dir
 
 __all__ = ["MainWindow", "icon_path", "load_model"]
 
+log = get_logger("app")
+
 
 def icon_path() -> Path:
+    """Return the app's icon file."""
     return Path(__file__).resolve().parent / "resources" / "ser-app.png"
 
 
@@ -31,8 +36,9 @@ def load_model(model_dir: Path | None) -> tuple[EmotionModel | None, str | None]
         return EmotionModel.load(where), None
     except ModelError as exc:
         return None, str(exc)
-    except Exception as exc:
-        return None, f"{where}: cannot load the model ({exc})"
+    except Exception as exc:  # a bug: the app opens anyway and says why; the traceback is in the log
+        log.exception("loading the model from %s failed", where)
+        return None, f"{where}: cannot load the model ({bug_message(exc)})"
 
 
 class MainWindow(QMainWindow):
@@ -156,6 +162,7 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
+        """Analyse files dropped anywhere on the window in file mode (Qt's event handler)."""
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
         if paths and self.model is not None:
             event.acceptProposedAction()
@@ -171,7 +178,7 @@ class MainWindow(QMainWindow):
             w.setVisible(visible)
 
     def show_model_error(self) -> QMessageBox:
-        """A (window-modal, non-blocking) dialog naming the model path and the problem."""
+        """Open a (window-modal, non-blocking) dialog naming the model path and the problem."""
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Critical)
         box.setWindowTitle("Model not available")
@@ -185,6 +192,7 @@ class MainWindow(QMainWindow):
         return box
 
     def open_settings(self) -> SettingsDialog:
+        """Open the settings dialog (applied to a running session when accepted)."""
         fixed = None
         if self.model is not None and self.model.metadata.input_shape[1] is not None:
             fixed = self.model.feature_config.window_s
@@ -203,6 +211,7 @@ class MainWindow(QMainWindow):
                                              f"Model: {name}")
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Save the window's geometry and stop the live session and the batches (Qt's event handler)."""
         self.settings.window_geometry = bytes(self.saveGeometry().data())
         self.live.shutdown()
         self.files.shutdown()

@@ -40,6 +40,7 @@ def emotion_color(label: str | None) -> str:
 
 
 def emotion_qcolor(label: str | None, alpha: int = 255) -> QColor:
+    """Return an emotion's colour as a QColor with opacity ``alpha`` (0-255)."""
     c = QColor(emotion_color(label))
     c.setAlpha(alpha)
     return c

@@ -8,6 +8,7 @@ reads :attr:`Player.position_s` from its repaint timer.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -28,8 +29,10 @@ class Player:
         self._done = threading.Event()
         self._done.set()
         self._callback_stop: type[Exception] = Exception  # sounddevice.CallbackStop, set by play()
+        self._audio_error: type[Exception] = OSError  # sounddevice.PortAudioError, set by play()
 
     def load(self, samples: npt.NDArray[np.float32], rate: int) -> None:
+        """Stop playing and hold ``samples`` (shape ``(n,)``, at ``rate`` Hz) for :meth:`play`."""
         self.stop()
         self._samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
         self._rate = int(rate)
@@ -37,17 +40,21 @@ class Player:
 
     @property
     def duration_s(self) -> float:
+        """Seconds of audio held."""
         return float(self._samples.shape[0] / self._rate)
 
     @property
     def position_s(self) -> float:
+        """The playhead, in seconds."""
         return self._pos / self._rate
 
     @property
     def playing(self) -> bool:
+        """Whether a stream is playing."""
         return self._stream is not None and not self._done.is_set()
 
     def _callback(self, outdata: Any, frames: int, time: Any, status: Any) -> None:  # audio thread: copy only
+        del time, status  # PortAudio's callback signature (nothing to do with them here)
         start = self._pos
         chunk = self._samples[start : start + frames]
         n = chunk.shape[0]
@@ -69,23 +76,23 @@ class Player:
         if self._samples.shape[0] == 0:
             raise RuntimeError("nothing to play")
         self._callback_stop = sd.CallbackStop
+        self._audio_error = sd.PortAudioError
         self._pos = int(min(max(0.0, start_s), self.duration_s) * self._rate)
         self._done.clear()
         try:
             stream = sd.OutputStream(samplerate=self._rate, channels=1, dtype="float32",
                                      callback=self._callback, finished_callback=self._done.set)
             stream.start()
-        except Exception as exc:  # PortAudioError and friends
+        except (sd.PortAudioError, ValueError) as exc:  # no output device, or it refuses the rate
             self._done.set()
             raise RuntimeError(f"cannot open the audio output: {exc}") from exc
         self._stream = stream
 
     def stop(self) -> None:
+        """Stop playing (safe to call twice; a device already gone is not an error)."""
         stream, self._stream = self._stream, None
         if stream is not None:
-            try:
+            with contextlib.suppress(self._audio_error):
                 stream.stop()
                 stream.close()
-            except Exception:
-                pass
         self._done.set()

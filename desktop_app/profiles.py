@@ -40,6 +40,7 @@ class ProfileEntry:
 
     @property
     def usable(self) -> bool:
+        """Whether the profile can be used with this model."""
         return self.profile is not None and self.error is None
 
     @property
@@ -51,16 +52,18 @@ class ProfileEntry:
 
     @property
     def name(self) -> str:
+        """The profile's name (the file's name when it cannot be read)."""
         return self.profile.name if self.profile is not None else self.path.stem
 
     @property
     def status_text(self) -> str:
+        """The profile's state in words, for the profiles dialog."""
         return {"ok": "ready", "broken": "unusable: cannot be read",
                 "other-model": "unusable: made for another model"}[self.kind]
 
 
 def top_labels(probabilities: dict[str, float], *, n: int = 3) -> list[tuple[str, float]]:
-    """The ``n`` most probable labels, most probable first."""
+    """Return the ``n`` most probable labels, most probable first."""
     return sorted(probabilities.items(), key=lambda kv: -kv[1])[:n]
 
 
@@ -101,7 +104,7 @@ class ProfileManager(QObject):
         models: dict[Path, EmotionModel] = {}
         try:
             listed = self.store.list()
-        except Exception as exc:  # an unreadable folder: no profiles, said in the list
+        except OSError as exc:  # an unreadable folder: no profiles, said in the list
             listed = [(self.store_dir, ProfileError(f"{self.store_dir}: cannot list profiles ({exc})"))]
         for path, item in listed:
             if isinstance(item, VoiceProfile):
@@ -120,15 +123,17 @@ class ProfileManager(QObject):
 
     @property
     def store_dir(self) -> Path:
+        """The profile folder."""
         return Path(getattr(self.store, "directory", "") or "profiles")
 
     def entry(self, path: Path | str) -> ProfileEntry | None:
+        """Return the entry of the profile file ``path`` (None: not in the folder)."""
         p = Path(path)
         return next((e for e in self.entries if e.path == p), None)
 
     # ------------------------------------------------------------------ active profile
     def active_entry(self) -> ProfileEntry | None:
-        """The entry chosen in the settings (usable or not), None for "No calibration"."""
+        """Return the entry chosen in the settings (usable or not), None for "No calibration"."""
         chosen = self.settings.voice_profile
         if not chosen:
             return None
@@ -138,12 +143,12 @@ class ProfileManager(QObject):
         return found
 
     def active_profile(self) -> VoiceProfile | None:
-        """The active profile when it can be used with this model, else None."""
+        """Return the active profile when it can be used with this model, else None."""
         e = self.active_entry()
         return e.profile if e is not None and e.usable else None
 
     def active_problem(self) -> str | None:
-        """Why the chosen profile cannot be used (None when it can, or none is chosen)."""
+        """Return why the chosen profile cannot be used (None when it can, or none is chosen)."""
         e = self.active_entry()
         return None if e is None or e.usable else e.error
 
@@ -170,7 +175,7 @@ class ProfileManager(QObject):
             self.changed.emit()
 
     def model_for(self, *, use_profile: bool = True) -> EmotionModel:
-        """The calibrated model for the active profile, or the plain model."""
+        """Return the calibrated model for the active profile, or the plain model."""
         if use_profile:
             e = self.active_entry()
             if e is not None and e.usable and e.path in self._models:

@@ -92,6 +92,7 @@ class ProfilesDialog(QDialog):
     # ------------------------------------------------------------------ table
     @Slot()
     def reload(self) -> None:
+        """Fill the table from the profile folder again, keeping the selection."""
         keep = self.selected_entry()
         active = self.profiles.settings.voice_profile
         self.table.setRowCount(0)
@@ -114,13 +115,14 @@ class ProfilesDialog(QDialog):
         self._update_buttons()
 
     def select(self, path: Path) -> None:
+        """Select the row of the profile file ``path``."""
         for r, e in enumerate(self.profiles.entries):
             if e.path == Path(path):
                 self.table.selectRow(r)
                 return
 
     def selected_entry(self) -> ProfileEntry | None:
-        r = self.table.currentRow()
+        """Return the selected profile (None: no row selected)."""
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
         if not rows:
             return None
@@ -138,6 +140,7 @@ class ProfilesDialog(QDialog):
     # ------------------------------------------------------------------ actions
     @Slot()
     def use_selected(self) -> None:
+        """Make the selected profile the active one (a problem is shown under the table)."""
         e = self.selected_entry()
         if e is None:
             return

@@ -21,11 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_engine.logs import FILE_ONLY, get_logger
+
 __all__ = ["run_self_test", "synth_speech"]
+
+log = get_logger("app")
 
 
 def synth_speech(*, seconds: float, sample_rate: int = 16000, seed: int = 0, level: float = 0.3) -> np.ndarray:
-    """A voiced, syllable-modulated harmonic signal (float32 mono)."""
+    """Make a voiced, syllable-modulated harmonic signal (float32 mono, shape ``(n,)``)."""
     rng = np.random.default_rng(seed)
     n = round(seconds * sample_rate)
     t = np.arange(n) / sample_rate
@@ -54,12 +58,27 @@ def _wait(app: object, cond: Callable[[], bool], timeout: float) -> bool:
 
 
 def run_self_test(*, model_dir: Path | None = None) -> int:
-    """Run every check; returns the exit code (0 = all passed)."""
+    """Run every check.
+
+    An unexpected error fails the self-test: its traceback goes to stderr (the
+    self-test is for diagnosis) and to the log file.
+
+    Parameters
+    ----------
+    model_dir : Path or None
+        The model's folder (None: the bundled model).
+
+    Returns
+    -------
+    int
+        The exit code: 0 when every check passed.
+    """
     try:
         return _run(model_dir)
     except Exception as exc:
         import traceback
 
+        log.exception("self-test stopped by an unexpected error", extra=FILE_ONLY)
         traceback.print_exc()
         print(f"self-test FAILED: unexpected error {type(exc).__name__}: {exc}", flush=True)
         return 1

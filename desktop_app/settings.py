@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 
 def default_settings() -> QSettings:
-    """The user's settings store (INI file in the platform's config folder)."""
+    """Return the user's settings store (INI file in the platform's config folder)."""
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
 
 
@@ -152,7 +152,7 @@ class AppSettings(QObject):
 
     # ------------------------------------------------------------------ helpers
     def _get(self, key: str, parse: Callable[[object], T], default: T) -> T:
-        """The stored value of ``key`` parsed, or ``default`` (with a note in the log) when invalid."""
+        """Return the stored value of ``key`` parsed, or ``default`` (with a note in the log) when invalid."""
         if not self._store.contains(key):
             return default
         raw: Any = self._store.value(key)

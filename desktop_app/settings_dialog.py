@@ -92,11 +92,12 @@ class SettingsDialog(QDialog):
         self.gate.setValue(round(d.gate_sensitivity * 100))
 
     def values(self) -> StreamSettings:
-        """The edited settings; raises ``ParameterError`` when they are inconsistent."""
+        """Return the edited settings; raises ``ParameterError`` when they are inconsistent."""
         return StreamSettings(window_s=self.window_s.value(), hop_s=self.hop_s.value(),
                               smoothing=self.smoothing.value(), gate_sensitivity=self.gate.value() / 100)
 
     def accept(self) -> None:
+        """Save the settings and close, or say why they cannot be used (Qt's API)."""
         try:
             values = self.values()
         except ParameterError as exc:

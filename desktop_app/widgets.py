@@ -141,9 +141,12 @@ class FixedViewCurve(pg.PlotCurveItem):  # type: ignore[misc]
         self._rect = QRectF(rect)
 
     def boundingRect(self) -> QRectF:
+        """Return the fixed rectangle (Qt's API)."""
         return QRectF(self._rect)
 
     def dataBounds(self, ax: int, frac: float = 1.0, orthoRange: object = None) -> tuple[float, float]:
+        """Return the fixed range on axis ``ax`` (pyqtgraph's API), whatever the data."""
+        del frac, orthoRange  # pyqtgraph's signature: the bounds do not depend on them
         r = self._rect
         return (r.left(), r.right()) if ax == 0 else (r.top(), r.bottom())
 
@@ -167,9 +170,11 @@ class LevelMeter(QWidget):
         self.setToolTip("Input level (RMS, dBFS); CLIP lights when samples reach full scale")
 
     def sizeHint(self) -> QSize:
+        """Return the meter's preferred size (Qt's API)."""
         return QSize(360, 34)
 
     def set_level(self, rms_db: float, peak_db: float, dt: float) -> None:
+        """Show a level (RMS and peak, dBFS); ``dt`` seconds since the last one age the clip light."""
         self.level_db, self.peak_db = rms_db, peak_db
         if peak_db >= self.CLIP_DB:
             self._clip_left = self.CLIP_HOLD_S
@@ -179,12 +184,15 @@ class LevelMeter(QWidget):
         self.update()
 
     def reset(self) -> None:
+        """Show no level (the input closed)."""
         self.level_db = self.peak_db = -math.inf
         self._clip_left = 0.0
         self.clipping = False
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
+        """Paint the bar, the level in dBFS and the clip light (Qt's event handler)."""
+        del event  # Qt's signature: the whole meter is painted
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().window())
         clip_w = 56
@@ -239,25 +247,28 @@ class EmotionDisplay(QWidget):
         self.title.setStyleSheet(f"color: {colour};" + (" font-style: italic;" if italic else ""))
 
     def show_emotion(self, label: str, confidence: float) -> None:
+        """Show an emotion and the model's confidence in it."""
         self.state, self.label = "emotion", label
         self.title.setText(label_text(label))
         self.detail.setText(f"confidence {confidence * 100:.0f} %")
         self._colour(emotion_color(label))
 
     def show_uncertain(self, label: str, confidence: float) -> None:
-        """The model is not sure: "Uncertain" in grey; the detail names the arg-max emotion."""
+        """Show that the model is not sure: "Uncertain" in grey; the detail names the arg-max emotion."""
         self.state, self.label = "uncertain", label
         self.title.setText("Uncertain")
         self.detail.setText(f"perhaps {label_text(label).lower()} ({confidence * 100:.0f} %)")
         self._colour(UNCERTAIN_COLOR, italic=True)
 
     def show_no_speech(self) -> None:
+        """Show that the window holds no speech."""
         self.state, self.label = "no_speech", None
         self.title.setText("Listening — no speech")
         self.detail.setText("speak, or raise the gate sensitivity in Settings")
         self._colour("#B0B0B0")
 
     def show_message(self, title: str, detail: str, state: str = "stopped") -> None:
+        """Show a title and a detail line instead of an emotion (``state`` names the situation)."""
         self.state, self.label = state, None
         self.title.setText(title)
         self.detail.setText(detail)

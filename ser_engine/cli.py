@@ -90,7 +90,7 @@ def _positive_float(text: str) -> float:
 
 
 def _window(text: str) -> float:
-    """``--window`` of analyze and listen: seconds in [MIN_WINDOW_S, MAX_WINDOW_S]."""
+    """Parse ``--window`` of analyze and listen: seconds in [MIN_WINDOW_S, MAX_WINDOW_S]."""
     v = _number(text)
     if not MIN_WINDOW_S <= v <= MAX_WINDOW_S:
         raise argparse.ArgumentTypeError(f"must be between {MIN_WINDOW_S:g} and {MAX_WINDOW_S:g} seconds, got {text!r}")
@@ -98,7 +98,7 @@ def _window(text: str) -> float:
 
 
 def _hop(text: str) -> float:
-    """``--hop`` of analyze and listen: seconds from MIN_HOP_S (at most the window, checked later)."""
+    """Parse ``--hop`` of analyze and listen: seconds from MIN_HOP_S (at most the window, checked later)."""
     v = _number(text)
     if not MIN_HOP_S <= v <= MAX_WINDOW_S:
         raise argparse.ArgumentTypeError(f"must be between {MIN_HOP_S:g} seconds and the window, got {text!r}")
@@ -106,7 +106,7 @@ def _hop(text: str) -> float:
 
 
 def _unit_float(text: str) -> float:
-    """``--sensitivity`` of analyze, listen and calibrate: a number in [0, 1]."""
+    """Parse ``--sensitivity`` of analyze, listen and calibrate: a number in [0, 1]."""
     v = _number(text)
     if not 0 <= v <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")

@@ -1,4 +1,4 @@
-"""The one exporter of results: CSV and JSON for ``ser analyze``, the app and live recordings.
+r"""The one exporter of results: CSV and JSON for ``ser analyze``, the app and live recordings.
 
 File results (:class:`~ser_engine.analysis.FileResult`)
     :class:`ResultWriter` streams them as CSV or JSON to a text stream, one result
@@ -20,7 +20,7 @@ Live predictions (:class:`~ser_engine.stream.Prediction`)
     recording writes beside its WAV (times relative to the recording's start).
 
 Names that are not valid UTF-8 are written with their undecodable bytes as
-``\\xNN`` escapes, so the output is always valid UTF-8.
+``\xNN`` escapes, so the output is always valid UTF-8.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ Format = Literal["csv", "json"]
 
 
 def safe_text(text: str) -> str:
-    """``text`` made encodable as UTF-8: undecodable bytes of a file name become ``\\xNN``.
+    r"""Make ``text`` encodable as UTF-8: undecodable bytes of a file name become ``\xNN``.
 
     Parameters
     ----------
@@ -86,7 +86,7 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 
 
 def csv_header(*, labels: Sequence[str], segments: bool) -> list[str]:
-    """The CSV header of file results.
+    """Return the CSV header of file results.
 
     Parameters
     ----------
@@ -106,7 +106,7 @@ def csv_header(*, labels: Sequence[str], segments: bool) -> list[str]:
 
 
 def csv_rows(result: FileResult, *, labels: Sequence[str], segments: bool) -> list[list[str | int]]:
-    """The CSV rows of one file result (see :func:`csv_header`).
+    """Return the CSV rows of one file result (see :func:`csv_header`).
 
     Without ``segments``: one row. With ``segments``: the same file row (``kind`` =
     ``file``, empty ``start_s, end_s, speech``), then one row per analysis window
@@ -173,14 +173,14 @@ def result_json(result: FileResult, *, segments: bool) -> str:
 
 
 class ResultWriter:
-    """Streams file results to a text stream as CSV or JSON.
+    r"""Streams file results to a text stream as CSV or JSON.
 
     Call :meth:`begin`, then :meth:`write` once per result (in order), then :meth:`end`.
 
     Parameters
     ----------
     out : TextIO
-        Where the text goes (opened with ``newline=""`` or ``"\\n"``; lines end in ``\\n``).
+        Where the text goes (opened with ``newline=""`` or ``"\n"``; lines end in ``\n``).
     fmt : {"csv", "json"}
     labels : sequence of str
         The model's labels, in order.
@@ -220,7 +220,7 @@ class ResultWriter:
 
 
 def prediction_header(*, labels: Sequence[str]) -> list[str]:
-    """The header of a live recording's CSV.
+    """Return the header of a live recording's CSV.
 
     Parameters
     ----------

@@ -65,7 +65,7 @@ class AudioInput(Protocol):
         """Close the input (safe to call twice)."""
 
     def check(self) -> DeviceError | None:
-        """The error that ended the input by itself (device lost), or None."""
+        """Return the error that ended the input by itself (device lost), or None."""
 
     @property
     def latency_s(self) -> float:
@@ -96,6 +96,7 @@ class InputDevice:
     hostapi: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the device as a JSON-ready dict (``ser devices --format json``)."""
         return {
             "index": self.index,
             "name": self.name,
@@ -124,7 +125,7 @@ def list_input_devices() -> list[InputDevice]:
     if default_in is None or default_in < 0:
         try:
             default_in = int(sd.query_devices(kind="input")["index"])
-        except Exception:  # no default input at all
+        except (sd.PortAudioError, ValueError):  # no default input at all
             default_in = -1
     out = []
     for i, d in enumerate(devices):
@@ -213,6 +214,7 @@ class LiveInput:
 
     # The audio thread runs this: copy and count, nothing else.
     def _callback(self, indata: npt.NDArray[np.float32], frames: int, time_info: Any, status: Any) -> None:
+        del frames, time_info  # PortAudio's callback signature (indata holds the frames)
         if status and status.input_overflow:
             self.overflows += 1
         ring = self.ring
@@ -239,7 +241,7 @@ class LiveInput:
             try:
                 sd.check_input_settings(device=dev.index, channels=1, samplerate=PREFERRED_RATE, dtype="float32")
                 rate = PREFERRED_RATE
-            except Exception:
+            except (sd.PortAudioError, ValueError):  # 16 kHz not accepted: the device's own rate
                 rate = round(dev.default_samplerate)
         if not 8000 <= rate <= 192000:
             raise DeviceError(f"input device {dev.name!r} runs at {rate} Hz, outside 8-192 kHz")
@@ -268,10 +270,7 @@ class LiveInput:
     def latency_s(self) -> float:
         """The input latency PortAudio reports (0 when closed)."""
         s = self._stream
-        try:
-            return float(s.latency) if s is not None else 0.0
-        except Exception:
-            return 0.0
+        return float(s.latency) if s is not None else 0.0
 
     @property
     def running(self) -> bool:
@@ -291,7 +290,7 @@ class LiveInput:
         if not ended:
             try:
                 ended = not self._stream.active
-            except Exception:
+            except _sd().PortAudioError:  # the stream is gone
                 ended = True
         if ended:
             name = self.device.name if self.device else "?"

@@ -170,8 +170,11 @@ class _WavWriter:
             self._synced = n
 
     def close(self, *, failed: bool = False) -> None:
-        """Write the final sizes and close. After a failed write (``failed``) the file is first cut
-        back to whole samples, and errors are not raised (the descriptor is closed in any case)."""
+        """Write the final sizes and close.
+
+        After a failed write (``failed``) the file is first cut back to whole samples, and
+        errors are not raised (the descriptor is closed in any case).
+        """
         fd, self._fd = self._fd, -1
         if fd < 0:
             return
@@ -261,10 +264,12 @@ class Recorder:
 
     @property
     def samples(self) -> int:
+        """Samples written so far."""
         return self._wav.samples
 
     @property
     def seconds(self) -> float:
+        """Seconds of audio written so far."""
         return self._wav.samples / self.sample_rate
 
     @staticmethod
@@ -296,6 +301,7 @@ class Recorder:
                 self._csv_file.flush()
 
     def write_prediction(self, p: Prediction) -> None:
+        """Append one prediction to the CSV (times from the recording's start; none before it)."""
         if self._csv is None:
             return
         off = self.offset / self.sample_rate
@@ -338,7 +344,7 @@ class Recorder:
                     os.close(f.fileno())
 
     def failure(self, exc: BaseException) -> RecordingError:
-        """The error to report when writing failed with ``exc`` (call after :meth:`abort`)."""
+        """Return the error to report when writing failed with ``exc`` (call after :meth:`abort`)."""
         where = getattr(exc, "filename", None) or self.wav_path
         kept = f"{self.seconds:.1f} s of audio kept in {self.wav_path}"
         if self.csv_path is not None:

@@ -21,6 +21,7 @@ OUT = Path(__file__).resolve().parent.parent / "desktop_app" / "resources" / "se
 
 
 def main() -> None:
+    """Draw the icon and write it to ``OUT``."""
     _app = QGuiApplication([])
     size = 256
     img = QImage(size, size, QImage.Format.Format_ARGB32)

@@ -47,6 +47,7 @@ FILE_CLIPS = [
 
 
 def main() -> int:
+    """Take the live and the file-mode screenshots; returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model-dir", type=Path, default=ROOT / "models")
     p.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "data" / "ser")
