@@ -93,30 +93,109 @@ def test_overview_writes_the_figure(corpus_dir: Path, tmp_path: Path, capsys: py
     assert "nowhere" in capsys.readouterr().err
 
 
+STAGES = ("leak", "search", "ravdess", "all")
+
+
 @pytest.mark.corpus
-@pytest.mark.training
-def test_seeds_dry_run_lists_models_features_protocols(corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--data", str(corpus_dir), "seeds", "--dry-run", "--search-trials", "3", "--copies", "1"]
+def test_seeds_dry_run_prints_the_plan_and_its_time(corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--data", str(corpus_dir), "seeds", "--dry-run", "--search-trials", "4", "--copies", "1"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    rows = [
-        line.split()
-        for line in out.splitlines()
-        if line.split()[:1] in (["decision_tree"], ["knn"], ["cnn1d"], ["cnn_bilstm"])
-    ]
-    assert len(rows) == 6 * 3 + 6  # RAVDESS leak table, then every seed run on all training corpora
-    ravdess = [r for r in rows if r[4] == "ravdess"]
-    assert {(r[0], r[3]) for r in ravdess} >= {("cnn1d", "augment_before_split"), ("knn", "random")}
-    # RAVDESS speaker split: 16 of 24 actors train, one copy each
-    assert {r[6] for r in ravdess if r[3] == "speaker_independent"} == {f"{16 * 60 * 2:,}"}
-    # 18 RAVDESS fits, 5 seed runs once on all corpora, the CNN+BiLSTM's 3 search trials
-    assert "7,193,223" in out
-    assert "26 fits" in out
-    assert "featurized items" in out
-    assert "h per epoch" in out
+    rows = [r for r in (line.split() for line in out.splitlines()) if r and r[0].split("#")[0] in STAGES]
+    assert {r[3] for r in rows if r[0].startswith("leak")} == {"random", "augment_before_split", "speaker_independent"}
+    assert [r[0] for r in rows if r[0].startswith("search")] == ["search#1", "search#2", "search#3"]  # 0: leak's fit
+    # RAVDESS speaker split: 16 of 24 actors train, one copy each; the 1D CNN on the recordings
+    si = {r[1]: r[5] for r in rows if r[0].split("#")[0] in ("leak", "ravdess") and r[3] == "speaker_independent"}
+    assert si["knn"] == f"{16 * 60 * 2:,}"
+    assert si["cnn1d"] == f"{16 * 60:,}"
+    assert "1,440 augmented copies" in out
+    assert "on a 2-core machine without AVX2 (x2)" in out
+    assert "(target 60)" in out
 
 
-def test_seeds_without_dry_run_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["seeds"]) == 2
-    assert "--dry-run" in capsys.readouterr().err
+def test_seeds_refuses_bad_budgets(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["seeds", "--dry-run", "--copies", "0"]) == 2
+    assert "copies" in capsys.readouterr().err
+    assert main(["seeds", "--max-epochs", "0"]) == 2
+
+
+@pytest.mark.corpus
+@pytest.mark.training
+@pytest.mark.slow
+def test_seeds_quick_writes_every_section_and_renders(corpus_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from training.leak import PROTOCOLS
+    from training.report import seed_systems_section
+
+    run_dir = tmp_path / "run"
+    argv = [
+        "--data",
+        str(corpus_dir),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--workers",
+        "1",
+        "seeds",
+        "--quick",
+        "--run-dir",
+        str(run_dir),
+    ]
+    assert main(argv) == 0
+    seeds = json.loads((run_dir / "results_seeds.json").read_text())
+    assert seeds["quick"] is True
+    assert set(seeds["feature_sets"]) == {"mfcc", "mfcc_zcr_rms", "mfcc_chroma_mel"}
+    assert seeds["feature_sets"]["mfcc_zcr_rms"]["per_frame"] == 22
+    runs = seeds["runs"]
+    assert {r["stage"] for r in runs} == {"leak", "search", "ravdess", "all"}
+    for r in runs:
+        for key in ("model", "features", "parameters", "epochs_run", "train_s", "uar", "items", "input_shape"):
+            assert key in r
+        assert 0.0 <= r["uar"]["val"] <= 1.0
+        assert r["uar"]["test"]["all"] is not None
+        if r["protocol"] == "speaker_independent":  # test speakers and the unseen corpora, per corpus
+            assert set(r["uar"]["unseen_val"]) == {"all", "casia"}
+            assert set(r["uar"]["unseen_test"]) == {"all", "uem-es", "emotiontts-ko"}
+        if r["model"] in ("cnn1d", "cnn_bilstm"):
+            assert r["epochs_run"] >= 1
+            assert r["parameters"] > 0
+    every = next(r for r in runs if r["stage"] == "all" and r["model"] == "knn")
+    assert set(every["uar"]["test"]) == {
+        "all",
+        "ravdess",
+        "crema-d",
+        "tess",
+        "savee",
+        "ased",
+        "nemo",
+        "turev",
+        "indowave",
+    }
+    cnn1d = next(r for r in runs if r["model"] == "cnn1d")
+    assert cnn1d["input_shape"] == [2376]  # the seeds' 1D CNN input: 108 frames x 22 features
+    assert cnn1d["copies"] == 0
+    bilstm = next(r for r in runs if r["model"] == "cnn_bilstm")
+    assert bilstm["input_shape"] == [174, 40]
+    abs_ = [r for r in runs if r["protocol"] == "augment_before_split"]
+    assert all("test_recordings" in r["uar"] for r in abs_)
+    leak = seeds["leak_table"]
+    assert {(r["model"], r["features"]) for r in leak} == {
+        ("decision_tree", "mfcc_zcr_rms"),
+        ("decision_tree", "mfcc_chroma_mel"),
+        ("knn", "mfcc_zcr_rms"),
+        ("knn", "mfcc_chroma_mel"),
+        ("cnn_bilstm", "mfcc"),
+    }
+    for row in leak:
+        for p in PROTOCOLS:
+            assert row[p] is not None
+        assert row["points_random"] == pytest.approx(100 * (row["random"] - row["speaker_independent"]))
+    search = seeds["search"]
+    assert [t["trial"] for t in search["trials"]] == [0, 1]
+    chosen = next(t for t in search["trials"] if t["trial"] == search["best_trial"])
+    assert chosen["score"] == max(t["score"] for t in search["trials"])
+    assert next(r for r in runs if r["stage"] == "all" and r["model"] == "cnn_bilstm")["config"] == chosen["config"]
+    assert seeds["timings_min"]["total"] > 0
+    md = "\n".join(seed_systems_section(seeds=seeds, results={}))
+    assert "## Seed systems" in md
+    assert "Smoke run" in md

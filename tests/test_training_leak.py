@@ -98,8 +98,8 @@ def test_protocols_are_deterministic_for_a_seed(ravdess: list, protocol: str) ->
 
 def test_item_ids_and_copy_generators(ravdess: list) -> None:
     clip = ravdess[0]
-    assert Item(clip).id == "ravdess:03-01-01-01-01-01-01"
-    assert Item(clip, 2).id == "ravdess:03-01-01-01-01-01-01#aug2"
+    assert Item(clip).id == "ravdess:Actor_01/03-01-01-01-01-01-01"
+    assert Item(clip, 2).id == "ravdess:Actor_01/03-01-01-01-01-01-01#aug2"
     draw = item_rng(Item(clip, 1), seed=3).random(4)
     assert np.array_equal(draw, item_rng(Item(clip, 1), seed=3).random(4))
     assert not np.array_equal(draw, item_rng(Item(clip, 2), seed=3).random(4))

@@ -315,3 +315,84 @@ def test_ser_train_report_rerenders_a_run(results: dict[str, Any], tmp_path: Pat
     assert results["provenance"]["git_commit"][:12] in md
     assert (out / "MODEL_CARD.md").read_text().startswith("# Model card")
     assert ser_train(["report", "--run-dir", str(tmp_path / "nowhere"), "--docs", str(docs)]) == 2
+
+
+def _seeds_results(ours: dict[str, Any]) -> dict[str, Any]:
+    """Make a small ``results_seeds.json``: one k-NN row per protocol on RAVDESS, one all-corpora CNN+BiLSTM."""
+    rav_test = ours["test"]["ravdess"]["uar"]
+    casia = ours["unseen_val"]["casia"]["uar"]
+
+    def run(stage: str, protocol: str, model: str, test: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"name": f"{stage}/{protocol}/{model}", "stage": stage, "model": model, "features": "mfcc_zcr_rms",
+                "protocol": protocol, "train_corpora": ["ravdess"], "copies": 2, "parameters": None,
+                "epochs_run": None, "best_epoch": None, "max_epochs": None, "stopped": None, "train_s": 1.5,
+                "trial": None, "uar": {"val": 0.5, "test": test}, **extra}  # fmt: skip
+
+    si_uar = {"val": 0.3, "test": {"all": rav_test - 0.1, "ravdess": rav_test - 0.1},
+              "unseen_val": {"all": casia + 0.05, "casia": casia + 0.05},
+              "unseen_test": {"all": 0.01, "uem-es": 0.01, "emotiontts-ko": 0.02}}  # fmt: skip
+    bilstm = {**run("all", "speaker_independent", "cnn_bilstm", {}), "train_corpora": ["ravdess", "crema-d"],
+              "copies": 0, "parameters": 162247, "epochs_run": 7, "best_epoch": 4, "max_epochs": 12,
+              "stopped": "early stopping",
+              "train_s": 300.0, "uar": {"val": 0.4, "test": {"all": 0.2, "ravdess": 0.21, "crema-d": 0.19},
+                                        "unseen_val": {"all": 0.1, "casia": 0.1},
+                                        "unseen_test": {"all": 0.1, "uem-es": 0.1, "emotiontts-ko": 0.1}}}  # fmt: skip
+    runs = [
+        run("leak", "random", "knn", {"all": 0.9}),
+        run("leak", "augment_before_split", "knn", {"all": 0.95}),
+        {**run("leak", "speaker_independent", "knn", {}), "uar": si_uar},
+        bilstm,
+    ]
+    leak = [{"model": "knn", "features": "mfcc_zcr_rms", "random": 0.9, "augment_before_split": 0.95,
+             "augment_before_split_recordings": 0.7, "speaker_independent": rav_test - 0.1,
+             "points_random": 100 * (0.9 - rav_test + 0.1),
+             "points_augment_before_split": 100 * (0.95 - rav_test + 0.1)}]  # fmt: skip
+    return {"quick": False, "budget": {"copies": 2, "max_epochs_cnn1d": 5, "search_trials": 3},
+            "estimate": {"total_min": 25.0, "target_min": 50.0}, "timings_min": {"total": 24.0},
+            "feature_sets": {"mfcc_zcr_rms": {"description": "MFCC + ZCR + RMS", "per_frame": 22,
+                                              "config": {"n_fft": 1024, "hop_length": 400, "n_mels": 128}}},
+            "runs": runs, "leak_table": leak,
+            "search": {"trials": [{"trial": 0, "config": {"n_conv": 2}, "val_uar": 0.3, "unseen_val_uar": 0.2,
+                                   "score": 0.25, "epochs_run": 9}], "best_trial": 0,
+                       "score": "mean of validation and CASIA UAR"}}  # fmt: skip
+
+
+def test_seed_systems_section_renders_beside_our_model(results: dict[str, Any], tmp_path: Path) -> None:
+    results = copy.deepcopy(results)
+    ours = results["models"]["cnn2d"]
+    # the smoke run's own figures are near 0: give ours clear ones (the seeds' are set against them)
+    for part, corpus, uar in (("test", "all", 0.6), ("test", "ravdess", 0.5), ("test", "crema-d", 0.55),
+                              ("unseen_val", "casia", 0.3), ("unseen_test", "uem-es", 0.5),
+                              ("unseen_test", "emotiontts-ko", 0.5)):  # fmt: skip
+        ours[part].setdefault(corpus, {})["uar"] = uar
+    seeds = _seeds_results(ours)
+    assert "## Seed systems" not in _render(results, tmp_path)  # no seeds run: no section
+    md = _render({**results, "seeds": seeds}, tmp_path)
+    assert "## Seed systems" in md
+    leak = _table(md, "### The seeds' claims, tested: RAVDESS under three split protocols")
+    si_uar = ours["test"]["ravdess"]["uar"] - 0.1
+    assert leak == [["k-NN (k = 4)", "`mfcc_zcr_rms`", "90.0", "95.0", "70.0", _pct(si_uar),
+                     f"{100 * (0.9 - si_uar):+.1f}", f"{100 * (0.95 - si_uar):+.1f}"]]  # fmt: skip
+    si = _table(md, "### Under our protocol (speaker-independent), beside our model")
+    names = [r[0] for r in si]
+    assert names == ["k-NN (k = 4)", "CNN+BiLSTM (seed 002), search's choice", "**ours: 2D CNN (shipped)**"]
+    knn, bilstm, mine = si
+    assert knn[2] == "RAVDESS + 2 copies"
+    assert knn[6] == "–"  # trained on RAVDESS: no all-corpora test figure
+    assert knn[7] == _pct(ours["test"]["ravdess"]["uar"] - 0.1)
+    assert bilstm[3] == "162,247"
+    assert bilstm[4] == "7/12 (early stop, best 4)"
+    assert bilstm[5] == "5.0 min"
+    assert mine[6] == _pct(ours["test"]["all"]["uar"])
+    per_corpus = _table(md, "### Test speakers per corpus (models trained on all corpora)")
+    assert [r[0] for r in per_corpus] == ["CNN+BiLSTM (seed 002), search's choice", "**ours (shipped)**"]
+    assert per_corpus[0][2:] == ["21.0", "19.0"]
+    # the k-NN beats us on CASIA (by construction) and nowhere else; the CNN+BiLSTM nowhere
+    start = md.index("### Where our model is not ahead")
+    claims = [line for line in md[start:].split("\n## ")[0].splitlines() if line.startswith("* ")]
+    assert len(claims) == 1
+    assert "k-NN (k = 4)" in claims[0]
+    assert "casia (unseen)" in claims[0]
+    assert _pct(ours["unseen_val"]["casia"]["uar"] + 0.05) in claims[0]
+    search = _table(md, "### Seed 002's random search (CNN+BiLSTM on RAVDESS)")
+    assert search[0][0] == "**0**"

@@ -1,7 +1,8 @@
-"""The seed models rebuilt for our protocol (training/seeds.py).
+"""The seed models rebuilt for our protocol (training/seeds.py), their features and their plan.
 
-The features used here are the STAND-IN (librosa MFCC, training.seeds.standin_mfcc),
-not the seeds' feature sets, which come from ser_engine later.
+The model tests use the STAND-IN features (librosa MFCC, training.seeds.standin_mfcc) to
+compare with; the real run's features (training/seeds_data.py, ser_engine's featurizer through
+the engine's audio path) and the budgeted plan (training/seeds_run.py) are tested below them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from training.leak import Item, speaker_independent_split
 from training.seeds import (
     BILSTM_DEFAULT,
     SEARCH_SPACE,
-    SEED_RUNS,
     SeedRun,
     augment_item,
     build_seed_cnn1d,
@@ -27,12 +27,9 @@ from training.seeds import (
     draw_search_config,
     featurize_items,
     fit_keras,
-    format_plan,
     model_macs,
-    plan_size,
     run_seed,
     search_configs,
-    seeds_plan,
     standardise,
     standin_mfcc,
     view,
@@ -212,33 +209,72 @@ def test_early_stopping_stops_and_restores_the_best_weights(tiny_parts: dict[str
     assert restored == pytest.approx(hist["best_val_uar"])
 
 
-@pytest.mark.training
-def test_dry_run_plan_counts_models_features_protocols() -> None:
-    plan = seeds_plan(search_trials=10)
-    assert len(plan) == 3 * len(SEED_RUNS) + len(SEED_RUNS)
-    assert {p.protocol for p in plan if p.corpora == ("ravdess",)} == {
-        "random",
-        "augment_before_split",
-        "speaker_independent",
+@pytest.mark.corpus
+def test_default_plan_fits_the_hour_on_the_target_machine(corpus_dir: Path) -> None:
+    from training.leak import PROTOCOLS
+    from training.seeds_run import TARGET_SLOWDOWN, Budget, estimate, format_plan, make_plan, prepare_parts
+
+    budget = Budget()
+    plan = make_plan(budget)
+    leak = [f for f in plan if f.stage == "leak"]
+    assert {(f.run.model, f.protocol) for f in leak} == {
+        (m, p) for m in ("decision_tree", "knn", "cnn_bilstm") for p in PROTOCOLS
     }
-    clips = {"ravdess": 1440, "crema-d": 7442, "tess": 2800, "savee": 480}
-    share = {c: 0.7 for c in clips}
-    plan = seeds_plan(search_trials=4, training_corpora=tuple(clips))
-    size = plan_size(
-        plan=plan, clips=clips, train_share=share, feature_dims={"mfcc": 40, "mfcc_zcr_rms": 22, "mfcc_chroma_mel": 180}
+    assert len(leak) == 5 * 3  # tree and k-NN on two pooled sets, the CNN+BiLSTM, three protocols each
+    assert [f.trial for f in plan if f.run.model == "cnn_bilstm" and f.protocol == "speaker_independent"] == [
+        0,
+        1,
+        2,
+        None,  # the leak table's fit is search trial 0; the all-corpora fit takes the search's choice
+    ]
+    cnn1d = [f for f in plan if f.run.model == "cnn1d"]
+    assert len(cnn1d) == 1
+    assert cnn1d[0].recordings_only
+    assert {f.run.model for f in plan if f.stage == "all"} == {"decision_tree", "knn", "cnn_bilstm"}
+    parts = prepare_parts(root=corpus_dir, budget=budget)
+    est = estimate(plan=plan, parts=parts)
+    assert est["target_min"] == pytest.approx(TARGET_SLOWDOWN * est["total_min"])
+    assert est["target_min"] <= 60  # the issue's target: the full run within an hour at 2x
+    rows = {r["name"]: r for r in est["rows"]}
+    si = parts.leak["speaker_independent"]
+    assert rows["leak/speaker_independent/knn/mfcc_zcr_rms"]["train"] == len(si["train"]) == 16 * 60 * 3
+    assert rows["ravdess/speaker_independent/cnn1d/mfcc_zcr_rms"]["train"] == 16 * 60  # recordings only
+    assert est["items"]["copies"] == 1440 * 2
+    assert (
+        len({it.id for it in parts.items()})
+        == len(parts.items())
+        == est["items"]["copies"] + est["items"]["recordings"]
     )
-    # RAVDESS: 6 runs x 3 protocols; all corpora: 5 runs once + the CNN+BiLSTM's 4 trials
-    assert size["fits"] == 6 * 3 + 5 + 4
-    assert size["keras_fits"] == 2 * 3 + 1 + 4
-    cnn = next(r for r in size["rows"] if r["model"] == "cnn1d" and r["protocol"] == "random")
-    assert 6.5e6 <= cnn["parameters"] <= 7.5e6  # 22 features x 108 frames = the seeds' 2376 inputs
-    assert cnn["train_items"] == round(1440 * 0.7 * 3)
-    assert size["featurized_items"]["mfcc"] == sum(clips.values()) * 3
-    assert size["hours_bound"] > size["hours_per_epoch"] > 0
-    text = format_plan(size)
-    assert "cnn_bilstm" in text
+    text = format_plan(estimate_=est, budget=budget)
+    assert f"{len(plan)} fits" in text
     assert "augment_before_split" in text
-    assert "27 fits" in text
+    assert "(target 60)" in text
+    with pytest.raises(ValueError, match="at least 1"):
+        Budget(copies=0)
+
+
+@pytest.mark.corpus
+def test_clip_frames_are_the_clip_frames_of_the_featurizer(ravdess: list) -> None:
+    from ser_engine.features import Featurizer
+    from training.features import load_clip_audio, speech_window_features
+    from training.seeds_data import clip_frames, seed_feature_config
+
+    cfg = seed_feature_config("mfcc_zcr_rms")
+    fz = Featurizer(cfg)
+    y = load_clip_audio(ravdess[7].path, sample_rate=cfg.sample_rate)
+    windows, starts = speech_window_features([y], config=cfg, featurizer=fz)
+    assert windows.shape[0] >= 2  # overlapping windows (3.x s clip: 0, 0.5, the tail)
+    frames = clip_frames(windows, starts, config=cfg, duration_s=y.size / cfg.sample_rate)
+    whole = fz.frames(y)  # every frame of the clip, computed at once
+    end = round(float(starts[-1]) * cfg.sample_rate / cfg.hop_length) + cfg.n_frames
+    assert frames.shape == (end, cfg.n_features) == whole[:end].shape
+    assert np.allclose(frames, whole[:end], rtol=1e-4, atol=1e-3)
+    mid = y.size // 2  # 1 s of speech: one centre-padded window; only frames inside the real samples kept
+    short = y[mid - cfg.sample_rate // 2 : mid + cfg.sample_rate // 2]
+    w1, s1 = speech_window_features([short], config=cfg, featurizer=fz)
+    f1 = clip_frames(w1, s1, config=cfg, duration_s=1.0)
+    assert f1.shape[0] == 1 + (cfg.sample_rate - cfg.n_fft) // cfg.hop_length
+    assert np.allclose(f1, fz.frames(short), rtol=1e-4, atol=1e-3)  # the pad starts on the frame grid here
 
 
 @pytest.mark.corpus

@@ -60,28 +60,69 @@ def _parser() -> argparse.ArgumentParser:
     so = sub.add_parser("overview", help="draw the corpus overview figure (clips per emotion, clip durations)")
     so.add_argument("--out", type=Path, default=REPO / "docs" / "figures" / "corpus_overview.png", help="PNG to write")
     ss = sub.add_parser("seeds", help="the seed models under our protocol and the RAVDESS leak table")
-    ss.add_argument("--dry-run", action="store_true", help="list the models x features x protocols and their size")
-    ss.add_argument("--search-trials", type=int, default=10, help="CNN+BiLSTM random-search configurations")
-    ss.add_argument("--copies", type=int, default=2, help="augmented copies per clip")
-    ss.add_argument("--max-epochs", type=int, default=100, help="epoch limit of early stopping")
+    ss.add_argument("--dry-run", action="store_true", help="print the plan and its estimated time; train nothing")
+    ss.add_argument(
+        "--run-dir", type=Path, default=REPO / "training_runs" / "all", help="where results_seeds.json goes"
+    )
+    ss.add_argument(
+        "--quick", action="store_true", help="smoke run: 2 clips per corpus, part and label, 1-2 epochs, 2 trials"
+    )
+    ss.add_argument("--limit", type=int, default=None, help="at most this many clips per corpus, part and label")
+    ss.add_argument("--copies", type=int, default=2, help="the seeds' augmented copies per RAVDESS clip")
+    ss.add_argument("--search-trials", type=int, default=3, help="CNN+BiLSTM random-search configurations")
+    ss.add_argument("--max-epochs", type=int, default=20, help="CNN+BiLSTM epoch limit on RAVDESS")
+    ss.add_argument("--max-epochs-all", type=int, default=12, help="CNN+BiLSTM epoch limit on all training corpora")
+    ss.add_argument("--max-epochs-cnn1d", type=int, default=5, help="1D CNN epoch limit")
+    ss.add_argument("--leak-cnn1d", action="store_true", help="the 1D CNN in the leak table too (about 2 h more at 2x)")
     return p
 
 
-def _seeds_dry_run(*, data: Path, search_trials: int, copies: int, max_epochs: int) -> int:
-    """Print the plan of ``ser-train seeds`` and its size."""
-    from training.corpora import load_all
-    from training.seeds import FEATURE_DIMS, TRAINING_CORPORA, format_plan, plan_size, seeds_plan
-    from training.splits import assign, load_split
+def _seeds(args: argparse.Namespace) -> int:
+    """``ser-train seeds``: print the plan (``--dry-run``) or run it."""
+    from training.seeds_run import Budget, estimate, format_plan, make_plan, prepare_parts, run_seeds
 
-    clips, _ = load_all(root=data, corpora=TRAINING_CORPORA)
-    parts = assign(clips=clips, split=load_split())
-    total = {c: sum(1 for x in clips if x.corpus == c) for c in TRAINING_CORPORA}
-    share = {c: sum(1 for x in parts["train"] if x.corpus == c) / total[c] for c in TRAINING_CORPORA}
-    plan = seeds_plan(search_trials=search_trials)
-    size = plan_size(
-        plan=plan, clips=total, train_share=share, feature_dims=FEATURE_DIMS, copies=copies, max_epochs=max_epochs
+    try:
+        if args.quick:
+            budget = Budget(
+                copies=1,
+                max_epochs=2,
+                patience=1,
+                max_epochs_all=1,
+                patience_all=1,
+                max_epochs_cnn1d=1,
+                patience_cnn1d=1,
+                search_trials=2,
+                leak_cnn1d=args.leak_cnn1d,
+                limit=args.limit or 2,
+            )
+        else:
+            budget = Budget(
+                copies=args.copies,
+                max_epochs=args.max_epochs,
+                max_epochs_all=args.max_epochs_all,
+                max_epochs_cnn1d=args.max_epochs_cnn1d,
+                search_trials=args.search_trials,
+                leak_cnn1d=args.leak_cnn1d,
+                limit=args.limit,
+            )
+    except ValueError as exc:
+        print(f"ser-train: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        plan = make_plan(budget)
+        parts = prepare_parts(root=args.data, budget=budget)
+        print(format_plan(estimate_=estimate(plan=plan, parts=parts), budget=budget), end="")
+        return 0
+    argv = " ".join(sys.argv[1:]) if sys.argv[1:] else "seeds"
+    run_seeds(
+        root=args.data,
+        run_dir=args.run_dir,
+        budget=budget,
+        workers=args.workers,
+        cache_dir=args.cache_dir,
+        command=f"ser-train {argv}" + (" --quick" if args.quick and "--quick" not in argv else ""),
     )
-    print(format_plan(size), end="")
+    print("ser-train report adds the Seed systems section to docs/results.md")
     return 0
 
 
@@ -145,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"ser-train: {path} not found (run `ser-train all` first)", file=sys.stderr)
                 return 2
             results = json.loads(path.read_text(encoding="utf-8"))
+            seeds_path = args.run_dir / "results_seeds.json"
+            if seeds_path.is_file():  # `ser-train seeds` results: the Seed systems section
+                results["seeds"] = json.loads(seeds_path.read_text(encoding="utf-8"))
             write_results(results=results, docs_dir=args.docs)
             write_model_card(results=results, path=args.out / "MODEL_CARD.md")
             print(f"wrote {args.docs / 'results.md'} and {args.out / 'MODEL_CARD.md'}")
@@ -169,18 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
             return 0
         if args.command == "seeds":
-            if not args.dry_run:
-                print(
-                    "ser-train: the full seeds run is not wired yet; `ser-train seeds --dry-run` lists it",
-                    file=sys.stderr,
-                )
-                return 2
-            if args.search_trials < 1 or args.copies < 1 or args.max_epochs < 1:
-                print("ser-train: --search-trials, --copies and --max-epochs must be at least 1", file=sys.stderr)
-                return 2
-            return _seeds_dry_run(
-                data=args.data, search_trials=args.search_trials, copies=args.copies, max_epochs=args.max_epochs
-            )
+            return _seeds(args)
         if args.command == "all":
             from training.pipeline import run_all
 

@@ -20,8 +20,8 @@ Every protocol returns the same three parts, ``train`` / ``val`` / ``test``
 (the validation part is what early stopping watches; it is drawn with the
 same protocol as the test part), each a list of :class:`Item` (a clip and
 the number of its augmented copy, 0 for the recording itself). Identifiers
-are ``<corpus>:<file stem>`` for a recording and ``<corpus>:<file stem>#aug<k>``
-for its k-th augmented copy. All randomness comes from an explicit
+are ``<corpus>:<path in the corpus folder>`` for a recording (:func:`clip_id`)
+and ``<corpus>:<path>#aug<k>`` for its k-th augmented copy. All randomness comes from an explicit
 ``numpy.random.Generator``: the same seed gives the same parts.
 """
 
@@ -58,8 +58,17 @@ PARTS: tuple[str, ...] = ("train", "val", "test")
 
 
 def clip_id(clip: Clip) -> str:
-    """``<corpus>:<file stem>``, e.g. ``ravdess:03-01-05-01-01-01-12``."""
-    return f"{clip.corpus}:{Path(clip.path).stem}"
+    """``<corpus>:<path in the corpus folder without extension>``, e.g. ``ravdess:Actor_12/03-01-05-01-01-01-12``.
+
+    The folders are part of it because file names alone repeat in some corpora
+    (CASIA: ``<speaker>/<emotion>/201.ogg``). A path outside a folder named after
+    its corpus gives ``<corpus>:<file stem>``.
+    """
+    parts = Path(clip.path).with_suffix("").parts
+    if clip.corpus in parts[:-1]:
+        k = len(parts) - 1 - parts[::-1].index(clip.corpus)
+        return f"{clip.corpus}:{'/'.join(parts[k + 1 :])}"
+    return f"{clip.corpus}:{parts[-1]}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ class Item:
 
     @property
     def id(self) -> str:
-        """``<corpus>:<stem>`` or ``<corpus>:<stem>#aug<k>``."""
+        """``<corpus>:<path>`` or ``<corpus>:<path>#aug<k>`` (:func:`clip_id`)."""
         base = clip_id(self.clip)
         return base if self.copy == 0 else f"{base}#aug{self.copy}"
 

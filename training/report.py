@@ -29,6 +29,7 @@ __all__ = [
     "check_targets",
     "corpus_rows",
     "language_rows",
+    "seed_systems_section",
     "write_model_card",
     "write_results",
 ]
@@ -1055,6 +1056,8 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
     lines += _per_corpus_section(results)
     lines += _uncertainty_section(results)
     lines += _baselines_section(results)
+    if isinstance(results.get("seeds"), dict):  # `ser-train seeds` (results_seeds.json beside results.json)
+        lines += seed_systems_section(seeds=results["seeds"], results=results)
     lines += _recipe_section(results)
     lines += ["## Per class", "", "### Test speakers, all corpora", "", *_per_class(_get(shipped, "test", "all")), ""]
     lines += ["### Unseen-corpus test, clips pooled", "", *_per_class(_get(shipped, "unseen_test", "all")), ""]
@@ -1077,6 +1080,225 @@ def write_results(*, results: dict[str, Any], docs_dir: Path, quick: bool = Fals
     lines += _limits(results)
     (docs_dir / "results.md").write_text("\n".join(lines), encoding="utf-8")
     (docs_dir / "results.json").write_text(json.dumps(_finite(results), indent=1) + "\n", encoding="utf-8")
+
+
+# Seed systems (ser-train seeds) -----------------------------------------------------------
+MODEL_NAME = {
+    "decision_tree": "decision tree",
+    "knn": "k-NN (k = 4)",
+    "cnn1d": "1D CNN (seeds 000/003/004)",
+    "cnn_bilstm": "CNN+BiLSTM (seed 002)",
+}
+PROTOCOL_NAME = {
+    "random": "random split",
+    "augment_before_split": "augment before split",
+    "speaker_independent": "speaker-independent",
+}
+
+
+def _seed_si_runs(seeds: dict[str, Any]) -> list[dict[str, Any]]:
+    """Speaker-independent runs to report: every one but the search trials that were not chosen."""
+    best = _get(seeds, "search", "best_trial")
+    out = []
+    for r in seeds.get("runs") or []:
+        if r.get("protocol") != "speaker_independent":
+            continue
+        if r.get("stage") == "search" and r.get("trial") != best:
+            continue
+        out.append(r)
+    return out
+
+
+def _trained_on(run: dict[str, Any]) -> str:
+    corpora = run.get("train_corpora") or []
+    name = "RAVDESS" if corpora == ["ravdess"] else f"{len(corpora)} corpora"
+    copies = run.get("copies") or 0
+    return name + (f" + {copies} cop{'y' if copies == 1 else 'ies'}" if copies else "")
+
+
+def _seed_model_name(run: dict[str, Any], seeds: dict[str, Any]) -> str:
+    name = MODEL_NAME.get(run["model"], run["model"])
+    if run.get("trial") is None:
+        return name if run["model"] != "cnn_bilstm" or run.get("stage") != "all" else f"{name}, search's choice"
+    chosen = ", chosen" if run["trial"] == _get(seeds, "search", "best_trial") else ""
+    return f"{name}, trial {run['trial']}{chosen}"
+
+
+def _epochs(run: dict[str, Any]) -> str:
+    if not run.get("max_epochs"):
+        return "–"
+    stop = "limit" if run.get("stopped") == "epoch limit" else "early stop"
+    return f"{run.get('epochs_run')}/{run['max_epochs']} ({stop}, best {run.get('best_epoch')})"
+
+
+def _minutes(seconds: Any) -> str:
+    f = _num(seconds)
+    return "–" if f is None else (f"{f:.0f} s" if f < 90 else f"{f / 60:.1f} min")
+
+
+def seed_systems_section(*, seeds: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """Markdown lines of the "Seed systems" section: the seeds' models under our protocol, beside ours.
+
+    Parameters
+    ----------
+    seeds : dict
+        ``results_seeds.json`` as :func:`training.seeds_run.run_seeds` writes it.
+    results : dict
+        The pipeline's results; the shipped model's figures come from ``models.cnn2d``.
+
+    Returns
+    -------
+    list of str
+    """
+    held = _held_out(results)
+    ut = _order(held["unseen_test"])
+    uv = _order(held["unseen_val"])
+    shipped = _shipped(results)
+    budget = seeds.get("budget") or {}
+    lines = ["## Seed systems", ""]
+    if seeds.get("quick"):
+        lines += ["> **Smoke run (`--quick`)**: a handful of clips per corpus; the figures below mean nothing.", ""]
+    est, took = seeds.get("estimate") or {}, seeds.get("timings_min") or {}
+    lines += [
+        "The five projects this one started from, reproduced under our protocol by `ser-train seeds` "
+        "(`training/seeds_run.py`): their feature sets computed by our one featurizer through the engine's audio "
+        "path, their models (decision tree, k-NN with k = 4, the 1D CNN of seeds 000/003/004, seed 002's CNN+BiLSTM "
+        "and its random search), early stopping on validation speakers instead of a fixed number of epochs, "
+        "7 harmonised classes, UAR over clips. The run is budgeted to one hour on a 2-core machine without AVX2: "
+        f"estimated at most {_num(est.get('target_min')) or 0:.0f} min there "
+        f"({_num(est.get('total_min')) or 0:.0f} min on the development machine), it took "
+        f"{_num(took.get('total')) or 0:.1f} min. What the budget cut: the 1D CNN (92 ms per item and epoch) is "
+        f"trained on RAVDESS recordings only with at most {budget.get('max_epochs_cnn1d', '?')} epochs; the "
+        f"seeds' augmented copies ({budget.get('copies', '?')} per clip: noise, pitch, stretch, shift) are made "
+        "for RAVDESS only; the all-corpora models train on the recordings; the random search tries "
+        f"{budget.get('search_trials', '?')} configurations on RAVDESS.",
+        "",
+        "### Feature sets",
+        "",
+    ]
+    fsets = seeds.get("feature_sets") or {}
+    rows: list[tuple[str, ...]] = []
+    for name, fs in fsets.items():
+        cfg = fs.get("config") or {}
+        frames = f"{cfg.get('n_fft')}-point FFT, hop {cfg.get('hop_length')} samples, {cfg.get('n_mels')} mel"
+        rows.append((f"`{name}`", str(fs.get("per_frame", "–")), str(fs.get("description", "")), frames))
+    lines += _table(["set", "values per frame", "used by", "frames"], rows) if rows else [NOT_EVALUATED]
+    lines += ["", "### Under our protocol (speaker-independent), beside our model", ""]
+    header = ["model", "features", "trained on", "parameters", "epochs", "train time", "test speakers UAR",
+              "RAVDESS test UAR", *[f"{c} UAR" for c in uv], *[f"{c} UAR" for c in ut],
+              "mean unseen-test UAR"]  # fmt: skip
+    table_rows = []
+    si = _seed_si_runs(seeds)
+    for r in si:
+        u = r.get("uar") or {}
+        all_corpora = (r.get("train_corpora") or []) != ["ravdess"]
+        params = r.get("parameters")
+        table_rows.append((
+            _seed_model_name(r, seeds), f"`{r['features']}`", _trained_on(r),
+            f"{params:,}" if isinstance(params, int) else "–", _epochs(r), _minutes(r.get("train_s")),
+            _pct(_get(u, "test", "all")) if all_corpora else "–", _pct(_get(u, "test", "ravdess")),
+            *[_pct(_get(u, "unseen_val", c)) for c in uv], *[_pct(_get(u, "unseen_test", c)) for c in ut],
+            _pct(_mean(_get(u, "unseen_test", c) for c in ut)),
+        ))  # fmt: skip
+    if shipped:
+        n_ep = len(_get(shipped, "history", "loss") or [])
+        table_rows.append((
+            "**ours: 2D CNN (shipped)**", "log-mel", "8 corpora + 2 copies",
+            f"{shipped['params']:,}" if isinstance(shipped.get("params"), int) else "–", str(n_ep or "–"),
+            _minutes(60 * (_num(_get(results, "timings_min", "final_model")) or math.nan)),
+            _pct(_get(shipped, "test", "all", "uar")), _pct(_get(shipped, "test", "ravdess", "uar")),
+            *[_pct(_get(shipped, "unseen_val", c, "uar")) for c in uv],
+            *[_pct(_get(shipped, "unseen_test", c, "uar")) for c in ut],
+            _pct(_mean(_get(shipped, "unseen_test", c, "uar") for c in ut)),
+        ))  # fmt: skip
+    lines += _table(header, table_rows) if table_rows else [NOT_EVALUATED]
+    lines += [
+        "",
+        f"UAR in %. Unseen corpora: {', '.join(uv)} is the unseen-corpus validation (used for selection: the "
+        f"search's choice), {', '.join(ut)} the unseen-corpus test. Models trained on RAVDESS are scored on RAVDESS's "
+        "test speakers and the unseen corpora; epochs = run / limit, the best epoch's weights kept.",
+        "",
+    ]
+    corpora = _order({c for r in si if (r.get("train_corpora") or []) != ["ravdess"] for c in _corpora_of_values(
+        _get(r, "uar", "test"))})  # fmt: skip
+    if corpora:
+        lines += ["### Test speakers per corpus (models trained on all corpora)", ""]
+        rows = [(_seed_model_name(r, seeds), f"`{r['features']}`", *[_pct(_get(r, "uar", "test", c)) for c in corpora])
+                for r in si if (r.get("train_corpora") or []) != ["ravdess"]]  # fmt: skip
+        if shipped:
+            rows.append(("**ours (shipped)**", "log-mel", *[_pct(_get(shipped, "test", c, "uar")) for c in corpora]))
+        lines += [*_table(["model", "features", *corpora], rows), "", "UAR in %.", ""]
+    lines += _leak_lines(seeds)
+    lines += _search_lines(seeds)
+    lines += _not_ahead_lines(si, shipped, uv, ut)
+    return lines
+
+
+def _leak_lines(seeds: dict[str, Any]) -> list[str]:
+    lines = ["### The seeds' claims, tested: RAVDESS under three split protocols", ""]
+    leak = seeds.get("leak_table") or []
+    if not leak:
+        return [*lines, NOT_EVALUATED, ""]
+    lines += [
+        "The same model and features, trained and scored three ways on RAVDESS: the seeds' random split (every "
+        "actor on both sides), seed 003's augmentation before the split (copies of one recording on both sides; "
+        "scored on the test items as the seed did, and on the test recordings alone) and our speaker-independent "
+        "split (no actor on two sides). The last two columns: points of test UAR each shortcut adds.",
+        "",
+    ]
+    rows = [
+        (MODEL_NAME.get(r["model"], r["model"]), f"`{r['features']}`", _pct(r.get("random")),
+         _pct(r.get("augment_before_split")), _pct(r.get("augment_before_split_recordings")),
+         _pct(r.get("speaker_independent")), _delta(r.get("speaker_independent"), r.get("random")),
+         _delta(r.get("speaker_independent"), r.get("augment_before_split")))
+        for r in leak
+    ]  # fmt: skip
+    header = ["model", "features", "random split", "augment before split", "… its recordings only",
+              "speaker-independent", "points added by the random split",
+              "points added by augmenting first"]  # fmt: skip
+    return [*lines, *_table(header, rows), "", "Test UAR in %, 7 classes (calm counted as neutral).", ""]
+
+
+def _search_lines(seeds: dict[str, Any]) -> list[str]:
+    trials = _get(seeds, "search", "trials") or []
+    if not trials:
+        return []
+    best = _get(seeds, "search", "best_trial")
+    lines = ["### Seed 002's random search (CNN+BiLSTM on RAVDESS)", "",
+             f"Chosen on {_get(seeds, 'search', 'score') or 'the validation score'}; trial 0 is the seed's default.",
+             ""]  # fmt: skip
+    rows = [(f"**{t['trial']}**" if t["trial"] == best else t["trial"], f"`{json.dumps(t.get('config'))}`",
+             _pct(t.get("val_uar")), _pct(t.get("unseen_val_uar")), _pct(t.get("score")), t.get("epochs_run", "–"))
+            for t in trials]  # fmt: skip
+    header = ["trial", "configuration", "validation UAR", "unseen-val UAR", "score", "epochs"]
+    return [*lines, *_table(header, rows), ""]
+
+
+def _not_ahead_lines(
+    si: list[dict[str, Any]], shipped: dict[str, Any], uv: list[str], ut: list[str]
+) -> list[str]:
+    """Where a seed model scores at least as well as ours (same clips)."""
+    lines = ["### Where our model is not ahead", ""]
+    if not shipped or not si:
+        return [*lines, NOT_EVALUATED, ""]
+    found = []
+    for r in si:
+        u = r.get("uar") or {}
+        checks = [("RAVDESS test speakers", _get(u, "test", "ravdess"), _get(shipped, "test", "ravdess", "uar"))]
+        if (r.get("train_corpora") or []) != ["ravdess"]:
+            checks.append(("test speakers, all corpora", _get(u, "test", "all"), _get(shipped, "test", "all", "uar")))
+            checks += [(f"{c} test speakers", _get(u, "test", c), _get(shipped, "test", c, "uar"))
+                       for c in _corpora_of_values(_get(u, "test")) if c != "ravdess"]  # fmt: skip
+        checks += [(f"{c} (unseen)", _get(u, part, c), _get(shipped, part, c, "uar"))
+                   for part, names in (("unseen_val", uv), ("unseen_test", ut)) for c in names]  # fmt: skip
+        for what, theirs, ours in checks:
+            ft, fo = _num(theirs), _num(ours)
+            if ft is not None and fo is not None and ft >= fo:
+                found.append(f"* {MODEL_NAME.get(r['model'], r['model'])} on `{r['features']}` "
+                             f"({_trained_on(r)}), {what}: {_pct(ft)} % against our {_pct(fo)} %")  # fmt: skip
+    if not found:
+        return [*lines, "Our shipped model is ahead of every seed model on every figure above.", ""]
+    return [*lines, *found, ""]
 
 
 # Model card ------------------------------------------------------------------------------

@@ -10,19 +10,20 @@ where a detail had to be chosen.
 
 What changes from the seeds is the protocol, not the models: items come from
 :mod:`training.leak` (random, augment-before-split or speaker-independent
-parts), and every network is trained to convergence with early stopping on the
-validation part (Keras ``EarlyStopping`` on validation UAR, best weights
-restored; at most ``max_epochs``), not for a fixed number of epochs.
+parts), and every network is trained with early stopping on the validation
+part (Keras ``EarlyStopping`` on validation UAR, best weights restored; at
+most ``max_epochs``), not for a fixed number of epochs. :func:`fit_seed` fits
+one model and returns its predictor; :mod:`training.seeds_run` plans and runs
+``ser-train seeds``.
 
-The features are a parameter: a callable ``(samples, sample_rate) -> framewise
-array (n_frames, n_features)`` applied to each item's audio (augmented copies
-included, which is why it takes samples rather than a clip). The seeds' feature
-sets (MFCC, ZCR, RMS, chroma, mel) are to come from ``ser_engine``'s
-featurizer; :func:`standin_mfcc` (librosa MFCC) is only a STAND-IN for tests
-until they exist. Per model the framewise array is viewed as the seeds did:
-``pooled`` (mean over frames) for the tree and k-NN, ``flat`` (padded or cut to
-a fixed number of frames, then flattened feature by feature) for the 1D CNN,
-``sequence`` (padded or cut to 174 frames) for the CNN + BiLSTM.
+The features of the real run are the seeds' sets in ``ser_engine``'s one
+featurizer, computed through the engine's audio path
+(:mod:`training.seeds_data`). The functions here take arrays in a model's
+*view* of a clip's frames (:func:`view`): ``pooled`` (mean over frames) for
+the tree and k-NN, ``flat`` (padded or cut to a fixed number of frames, then
+flattened feature by feature) for the 1D CNN, ``sequence`` (padded or cut to
+174 frames) for the CNN + BiLSTM. :func:`standin_mfcc` (librosa MFCC) and
+:func:`run_seed` remain for the tests that compare with a librosa stand-in.
 
 TensorFlow and scikit-learn are imported inside the functions that need them.
 """
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from training.leak import PROTOCOLS, Item, item_rng
+from training.leak import Item, item_rng
 
 __all__ = [
     "BILSTM_DEFAULT",
@@ -49,9 +50,8 @@ __all__ = [
     "SEED_MODELS",
     "SEED_RUNS",
     "TRAINING_CORPORA",
-    "TRAIN_GMACS",
     "Featurize",
-    "PlannedRun",
+    "Predictor",
     "SeedRun",
     "augment_item",
     "build_seed_cnn1d",
@@ -60,14 +60,13 @@ __all__ = [
     "draw_search_config",
     "featurize_items",
     "fit_keras",
-    "format_plan",
+    "fit_scaler",
+    "fit_seed",
     "make_classifier",
     "model_macs",
-    "plan_size",
     "random_search",
     "run_seed",
     "search_configs",
-    "seeds_plan",
     "standardise",
     "standin_mfcc",
     "train_seed_model",
@@ -91,9 +90,6 @@ FEATURE_DIMS: dict[str, int] = {"mfcc": 40, "mfcc_zcr_rms": 22, "mfcc_chroma_mel
 CNN1D_SEED_INPUT_DIM = 2376
 """The seeds' 1D CNN input: ZCR (108 frames) + RMS (108) + 20 MFCC x 108 frames of 2.5 s of audio."""
 BILSTM_FRAMES, BILSTM_MFCC = 174, 40
-TRAIN_GMACS: dict[str, float] = {"cnn1d": 76.0, "cnn_bilstm": 22.0}
-"""Training throughput (3 x forward multiply-accumulates per second, in G) measured with batch 64 on the
-development machine (2 shared cores with AVX-512, 2026-11-24); a machine without AVX2 is slower."""
 TRAINING_CORPORA: tuple[str, ...] = ("ravdess", "crema-d", "tess", "savee", "ased", "nemo", "turev", "indowave")
 """The corpora our model trains on (every corpus not held out in ``training.splits.HELD_OUT``)."""
 
@@ -557,6 +553,136 @@ def fit_keras(
     return history
 
 
+def fit_scaler(x_train: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per-feature mean and scale of the training items over every axis but the last (constant features: 1)."""
+    xt = np.asarray(x_train, dtype=np.float32)
+    axes = tuple(range(xt.ndim - 1))
+    mu = xt.mean(axis=axes, dtype=np.float64)
+    sd = xt.std(axis=axes, dtype=np.float64)
+    return mu, np.where(sd > 1e-8, sd, 1.0)
+
+
+Predictor = Callable[[npt.ArrayLike], npt.NDArray[np.int64]]
+"""``(items in the model's view) -> predicted label indices``."""
+
+
+def fit_seed(
+    *,
+    model: str,
+    x_train: npt.ArrayLike,
+    y_train: npt.ArrayLike,
+    x_val: npt.ArrayLike,
+    y_val: npt.ArrayLike,
+    n_labels: int,
+    config: Mapping[str, Any] | None = None,
+    max_epochs: int = 100,
+    patience: int = 10,
+    seed: int = 0,
+) -> tuple[Predictor, dict[str, Any]]:
+    """Fit one seed model; return its predictor and what the fit did.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`SEED_MODELS`.
+    x_train, x_val : array_like
+        Items in the model's view (:func:`view`): ``(n, n_features)`` for the tree
+        and k-NN, ``(n, input_dim)`` for the 1D CNN, ``(n, n_frames, n_features)``
+        for the CNN + BiLSTM. The networks standardise with the training
+        statistics (the predictor applies them too); the tree and k-NN through
+        their scikit-learn pipeline.
+    y_train, y_val : array_like, shape (n,)
+        Label indices.
+    n_labels : int
+    config : mapping, optional
+        CNN + BiLSTM configuration (:data:`SEARCH_SPACE`); ignored by the others.
+    max_epochs, patience : int
+        Early stopping of the networks on validation UAR (:func:`fit_keras`).
+    seed : int
+
+    Returns
+    -------
+    predict : callable
+        ``x -> label indices``.
+    info : dict
+        ``model``, ``val_uar``, ``parameters`` (networks: weights; tree: nodes; k-NN: None),
+        ``epochs_run``, ``best_epoch``, ``max_epochs``, ``stopped`` ("early stopping" or
+        "epoch limit"; None for the tree and k-NN), ``seconds`` (the fit), ``history`` and
+        ``config`` (networks).
+    """
+    yt, yv = np.asarray(y_train, dtype=np.int64), np.asarray(y_val, dtype=np.int64)
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {"model": model}
+    if model in ("decision_tree", "knn"):
+        clf = make_classifier(model, seed=seed)
+        clf.fit(np.asarray(x_train, dtype=np.float32), yt)
+
+        def predict(x: npt.ArrayLike) -> npt.NDArray[np.int64]:
+            xa = np.asarray(x, dtype=np.float32)
+            return np.asarray(clf.predict(xa), dtype=np.int64) if len(xa) else np.zeros(0, np.int64)
+
+        info.update(
+            parameters=int(clf[-1].tree_.node_count) if model == "decision_tree" else None,
+            epochs_run=None,
+            best_epoch=None,
+            max_epochs=None,
+            stopped=None,
+            seconds=time.perf_counter() - t0,
+        )
+        info["val_uar"] = _uar(yv, predict(x_val), n_labels)
+        return predict, info
+    if model not in ("cnn1d", "cnn_bilstm"):
+        raise ValueError(f"unknown seed model {model!r}; known: {', '.join(SEED_MODELS)}")
+    mu, sd = fit_scaler(x_train)
+
+    def scale(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        return ((np.asarray(x, dtype=np.float32) - mu) / sd).astype(np.float32)
+
+    xt = scale(x_train)
+    if model == "cnn1d":
+        net = build_seed_cnn1d(input_dim=xt.shape[1], n_labels=n_labels, seed=seed)
+        batch, lr = 64, 1e-3
+    else:
+        cfg = dict(BILSTM_DEFAULT if config is None else config)
+        net = build_seed_cnn_bilstm(
+            n_labels=n_labels, n_frames=xt.shape[1], n_features=xt.shape[2], config=cfg, seed=seed
+        )
+        batch, lr = cfg["batch_size"], cfg["learning_rate"]
+        info["config"] = cfg
+    hist = fit_keras(
+        model=net,
+        x_train=xt,
+        y_train=yt,
+        x_val=scale(x_val),
+        y_val=yv,
+        n_labels=n_labels,
+        max_epochs=max_epochs,
+        patience=patience,
+        batch_size=batch,
+        learning_rate=lr,
+        seed=seed,
+    )
+
+    def predict_net(x: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        xa = scale(x)
+        if not len(xa):
+            return np.zeros(0, np.int64)
+        logits = np.asarray(net.predict(xa, batch_size=256, verbose=0), dtype=np.float32)
+        return np.asarray(logits.argmax(axis=1), dtype=np.int64)
+
+    info.update(
+        val_uar=hist["best_val_uar"],
+        parameters=int(net.count_params()),
+        epochs_run=hist["epochs_run"],
+        best_epoch=hist["best_epoch"],
+        max_epochs=max_epochs,
+        stopped="epoch limit" if hist["epochs_run"] >= max_epochs else "early stopping",
+        history=hist,
+        seconds=time.perf_counter() - t0,
+    )
+    return predict_net, info
+
+
 def train_seed_model(
     *,
     model: str,
@@ -568,84 +694,29 @@ def train_seed_model(
     patience: int = 10,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Fit one seed model on ``x["train"]`` and score it (UAR) on ``val`` and ``test``.
-
-    Parameters
-    ----------
-    model : str
-        One of :data:`SEED_MODELS`.
-    x : mapping
-        ``train`` / ``val`` / ``test`` arrays in the model's view (:func:`view`):
-        ``(n, n_features)`` for the tree and k-NN, ``(n, input_dim)`` for the
-        1D CNN, ``(n, n_frames, n_features)`` for the CNN + BiLSTM; standardised
-        here with the training statistics.
-    y : mapping
-        Label indices per part, each ``(n,)``.
-    n_labels : int
-    config : mapping, optional
-        CNN + BiLSTM configuration (:data:`SEARCH_SPACE`); ignored by the others.
-    max_epochs, patience : int
-        Early stopping of the networks (:func:`fit_keras`).
-    seed : int
+    """Fit one seed model on ``x["train"]`` (:func:`fit_seed`) and score it (UAR) on ``val`` and ``test``.
 
     Returns
     -------
     dict
-        ``model``, ``val_uar``, ``test_uar``, ``parameters`` (networks: weights; tree: nodes; k-NN:
-        None), ``epochs_run``, ``best_epoch``, ``seconds``, ``history`` (networks), ``config`` (CNN + BiLSTM).
+        :func:`fit_seed`'s info plus ``test_uar``; ``seconds`` covers the fit and the test predictions.
     """
-    yt, yv, ye = (np.asarray(y[p], dtype=np.int64) for p in ("train", "val", "test"))
     t0 = time.perf_counter()
-    out: dict[str, Any] = {"model": model}
-    if model in ("decision_tree", "knn"):
-        clf = make_classifier(model, seed=seed)
-        clf.fit(np.asarray(x["train"], dtype=np.float32), yt)
-        pv, pe = (clf.predict(np.asarray(x[p], dtype=np.float32)) for p in ("val", "test"))
-        out.update(
-            val_uar=_uar(yv, pv, n_labels),
-            test_uar=_uar(ye, pe, n_labels),
-            parameters=int(clf[-1].tree_.node_count) if model == "decision_tree" else None,
-            epochs_run=None,
-            best_epoch=None,
-        )
-    elif model in ("cnn1d", "cnn_bilstm"):
-        xt, xv, xe = standardise(x["train"], x["val"], x["test"])
-        if model == "cnn1d":
-            net = build_seed_cnn1d(input_dim=xt.shape[1], n_labels=n_labels, seed=seed)
-            batch, lr = 64, 1e-3
-        else:
-            cfg = dict(BILSTM_DEFAULT if config is None else config)
-            net = build_seed_cnn_bilstm(
-                n_labels=n_labels, n_frames=xt.shape[1], n_features=xt.shape[2], config=cfg, seed=seed
-            )
-            batch, lr = cfg["batch_size"], cfg["learning_rate"]
-            out["config"] = cfg
-        hist = fit_keras(
-            model=net,
-            x_train=xt,
-            y_train=yt,
-            x_val=xv,
-            y_val=yv,
-            n_labels=n_labels,
-            max_epochs=max_epochs,
-            patience=patience,
-            batch_size=batch,
-            learning_rate=lr,
-            seed=seed,
-        )
-        pe = np.asarray(net.predict(xe, batch_size=256, verbose=0)).argmax(axis=1)
-        out.update(
-            val_uar=hist["best_val_uar"],
-            test_uar=_uar(ye, pe, n_labels),
-            parameters=int(net.count_params()),
-            epochs_run=hist["epochs_run"],
-            best_epoch=hist["best_epoch"],
-            history=hist,
-        )
-    else:
-        raise ValueError(f"unknown seed model {model!r}; known: {', '.join(SEED_MODELS)}")
-    out["seconds"] = time.perf_counter() - t0
-    return out
+    predict, info = fit_seed(
+        model=model,
+        x_train=x["train"],
+        y_train=y["train"],
+        x_val=x["val"],
+        y_val=y["val"],
+        n_labels=n_labels,
+        config=config,
+        max_epochs=max_epochs,
+        patience=patience,
+        seed=seed,
+    )
+    info["test_uar"] = _uar(np.asarray(y["test"], dtype=np.int64), predict(x["test"]), n_labels)
+    info["seconds"] = time.perf_counter() - t0
+    return info
 
 
 def random_search(
@@ -729,165 +800,3 @@ def run_seed(
     result.update(run=asdict(run), items={p: len(parts[p]) for p in ("train", "val", "test")})
     result["input_shape"] = list(x["train"].shape[1:])
     return result
-
-
-# The full run, planned --------------------------------------------------------
-@dataclass(frozen=True)
-class PlannedRun:
-    """One training of the full seeds run."""
-
-    run: SeedRun
-    protocol: str
-    corpora: tuple[str, ...]
-    trials: int = 1
-
-
-def seeds_plan(*, search_trials: int = 10, training_corpora: Sequence[str] = TRAINING_CORPORA) -> list[PlannedRun]:
-    """Plan what ``ser-train seeds`` trains: the leak table on RAVDESS, then every seed run on all training corpora.
-
-    * RAVDESS alone, each of :data:`SEED_RUNS` under each of
-      :data:`~training.leak.PROTOCOLS` (the leak table).
-    * All training corpora, speaker-independent, each of :data:`SEED_RUNS`
-      (scored on the test speakers and the unseen corpora); the CNN + BiLSTM
-      with seed 002's random search of ``search_trials`` configurations.
-    """
-    plan = [PlannedRun(r, p, ("ravdess",)) for r in SEED_RUNS for p in PROTOCOLS]
-    plan += [
-        PlannedRun(r, "speaker_independent", tuple(training_corpora), search_trials if r.model == "cnn_bilstm" else 1)
-        for r in SEED_RUNS
-    ]
-    return plan
-
-
-def _network_costs(n_labels: int, feature_dims: Mapping[str, int]) -> dict[tuple[str, str], tuple[int, int]]:
-    """(parameters, MACs per item) of each network run, built once each."""
-    costs = {}
-    for r in SEED_RUNS:
-        if r.model == "cnn1d":
-            net = build_seed_cnn1d(input_dim=feature_dims[r.feature_set] * (r.n_frames or 1), n_labels=n_labels)
-        elif r.model == "cnn_bilstm":
-            net = build_seed_cnn_bilstm(
-                n_labels=n_labels, n_frames=r.n_frames or 1, n_features=feature_dims[r.feature_set]
-            )
-        else:
-            continue
-        costs[(r.model, r.feature_set)] = (int(net.count_params()), model_macs(net))
-    return costs
-
-
-def plan_size(
-    *,
-    plan: Sequence[PlannedRun],
-    clips: Mapping[str, int],
-    train_share: Mapping[str, float],
-    feature_dims: Mapping[str, int],
-    n_labels: int = 7,
-    copies: int = 2,
-    max_epochs: int = 100,
-) -> dict[str, Any]:
-    """Count what a plan trains: fits, featurized items, and an upper bound of the networks' compute.
-
-    Parameters
-    ----------
-    plan : sequence of PlannedRun
-    clips : mapping
-        Usable clips per corpus.
-    train_share : mapping
-        Share of each corpus's clips in the training part of the speaker split.
-    feature_dims : mapping
-        Features per frame of each feature set (e.g. ``{"mfcc": 40, "mfcc_zcr_rms": 22, ...}``).
-    n_labels, copies, max_epochs : int
-
-    Returns
-    -------
-    dict
-        ``rows`` (one per planned run: model, features, protocol, corpora, trials, train items,
-        parameters, TMAC bound, minutes per epoch and hours bound at :data:`TRAIN_GMACS`), ``fits``,
-        ``keras_fits``, ``featurized_items`` (per feature set, each recording and copy once),
-        ``train_tmac_bound`` (3 x forward MACs x train items x max_epochs), ``hours_per_epoch``
-        (one epoch of every fit and trial), ``hours_bound`` (every fit at ``max_epochs``).
-    """
-    costs = _network_costs(n_labels, feature_dims)
-    rows: list[dict[str, Any]] = []
-    featurized: dict[str, int] = {}
-    for pr in plan:
-        n = sum(clips[c] for c in pr.corpora)
-        if pr.protocol == "speaker_independent":
-            n_train = sum(clips[c] * train_share[c] for c in pr.corpora) * (1 + copies)
-        else:
-            n_train = n * 0.7 * (1 + copies)
-        params, macs = costs.get((pr.run.model, pr.run.feature_set), (0, 0))
-        tmac = 3 * macs * n_train * max_epochs * pr.trials / 1e12
-        epoch_min = 3 * macs * n_train / (TRAIN_GMACS.get(pr.run.model, math.inf) * 1e9) / 60 if macs else 0.0
-        rows.append(
-            {
-                "model": pr.run.model,
-                "features": pr.run.feature_set,
-                "view": pr.run.view,
-                "protocol": pr.protocol,
-                "corpora": "+".join(pr.corpora) if len(pr.corpora) < 3 else f"{len(pr.corpora)} training corpora",
-                "trials": pr.trials,
-                "train_items": round(n_train),
-                "parameters": params,
-                "tmac_bound": tmac,
-                "minutes_per_epoch": epoch_min,
-                "hours_bound": epoch_min * max_epochs * pr.trials / 60,
-            }
-        )
-    for fs in {r.feature_set for r in SEED_RUNS}:
-        used = {c for pr in plan if pr.run.feature_set == fs for c in pr.corpora}
-        featurized[fs] = sum(clips[c] for c in used) * (1 + copies)
-    return {
-        "rows": rows,
-        "fits": sum(r["trials"] for r in rows),
-        "keras_fits": sum(r["trials"] for r in rows if r["parameters"]),
-        "featurized_items": dict(sorted(featurized.items())),
-        "train_tmac_bound": sum(r["tmac_bound"] for r in rows),
-        "hours_bound": sum(r["hours_bound"] for r in rows),
-        "hours_per_epoch": sum(r["minutes_per_epoch"] * r["trials"] for r in rows) / 60,
-        "max_epochs": max_epochs,
-        "copies": copies,
-    }
-
-
-def format_plan(size: Mapping[str, Any]) -> str:
-    """Render the plan as the text ``ser-train seeds --dry-run`` prints."""
-    head = ["model", "features", "view", "protocol", "corpora", "trials", "train items", "parameters", "min/epoch"]
-    rows = [head]
-    for r in size["rows"]:
-        rows.append(
-            [
-                r["model"],
-                r["features"],
-                r["view"],
-                r["protocol"],
-                r["corpora"],
-                str(r["trials"]),
-                f"{r['train_items']:,}",
-                f"{r['parameters']:,}" if r["parameters"] else "-",
-                f"{r['minutes_per_epoch']:.1f}" if r["parameters"] else "-",
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = []
-    for k, row in enumerate(rows):
-        lines.append(
-            "  ".join(
-                c.rjust(w) if i >= 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-        )
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    rates = ", ".join(f"{k} {v:g} GMAC/s" for k, v in TRAIN_GMACS.items())
-    lines += [
-        "",
-        f"{size['fits']} fits ({size['keras_fits']} Keras networks, early stopping, at most "
-        f"{size['max_epochs']} epochs each); {size['copies']} augmented copies per clip",
-        "featurized items (recordings + copies) per feature set: "
-        + ", ".join(f"{k} {v:,}" for k, v in size["featurized_items"].items()),
-        f"network training compute, upper bound (every fit running all {size['max_epochs']} epochs, "
-        f"3 x forward MACs): {size['train_tmac_bound']:.0f} TMAC",
-        f"network training time at the measured rates ({rates}): "
-        f"{size['hours_per_epoch']:.1f} h per epoch of every fit, at most {size['hours_bound']:.0f} h",
-    ]
-    return "\n".join(lines) + "\n"
