@@ -153,13 +153,30 @@ apt_install() {
 # package: its .deb (the version of the installed libpulse0) is unpacked into DIR and started
 # from there by tests/private_pulse.py, with its own socket; only its libraries are installed.
 private_pulseaudio() {
-  local dir="$1" version tmp deb libdir moddir
-  local -a deps apt_opts
-  if [[ -x "$dir/pulseaudio" ]]; then
-    echo "private PulseAudio daemon already in $dir"
-    return 0
-  fi
+  local dir="$1" version libdir moddir
   version="$(dpkg-query -W -f='${Version}' libpulse0)"
+  if [[ -x "$dir/root/usr/bin/pulseaudio" && "$(cat "$dir/version" 2> /dev/null)" == "$version" ]]; then
+    echo "private PulseAudio $version already unpacked in $dir"
+  else
+    unpack_pulseaudio "$dir" "$version" || return 1
+  fi
+  libdir="$(dirname "$(find "$dir/root" -name 'libpulsecore-*.so' | head -n1)")"
+  moddir="$(dirname "$(find "$dir/root" -name 'module-null-sink.so' | head -n1)")"
+  {
+    echo '#!/bin/sh'
+    echo "# The tests' private PulseAudio daemon, unpacked from pulseaudio_$version by scripts/setup.sh."
+    # libpulsecore, and the modules' own helper libraries (libprotocol-native...), which the
+    # modules find through a RUNPATH of the system folder they were built for
+    echo "export LD_LIBRARY_PATH=\"$libdir:$moddir\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
+    echo "exec \"$dir/root/usr/bin/pulseaudio\" --dl-search-path=\"$moddir\" \"\$@\""
+  } > "$dir/pulseaudio"
+  chmod +x "$dir/pulseaudio"
+}
+
+# unpack_pulseaudio DIR VERSION: download pulseaudio_VERSION.deb (no root needed) into DIR/root.
+unpack_pulseaudio() {
+  local dir="$1" version="$2" tmp deb
+  local -a deps apt_opts
   # its shared libraries (never a sound server)
   mapfile -t deps < <(apt-cache depends --no-recommends --no-suggests "pulseaudio=$version" 2> /dev/null |
     awk '$1 == "Depends:" && $2 ~ /^lib/ {print $2}' | sort -u)
@@ -179,15 +196,7 @@ private_pulseaudio() {
   mkdir -p "$dir"
   dpkg-deb -x "$deb" "$dir/root"
   rm -rf "$tmp"
-  libdir="$(dirname "$(find "$dir/root" -name 'libpulsecore-*.so' | head -n1)")"
-  moddir="$(dirname "$(find "$dir/root" -name 'module-null-sink.so' | head -n1)")"
-  {
-    echo '#!/bin/sh'
-    echo "# The tests' private PulseAudio daemon, unpacked from pulseaudio_$version by scripts/setup.sh."
-    echo "export LD_LIBRARY_PATH=\"$libdir\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
-    echo "exec \"$dir/root/usr/bin/pulseaudio\" --dl-search-path=\"$moddir\" \"\$@\""
-  } > "$dir/pulseaudio"
-  chmod +x "$dir/pulseaudio"
+  echo "$version" > "$dir/version"
   echo "private PulseAudio $version unpacked into $dir"
 }
 
