@@ -47,7 +47,7 @@ def _fresh_ser_logging() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    """The shared corpora. Missing corpora are an error, not a skip."""
+    """Return the shared corpora. Missing corpora are an error, not a skip."""
     if not (CORPUS_DIR / "README.md").is_file():
         pytest.fail(f"corpus folder {CORPUS_DIR} not found (set SER_CORPUS_DIR)")
     return CORPUS_DIR
@@ -55,7 +55,7 @@ def corpus_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny ONNX model with dynamic time axis."""
+    """Build an untrained tiny ONNX model with dynamic time axis."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
 
 
@@ -66,7 +66,7 @@ def tiny_model(tiny_model_dir: Path) -> EmotionModel:
 
 @pytest.fixture(scope="session")
 def shipped_model_dir() -> Path:
-    """The real model shipped in models/. Its absence is a failure."""
+    """Return the real model shipped in models/. Its absence is a failure."""
     if not (SHIPPED_MODEL_DIR / "model.onnx").is_file():
         pytest.fail(f"the shipped model {SHIPPED_MODEL_DIR / 'model.onnx'} is missing")
     return SHIPPED_MODEL_DIR
@@ -103,7 +103,7 @@ _PULSE: PrivatePulse | None = None
 _PULSE_ERROR: str | None = None
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_configure() -> None:
     """Start the session's own sound server before any test module imports sounddevice.
 
     PortAudio reads the ALSA configuration when it initialises (on ``import sounddevice``),
@@ -115,7 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _PULSE, _PULSE_ERROR = start_private_pulse()
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def pytest_unconfigure() -> None:
     global _PULSE
     if _PULSE is not None:
         _PULSE.close()
@@ -181,7 +181,7 @@ class VirtualMic:
 
 @pytest.fixture(scope="session")
 def virtual_mic(tmp_path_factory: pytest.TempPathFactory) -> VirtualMic:
-    """The virtual microphone of the session's private PulseAudio. Fails (never skips)."""
+    """Return the virtual microphone of the session's private PulseAudio. Fails (never skips)."""
     import shutil
 
     for tool in ("pactl", "paplay"):

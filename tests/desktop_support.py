@@ -15,7 +15,7 @@ from desktop_app.settings import AppSettings
 
 
 def temp_settings(tmp_path: Path, name: str = "settings.ini") -> AppSettings:
-    """An AppSettings on a private INI file (never the user's settings)."""
+    """Make an AppSettings on a private INI file (never the user's settings)."""
     return AppSettings(QSettings(str(tmp_path / name), QSettings.Format.IniFormat))
 
 
@@ -24,7 +24,7 @@ def no_devices() -> tuple[list[object], str | None]:
 
 
 def corpus_clips(corpus_dir: Path) -> list[Path]:
-    """A fixed, small set of real clips from three corpora (two formats)."""
+    """Return a fixed, small set of real clips from three corpora (two formats)."""
     clips = [
         corpus_dir / "ravdess" / "Actor_01" / "03-01-05-02-01-01-01.flac",  # angry, strong
         corpus_dir / "ravdess" / "Actor_02" / "03-01-04-02-02-01-02.flac",  # sad, strong
@@ -37,7 +37,7 @@ def corpus_clips(corpus_dir: Path) -> list[Path]:
 
 
 def file_view(qtbot: Any, tmp_path: Path, model: Any) -> Any:
-    """A shown FileView (offscreen) with temporary settings, cleaned up by ``qtbot``."""
+    """Show a FileView (offscreen) with temporary settings, cleaned up by ``qtbot``."""
     from desktop_app.file_view import FileView
 
     v = FileView(settings=temp_settings(tmp_path), model=model)

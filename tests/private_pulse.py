@@ -82,7 +82,7 @@ class PrivatePulse:
 
     @staticmethod
     def program() -> str | None:
-        """The daemon to run: ``$SER_PULSEAUDIO`` or ``pulseaudio`` on the PATH."""
+        """Return the daemon to run: ``$SER_PULSEAUDIO`` or ``pulseaudio`` on the PATH."""
         chosen = os.environ.get("SER_PULSEAUDIO")
         if chosen:
             return chosen if os.access(chosen, os.X_OK) else None
@@ -91,7 +91,7 @@ class PrivatePulse:
 
     # -- daemon -------------------------------------------------------------------------------
     def running(self) -> bool:
-        """True when the daemon answers on its socket."""
+        """Tell whether the daemon answers on its socket."""
         env = {**os.environ, **self.client_env()}
         try:
             return subprocess.run(["pactl", "info"], capture_output=True, timeout=10, env=env).returncode == 0

@@ -32,7 +32,7 @@ def as_root(argv: list[str], *, why: str) -> list[str]:
 
 @contextlib.contextmanager
 def small_tmpfs(where: Path, *, size: str) -> Iterator[Path]:
-    """A real tmpfs of ``size`` (e.g. ``"200k"``) mounted at ``where``, owned by the test's user.
+    """Mount a real tmpfs of ``size`` (e.g. ``"200k"``) at ``where``, owned by the test's user.
 
     Unmounted (lazily if busy) when the block ends.
     """

@@ -25,7 +25,7 @@ SR = 16000
 
 def run_session(model: EmotionModel, samples: np.ndarray, rate: int, **kwargs: object
                 ) -> tuple[LiveSession, list[Prediction], list[SerError]]:
-    """A LiveSession on an ArrayInput, run until the array is used up."""
+    """Run a LiveSession on an ArrayInput until the array is used up."""
     preds: list[Prediction] = []
     errors: list[SerError] = []
     session = LiveSession(model, on_prediction=preds.append, on_error=errors.append,
@@ -37,7 +37,7 @@ def run_session(model: EmotionModel, samples: np.ndarray, rate: int, **kwargs: o
 
 
 def streamer_predictions(model: EmotionModel, samples16: np.ndarray) -> list[Prediction]:
-    """The same samples through a Streamer directly (the reference)."""
+    """Run the same samples through a Streamer directly (the reference)."""
     ring = RingBuffer(len(samples16) + 1)
     reader = ring.reader()
     ring.write(samples16)
@@ -48,7 +48,9 @@ def test_array_input_feeds_every_sample_in_order() -> None:
     rng = np.random.default_rng(3)
     x = rng.uniform(-0.5, 0.5, (22050, 2)).astype(np.float32)
     inp = ArrayInput(x, 22050, speed=20.0, block_s=0.01)
-    assert inp.device is not None and inp.device.max_input_channels == 2 and inp.device_rate == 22050
+    assert inp.device is not None
+    assert inp.device.max_input_channels == 2
+    assert inp.device_rate == 22050
     inp.start()
     assert inp.ring is not None
     reader = inp.ring.reader(from_start=True)
@@ -62,7 +64,9 @@ def test_array_input_feeds_every_sample_in_order() -> None:
     inp.stop()
     out = np.concatenate(got)
     np.testing.assert_array_equal(out, x.mean(axis=1).astype(np.float32))  # channels averaged, nothing lost
-    assert reader.lost == 0 and inp.check() is None and inp.callbacks == -(-22050 // inp.block)
+    assert reader.lost == 0
+    assert inp.check() is None
+    assert inp.callbacks == -(-22050 // inp.block)
 
 
 @pytest.mark.parametrize("bad", [dict(speed=0.0), dict(speed=float("inf")), dict(block_s=-1.0),
@@ -83,25 +87,32 @@ def test_session_on_an_array_gives_the_streamers_predictions(corpus_dir: Path, s
     clip = load_audio(corpus_dir / "ravdess" / "Actor_01" / "03-01-05-02-01-01-01.flac", sample_rate=SR).samples
     y = np.concatenate([clip, np.zeros(SR, np.float32), clip]).astype(np.float32)
     session, preds, errors = run_session(shipped_model, y, SR)
-    assert errors == [] and session.error is None  # an array ends the session cleanly
+    assert errors == []  # an array ends the session cleanly
+    assert session.error is None
     expected = streamer_predictions(shipped_model, y)
     hop = shipped_model.feature_config.hop_samples
     assert len(preds) == len(expected) == len(y) // hop
-    assert any(p.speech for p in preds) and any(not p.speech for p in preds)
+    assert any(p.speech for p in preds)
+    assert any(not p.speech for p in preds)
     for got, want in zip(preds, expected, strict=True):
         assert (got.start_s, got.end_s, got.speech, got.label) == (want.start_s, want.end_s, want.speech, want.label)
         for lab in want.probabilities:
             assert got.probabilities[lab] == pytest.approx(want.probabilities[lab], abs=1e-5)
     stats = session.stats()
-    assert stats.predictions == len(preds) and stats.device_rate == SR and stats.overflows == 0
-    assert stats.lost_samples == 0 and not stats.running
+    assert stats.predictions == len(preds)
+    assert stats.device_rate == SR
+    assert stats.overflows == 0
+    assert stats.lost_samples == 0
+    assert not stats.running
 
 
 def test_session_resamples_a_sound_cards_rate(tiny_model: EmotionModel) -> None:
     y16 = synth_speechlike(seconds=4.0, seed=4)
     y44 = resample(y16, orig_sr=SR, target_sr=44100)
     session, preds, errors = run_session(tiny_model, np.stack([y44, y44], axis=1), 44100)
-    assert errors == [] and session.input is not None and session.input.device_rate == 44100
+    assert errors == []
+    assert session.input is not None
+    assert session.input.device_rate == 44100
     hop = tiny_model.feature_config.hop_samples
     assert len(preds) == session.audio.write_position // hop == len(y16) // hop  # the resampler's tail is flushed
     assert any(p.speech for p in preds)
@@ -120,14 +131,16 @@ def test_recording_from_an_array_holds_the_audio_and_the_exporters_rows(tmp_path
     assert not session.recording  # the session closed it when the array ended
     session.stop()
     audio, rate = sf.read(str(wav), dtype="float32")
-    assert rate == SR and len(audio) == len(y)
+    assert rate == SR
+    assert len(audio) == len(y)
     np.testing.assert_allclose(audio, y, atol=1 / 32767 + 1e-6)  # 16-bit PCM of exactly what the model heard
     with table.open(newline="") as fh:
         rows = list(csv.reader(fh))
     labels = tiny_model.labels
     assert rows[0] == prediction_header(labels=labels)
     want = [[str(v) for v in prediction_row(p, start_s=p.start_s, end_s=p.end_s, labels=labels)] for p in preds]
-    assert rows[1:] == want and len(want) == len(y) // tiny_model.feature_config.hop_samples
+    assert rows[1:] == want
+    assert len(want) == len(y) // tiny_model.feature_config.hop_samples
 
 
 def test_a_bug_on_the_worker_ends_the_session_as_a_reported_failure(

@@ -32,7 +32,7 @@ SPEAKER_NEUTRAL = [  # one CREMA-D speaker (1001), neutral, six sentences: ~14 s
 
 
 @pytest.fixture(autouse=True)
-def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Profiles go to a temporary XDG data folder, never the user's."""
     home = tmp_path / "xdg-data"
     monkeypatch.setenv("XDG_DATA_HOME", str(home))
@@ -60,23 +60,27 @@ def _dialog(qtbot, tmp_path: Path, model: EmotionModel, **kw) -> tuple[Calibrati
 @pytest.mark.corpus
 @pytest.mark.slow
 def test_calibration_records_speech_and_saves_a_profile(qtbot, tmp_path: Path, virtual_mic, corpus_dir: Path,
-                                                        shipped_model: EmotionModel,
-                                                        _private_data_home: Path) -> None:
+                                                        shipped_model: EmotionModel, data_home: Path) -> None:
     wav, seconds = _neutral_speech_wav(corpus_dir, tmp_path)
     assert seconds > 12.0
     list_devices(rescan=True)  # PortAudio sees the virtual microphone as the default input
     dlg, profiles = _dialog(qtbot, tmp_path, shipped_model, countdown_s=1, record_s=seconds + 0.5)
     # step 1: the text to read, the device, a live meter and Start
     qtbot.waitUntil(lambda: dlg.input is not None, timeout=10000)
-    assert dlg.state == "intro" and dlg.pages.currentIndex() == 0
-    assert "North Wind" in dlg.text_label.text() and "default input" in dlg.device_label.text()
-    assert dlg.start_button.isVisible() and dlg.start_button.isEnabled()
+    assert dlg.state == "intro"
+    assert dlg.pages.currentIndex() == 0
+    assert "North Wind" in dlg.text_label.text()
+    assert "default input" in dlg.device_label.text()
+    assert dlg.start_button.isVisible()
+    assert dlg.start_button.isEnabled()
     assert not dlg.save_button.isVisible()
     # step 2: countdown, then recording while the speaker talks into the microphone
     dlg.start()
-    assert dlg.state == "countdown" and dlg.count_label.text() == "1"
+    assert dlg.state == "countdown"
+    assert dlg.count_label.text() == "1"
     qtbot.waitUntil(lambda: dlg.state == "recording", timeout=5000)
-    assert dlg.stop_button.isVisible() and dlg.stop_button.text() == "Stop early"
+    assert dlg.stop_button.isVisible()
+    assert dlg.stop_button.text() == "Stop early"
     proc = virtual_mic.play(wav)
     qtbot.waitUntil(lambda: dlg.meter.level_db > -40.0, timeout=5000)  # the meter is live while recording
     qtbot.waitUntil(lambda: dlg.progress.value() > 0 and "s left" in dlg.progress.format(), timeout=5000)
@@ -85,60 +89,76 @@ def test_calibration_records_speech_and_saves_a_profile(qtbot, tmp_path: Path, v
     proc.wait(timeout=20)
     assert dlg.state == "result", dlg.error
     profile = dlg.profile
-    assert profile is not None and profile.speech_s >= MIN_SPEECH_S
-    assert profile.sources == ("microphone",) and profile.model_name == shipped_model.name
+    assert profile is not None
+    assert profile.speech_s >= MIN_SPEECH_S
+    assert profile.sources == ("microphone",)
+    assert profile.model_name == shipped_model.name
     text = dlg.result_text.text()
-    assert f"{profile.speech_s:.1f} s" in text and "before calibration" in text and "after calibration" in text
+    assert f"{profile.speech_s:.1f} s" in text
+    assert "before calibration" in text
+    assert "after calibration" in text
     top_after = max(profile.after, key=profile.after.get)
     assert top_after.capitalize() in text.split("after calibration")[1]
-    assert dlg.save_button.isVisible() and dlg.again_button.isVisible() and dlg.cancel_button.isVisible()
+    assert dlg.save_button.isVisible()
+    assert dlg.again_button.isVisible()
+    assert dlg.cancel_button.isVisible()
     assert dlg.name_edit.text().startswith("My voice")
     dlg.name_edit.setText("Speaker 1001 desk")
     with qtbot.waitSignal(dlg.saved, timeout=2000) as blocker:
         dlg.save()
     path = Path(blocker.args[0])
     # saved in $XDG_DATA_HOME/ser/profiles, loads back, and is the active profile
-    assert path.parent == _private_data_home / "ser" / "profiles" == default_profile_dir()
+    assert path.parent == data_home / "ser" / "profiles" == default_profile_dir()
     loaded = VoiceProfile.load(path)
-    assert loaded.name == "Speaker 1001 desk" and loaded.logit_shift == profile.logit_shift
+    assert loaded.name == "Speaker 1001 desk"
+    assert loaded.logit_shift == profile.logit_shift
     assert profiles.settings.voice_profile == str(path)
     assert profiles.active_profile() == loaded
-    assert dlg.input is None and not dlg.isVisible()  # the device is closed with the dialog
+    assert dlg.input is None
+    assert not dlg.isVisible()  # the device is closed with the dialog
 
 
 @pytest.mark.mic
 @pytest.mark.slow
-def test_silence_says_too_little_speech_and_stays_usable(qtbot, tmp_path: Path, virtual_mic,
-                                                         shipped_model: EmotionModel,
-                                                         _private_data_home: Path) -> None:
+@pytest.mark.usefixtures("virtual_mic")
+def test_silence_says_too_little_speech_and_stays_usable(qtbot, tmp_path: Path, shipped_model: EmotionModel,
+                                                         data_home: Path) -> None:
     list_devices(rescan=True)
     dlg, profiles = _dialog(qtbot, tmp_path, shipped_model, countdown_s=0, record_s=4.0)
     qtbot.waitUntil(lambda: dlg.input is not None, timeout=10000)
     dlg.start()  # nothing is played: the microphone hears silence
     assert dlg.state == "recording"
     qtbot.waitUntil(lambda: dlg.state in ("result", "failed"), timeout=30000)
-    assert dlg.state == "failed" and dlg.profile is None
+    assert dlg.state == "failed"
+    assert dlg.profile is None
     assert dlg.result_title.text() == "Not enough speech"
-    assert "speech" in dlg.result_text.text() and f"{MIN_SPEECH_S:g} s" in dlg.result_text.text()
-    assert not dlg.save_button.isVisible() and dlg.again_button.isVisible() and dlg.again_button.isEnabled()
-    assert not (_private_data_home / "ser" / "profiles").exists() or not list(
-        (_private_data_home / "ser" / "profiles").iterdir())
+    assert "speech" in dlg.result_text.text()
+    assert f"{MIN_SPEECH_S:g} s" in dlg.result_text.text()
+    assert not dlg.save_button.isVisible()
+    assert dlg.again_button.isVisible()
+    assert dlg.again_button.isEnabled()
+    assert not (data_home / "ser" / "profiles").exists() or not list(
+        (data_home / "ser" / "profiles").iterdir())
     # Record again: back to step 1 with the microphone open
     dlg.record_again()
-    assert dlg.state == "intro" and dlg.input is not None and dlg.start_button.isEnabled()
+    assert dlg.state == "intro"
+    assert dlg.input is not None
+    assert dlg.start_button.isEnabled()
     dlg.start()
     qtbot.wait(300)
     dlg.stop_early()  # stopping after a fraction of a second is too little speech too
     qtbot.waitUntil(lambda: dlg.state == "failed", timeout=30000)
     assert dlg.again_button.isEnabled()
     dlg.reject()
-    assert dlg.input is None and profiles.settings.voice_profile == ""
+    assert dlg.input is None
+    assert profiles.settings.voice_profile == ""
 
 
 class _FakeInput:
     """A microphone that opens and delivers quiet audio, then (optionally) disappears."""
 
     def __init__(self, device, *, ring_seconds: float, fail_open: bool = False, lose_after: int | None = None):
+        del device  # an input factory's signature: any device gives this input
         self.device_rate = 16000
         self.ring = RingBuffer(int(ring_seconds * 16000))
         self.fail_open = fail_open
@@ -170,11 +190,15 @@ def test_a_microphone_that_cannot_open_is_explained(qtbot, tmp_path: Path, shipp
 
     dlg, _ = _dialog(qtbot, tmp_path, shipped_model, device=3, device_name="USB mic", input_factory=factory)
     qtbot.waitUntil(lambda: len(made) == 1, timeout=2000)
-    assert dlg.input is None and dlg.input_error.isVisible()
+    assert dlg.input is None
+    assert dlg.input_error.isVisible()
     assert "Device unavailable" in dlg.input_error.text()
-    assert not dlg.start_button.isEnabled() and dlg.retry_input_button.isVisible()
+    assert not dlg.start_button.isEnabled()
+    assert dlg.retry_input_button.isVisible()
     dlg.retry_input_button.click()  # plugged back in
-    assert dlg.input is made[1] and not dlg.input_error.isVisible() and dlg.start_button.isEnabled()
+    assert dlg.input is made[1]
+    assert not dlg.input_error.isVisible()
+    assert dlg.start_button.isEnabled()
     dlg.reject()
     assert made[1].stopped
 
@@ -192,7 +216,9 @@ def test_device_lost_while_recording_shows_the_reason(qtbot, tmp_path: Path, shi
     qtbot.waitUntil(lambda: dlg.state == "failed", timeout=5000)
     assert dlg.result_title.text() == "The microphone stopped"
     assert "disconnected" in dlg.result_text.text()
-    assert made[0].stopped and dlg.again_button.isEnabled()
+    assert made[0].stopped
+    assert dlg.again_button.isEnabled()
     dlg.record_again()
-    assert dlg.state == "intro" and dlg.input is made[1]
+    assert dlg.state == "intro"
+    assert dlg.input is made[1]
     dlg.reject()

@@ -66,12 +66,14 @@ def _play(qtbot, virtual_mic, source, timeout_ms: int = 30000) -> tuple[float, f
 def test_live_mode_hears_speech_and_silence(qtbot, tmp_path: Path, virtual_mic, corpus_dir: Path,
                                             tiny_model: EmotionModel) -> None:
     view = _live(qtbot, tmp_path, tiny_model)
-    assert view.current_device() is not None and view.current_device().is_default
+    assert view.current_device() is not None
+    assert view.current_device().is_default
     levels = _Levels(view)
     assert view.start(), view.banner.text()
     # silence first: the gate says so, the display shows the no-speech state
     qtbot.waitUntil(lambda: view.silence_predictions >= 3, timeout=15000)
-    assert view.emotion.state == "no_speech" and view.speech_predictions == 0
+    assert view.emotion.state == "no_speech"
+    assert view.speech_predictions == 0
     quiet = max(v for _, v in levels.samples)
     assert quiet < NOISE_FLOOR_DB
     # a real clip: audio arrives (level above the noise floor) and predictions say speech
@@ -88,8 +90,10 @@ def test_live_mode_hears_speech_and_silence(qtbot, tmp_path: Path, virtual_mic, 
     qtbot.waitUntil(lambda: view.silence_predictions >= n_silent + 2 and view.emotion.state == "no_speech",
                     timeout=15000)
     stats = view.last_stats
-    assert stats is not None and stats.overflows == 0
-    assert "ms/step" in view.status_compute.text() and "delay" in view.status_delay.text()
+    assert stats is not None
+    assert stats.overflows == 0
+    assert "ms/step" in view.status_compute.text()
+    assert "delay" in view.status_delay.text()
     view.stop()
     assert not view.running
 
@@ -165,8 +169,10 @@ def test_device_lost_mid_stream_keeps_recording_and_app(qtbot, tmp_path: Path, v
         message = blocker.args[0]
         assert "device" in message.lower()
         assert str(wav) in message  # the user is told the recording is kept
-        assert view.banner.isVisible() and "stopped" in view.banner.text()
-        assert not view.running and view.emotion.state == "error"
+        assert view.banner.isVisible()
+        assert "stopped" in view.banner.text()
+        assert not view.running
+        assert view.emotion.state == "error"
         info = sf.info(str(wav))
         assert info.frames / info.samplerate > 1.0  # the recording so far is kept and readable
         assert wav.with_suffix(".csv").read_text().startswith("start_s,end_s,speech,label")
@@ -196,14 +202,16 @@ def test_recording_keeps_every_sample_and_the_timeline(qtbot, tmp_path: Path, vi
     session = view.controller.session
     view.toggle_recording()
     wav = view.controller.recording_path
-    assert wav is not None and view.record_button.text() == "Stop recording"
+    assert wav is not None
+    assert view.record_button.text() == "Stop recording"
     start_pos = session.audio.write_position
     clip = corpus_clips(corpus_dir)[0]
     _play(qtbot, virtual_mic, clip)
     qtbot.wait(1500)
     view.toggle_recording()  # stop: the files are closed and kept
     end_pos = session.audio.write_position
-    assert view.controller.recording_path is None and view.record_button.text() == "Record"
+    assert view.controller.recording_path is None
+    assert view.record_button.text() == "Record"
     view.stop()
     rec, rate = sf.read(str(wav), dtype="float32")
     assert rate == 16000
@@ -248,7 +256,8 @@ def test_live_mode_with_a_voice_profile_and_switching_it(qtbot, tmp_path: Path, 
     qtbot.waitUntil(lambda: view.speech_predictions >= 2, timeout=15000)
     first = view.controller.session
     view.profile_combo.setCurrentIndex(0)  # "No calibration" while listening
-    assert view.running and view.controller.session is not first
+    assert view.running
+    assert view.controller.session is not first
     assert view.controller.session.model.profile is None
     n = view.predictions_received
     _play(qtbot, virtual_mic, corpus_dir / "crema-d" / "1001_IEO_HAP_HI.ogg")

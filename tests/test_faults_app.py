@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
 import stat
@@ -69,11 +70,14 @@ def fill_up(folder: Path) -> Path:
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         while True:
-            os.write(fd, b"\0" * 1024)
-    except OSError as exc:
-        assert exc.errno == 28, exc
+            try:
+                os.write(fd, b"\0" * 1024)
+            except OSError as exc:  # the disk is full (checked below)
+                full = exc
+                break
     finally:
         os.close(fd)
+    assert full.errno == errno.ENOSPC, full
     return filler
 
 
@@ -98,7 +102,8 @@ def test_failed_export_on_a_full_disk_keeps_the_earlier_files_and_says_why(
     view.message.connect(messages.append)
     with small_tmpfs(tmp_path / "disk", size="1m") as disk:
         csv_path, json_path = disk / "batch.csv", disk / "batch.json"
-        assert view.save_csv(csv_path) and view.save_json(json_path)  # a valid earlier export
+        assert view.save_csv(csv_path)  # a valid earlier export
+        assert view.save_json(json_path)
         before = {p: p.read_bytes() for p in (csv_path, segments_path_for(csv_path), json_path)}
         assert all(before.values())
         _run(qtbot, view, make_speech_folder(corpus_dir, tmp_path / "more", 12))  # a larger export next
@@ -111,10 +116,14 @@ def test_failed_export_on_a_full_disk_keeps_the_earlier_files_and_says_why(
             assert {p: p.read_bytes() for p in before} == before
             assert sorted(p.name for p in disk.iterdir()) == sorted([*(p.name for p in before), filler.name])
             # the app says which file and why: status text and a message box
-            assert messages and str(path) in messages[-1] and "disk is full" in messages[-1]
+            assert messages
+            assert str(path) in messages[-1]
+            assert "disk is full" in messages[-1]
             box = view.export_error_box
-            assert box is not None and box.isVisible()
-            assert str(path) in box.text() and "earlier file" in box.informativeText()
+            assert box is not None
+            assert box.isVisible()
+            assert str(path) in box.text()
+            assert "earlier file" in box.informativeText()
             box.close()
         # once there is room again the same export succeeds and is complete
         filler.unlink()
@@ -175,13 +184,16 @@ def test_non_utf8_file_names_are_exported_as_valid_utf8(qtbot, tmp_path: Path, c
     os.rename(src, odd)
     view = _view(qtbot, tmp_path, shipped_model)
     _run(qtbot, view, [odd])
-    assert view.results[0] is not None and view.results[0].ok
-    assert view.save_csv(tmp_path / "t.csv") and view.save_json(tmp_path / "t.json")
+    assert view.results[0] is not None
+    assert view.results[0].ok
+    assert view.save_csv(tmp_path / "t.csv")
+    assert view.save_json(tmp_path / "t.json")
     for p in (tmp_path / "t.csv", tmp_path / "t_segments.csv"):
         text = p.read_bytes().decode("utf-8")  # valid UTF-8, or this raises
         assert "caf\\xe9_\\xff.wav" in text
     data = json.loads((tmp_path / "t.json").read_bytes().decode("utf-8"))
-    assert data[0]["ok"] is True and data[0]["path"].endswith("caf\\xe9_\\xff.wav")
+    assert data[0]["ok"] is True
+    assert data[0]["path"].endswith("caf\\xe9_\\xff.wav")
 
 
 # ---------------------------------------------------------------------------
@@ -207,7 +219,8 @@ def test_a_200_file_batch_inserts_rows_once_and_the_gui_keeps_ticking(qtbot, tmp
     t1 = time.monotonic()
     heartbeat.stop()
     assert inserts == [(0, n - 1)]  # the whole folder arrived as one insertion, not row by row
-    assert view.table.rowCount() == n and all(r is not None and r.ok for r in view.results)
+    assert view.table.rowCount() == n
+    assert all(r is not None and r.ok for r in view.results)
     assert [view.table.item(r, 5).text() for r in range(n)] == ["ok"] * n
     # rows are the engine's results for those files (spot checks)
     for r in (0, 57, n - 1):
@@ -217,9 +230,11 @@ def test_a_200_file_batch_inserts_rows_once_and_the_gui_keeps_ticking(qtbot, tmp
     assert view.progress.value() == n
     # the heartbeat kept ticking through the batch (a generous bound: the GUI never stalled for 0.5 s)
     edges = np.diff([t0, *[t for t in ticks if t <= t1], t1])
-    assert len(ticks) > 5 and edges.max() < 0.5, f"the GUI thread was blocked for {edges.max():.2f} s"
+    assert len(ticks) > 5, f"the GUI thread was blocked for {edges.max():.2f} s"
+    assert edges.max() < 0.5, f"the GUI thread was blocked for {edges.max():.2f} s"
     # the batch over, the first result is shown; a row selected by the user shows its result
-    assert view.table.currentRow() == 0 and view.paths[0].name in view.summary.text()
+    assert view.table.currentRow() == 0
+    assert view.paths[0].name in view.summary.text()
     view.table.selectRow(42)
     assert view.paths[42].name in view.summary.text()
 
@@ -235,20 +250,25 @@ def test_cancel_returns_at_once_and_the_batch_stops(qtbot, tmp_path: Path, corpu
     view.add_paths([folder])
     qtbot.waitUntil(lambda: sum(r is not None for r in view.results) >= 5, timeout=60000)
     worker = view.worker
-    assert worker is not None and not worker.done
+    assert worker is not None
+    assert not worker.done
     view.cancel()
     # Cancel answered synchronously: the batch is over for the user, the buttons are back
-    assert finished == [True] and not view.busy
-    assert view.open_files_button.isEnabled() and not view.cancel_button.isEnabled()
+    assert finished == [True]
+    assert not view.busy
+    assert view.open_files_button.isEnabled()
+    assert not view.cancel_button.isEnabled()
     assert worker.cancel_event.is_set()
     statuses = [view.table.item(r, 5).text() for r in range(n)]
-    assert "queued" not in statuses and statuses.count("ok") >= 5
+    assert "queued" not in statuses
+    assert statuses.count("ok") >= 5
     assert sum(s.endswith("cancelled") for s in statuses) >= 1
     # the threads stop soon after, and nothing more reaches the table
     qtbot.waitUntil(lambda: worker.done, timeout=10000)
     snapshot = list(view.results)
     qtbot.wait(400)
-    assert view.results == snapshot and view.table.rowCount() == n
+    assert view.results == snapshot
+    assert view.table.rowCount() == n
     assert not view.retired_workers or all(w.done for w in view.retired_workers)
     # the next batch works normally
     extra = make_speech_folder(corpus_dir, tmp_path / "extra", 3)
@@ -301,7 +321,8 @@ def test_closing_the_window_mid_batch_exits_cleanly(tmp_path: Path, corpus_dir: 
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Destroyed while thread" not in proc.stderr
-    assert "closed after" in proc.stdout and "exited" in proc.stdout
+    assert "closed after" in proc.stdout
+    assert "exited" in proc.stdout
 
 
 def test_a_truncated_file_shows_as_partial_in_table_panel_and_exports(qtbot, capsys, tmp_path: Path,
@@ -319,13 +340,19 @@ def test_a_truncated_file_shows_as_partial_in_table_panel_and_exports(qtbot, cap
     view = _view(qtbot, tmp_path, shipped_model)
     _run(qtbot, view, [cut, whole])
     res = view.results[0]
-    assert res is not None and res.ok and res.warning and res.warning.startswith("decoding stopped at")
-    assert view.results[1] is not None and view.results[1].warning is None
+    assert res is not None
+    assert res.ok
+    assert res.warning
+    assert res.warning.startswith("decoding stopped at")
+    assert view.results[1] is not None
+    assert view.results[1].warning is None
     status = view.table.item(0, 5)
-    assert status.text() == f"ok, partial: {res.warning}" and status.toolTip() == res.warning
+    assert status.text() == f"ok, partial: {res.warning}"
+    assert status.toolTip() == res.warning
     assert view.table.item(1, 5).text() == "ok"
     view.table.selectRow(0)
-    assert "partial result" in view.summary.text() and "decoding stopped at" in view.summary.text()
+    assert "partial result" in view.summary.text()
+    assert "decoding stopped at" in view.summary.text()
     # the exports carry the warning exactly as `ser analyze` does (last column)
     table_path, seg_path = view.export_csv(tmp_path / "p.csv")
     capsys.readouterr()
@@ -336,9 +363,11 @@ def test_a_truncated_file_shows_as_partial_in_table_panel_and_exports(qtbot, cap
     assert seg_path.read_text(encoding="utf-8").splitlines() == capsys.readouterr().out.splitlines()
     with table_path.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert rows[0]["warning"] == res.warning and rows[1]["warning"] == ""
+    assert rows[0]["warning"] == res.warning
+    assert rows[1]["warning"] == ""
     data = json.loads(view.export_json(tmp_path / "p.json").read_text(encoding="utf-8"))
-    assert data[0]["warning"] == res.warning and data[1]["warning"] is None
+    assert data[0]["warning"] == res.warning
+    assert data[1]["warning"] is None
 
 
 def test_a_fifo_in_a_folder_is_a_row_error_and_the_batch_finishes(qtbot, tmp_path: Path, corpus_dir: Path,
@@ -352,7 +381,8 @@ def test_a_fifo_in_a_folder_is_a_row_error_and_the_batch_finishes(qtbot, tmp_pat
     rows = {p.name: r for r, p in enumerate(view.paths)}
     assert set(rows) == {fifo.name, *(g.name for g in good)}
     status = view.table.item(rows[fifo.name], 5)
-    assert status.text().startswith("error:") and fifo.name in status.text()
+    assert status.text().startswith("error:")
+    assert fifo.name in status.text()
     assert all(view.table.item(rows[g.name], 5).text() == "ok" for g in good)
 
 
@@ -366,7 +396,8 @@ def test_ctrl_c_and_sigterm_close_the_app_like_its_close_button(tmp_path: Path, 
     proc = subprocess.Popen([sys.executable, "-m", "desktop_app.main"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().startswith(b"ready")
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"ready")
         proc.send_signal(signal.Signals(sig))
         proc.communicate(timeout=30)
     finally:
@@ -375,4 +406,5 @@ def test_ctrl_c_and_sigterm_close_the_app_like_its_close_button(tmp_path: Path, 
     assert proc.returncode == code
     # closed through the window's closeEvent: the geometry was written to the settings file
     ini = tmp_path / "config" / "ser" / "ser-app.ini"
-    assert ini.is_file() and "geometry" in ini.read_text()
+    assert ini.is_file()
+    assert "geometry" in ini.read_text()

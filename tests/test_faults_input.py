@@ -11,6 +11,7 @@ within a second with valid partial output.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -57,7 +58,8 @@ def ser(*args: Any, timeout: float = 120, extra_env: dict[str, str] | None = Non
 
 def no_traceback(p: subprocess.CompletedProcess[bytes]) -> None:
     err = p.stderr.decode("utf-8", "replace")
-    assert "Traceback" not in err and "internal error" not in err, err
+    assert "Traceback" not in err, err
+    assert "internal error" not in err, err
 
 
 def strict_json(data: bytes) -> Any:
@@ -101,17 +103,19 @@ def test_fifo_socket_and_device_refused_without_opening_batch_goes_on(tiny_model
     data = strict_json(p.stdout)
     by = {Path(d["path"]).name: d for d in data}
     assert set(by) == {"x.wav", "good.wav", "a.wav", "b.flac", "c.wav", "null"}
-    assert by["good.wav"]["ok"] and by["a.wav"]["ok"]
-    assert "not a regular file (a FIFO" in by["x.wav"]["error"] and str(fifo) in by["x.wav"]["error"]
+    assert by["good.wav"]["ok"]
+    assert by["a.wav"]["ok"]
+    assert "not a regular file (a FIFO" in by["x.wav"]["error"]
+    assert str(fifo) in by["x.wav"]["error"]
     assert "not a regular file (a FIFO" in by["b.flac"]["error"]
     assert "not a regular file (a socket)" in by["c.wav"]["error"]
     assert "not a regular file (a character device)" in by["null"]["error"]
     err = p.stderr.decode()
     assert f"{fifo}: not a regular file" in err
     # nobody ever opened the FIFO for reading: a non-blocking writer finds no reader
-    with pytest.raises(OSError) as exc:
+    with pytest.raises(OSError, match="No such device or address") as exc:
         os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    assert exc.value.errno == 6  # ENXIO
+    assert exc.value.errno == errno.ENXIO
 
 
 def test_engine_refuses_fifo_in_decoder(tmp_path: Path, tiny_model: Any) -> None:
@@ -120,7 +124,9 @@ def test_engine_refuses_fifo_in_decoder(tmp_path: Path, tiny_model: Any) -> None
     with pytest.raises(AudioError, match="not a regular file"):
         next(iter_audio_blocks(fifo))
     res = analyze_file(fifo, tiny_model)
-    assert not res.ok and res.error is not None and "pipe.wav: not a regular file (a FIFO" in res.error
+    assert not res.ok
+    assert res.error is not None
+    assert "pipe.wav: not a regular file (a FIFO" in res.error
 
 
 # ----------------------------------------------------------------------------- links and folders
@@ -139,15 +145,17 @@ def test_symlink_loops_reported_per_path_batch_goes_on(tiny_model_dir: Path, tmp
     no_traceback(p)
     assert p.returncode == 1
     by = {Path(d["path"]).name: d for d in strict_json(p.stdout)}
-    assert by["good.wav"]["ok"] is True and by["good.wav"]["label"]
+    assert by["good.wav"]["ok"] is True
+    assert by["good.wav"]["label"]
     for name in ("self.wav", "ping.wav", "pong.wav", "loop.flac"):
-        assert by[name]["ok"] is False and "symlink loop" in by[name]["error"], by[name]
+        assert by[name]["ok"] is False, by[name]
+        assert "symlink loop" in by[name]["error"], by[name]
     assert "dangling symlink" in by["dangling.wav"]["error"]
     assert "up" not in by
 
 
 def _without_root_powers() -> list[str]:
-    """A command prefix under which chmod 000 is enforced.
+    """Return a command prefix under which chmod 000 is enforced.
 
     Root (as in CI) bypasses file permissions through CAP_DAC_OVERRIDE and
     CAP_DAC_READ_SEARCH; ``setpriv`` (util-linux) drops both from the bounding
@@ -175,13 +183,18 @@ def test_unreadable_folder_and_file_reported_per_path(tiny_model_dir: Path, tmp_
     finally:
         (lib / "locked").chmod(0o755)
     no_traceback(p)
-    assert p.returncode == 1 and p.stdout, p.stderr
+    assert p.returncode == 1, p.stderr
+    assert p.stdout, p.stderr
     by = {Path(d["path"]).name: d for d in strict_json(p.stdout)}
-    assert by["fine.wav"]["ok"] is True and by["fine.wav"]["label"]
-    assert by["locked"]["ok"] is False and "cannot list folder (Permission denied)" in by["locked"]["error"]
+    assert by["fine.wav"]["ok"] is True
+    assert by["fine.wav"]["label"]
+    assert by["locked"]["ok"] is False
+    assert "cannot list folder (Permission denied)" in by["locked"]["error"]
     assert str(lib / "locked") in by["locked"]["error"]
-    assert by["secret.wav"]["ok"] is False and "permission denied" in by["secret.wav"]["error"].lower()
-    assert by["hidden.wav"]["ok"] is False and "permission denied" in by["hidden.wav"]["error"].lower()
+    assert by["secret.wav"]["ok"] is False
+    assert "permission denied" in by["secret.wav"]["error"].lower()
+    assert by["hidden.wav"]["ok"] is False
+    assert "permission denied" in by["hidden.wav"]["error"].lower()
 
 
 # ----------------------------------------------------------------------------- file names
@@ -208,17 +221,21 @@ def test_non_utf8_names_analysed_and_written_as_valid_utf8(tiny_model_dir: Path,
         p.stdout.decode("utf-8")  # strict: raises on invalid UTF-8
     data = strict_json(outputs["json"])
     by = {d["path"]: d for d in data}
-    assert by[shown]["ok"] is True and by[shown]["label"]
+    assert by[shown]["ok"] is True
+    assert by[shown]["label"]
     assert by[str(folder / "naïve.wav")]["ok"] is True
     assert by[display_path(os.fsdecode(given))]["ok"] is True
     pipe = [d for d in data if d["path"].endswith("pipe\\xff.wav")]
-    assert len(pipe) == 1 and "not a regular file" in pipe[0]["error"] and "pipe\\xff.wav" in pipe[0]["error"]
+    assert len(pipe) == 1
+    assert "not a regular file" in pipe[0]["error"]
+    assert "pipe\\xff.wav" in pipe[0]["error"]
     rows = list(csv.DictReader(io.StringIO(outputs["csv"].decode("utf-8"))))
     # CSV and JSON agree on every path, and on every error message
     assert sorted(r["path"] for r in rows) == sorted(by)
     assert {r["path"]: r["error"] for r in rows} == {k: v["error"] or "" for k, v in by.items()}
     table = outputs["table"].decode("ascii")
-    assert "caf\\xe9.wav" in table and "na\\xefve.wav" in table  # ASCII stdout: escapes, no crash
+    assert "caf\\xe9.wav" in table  # ASCII stdout: escapes, no crash
+    assert "na\\xefve.wav" in table
 
 
 # ----------------------------------------------------------------------------- workers
@@ -231,7 +248,8 @@ def test_workers_capped_with_a_message_and_stdout_stays_clean(tiny_model_dir: Pa
     assert p.returncode == 0
     assert f"--workers 200 is more than this machine can use; using {MAX_WORKERS}" in p.stderr.decode()
     rows = list(csv.reader(io.StringIO(p.stdout.decode("utf-8"))))
-    assert rows[0][0] == "path" and len(rows) == 4
+    assert rows[0][0] == "path"
+    assert len(rows) == 4
     assert all(len(r) == len(rows[0]) and r[1] == "1" for r in rows[1:])
 
 
@@ -254,15 +272,17 @@ def test_c_library_output_on_fd1_never_reaches_results(tiny_model_dir: Path, goo
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env(), cwd=ROOT, timeout=120)
     assert p.returncode == 0, p.stderr
     out = p.stdout.decode("utf-8")
-    assert "BLAS" not in out and "BLAS : Program is Terminated" in p.stderr.decode()
+    assert "BLAS" not in out
+    assert "BLAS : Program is Terminated" in p.stderr.decode()
     rows = list(csv.reader(io.StringIO(out.replace("after\n", ""))))
-    assert rows[0][0] == "path" and rows[1][0] == str(good)
+    assert rows[0][0] == "path"
+    assert rows[1][0] == str(good)
     assert out.endswith("after\n")  # fd 1 is stdout again afterwards
 
 
 # ----------------------------------------------------------------------------- non-finite model output
 def _broken_model(out: Path, value: float) -> Path:
-    """The tiny model with its bias set to NaN or inf: every speech window's logits are non-finite."""
+    """Build the tiny model with its bias set to NaN or inf: every speech window's logits are non-finite."""
     build_tiny_model(out)
     m = onnx.load(str(out / "model.onnx"))
     for i, init in enumerate(m.graph.initializer):
@@ -286,9 +306,13 @@ def test_non_finite_model_output_is_a_per_file_error(tmp_path: Path, good: Path,
         if fmt == "json":
             by = {Path(d["path"]).name: d for d in strict_json(p.stdout)}
             bad = by["good.wav"]
-            assert bad["ok"] is False and bad["label"] is None and bad["probabilities"] == {}
-            assert "the model produced non-finite output" in bad["error"] and str(good) in bad["error"]
-            assert by["silent.wav"]["ok"] is True and by["silent.wav"]["label"] is None  # no speech, no model call
+            assert bad["ok"] is False
+            assert bad["label"] is None
+            assert bad["probabilities"] == {}
+            assert "the model produced non-finite output" in bad["error"]
+            assert str(good) in bad["error"]
+            assert by["silent.wav"]["ok"] is True
+            assert by["silent.wav"]["label"] is None  # no speech, no model call
         else:
             rows = list(csv.DictReader(io.StringIO(p.stdout.decode("utf-8"))))
             # the failed file keeps its file row, with the reason in the error column and no label
@@ -323,7 +347,9 @@ def test_truncated_file_yields_what_decoded_marked_partial(tiny_model_dir: Path,
     assert p.returncode == 0, p.stderr  # a partial result is a success
     by = {Path(d["path"]).name: d for d in strict_json(p.stdout)}
     d = by[cut.name]
-    assert d["ok"] is True and d["label"] and d["speech_s"] > 0
+    assert d["ok"] is True
+    assert d["label"]
+    assert d["speech_s"] > 0
     assert 1.0 < d["duration_s"] < 19.0
     assert d["warning"].startswith("decoding stopped at "), d["warning"]
     stopped = float(d["warning"].split("decoding stopped at ")[1].split(" s:")[0])
@@ -331,15 +357,19 @@ def test_truncated_file_yields_what_decoded_marked_partial(tiny_model_dir: Path,
     if ext in ("wav", "flac"):
         assert d["duration_s"] > 0.4 * 20  # 60 % of the bytes: most of it decoded
     # intact files are never marked partial
-    assert by[whole.name]["warning"] is None and by[whole.name]["duration_s"] == pytest.approx(20.0, abs=0.05)
+    assert by[whole.name]["warning"] is None
+    assert by[whole.name]["duration_s"] == pytest.approx(20.0, abs=0.05)
     assert by["good.wav"]["warning"] is None
     assert f"warning: {cut}: decoding stopped at" in p.stderr.decode()
 
     c = ser("analyze", "--model", tiny_model_dir, "--format", "csv", cut, good, timeout=60)
     rows = list(csv.DictReader(io.StringIO(c.stdout.decode("utf-8"))))
     header = next(csv.reader(io.StringIO(c.stdout.decode("utf-8"))))
-    assert header[-1] == "warning" and header[:3] == ["path", "ok", "error"]
-    assert rows[0]["warning"] == d["warning"] and rows[0]["ok"] == "1" and rows[1]["warning"] == ""
+    assert header[-1] == "warning"
+    assert header[:3] == ["path", "ok", "error"]
+    assert rows[0]["warning"] == d["warning"]
+    assert rows[0]["ok"] == "1"
+    assert rows[1]["warning"] == ""
     t = ser("analyze", "--model", tiny_model_dir, cut, timeout=60)
     assert f"partial: {d['warning']}" in t.stdout.decode()
 
@@ -351,7 +381,8 @@ def test_truncation_without_partial_ok_still_raises(tmp_path: Path) -> None:
             pass
     info: dict[str, Any] = {}
     n = sum(b.shape[0] for b in iter_audio_blocks(cut, info=info, partial_ok=True))
-    assert n > 8 * SR and info["warning"].startswith(f"decoding stopped at {n / SR:.1f} s")
+    assert n > 8 * SR
+    assert info["warning"].startswith(f"decoding stopped at {n / SR:.1f} s")
 
 
 def test_find_audio_files_never_raises_on_loops(tmp_path: Path) -> None:
@@ -422,11 +453,12 @@ def test_ctrl_c_stops_within_a_second_with_valid_partial_output(shipped_model_di
     assert [Path(d["path"]).name for d in data] == ["first.wav"]  # the long file was cut short, not reported
     assert data[0]["ok"] is True
     text = err.decode()
-    assert "interrupted: 1 of 3 results written" in text and "Traceback" not in text
+    assert "interrupted: 1 of 3 results written" in text
+    assert "Traceback" not in text
     assert latency < 1.0, f"Ctrl-C took {latency:.2f} s (the issue asks for under a second)"
 
 
-def test_second_ctrl_c_after_first_also_exits(shipped_model_dir: Path, tmp_path: Path, long_file: Path) -> None:
+def test_second_ctrl_c_after_first_also_exits(shipped_model_dir: Path, long_file: Path) -> None:
     """Two quick Ctrl-C (an impatient user) still give exit 130 and valid JSON."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "ser_engine.cli", "analyze", "--model", str(shipped_model_dir), "--format", "json",
@@ -455,7 +487,8 @@ def test_real_corpus_clips_are_never_marked_partial(corpus_dir: Path, shipped_mo
         clips = sorted(c for c in corpus.rglob("*") if c.suffix.lower() in (".wav", ".flac", ".ogg"))[:3]
         for clip in clips:
             res = analyze_file(clip, shipped_model)
-            assert res.ok and res.warning is None, (clip, res.error, res.warning)
+            assert res.ok, (clip, res.error, res.warning)
+            assert res.warning is None, (clip, res.error, res.warning)
             assert res.to_dict()["warning"] is None
             checked += 1
     assert checked >= 20

@@ -37,7 +37,7 @@ HEADER = 44  # the recorder writes canonical 44-byte PCM WAV headers
 # ----------------------------------------------------------------------------- helpers
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 200 KiB tmpfs (about 6 s of 16 kHz 16-bit audio), unmounted afterwards."""
+    """Mount a real 200 KiB tmpfs (about 6 s of 16 kHz 16-bit audio), unmounted afterwards."""
     with small_tmpfs(tmp_path / "small-disk", size="200k") as disk:
         yield disk
 
@@ -66,13 +66,14 @@ def mode(path: Path) -> int:
 
 
 def read_wav_both(path: Path) -> tuple[np.ndarray, int]:
-    """The samples as soundfile reads them; asserts Python's wave reads the same length and format."""
+    """Return the samples as soundfile reads them; assert Python's wave reads the same length and format."""
     y, sr = sf.read(str(path), dtype="float32")
     with wave.open(str(path), "rb") as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, SR)
         frames = w.getnframes()
         raw = w.readframes(frames)
-    assert sr == SR and y.ndim == 1
+    assert sr == SR
+    assert y.ndim == 1
     assert frames == len(y) == len(raw) // 2, "soundfile and wave disagree on the recording's length"
     return y, frames
 
@@ -120,7 +121,8 @@ def test_recording_files_are_private_and_missing_folders_0700(tiny_model: Emotio
         assert mode(tmp_path / "new") == mode(tmp_path / "new" / "deeper") == 0o700
         assert session.stop_recording() == (wav, csv_path)
         _, frames = read_wav_both(wav)  # an empty recording is still a valid WAV
-        assert frames == 0 and wav.stat().st_size == HEADER
+        assert frames == 0
+        assert wav.stat().st_size == HEADER
         assert read_csv_rows(csv_path, tiny_model.labels) == []
 
         # an existing world-readable file that a recording overwrites becomes private too
@@ -139,7 +141,8 @@ def test_recording_files_are_private_and_missing_folders_0700(tiny_model: Emotio
         strict = tmp_path / "strict"
         session.start_recording(strict / "r.wav", strict / "r.csv")
         session.stop_recording()
-        assert mode(strict) == 0o500 and mode(strict / "r.wav") == mode(strict / "r.csv") == 0o400
+        assert mode(strict) == 0o500
+        assert mode(strict / "r.wav") == mode(strict / "r.csv") == 0o400
     finally:
         os.umask(old)
 
@@ -151,7 +154,8 @@ def test_recording_cannot_start_on_a_full_disk_and_leaves_nothing(tiny_model: Em
     wav = small_disk / "rec.wav"
     with pytest.raises(RecordingError) as info:
         session.start_recording(wav, small_disk / "rec.csv")
-    assert str(wav) in str(info.value) and "disk full" in str(info.value)
+    assert str(wav) in str(info.value)
+    assert "disk full" in str(info.value)
     assert not session.recording
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no 0-byte leftovers
 
@@ -164,7 +168,8 @@ def test_a_recording_that_cannot_start_touches_nothing_it_did_not_make(tiny_mode
     (taken / "keep.txt").write_text("mine")
     with pytest.raises(RecordingError) as info:
         session.start_recording(wav, taken)
-    assert str(taken) in str(info.value) and "cannot create the predictions file" in str(info.value)
+    assert str(taken) in str(info.value)
+    assert "cannot create the predictions file" in str(info.value)
     assert not wav.exists()  # the WAV it had just made is removed again
     assert (taken / "keep.txt").read_text() == "mine"
     assert not session.recording
@@ -183,10 +188,12 @@ def test_cli_disk_full_stops_with_a_message_keeps_the_audio_and_exits_1(
     finally:
         player.kill()
         player.wait(timeout=10)
-    assert "Traceback" not in err and "Traceback" not in out, err
+    assert "Traceback" not in err, err
+    assert "Traceback" not in out, err
     assert proc.returncode == 1, err
     assert f"ser: {rec}: recording stopped: disk full (No space left on device)" in err, err
-    assert f"kept in {rec}" in err and f"{rec}.csv" in err, err
+    assert f"kept in {rec}" in err, err
+    assert f"{rec}.csv" in err, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert len(lines) >= 10  # it listened and predicted up to the fault
 
@@ -196,7 +203,8 @@ def test_cli_disk_full_stops_with_a_message_keeps_the_audio_and_exits_1(
     assert frames / SR > 5.0  # 200 KiB minus the CSV: about 6 s
     assert np.abs(y).max() > 0.1  # the played speech is in it
     rows = read_csv_rows(Path(f"{rec}.csv"), tiny_model.labels)
-    assert rows and float(rows[-1]["end_s"]) <= frames / SR + 0.01
+    assert rows
+    assert float(rows[-1]["end_s"]) <= frames / SR + 0.01
     assert float(rows[-1]["end_s"]) >= frames / SR - SYNC_SECONDS - 1.5  # at most the last unflushed second lost
     assert mode(rec) == mode(Path(f"{rec}.csv")) == 0o600
 
@@ -241,13 +249,15 @@ def test_sigterm_while_recording_ends_cleanly_with_complete_files(
     rec = tmp_path / "term.wav"
     proc, elapsed, out, err = _killed_recording(tiny_model_dir, virtual_mic, rec, signal.SIGTERM)
     assert proc.returncode == 128 + signal.SIGTERM == 143, err
-    assert "Traceback" not in err and f"the recording is saved: {rec}" in err, err
+    assert "Traceback" not in err, err
+    assert f"the recording is saved: {rec}" in err, err
     y, frames = read_wav_both(rec)
     assert rec.stat().st_size == HEADER + 2 * frames  # closed properly: the header covers every sample
     assert 1.0 <= frames / SR <= elapsed + 0.3, (frames / SR, elapsed)
     assert np.abs(y).max() > 0.1
     rows = read_csv_rows(Path(f"{rec}.csv"), tiny_model.labels)
-    assert len(rows) >= 5 and float(rows[-1]["end_s"]) <= frames / SR + 0.01
+    assert len(rows) >= 5
+    assert float(rows[-1]["end_s"]) <= frames / SR + 0.01
     assert float(rows[-1]["end_s"]) >= frames / SR - 1.0
     assert abs(len(rows) - len(out.splitlines())) <= 1  # every prediction printed is in the CSV
 
@@ -264,10 +274,12 @@ def test_sigkill_while_recording_leaves_readable_files_within_the_sync_interval(
     assert frames <= captured
     assert captured - frames <= (SYNC_SECONDS + 0.2) * SR, (frames, captured)
     assert frames / SR <= elapsed + 0.3, (frames / SR, elapsed)  # (the start lag behind the clock varies with load)
-    assert frames / SR > 1.0 and np.abs(y).max() > 0.1
+    assert frames / SR > 1.0
+    assert np.abs(y).max() > 0.1
     rows = read_csv_rows(Path(f"{rec}.csv"), tiny_model.labels)  # flushed: complete rows, not 0 bytes
     printed = len(out.splitlines())
-    assert rows and printed - len(rows) <= (SYNC_SECONDS + 0.2) / tiny_model.feature_config.hop_s + 1
+    assert rows
+    assert printed - len(rows) <= (SYNC_SECONDS + 0.2) / tiny_model.feature_config.hop_s + 1
     assert float(rows[-1]["end_s"]) >= captured / SR - SYNC_SECONDS - 1.5
 
 
@@ -296,12 +308,14 @@ def test_app_disk_full_shows_a_banner_keeps_listening_and_never_says_saved(
     # a recording on a healthy disk still says "Recording saved"
     settings.recordings_folder = str(tmp_path / "ok-recordings")
     qtbot.mouseClick(view.record_button, Qt.MouseButton.LeftButton)
-    assert view.controller is not None and view.controller.recording_path is not None
+    assert view.controller is not None
+    assert view.controller.recording_path is not None
     good = view.controller.recording_path
     qtbot.wait(1200)
     view.toggle_recording()
     assert f"Recording saved: {good}" in messages
-    assert mode(good.parent) == 0o700 and mode(good) == 0o600
+    assert mode(good.parent) == 0o700
+    assert mode(good) == 0o600
     read_wav_both(good)
 
     # now onto the 200 KiB disk, with speech playing: it fills in about 6 s
@@ -310,15 +324,21 @@ def test_app_disk_full_shows_a_banner_keeps_listening_and_never_says_saved(
     messages.clear()
     view.toggle_recording()
     wav = view.controller.recording_path
-    assert wav is not None and wav.parent == folder and view.record_button.text() == "Stop recording"
+    assert wav is not None
+    assert wav.parent == folder
+    assert view.record_button.text() == "Stop recording"
     player = virtual_mic.play(synth_speechlike(seconds=12.0, level=0.4, seed=7))
     try:
         qtbot.waitUntil(lambda: view.banner.isVisible() and RECORDING_BANNER in view.banner.text(), timeout=30000)
         text = view.banner.text()
-        assert str(wav) in text and "disk full" in text and f"kept in {wav}" in text, text
+        assert str(wav) in text, text
+        assert "disk full" in text, text
+        assert f"kept in {wav}" in text, text
         # the live view goes on listening and predicting; the recording is over
-        assert view.running and view.controller.recording_path is None
-        assert view.record_button.text() == "Record" and view.record_button.isEnabled()
+        assert view.running
+        assert view.controller.recording_path is None
+        assert view.record_button.text() == "Record"
+        assert view.record_button.isEnabled()
         n = view.predictions_received
         qtbot.waitUntil(lambda: view.predictions_received >= n + 5, timeout=15000)
         assert view.emotion.state != "error"
@@ -330,17 +350,20 @@ def test_app_disk_full_shows_a_banner_keeps_listening_and_never_says_saved(
     view.grab().save(str(tmp_path / "disk-full-banner.png"))
 
     y, frames = read_wav_both(wav)  # what was written is kept, whole samples, exact header
-    assert wav.stat().st_size == HEADER + 2 * frames and frames / SR > 4.0
+    assert wav.stat().st_size == HEADER + 2 * frames
+    assert frames / SR > 4.0
     assert np.abs(y).max() > 0.1  # the played speech is in it
     csv_path = wav.with_suffix(".csv")
     read_csv_rows(csv_path, tiny_model.labels)
-    assert mode(folder) == 0o700 and mode(wav) == mode(csv_path) == 0o600
+    assert mode(folder) == 0o700
+    assert mode(wav) == mode(csv_path) == 0o600
 
     # Record again while the disk is still full: refused with the reason, nothing left behind
     before = sorted(folder.iterdir())
     view.toggle_recording()
     assert view.controller.recording_path is None
-    assert "Cannot record to" in view.banner.text() and "disk full" in view.banner.text()
+    assert "Cannot record to" in view.banner.text()
+    assert "disk full" in view.banner.text()
     assert sorted(folder.iterdir()) == before
     assert view.running
     view.stop()

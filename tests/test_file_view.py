@@ -54,7 +54,8 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     rows = {view.paths[i].name: i for i in range(view.table.rowCount())}
     for clip in clips:
         expect = analyze_file(clip, tiny_model)  # the engine's own result for the same file
-        assert expect.ok and expect.label is not None
+        assert expect.ok
+        assert expect.label is not None
         r = rows[clip.name]
         assert _cell(view, r, 0) == clip.name
         assert float(_cell(view, r, 1)) == pytest.approx(expect.duration_s, abs=0.01)
@@ -71,19 +72,24 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     r0 = rows[clips[0].name]
     view.table.selectRow(r0)
     res = view.results[r0]
-    assert res is not None and view.timeline_bars is not None
+    assert res is not None
+    assert view.timeline_bars is not None
     spans = view.timeline_spans
     assert spans[0][0] == pytest.approx(0.0, abs=1e-6)
     assert spans[-1][1] == pytest.approx(res.duration_s, abs=1e-3)
     # coloured only where the voice is: RAVDESS clips open with silence, shown as no speech
-    assert res.speech_spans and res.speech_spans[0][0] > 0.2 and spans[0][2] is None
+    assert res.speech_spans
+    assert res.speech_spans[0][0] > 0.2
+    assert spans[0][2] is None
     voiced = sum(b - a for a, b, seg in spans if seg is not None)
-    assert voiced == pytest.approx(res.speech_s, abs=0.02) and voiced < res.duration_s - 0.2
+    assert voiced == pytest.approx(res.speech_s, abs=0.02)
+    assert voiced < res.duration_s - 0.2
     assert label_text(res.label) in view.summary.text()
     assert np.allclose(view.distribution.values, [100 * res.probabilities[lab] for lab in tiny_model.labels])
     qtbot.waitUntil(lambda: view.loaded_samples is not None, timeout=10000)
     xs, ys = view.wave_curve.getData()
-    assert xs is not None and xs.max() == pytest.approx(res.duration_s, abs=0.05)
+    assert xs is not None
+    assert xs.max() == pytest.approx(res.duration_s, abs=0.05)
     assert np.abs(ys).max() > 0.01  # real speech, not silence
 
     # exports: byte for byte what `ser analyze` writes for the same paths (one exporter)
@@ -97,7 +103,8 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     ser_main(["analyze", *paths, "--model", str(tiny_model_dir), "--format", "json", "--segments", "--workers", "1"])
     assert json_path.read_bytes() == capsys.readouterr().out.encode("utf-8")
     by_name = {Path(d["path"]).name: d for d in data}
-    assert by_name["not_audio.wav"]["ok"] is False and "not_audio.wav" in by_name["not_audio.wav"]["error"]
+    assert by_name["not_audio.wav"]["ok"] is False
+    assert "not_audio.wav" in by_name["not_audio.wav"]["error"]
     assert len(by_name[clips[0].name]["segments"]) >= 2
 
     table_path, seg_path = view.export_csv(tmp_path / "out.csv")
@@ -139,7 +146,8 @@ def test_cancel_stops_a_folder_batch(qtbot, tmp_path: Path, corpus_dir: Path, ti
     assert statuses.count("ok") >= 2
     assert any(s.endswith("cancelled") for s in statuses)
     assert "queued" not in statuses
-    assert not view.busy and view.open_files_button.isEnabled()
+    assert not view.busy
+    assert view.open_files_button.isEnabled()
 
 
 def test_dropped_files_are_analysed(qtbot, tmp_path: Path, corpus_dir: Path, tiny_model: EmotionModel) -> None:
@@ -151,7 +159,8 @@ def test_dropped_files_are_analysed(qtbot, tmp_path: Path, corpus_dir: Path, tin
                        Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(view.batch_finished, timeout=30000):
         view.dropEvent(event)
-    assert view.table.rowCount() == 1 and _cell(view, 0, 5) == "ok"
+    assert view.table.rowCount() == 1
+    assert _cell(view, 0, 5) == "ok"
 
 
 def test_timeline_spans_partition_overlapping_windows() -> None:
@@ -194,7 +203,8 @@ def test_gui_thread_stays_responsive_during_a_batch(qtbot, tmp_path: Path, corpu
         view.add_paths([corpus_dir / "ravdess" / "Actor_04", corpus_dir / "ravdess" / "Actor_05"])
     t_end = time.monotonic()
     timer.stop()
-    assert len(view.finished_results()) == 120 and all(r.ok for r in view.finished_results())
+    assert len(view.finished_results()) == 120
+    assert all(r.ok for r in view.finished_results())
     # the timer kept firing from the start of the batch to its end: no gap of half a second or more
     edges = np.diff([t_start, *[t for t in ticks if t <= t_end], t_end])
     assert edges.max() < 0.5, f"the GUI thread was blocked for {edges.max():.2f} s"
@@ -208,7 +218,7 @@ SPEAKER_1001_NEUTRAL = ["1001_DFA_NEU_XX.ogg", "1001_IEO_NEU_XX.ogg", "1001_IOM_
 
 
 def _speaker_profile(corpus_dir: Path, model: EmotionModel, store_dir: Path, name: str = "Speaker 1001"):
-    """A real profile from six neutral CREMA-D sentences of speaker 1001, saved in a private store."""
+    """Make a real profile from six neutral CREMA-D sentences of speaker 1001, saved in a private store."""
     from ser_engine.profile import ProfileStore, profile_from_files
 
     prof = profile_from_files([corpus_dir / "crema-d" / n for n in SPEAKER_1001_NEUTRAL], model=model, name=name)
@@ -217,7 +227,7 @@ def _speaker_profile(corpus_dir: Path, model: EmotionModel, store_dir: Path, nam
 
 
 def _threshold_model(src: Path, dst: Path, threshold: float) -> EmotionModel:
-    """The shipped model with another uncertainty threshold (a copy in ``dst``)."""
+    """Copy the shipped model to ``dst`` with another uncertainty threshold."""
     import shutil
 
     shutil.copytree(src, dst)
@@ -238,9 +248,11 @@ def test_voice_profile_checkbox_applies_the_profile_to_files(qtbot, tmp_path: Pa
     qtbot.addWidget(view)
     view.show()
     # no active profile: the box says how to get one and cannot be ticked
-    assert not view.profile_box.isEnabled() and "calibrate in the Live tab" in view.profile_box.text()
+    assert not view.profile_box.isEnabled()
+    assert "calibrate in the Live tab" in view.profile_box.text()
     profiles.set_active(path)
-    assert view.profile_box.isEnabled() and view.profile_box.text() == "Use voice profile: Speaker 1001"
+    assert view.profile_box.isEnabled()
+    assert view.profile_box.text() == "Use voice profile: Speaker 1001"
     assert not view.profile_box.isChecked()
     clips = [corpus_dir / "crema-d" / "1001_IEO_HAP_HI.ogg", corpus_dir / "crema-d" / "1001_DFA_ANG_XX.ogg"]
     _run(qtbot, view, clips)
@@ -249,7 +261,10 @@ def test_voice_profile_checkbox_applies_the_profile_to_files(qtbot, tmp_path: Pa
     _run(qtbot, view, clips)
     plain, calibrated = view.results[:2], view.results[2:]
     for clip, a, b in zip(clips, plain, calibrated, strict=True):
-        assert a is not None and b is not None and a.ok and b.ok
+        assert a is not None
+        assert b is not None
+        assert a.ok
+        assert b.ok
         assert a.probabilities == analyze_file(clip, shipped_model).probabilities
         assert b.probabilities == analyze_file(clip, shipped_model.with_profile(prof)).probabilities
         diff = max(abs(a.probabilities[k] - b.probabilities[k]) for k in shipped_model.labels)
@@ -262,7 +277,8 @@ def test_voice_profile_checkbox_applies_the_profile_to_files(qtbot, tmp_path: Pa
     view2 = FileView(settings=temp_settings(tmp_path), model=shipped_model,
                      profiles=ProfileManager(settings=temp_settings(tmp_path), model=shipped_model, store=store))
     qtbot.addWidget(view2)
-    assert view2.profile_box.isChecked() and view2.analysis_model()[1] == "Speaker 1001"
+    assert view2.profile_box.isChecked()
+    assert view2.analysis_model()[1] == "Speaker 1001"
 
 
 def test_uncertain_results_in_table_summary_and_exports(qtbot, capsys, tmp_path: Path, corpus_dir: Path,
@@ -278,13 +294,17 @@ def test_uncertain_results_in_table_summary_and_exports(qtbot, capsys, tmp_path:
     _run(qtbot, view, clips)
     for r, clip in enumerate(clips):
         res = view.results[r]
-        assert res is not None and res.ok and res.uncertain and res.label is not None
+        assert res is not None
+        assert res.ok
+        assert res.uncertain
+        assert res.label is not None
         assert res == analyze_file(clip, model)
         assert _cell(view, r, 2) == f"uncertain ({res.label}?)" == result_label_text(res.label, True)
         assert view.table.item(r, 2).foreground().color().name().upper() == UNCERTAIN_COLOR
         assert float(_cell(view, r, 3)) == pytest.approx(100 * res.confidence, abs=0.5)  # confidence still shown
     view.table.selectRow(0)
-    assert "Uncertain" in view.summary.text() and f"perhaps {view.results[0].label}" in view.summary.text()
+    assert "Uncertain" in view.summary.text()
+    assert f"perhaps {view.results[0].label}" in view.summary.text()
     assert view.distribution.values.sum() == pytest.approx(100.0, abs=0.5)  # the bars are still shown
     # exports carry the engine's flag exactly as `ser analyze` does
     paths = [str(c) for c in clips]
@@ -307,7 +327,8 @@ def test_empty_files_tab_says_what_to_do(qtbot, tmp_path: Path, tiny_model: Emot
 
     view = _view(qtbot, tmp_path, tiny_model)
     assert view.progress.text() == EMPTY_TABLE_TEXT
-    assert "0 / 1" not in view.progress.text() and "Open files" in view.progress.text()
+    assert "0 / 1" not in view.progress.text()
+    assert "Open files" in view.progress.text()
     assert not view.batch_summary.isVisible()
 
 
@@ -333,9 +354,12 @@ def test_batch_summary_persists_filters_failed_and_shows_full_errors(qtbot, tmp_
     assert expect_ok == len(clips)
     text = view.batch_summary.text()
     assert view.batch_summary.isVisible()
-    assert f"{len(clips)} ok" in text and "2 failed" in text and "1 no speech" in text
+    assert f"{len(clips)} ok" in text
+    assert "2 failed" in text
+    assert "1 no speech" in text
     qtbot.wait(9000)  # longer than the status bar's 8 s message: the summary stays
-    assert view.batch_summary.isVisible() and view.batch_summary.text() == text
+    assert view.batch_summary.isVisible()
+    assert view.batch_summary.text() == text
 
     # "show failed only": exactly the two failed rows remain
     failed_rows = sorted(i for i, r in enumerate(view.results) if r is not None and not r.ok)
@@ -349,11 +373,13 @@ def test_batch_summary_persists_filters_failed_and_shows_full_errors(qtbot, tmp_
     # the full error on hover (every cell of the row) and in the side panel
     row = view.paths.index(bad)
     error = view.results[row].error
-    assert error and "not_audio.wav" in error
+    assert error
+    assert "not_audio.wav" in error
     model = view.table_model
     for col in range(len(COLUMNS)):
         tip = model.data(model.index(row, col), Qt.ItemDataRole.ToolTipRole)
-        assert tip is not None and error in tip
+        assert tip is not None
+        assert error in tip
     ok_row = view.paths.index(clips[0])
     assert model.data(model.index(ok_row, 5), Qt.ItemDataRole.ToolTipRole) is None
     view.failed_only_box.setChecked(True)
@@ -374,7 +400,8 @@ def test_batch_summary_persists_filters_failed_and_shows_full_errors(qtbot, tmp_
 
     view.clear()
     assert view.progress.text() == EMPTY_TABLE_TEXT
-    assert not view.batch_summary.isVisible() and not view.failed_only_box.isChecked()
+    assert not view.batch_summary.isVisible()
+    assert not view.failed_only_box.isChecked()
 
 
 def test_a_bug_in_the_batch_is_shown_with_the_log_file_and_the_view_stays_usable(
@@ -407,7 +434,8 @@ def test_a_bug_in_the_batch_is_shown_with_the_log_file_and_the_view_stays_usable
     assert "Traceback (most recent call last)" in text
     assert "in buggy_normalize" in text
     # the view stays usable: the next batch (the bug gone) is analysed
-    assert not view.busy and view.open_files_button.isEnabled()
+    assert not view.busy
+    assert view.open_files_button.isEnabled()
     assert not _run(qtbot, view, clips[:2])
     assert [_cell(view, r, 5) for r in range(len(clips), len(clips) + 2)] == ["ok", "ok"]
     assert "Analysis finished" in view.batch_summary.text()

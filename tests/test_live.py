@@ -49,7 +49,7 @@ def test_default_input_records_what_is_played(virtual_mic: VirtualMic) -> None:
     import sounddevice as sd
 
     chunks: list[np.ndarray] = []
-    stream = sd.InputStream(channels=1, samplerate=SR, callback=lambda i, f, t, s: chunks.append(i.copy()))
+    stream = sd.InputStream(channels=1, samplerate=SR, callback=lambda indata, *_: chunks.append(indata.copy()))
     stream.start()
     try:
         t = np.arange(SR) / SR
@@ -67,11 +67,14 @@ def test_default_input_records_what_is_played(virtual_mic: VirtualMic) -> None:
     assert np.fft.rfftfreq(len(x), 1 / SR)[np.argmax(spec)] == pytest.approx(300, abs=3)
 
 
-def test_devices_are_listed_and_resolved(virtual_mic: VirtualMic) -> None:
+@pytest.mark.usefixtures("virtual_mic")
+def test_devices_are_listed_and_resolved() -> None:
     devices = list_input_devices()
-    assert devices and sum(d.is_default for d in devices) == 1
+    assert devices
+    assert sum(d.is_default for d in devices) == 1
     default = resolve_device(None)
-    assert default.is_default and default.default_samplerate >= 8000
+    assert default.is_default
+    assert default.default_samplerate >= 8000
     assert resolve_device(default.index) == default
     assert resolve_device(default.name) == default
     with pytest.raises(DeviceError, match="no input device named"):
@@ -101,7 +104,8 @@ def test_callback_only_copies_and_counts() -> None:
             return True
 
     inp._callback(block, 512, None, Status())
-    assert inp.overflows == 1 and inp.ring.write_position == 512
+    assert inp.overflows == 1
+    assert inp.ring.write_position == 512
     for _ in range(10):
         inp._callback(block, 512, None, None)
     tracemalloc.start()
@@ -112,7 +116,8 @@ def test_callback_only_copies_and_counts() -> None:
     tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename") if s.size_diff > 0)
     assert grown < 16 * 1024
-    assert inp.callbacks == 511 and inp.overflows == 1
+    assert inp.callbacks == 511
+    assert inp.overflows == 1
 
 
 def test_live_session_predicts_records_and_reports(
@@ -132,28 +137,36 @@ def test_live_session_predicts_records_and_reports(
     finally:
         session.stop()
     assert paths == (wav, csv_path)
-    assert not col.errors and not session.running
+    assert not col.errors
+    assert not session.running
     preds = col.predictions
     assert len(preds) >= 20
     ends = [p.end_s for p in preds]
     assert np.allclose(np.diff(ends), 0.5)  # one prediction per hop, in stream time
     assert any(not p.speech and p.label is None for p in preds)
     speechy = [p for p in preds if p.speech]
-    assert len(speechy) >= 4 and all(p.label in tiny_model.labels for p in speechy)
-    assert stats.overflows == 0 and stats.lost_samples == 0
-    assert stats.device_rate >= 8000 and 0 < stats.predictions <= len(preds)
-    assert 0 < stats.last_compute_ms < 1000 and 0 < stats.delay_ms < 2000
+    assert len(speechy) >= 4
+    assert all(p.label in tiny_model.labels for p in speechy)
+    assert stats.overflows == 0
+    assert stats.lost_samples == 0
+    assert stats.device_rate >= 8000
+    assert 0 < stats.predictions <= len(preds)
+    assert 0 < stats.last_compute_ms < 1000
+    assert 0 < stats.delay_ms < 2000
     # the recording holds what was played, at 16 kHz
     rec, sr = sf.read(str(wav), dtype="float32")
-    assert sr == SR and len(rec) >= 12 * SR
+    assert sr == SR
+    assert len(rec) >= 12 * SR
     corr = np.correlate(rec[: 14 * SR], speech[SR : 2 * SR], mode="valid")
     lag = int(np.argmax(corr))
     seg = rec[lag : lag + SR]
     assert np.corrcoef(seg, speech[SR : 2 * SR])[0, 1] > 0.95
     with csv_path.open() as f:
         rows = list(csv.DictReader(f))
-    assert rows and set(rows[0]) >= {"start_s", "end_s", "speech", "label", "confidence", "p_angry"}
-    assert any(r["speech"] == "1" and r["label"] for r in rows) and any(r["speech"] == "0" for r in rows)
+    assert rows
+    assert set(rows[0]) >= {"start_s", "end_s", "speech", "label", "confidence", "p_angry"}
+    assert any(r["speech"] == "1" and r["label"] for r in rows)
+    assert any(r["speech"] == "0" for r in rows)
 
 
 def test_settings_change_while_running(virtual_mic: VirtualMic, tiny_model: EmotionModel) -> None:
@@ -166,7 +179,8 @@ def test_settings_change_while_running(virtual_mic: VirtualMic, tiny_model: Emot
     finally:
         session.stop()
     late = col.predictions[-6:]
-    assert len(late) == 6 and np.allclose(np.diff([p.end_s for p in late]), 0.25)
+    assert len(late) == 6
+    assert np.allclose(np.diff([p.end_s for p in late]), 0.25)
 
 
 @pytest.mark.corpus
@@ -175,7 +189,8 @@ def test_live_result_agrees_with_file_analysis(
 ) -> None:
     clip_path = corpus_dir / "ravdess" / "Actor_16" / "03-01-05-02-01-01-16.flac"  # angry, strong, test actor
     file_res = analyze_file(clip_path, shipped_model)
-    assert file_res.ok and file_res.label is not None
+    assert file_res.ok
+    assert file_res.label is not None
     col = Collector()
     session = start_session(shipped_model, col, settings=StreamSettings(smoothing=0.0))
     try:
@@ -210,11 +225,14 @@ def test_device_loss_ends_session_and_keeps_recording(
     finally:
         session.stop()
         virtual_mic.ensure_running()
-    assert len(col.errors) == 1 and isinstance(col.errors[0], DeviceError)
+    assert len(col.errors) == 1
+    assert isinstance(col.errors[0], DeviceError)
     assert "input device" in str(col.errors[0])
-    assert not session.running and not session.recording
+    assert not session.running
+    assert not session.recording
     rec, sr = sf.read(str(wav), dtype="float32")  # the recording up to the loss is a valid WAV
-    assert sr == SR and len(rec) >= SR
+    assert sr == SR
+    assert len(rec) >= SR
     assert csv_path.read_text().count("\n") >= 2
     # the device works again for the next session
     col2 = Collector()
@@ -241,7 +259,8 @@ def test_same_session_restarts_after_stop(virtual_mic: VirtualMic, tiny_model: E
     virtual_mic.play(np.zeros(SR, np.float32)).wait(timeout=20)
     session.stop()
     first = len(col.predictions)
-    assert first >= 1 and not session.running
+    assert first >= 1
+    assert not session.running
     session.start()
     try:
         assert session.running
@@ -250,5 +269,6 @@ def test_same_session_restarts_after_stop(virtual_mic: VirtualMic, tiny_model: E
     finally:
         session.stop()
     later = col.predictions[first:]
-    assert later and not col.errors
+    assert later
+    assert not col.errors
     assert later[0].end_s - later[0].start_s <= 0.5 + 1e-6  # a fresh window, not the old one continued

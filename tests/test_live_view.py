@@ -45,14 +45,16 @@ def test_predictions_reach_widgets_on_the_gui_thread(qtbot, tmp_path: Path, corp
     view = _view(qtbot, tmp_path, tiny_model, array_session_factory(signal, 44100, speed=4.0))
     threads: list[bool] = []
     gui_thread = QThread.currentThread()
-    view.controller.prediction.connect(lambda p: threads.append(QThread.currentThread() is gui_thread))
+    view.controller.prediction.connect(lambda _: threads.append(QThread.currentThread() is gui_thread))
     assert view.start()
     session = view.controller.session
-    assert isinstance(session, LiveSession) and isinstance(session.input, ArrayInput)
+    assert isinstance(session, LiveSession)
+    assert isinstance(session.input, ArrayInput)
     qtbot.waitUntil(session.finished.is_set, timeout=20000)
     expected = int(len(signal) / 44100 / 0.5)  # one prediction per 0.5 s hop
     qtbot.waitUntil(lambda: view.predictions_received >= expected - 1, timeout=5000)
-    assert all(threads) and len(threads) == view.predictions_received
+    assert all(threads)
+    assert len(threads) == view.predictions_received
     assert view.speech_predictions >= 4  # ~3.7 s of speech
     assert view.silence_predictions >= 2
     assert view.emotion.state == "no_speech"  # the clip ended in silence
@@ -61,13 +63,16 @@ def test_predictions_reach_widgets_on_the_gui_thread(qtbot, tmp_path: Path, corp
     # the timeline keeps the speech part (finite) and gaps for silence (NaN)
     lab = tiny_model.labels[0]
     _, y = view.timeline_curves[lab].getData()
-    assert np.isfinite(y).sum() == view.speech_predictions and np.isnan(y).sum() == view.silence_predictions
+    assert np.isfinite(y).sum() == view.speech_predictions
+    assert np.isnan(y).sum() == view.silence_predictions
     view.repaint_tick()
-    assert view.status_compute.text().endswith("ms/step") and "—" not in view.status_compute.text()
+    assert view.status_compute.text().endswith("ms/step")
+    assert "—" not in view.status_compute.text()
     _, wave = view.wave_curve.getData()
     assert np.abs(wave).max() > 0.05  # the speech is on the waveform
     view.stop()
-    assert not view.running and view.start_button.text() == "Start"
+    assert not view.running
+    assert view.start_button.text() == "Start"
 
 
 def test_speech_shows_emotion_and_confidence(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
@@ -75,11 +80,12 @@ def test_speech_shows_emotion_and_confidence(qtbot, tmp_path: Path, tiny_model: 
 
     view = _view(qtbot, tmp_path, tiny_model, array_session_factory(synth_speech(seconds=4.0), 16000, speed=4.0))
     seen: list[tuple[str, str]] = []
-    view.controller.prediction.connect(lambda p: seen.append((view.emotion.state, view.emotion.detail.text())))
+    view.controller.prediction.connect(lambda _: seen.append((view.emotion.state, view.emotion.detail.text())))
     view.start()
     qtbot.waitUntil(lambda: view.speech_predictions >= 3, timeout=10000)
     p = view.last_prediction
-    assert p is not None and p.speech
+    assert p is not None
+    assert p.speech
     assert view.emotion.title.text() == p.label.capitalize()
     assert view.emotion.detail.text() == f"confidence {p.confidence * 100:.0f} %"
     assert view.bars.values.sum() == pytest.approx(100.0, abs=0.1)
@@ -105,6 +111,7 @@ def test_device_lost_is_reported_and_the_view_recovers(qtbot, tmp_path: Path, ti
     y = synth_speech(seconds=2.0)
 
     def losing(model, *, device, settings, on_prediction, on_error):
+        del device  # a SessionFactory's signature: the input is made here
         return LiveSession(model, settings=settings, on_prediction=on_prediction, on_error=on_error,
                            input_factory=lambda: _LosingInput(y, 16000, speed=4.0))
 
@@ -112,8 +119,11 @@ def test_device_lost_is_reported_and_the_view_recovers(qtbot, tmp_path: Path, ti
     with qtbot.waitSignal(view.controller.failed, timeout=10000) as blocker:
         assert view.start()
     assert "disappeared" in blocker.args[0]
-    assert view.banner.isVisible() and "USB mic" in view.banner.text()
-    assert not view.running and view.start_button.text() == "Start" and view.start_button.isEnabled()
+    assert view.banner.isVisible()
+    assert "USB mic" in view.banner.text()
+    assert not view.running
+    assert view.start_button.text() == "Start"
+    assert view.start_button.isEnabled()
     assert view.emotion.state == "error"
     # the user restarts with a working input
     view.controller.factory = array_session_factory(y, 16000, speed=4.0)
@@ -165,8 +175,10 @@ def test_a_bug_in_the_live_worker_is_shown_logged_and_the_view_recovers(
 def test_no_input_device_disables_live_but_says_why(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
     view = LiveView(settings=temp_settings(tmp_path), model=tiny_model, device_lister=no_devices)
     qtbot.addWidget(view)
-    assert view.controller is not None and view.controller.needs_device
-    assert view.banner.isVisibleTo(view) and "No audio input device" in view.banner.text()
+    assert view.controller is not None
+    assert view.controller.needs_device
+    assert view.banner.isVisibleTo(view)
+    assert "No audio input device" in view.banner.text()
     assert not view.start_button.isEnabled()
     assert view.start() is False
     assert view.controller.session is None
@@ -177,11 +189,13 @@ def test_no_microphone_says_what_to_do_not_press_start(qtbot, tmp_path: Path, ti
     # the real controller (microphone sessions), with a device lister the test controls
     view = LiveView(settings=temp_settings(tmp_path), model=tiny_model, device_lister=lambda: (list(devices), None))
     qtbot.addWidget(view)
-    assert view.controller is not None and view.controller.needs_device
+    assert view.controller is not None
+    assert view.controller.needs_device
     assert not view.start_button.isEnabled()
     shown = f"{view.emotion.title.text()} {view.emotion.detail.text()}"
     assert view.emotion.detail.text() == NO_MICROPHONE_TEXT
-    assert "Press Start" not in shown and "press Start" not in shown
+    assert "Press Start" not in shown
+    assert "press Start" not in shown
     # a microphone is plugged in and the user presses Refresh: Start is offered again
     devices.append(DeviceInfo(2, "USB mic", True, 48000.0))
     view.refresh_button.click()
@@ -190,7 +204,8 @@ def test_no_microphone_says_what_to_do_not_press_start(qtbot, tmp_path: Path, ti
     # unplugged again
     devices.clear()
     view.refresh_button.click()
-    assert not view.start_button.isEnabled() and view.emotion.detail.text() == NO_MICROPHONE_TEXT
+    assert not view.start_button.isEnabled()
+    assert view.emotion.detail.text() == NO_MICROPHONE_TEXT
 
 
 @pytest.mark.parametrize("opened_rate", [16000, 48000])
@@ -206,7 +221,8 @@ def test_device_rate_is_the_same_in_picker_and_status_bar(qtbot, tmp_path: Path,
     view = _view(qtbot, tmp_path, tiny_model, array_session_factory(y, opened_rate, speed=1.0),
                  lister=lambda: (devs, None))
     # before listening: the device's default rate, in both places
-    assert "44.1 kHz" in view.device_combo.currentText() and "default rate" in view.device_combo.currentText()
+    assert "44.1 kHz" in view.device_combo.currentText()
+    assert "default rate" in view.device_combo.currentText()
     assert view.status_rate.text() == "device default 44.1 kHz"
     assert view.start()
     khz = f"{opened_rate / 1000:g} kHz"
@@ -221,14 +237,15 @@ def test_device_rate_is_the_same_in_picker_and_status_bar(qtbot, tmp_path: Path,
 
 
 def test_device_that_cannot_open_shows_the_reason(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
-    def failing(model, **kwargs):
+    def failing(*_: object, **__: object) -> None:
         raise DeviceError("cannot open input device 7 at 16000 Hz: Invalid sample rate")
 
     lister = lambda: ([DeviceInfo(7, "Broken mic", True, 48000.0)], None)  # noqa: E731
     view = _view(qtbot, tmp_path, tiny_model, failing, lister=lister)
     assert view.device_combo.currentText().startswith("Broken mic")
     assert view.start() is False
-    assert "Broken mic" in view.banner.text() and "Invalid sample rate" in view.banner.text()
+    assert "Broken mic" in view.banner.text()
+    assert "Invalid sample rate" in view.banner.text()
     assert not view.running
 
 
@@ -250,6 +267,7 @@ def test_callbacks_from_a_worker_thread_are_queued(qtbot, tmp_path: Path, tiny_m
 
     class Dummy:
         def __init__(self, model, **kw):
+            del model  # a SessionFactory's signature
             captured.update(kw)
             from ser_engine.ringbuffer import RingBuffer
 
@@ -300,7 +318,7 @@ def test_overruns_are_counted_and_shown(qtbot, tmp_path: Path, tiny_model: Emoti
                                running=True)
 
     session = Overflowing()
-    view = _view(qtbot, tmp_path, tiny_model, lambda m, **kw: session)
+    view = _view(qtbot, tmp_path, tiny_model, lambda *_, **__: session)
     assert view.start()
     view.repaint_tick()
     qtbot.waitUntil(lambda: view.status_overruns.text() == "overruns: 0", timeout=2000)
@@ -332,12 +350,15 @@ def test_scrolling_envelope_matches_a_full_recomputation() -> None:
         whole = allv[: len(allv) - (ring.write_position - env.end)][-50 * 160:]
         whole = np.concatenate([np.zeros(50 * 160 - len(whole), np.float32), whole])
         cols = whole.reshape(50, 160)
-        assert np.array_equal(env.lo, cols.min(axis=1)) and np.array_equal(env.hi, cols.max(axis=1))
+        assert np.array_equal(env.lo, cols.min(axis=1))
+        assert np.array_equal(env.hi, cols.max(axis=1))
         x, val = env.line(ring)
         assert len(x) == len(val)
         if ring.write_position > env.end:  # the newest partial column is drawn too
             tail = allv[env.end - ring.write_position :]
-            assert x[-1] == 0.0 and val[-2] == tail.min() and val[-1] == tail.max()
+            assert x[-1] == 0.0
+            assert val[-2] == tail.min()
+            assert val[-1] == tail.max()
         assert x[0] == -(50 * 160 + ring.write_position - env.end)
         assert np.all(np.diff(x) >= 0)
 
@@ -363,7 +384,7 @@ def speaker_profile(corpus_dir: Path, shipped_model: EmotionModel):
 
 
 def _store_with_profiles(tmp_path: Path, prof):
-    """A store holding a good profile, one made for another model and a broken file."""
+    """Make a store holding a good profile, one made for another model and a broken file."""
     import dataclasses
 
     from ser_engine.profile import ProfileStore
@@ -397,7 +418,8 @@ def test_profile_picker_lists_refuses_and_persists(qtbot, tmp_path: Path, shippe
     qtbot.addWidget(view)
     combo = view.profile_combo
     texts = [combo.itemText(i) for i in range(combo.count())]
-    assert texts[0] == "No calibration" and combo.currentIndex() == 0
+    assert texts[0] == "No calibration"
+    assert combo.currentIndex() == 0
     assert "Speaker 1001" in texts
     assert "broken — unusable: cannot be read" in texts
     assert "Old laptop — unusable: made for another model" in texts
@@ -405,7 +427,8 @@ def test_profile_picker_lists_refuses_and_persists(qtbot, tmp_path: Path, shippe
     for i, t in enumerate(texts):
         assert item_model.item(i).isEnabled() == ("unusable" not in t)  # unusable ones cannot be chosen
     tip = combo.itemData(texts.index("broken — unusable: cannot be read"), Qt.ItemDataRole.ToolTipRole)
-    assert "broken.json" in tip and "JSON" in tip
+    assert "broken.json" in tip
+    assert "JSON" in tip
     with pytest.raises(ProfileError, match="made for model"):
         profiles.set_active(other)  # the engine's message says which model it was made for
     assert settings.voice_profile == ""
@@ -426,8 +449,10 @@ def test_profile_picker_lists_refuses_and_persists(qtbot, tmp_path: Path, shippe
     # the chosen profile's file is broken afterwards: said, and live runs uncalibrated
     good.write_text("garbage")
     view2.profiles.refresh()
-    assert view2.profile_combo.currentIndex() == 0 and view2.controller.model.profile is None
-    assert view2.profile_note.isVisibleTo(view2) and "cannot be used" in view2.profile_note.text()
+    assert view2.profile_combo.currentIndex() == 0
+    assert view2.controller.model.profile is None
+    assert view2.profile_note.isVisibleTo(view2)
+    assert "cannot be used" in view2.profile_note.text()
 
 
 @pytest.mark.corpus
@@ -452,17 +477,20 @@ def test_switching_profile_while_listening_takes_effect(qtbot, tmp_path: Path, c
     assert view.start()
     qtbot.waitUntil(lambda: view.speech_predictions >= 2, timeout=20000)
     profiles.set_active(good)  # while listening, not recording: restarted with the calibrated model
-    assert view.running and len(sessions) == 2
+    assert view.running
+    assert len(sessions) == 2
     assert sessions[-1].model.profile == speaker_profile
     n = view.predictions_received
     qtbot.waitUntil(lambda: view.predictions_received >= n + 2, timeout=20000)
     # while recording the switch waits for the next Start, and says so
     view.controller.start_recording(tmp_path / "r.wav", tmp_path / "r.csv")
     profiles.set_active(None)
-    assert len(sessions) == 2 and view.running
+    assert len(sessions) == 2
+    assert view.running
     assert "takes effect when you press Start again" in view.profile_note.text()
     view.stop()
-    assert view.start() and sessions[-1].model.profile is None
+    assert view.start()
+    assert sessions[-1].model.profile is None
     view.stop()
 
 
@@ -493,8 +521,10 @@ def test_uncertain_prediction_shows_uncertain_in_grey(qtbot, tmp_path: Path, cor
     uncertain = [s for s in seen if s[0]]
     assert len(uncertain) >= 3
     for _, state, title, style, bars in uncertain:
-        assert state == "uncertain" and title == "Uncertain"
-        assert UNCERTAIN_COLOR in style and not any(emotion_color(lab) in style for lab in model.labels)
+        assert state == "uncertain"
+        assert title == "Uncertain"
+        assert UNCERTAIN_COLOR in style
+        assert not any(emotion_color(lab) in style for lab in model.labels)
         assert bars == pytest.approx(100.0, abs=0.1)  # the probability bars are still shown
     # the detail line names the arg-max emotion and its probability
     p = Prediction(start_s=0, end_s=3, speech=True, label="angry", confidence=0.41,
@@ -527,11 +557,14 @@ def test_manage_dialog_renames_and_deletes_with_confirmation(qtbot, tmp_path: Pa
     assert status[names.index("broken")] == "unusable: cannot be read"
     assert status[names.index("Old laptop")] == "unusable: made for another model"
     dlg.select(other)
-    assert not dlg.use_button.isEnabled() and "made for model" in dlg.detail.text()
+    assert not dlg.use_button.isEnabled()
+    assert "made for model" in dlg.detail.text()
     # rename the active profile: the file follows the name, the active choice follows the file
     dlg.select(good)
     new_path = dlg.rename_selected("Anna (desk mic)")
-    assert new_path is not None and new_path.exists() and not good.exists()
+    assert new_path is not None
+    assert new_path.exists()
+    assert not good.exists()
     assert settings.voice_profile == str(new_path)
     assert view.profile_combo.currentText() == "Anna (desk mic)"
     from ser_engine.profile import VoiceProfile
@@ -542,20 +575,25 @@ def test_manage_dialog_renames_and_deletes_with_confirmation(qtbot, tmp_path: Pa
 
     def answer(reply):
         def question(*args, **kwargs):
+            del kwargs  # QMessageBox.question's signature
             asked.append(args[2])
             return reply
         return question
 
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
     dlg.select(new_path)
-    assert dlg.delete_selected() is False and new_path.exists()
+    assert dlg.delete_selected() is False
+    assert new_path.exists()
     assert "Anna (desk mic)" in asked[-1]
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
-    assert dlg.delete_selected() is True and not new_path.exists()
-    assert settings.voice_profile == "" and view.profile_combo.currentText() == "No calibration"
+    assert dlg.delete_selected() is True
+    assert not new_path.exists()
+    assert settings.voice_profile == ""
+    assert view.profile_combo.currentText() == "No calibration"
     assert view.controller.model.profile is None
     # the broken file can be deleted too
     dlg.select(broken)
-    assert dlg.delete_selected() is True and not broken.exists()
+    assert dlg.delete_selected() is True
+    assert not broken.exists()
     assert [e.name for e in profiles.entries] == ["Old laptop"]
     dlg.accept()

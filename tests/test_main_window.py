@@ -35,7 +35,8 @@ def test_main_window_builds(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> 
     assert w.files.distribution.labels == tiny_model.labels
     # status bar carries the live figures
     texts = [lab.text() for lab in w.live.status_widgets()]
-    assert any(t.startswith("inference") for t in texts) and any(t.startswith("overruns") for t in texts)
+    assert any(t.startswith("inference") for t in texts)
+    assert any(t.startswith("overruns") for t in texts)
     # the tab choice persists
     w.tabs.setCurrentIndex(1)
     assert temp_settings(tmp_path).last_tab == 1
@@ -49,7 +50,8 @@ def test_palette_is_one_distinct_colour_per_emotion() -> None:
 
 def _dialog_for(qtbot, tmp_path: Path, model_dir: Path) -> tuple[MainWindow, QMessageBox]:
     model, error = load_model(model_dir)
-    assert model is None and error
+    assert model is None
+    assert error
     w = MainWindow(settings=temp_settings(tmp_path), model=model, model_error=error, device_lister=no_devices)
     qtbot.addWidget(w)
     w.show()
@@ -87,7 +89,8 @@ def test_corrupt_model_dialog_names_the_problem(qtbot, tmp_path: Path, tiny_mode
     (broken / "model.json").write_text("{ not json")
     (tmp_path / "b").mkdir()
     _, box2 = _dialog_for(qtbot, tmp_path / "b", broken)
-    assert "model.json" in box2.informativeText() and "JSON" in box2.informativeText()
+    assert "model.json" in box2.informativeText()
+    assert "JSON" in box2.informativeText()
     box2.accept()
 
 
@@ -142,18 +145,21 @@ def test_voice_menu_and_status_bar_show_the_profile(qtbot, tmp_path: Path, monke
     prof = profile_from_files([corpus_dir / "crema-d" / n for n in names], model=shipped_model, name="Anna")
     path = w.profiles.save(prof)
     assert path.parent == default_profile_dir() == tmp_path / "xdg-data" / "ser" / "profiles"
-    assert w.profile_label.text() == "voice: Anna" and w.live.profile_combo.currentText() == "Anna"
+    assert w.profile_label.text() == "voice: Anna"
+    assert w.live.profile_combo.currentText() == "Anna"
     assert w.files.profile_box.text() == "Use voice profile: Anna"
     # the menu opens the dialogs (the calibration one on the Live tab)
     w.tabs.setCurrentWidget(w.files)
     manage = w.manage_profiles_action
     manage.trigger()
-    assert isinstance(w.live.profiles_dialog, ProfilesDialog) and w.live.profiles_dialog.isVisible()
+    assert isinstance(w.live.profiles_dialog, ProfilesDialog)
+    assert w.live.profiles_dialog.isVisible()
     w.live.profiles_dialog.accept()
     fake_inputs = []
 
     class Quiet:
         def __init__(self, device, *, ring_seconds):
+            del device  # an input factory's signature: any device gives this quiet input
             from ser_engine.ringbuffer import RingBuffer
 
             self.device_rate, self.ring = 16000, RingBuffer(int(ring_seconds * 16000))
@@ -166,7 +172,9 @@ def test_voice_menu_and_status_bar_show_the_profile(qtbot, tmp_path: Path, monke
     monkeypatch.setattr("desktop_app.calibration_dialog._default_input", Quiet)
     w.calibrate_action.trigger()
     dlg = w.live.calibration_dialog
-    assert isinstance(dlg, CalibrationDialog) and dlg.isVisible() and w.tabs.currentWidget() is w.live
+    assert isinstance(dlg, CalibrationDialog)
+    assert dlg.isVisible()
+    assert w.tabs.currentWidget() is w.live
     qtbot.waitUntil(lambda: dlg.input is not None, timeout=2000)
     dlg.reject()
     w.profiles.set_active(None)
@@ -187,7 +195,8 @@ def test_status_bar_fields_are_separated(qtbot, tmp_path: Path, tiny_model: Emot
     labels.sort(key=lambda lab: lab.mapTo(w, lab.rect().topLeft()).x())
     kinds = ["sep" if lab.objectName() == "status_separator" else "field" for lab in labels]
     fields = [lab.text() for lab in labels if lab.objectName() != "status_separator"]
-    assert fields[0].startswith("inference") and fields[-1].startswith("model:")
+    assert fields[0].startswith("inference")
+    assert fields[-1].startswith("model:")
     assert len(fields) == 6  # inference, delay, overruns, device rate, voice, model
     # every two neighbouring fields have a separator between them, and none touch
     assert kinds == ["field", "sep"] * 5 + ["field"]

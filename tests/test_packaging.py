@@ -93,6 +93,7 @@ ANALYZE = ["analyze", "--format", "json", "--progress", "never"]
 # --------------------------------------------------------------------------- wheel
 @pytest.fixture(scope="module")
 def wheel(shipped_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    del shipped_model_dir  # requested only so a missing model fails here, before a build without it
     out = tmp_path_factory.mktemp("wheel")
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(ROOT)],
          cwd=out)
@@ -102,7 +103,7 @@ def wheel(shipped_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def wheel_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A brand-new venv (no system site-packages) with the wheel and its [gui] extra from PyPI."""
+    """Make a brand-new venv (no system site-packages) with the wheel and its [gui] extra from PyPI."""
     where = tmp_path_factory.mktemp("wheel_venv")
     venv.EnvBuilder(with_pip=True, clear=True).create(where / "venv")
     py = where / "venv" / "bin" / "python"
@@ -156,7 +157,8 @@ def test_wheel_in_fresh_venv_cli_and_app(wheel_venv: Path, clips: list[Path], tm
     where = _run([str(bin_ / "python"), "-c",
                   "import ser_engine.model as m; print(m.default_model_dir()); print(m.__file__)"],
                  cwd=tmp_path, env=env).split()
-    assert Path(where[0]).is_relative_to(wheel_venv) and Path(where[1]).is_relative_to(wheel_venv)
+    assert Path(where[0]).is_relative_to(wheel_venv)
+    assert Path(where[1]).is_relative_to(wheel_venv)
     assert _sha256(Path(where[0]) / "model.onnx") == _sha256(shipped_model_dir / "model.onnx")
 
     assert "0.1" in _run([str(bin_ / "ser"), "--version"], cwd=tmp_path, env=env)
@@ -176,6 +178,7 @@ def build_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def bundle(shipped_model_dir: Path, build_dirs: dict[str, str]) -> Path:
+    del shipped_model_dir  # requested only so a missing model fails here, before a build without it
     _run(["bash", "packaging/build_bundle.sh"], cwd=ROOT, env={**os.environ, **build_dirs}, timeout=1500)
     bundle = Path(build_dirs["SER_DIST"]) / "ser"
     assert (bundle / "ser-app").is_file()
@@ -219,7 +222,7 @@ def _as_root(argv: list[str]) -> list[str]:
 
 
 def _dpkg(*args: str) -> None:
-    """dpkg with the given arguments, waiting up to 2 min for another dpkg/apt to release its lock."""
+    """Run dpkg with the given arguments, waiting up to 2 min for another dpkg/apt to release its lock."""
     for _ in range(60):
         proc = subprocess.run(_as_root(["dpkg", *args]), capture_output=True, text=True, check=False)
         if proc.returncode == 0:
@@ -237,6 +240,7 @@ def _dpkg_status(package: str) -> str:
 
 @pytest.fixture(scope="module")
 def deb(bundle: Path, build_dirs: dict[str, str]) -> Path:
+    del bundle  # requested so the bundle is built first: build_deb.sh packs it
     _run(["bash", "packaging/build_deb.sh"], cwd=ROOT, env={**os.environ, **build_dirs}, timeout=900)
     (pkg,) = Path(build_dirs["SER_DIST"]).glob("ser_*.deb")
     return pkg
@@ -260,7 +264,8 @@ def installed_deb(deb: Path) -> Iterator[set[str]]:
 def test_deb_metadata_and_layout(deb: Path) -> None:
     info = _run(["dpkg-deb", "-f", str(deb), "Package", "Depends", "Architecture"], cwd=deb.parent)
     assert "Package: ser" in info
-    assert "libportaudio2" in info and "libxcb-cursor0" in info
+    assert "libportaudio2" in info
+    assert "libxcb-cursor0" in info
     listing = _run(["dpkg-deb", "-c", str(deb)], cwd=deb.parent)
     for path in ("./opt/ser/ser-app", "./usr/bin/ser-app", "./usr/bin/ser", "./usr/share/applications/ser-app.desktop",
                  "./usr/share/icons/hicolor/256x256/apps/ser-app.png", "./opt/ser/_internal/models/model.onnx"):
@@ -274,7 +279,9 @@ def test_deb_install_run_and_remove(installed_deb: set[str], clips: list[Path], 
     _run(["desktop-file-validate", "/usr/share/applications/ser-app.desktop"], cwd=tmp_path)
     desktop = Path("/usr/share/applications/ser-app.desktop").read_text()
     entry = dict(line.split("=", 1) for line in desktop.splitlines() if "=" in line)
-    assert entry["Type"] == "Application" and entry["Exec"].split()[0] == "ser-app" and entry["Icon"] == "ser-app"
+    assert entry["Type"] == "Application"
+    assert entry["Exec"].split()[0] == "ser-app"
+    assert entry["Icon"] == "ser-app"
     assert shutil.which("ser-app", path="/usr/bin") == "/usr/bin/ser-app"
 
     env = _clean_env()

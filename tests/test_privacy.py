@@ -85,7 +85,7 @@ class Trace:
 
 
 def _join_split_lines(text: str) -> list[str]:
-    """strace -f splits a call interrupted by another thread: join ``<unfinished ...>`` and ``<... resumed>``."""
+    """Join the halves of calls that strace -f splits (``<unfinished ...>``, ``<... resumed>``)."""
     pending: dict[str, str] = {}
     lines = []
     for raw in text.splitlines():
@@ -236,9 +236,11 @@ def test_app_self_test_stays_on_the_machine(tmp_path: Path) -> None:
 
 @pytest.mark.mic
 def test_ser_listen_with_recording_stays_on_the_machine(virtual_mic: VirtualMic, tmp_path: Path) -> None:
-    """14 s of live listening and recording: longer than the ~10 s after which ONNX Runtime's
-    telemetry resolves its server, so a lookup would be seen here; the sound server is reached
-    through its Unix socket only, and the recording lands where it was asked to."""
+    """Listen and record for 14 s: nothing leaves the machine, the recording lands where asked.
+
+    14 s is longer than the ~10 s after which ONNX Runtime's telemetry resolves its server, so a
+    lookup would be seen here; the sound server is reached through its Unix socket only.
+    """
     out = tmp_path / "out"
     out.mkdir()
     record = out / "session.wav"
@@ -258,8 +260,10 @@ def test_ser_listen_with_recording_stays_on_the_machine(virtual_mic: VirtualMic,
                              root=tmp_path / "run", chosen=[out, *sound_state], during=play,
                              extra_env={"PULSE_SERVER": virtual_mic.server})
     _assert_private(found, home)
-    assert record.is_file() and record.stat().st_size > 44
-    assert '"label"' in found.output and '"speech": true' in found.output, found.output
+    assert record.is_file()
+    assert record.stat().st_size > 44
+    assert '"label"' in found.output, found.output
+    assert '"speech": true' in found.output, found.output
 
 
 def test_the_trace_catches_network_and_stray_writes(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def _test_daemons() -> list[str]:
     return [line for line in out.splitlines() if "ser-pulse-" in line and "pulseaudio" in line]
 
 
-def test_the_tests_never_touch_the_users_sound_server(tmp_path: Path) -> None:
+def test_the_tests_never_touch_the_users_sound_server() -> None:
     user = PrivatePulse(Path(tempfile.mkdtemp(prefix="desk-pulse-", dir="/tmp")))
     try:
         # The "user's desktop": its own server with its own default devices.

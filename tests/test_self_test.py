@@ -40,7 +40,8 @@ def test_self_test_passes_with_the_shipped_model(shipped_model_dir: Path) -> Non
 def test_self_test_fails_loudly_without_a_model(tmp_path: Path) -> None:
     r = _run("--self-test", "--model-dir", str(tmp_path / "nothing"))
     assert r.returncode == 1
-    assert "[FAIL] model loads" in r.stdout and str(tmp_path / "nothing") in r.stdout
+    assert "[FAIL] model loads" in r.stdout
+    assert str(tmp_path / "nothing") in r.stdout
     assert "Traceback" not in r.stdout + r.stderr
 
 
@@ -53,10 +54,13 @@ def test_ser_app_answers_analyze_like_ser(corpus_dir: Path, tiny_model_dir: Path
     r = _run("analyze", str(clip), "--model", str(tiny_model_dir), "--format", "json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert len(data) == 1 and data[0]["ok"] is True and data[0]["path"] == str(clip)
+    assert len(data) == 1
+    assert data[0]["ok"] is True
+    assert data[0]["path"] == str(clip)
     assert data[0]["duration_s"] == pytest.approx(3.84, abs=0.05)
     bad = _run("analyze", str(corpus_dir / "no-such-file.wav"), "--model", str(tiny_model_dir))
-    assert bad.returncode != 0 and "no-such-file.wav" in bad.stderr
+    assert bad.returncode != 0
+    assert "no-such-file.wav" in bad.stderr
 
 
 def test_self_test_drops_only_the_offscreen_size_hints_noise(shipped_model_dir: Path) -> None:

@@ -20,7 +20,8 @@ from ser_engine.stream import StreamSettings
 pytestmark = pytest.mark.gui
 
 
-def test_settings_persist_across_objects(qapp, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("qapp")
+def test_settings_persist_across_objects(tmp_path: Path) -> None:
     s = temp_settings(tmp_path)
     assert s.stream_settings == StreamSettings()  # defaults on a fresh store
     s.set_stream_settings(StreamSettings(window_s=2.0, hop_s=0.25, smoothing=0.7, gate_sensitivity=0.8))
@@ -38,7 +39,8 @@ def test_settings_persist_across_objects(qapp, tmp_path: Path) -> None:
     assert (tmp_path / "settings.ini").read_text().count("hop_s=0.25") == 1
 
 
-def test_invalid_stored_values_fall_back_to_defaults(qapp, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("qapp")
+def test_invalid_stored_values_fall_back_to_defaults(tmp_path: Path) -> None:
     store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     store.setValue("analysis/hop_s", 9.0)  # longer than the window: invalid
     store.setValue("window/tab", "junk")
@@ -48,7 +50,8 @@ def test_invalid_stored_values_fall_back_to_defaults(qapp, tmp_path: Path) -> No
     assert s.last_tab == 0
 
 
-def test_last_folder_that_vanished_falls_back_to_home(qapp, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("qapp")
+def test_last_folder_that_vanished_falls_back_to_home(tmp_path: Path) -> None:
     s = temp_settings(tmp_path)
     s.last_folder = str(tmp_path / "gone")
     assert s.last_folder == str(Path.home())
@@ -90,7 +93,8 @@ def test_fixed_window_models_lock_the_window(qtbot, tmp_path: Path) -> None:
 
 def test_voice_profile_choices_persist_and_bad_values_are_safe(qtbot, tmp_path: Path) -> None:
     s = temp_settings(tmp_path)
-    assert s.voice_profile == "" and s.files_use_profile is False  # defaults: no calibration
+    assert s.voice_profile == ""  # defaults: no calibration
+    assert s.files_use_profile is False
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "anna.json").write_text("{}")  # a stored profile path must exist (issue 13)
     with qtbot.waitSignal(s.changed, timeout=1000):
@@ -135,7 +139,7 @@ CORRUPT = [
 
 
 def _config_home_ini(tmp_path: Path, text: str) -> Path:
-    """A real settings file where ser-app looks for it under XDG_CONFIG_HOME=tmp_path/config."""
+    """Write a real settings file where ser-app looks for it under XDG_CONFIG_HOME=tmp_path/config."""
     ini = tmp_path / "config" / "ser" / "ser-app.ini"
     ini.parent.mkdir(parents=True)
     ini.write_text(text)
@@ -144,7 +148,8 @@ def _config_home_ini(tmp_path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize(("section", "key", "bad", "attr", "default"), CORRUPT,
                          ids=[f"{c[0]}/{c[1]}={c[2]}" for c in CORRUPT])
-def test_every_corrupt_value_falls_back_to_its_default_with_a_note(qapp, tmp_path: Path, caplog,
+@pytest.mark.usefixtures("qapp")
+def test_every_corrupt_value_falls_back_to_its_default_with_a_note(tmp_path: Path, caplog,
                                                                     section, key, bad, attr, default) -> None:
     rec = tmp_path / "rec"
     rec.mkdir()
@@ -166,7 +171,8 @@ def test_every_corrupt_value_falls_back_to_its_default_with_a_note(qapp, tmp_pat
     assert value == expected
     notes = [r for r in caplog.records if r.name == "ser.app" and f"{section}/{key}" in r.getMessage()]
     assert len(notes) == 1, [r.getMessage() for r in caplog.records]
-    assert str(ini) in notes[0].getMessage() and "invalid" in notes[0].getMessage()
+    assert str(ini) in notes[0].getMessage()
+    assert "invalid" in notes[0].getMessage()
     assert s.check() == [f"{section}/{key}"]
     if neighbour == "live":
         assert s.recordings_folder == str(rec)
@@ -177,7 +183,8 @@ def test_every_corrupt_value_falls_back_to_its_default_with_a_note(qapp, tmp_pat
     assert f"{key}={bad}" in ini.read_text()
 
 
-def test_valid_values_of_every_key_are_read_back_without_notes(qapp, tmp_path: Path, caplog) -> None:
+@pytest.mark.usefixtures("qapp")
+def test_valid_values_of_every_key_are_read_back_without_notes(tmp_path: Path, caplog) -> None:
     profile = tmp_path / "anna.json"
     profile.write_text("{}")
     geometry = bytes(range(256))
@@ -192,7 +199,8 @@ def test_valid_values_of_every_key_are_read_back_without_notes(qapp, tmp_path: P
     s.last_tab = 1
     with caplog.at_level("WARNING", logger="ser.app"):
         again = temp_settings(tmp_path)
-    assert again.check() == [] and not [r for r in caplog.records if r.name == "ser.app"]
+    assert again.check() == []
+    assert not [r for r in caplog.records if r.name == "ser.app"]
     assert again.stream_settings == StreamSettings(window_s=2.0, hop_s=0.25, smoothing=0.5, gate_sensitivity=0.2)
     assert again.input_device == "HDA Intel PCH: ALC, Analog (hw:0,0)"
     assert again.recordings_folder == str(tmp_path / "rec")
@@ -203,7 +211,8 @@ def test_valid_values_of_every_key_are_read_back_without_notes(qapp, tmp_path: P
     assert again.last_tab == 1
 
 
-def test_hop_longer_than_the_window_gives_the_default_analysis_settings(qapp, tmp_path: Path, caplog) -> None:
+@pytest.mark.usefixtures("qapp")
+def test_hop_longer_than_the_window_gives_the_default_analysis_settings(tmp_path: Path, caplog) -> None:
     ini = _config_home_ini(tmp_path, "[analysis]\nwindow_s=1.0\nhop_s=2.0\n")
     with caplog.at_level("WARNING", logger="ser.app"):
         s = AppSettings(QSettings(str(ini), QSettings.Format.IniFormat))
@@ -211,13 +220,17 @@ def test_hop_longer_than_the_window_gives_the_default_analysis_settings(qapp, tm
     assert any("hop_s" in r.getMessage() for r in caplog.records if r.name == "ser.app")
 
 
-def test_a_settings_file_of_random_bytes_gives_the_defaults(qapp, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("qapp")
+def test_a_settings_file_of_random_bytes_gives_the_defaults(tmp_path: Path) -> None:
     ini = tmp_path / "config" / "ser" / "ser-app.ini"
     ini.parent.mkdir(parents=True)
     ini.write_bytes(np.random.default_rng(13).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     s = AppSettings(QSettings(str(ini), QSettings.Format.IniFormat))
-    assert s.stream_settings == StreamSettings() and s.last_tab == 0 and s.window_geometry == b""
-    assert s.voice_profile == "" and s.files_use_profile is False
+    assert s.stream_settings == StreamSettings()
+    assert s.last_tab == 0
+    assert s.window_geometry == b""
+    assert s.voice_profile == ""
+    assert s.files_use_profile is False
 
 
 CORRUPT_FILE = """[analysis]
@@ -271,7 +284,8 @@ def test_the_app_starts_with_a_corrupted_settings_file(tmp_path: Path) -> None:
     assert "self-test passed" in test.stdout
 
 
-def test_recordings_folder_with_a_tilde_is_expanded(qapp, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("qapp")
+def test_recordings_folder_with_a_tilde_is_expanded(tmp_path: Path) -> None:
     s = temp_settings(tmp_path)
     s.recordings_folder = "~/my recordings"
     assert temp_settings(tmp_path).recordings_folder == str(Path.home() / "my recordings")

@@ -88,7 +88,8 @@ def test_seed_feature_sets_are_featurized_at_their_width_in_float32(corpus_dir: 
     np.testing.assert_array_equal(ws.log_mel[ws.clip_index == 0], np.stack([w.features for w in ref]))
     # a different feature set is a different cache entry, never the log-mel one
     logmel = featurize_clips(clips=some, config=FeatureConfig(), cache_dir=tmp_path, workers=1, progress=False)
-    assert logmel.log_mel.shape[-1] == 64 and len(list(tmp_path.glob("*.npz"))) == 2
+    assert logmel.log_mel.shape[-1] == 64
+    assert len(list(tmp_path.glob("*.npz"))) == 2
 
 
 def _analyze_segments(path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
