@@ -87,6 +87,7 @@ def speech_track(corpus: Path, seconds: float, rate: int = 16000) -> np.ndarray:
 
 
 def launch_times(model_dir: Path, runs: int = 5) -> list[float]:
+    """Measure ``ser-app``'s launch-to-ready time ``runs`` times (seconds)."""
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, SER_APP_REPORT_READY="quit", QT_QPA_PLATFORM="offscreen",
@@ -118,6 +119,8 @@ class OnsetPlayer:
         self.stop_exc = sd.CallbackStop
 
     def callback(self, outdata, frames, time_info, status) -> None:  # audio thread: no imports here
+        """Copy the next block out and note when its sound reaches the sink (PortAudio's callback)."""
+        del status  # PortAudio's callback signature
         now = time.monotonic()
         dac_offset = max(0.0, time_info.outputBufferDacTime - time_info.currentTime)
         start = self.pos
@@ -133,6 +136,7 @@ class OnsetPlayer:
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    """Run the app on the virtual microphone and measure it; returns the figures."""
     load_at_start = os.getloadavg()[0]
     import sounddevice as sd
     from PySide6.QtCore import QSettings
@@ -281,6 +285,8 @@ def _fmt_ms(vals: list[float]) -> str:
 
 
 def section(r: dict[str, object]) -> str:
+    """Format the figures as the "Desktop app" section of docs/benchmarks.md (Markdown)."""
+
     def met(ok: bool) -> str:
         return "met" if ok else "**not met**"
 
@@ -288,7 +294,9 @@ def section(r: dict[str, object]) -> str:
     pred = r["pred_ms"]
     hop_ms = float(r["hop_ms"])  # type: ignore[arg-type]
     launches = r["launch_s"]
-    assert isinstance(wave, list) and isinstance(pred, list) and isinstance(launches, list)
+    assert isinstance(wave, list)
+    assert isinstance(pred, list)
+    assert isinstance(launches, list)
     lines = [
         "## Desktop app",
         "",
@@ -330,6 +338,7 @@ def section(r: dict[str, object]) -> str:
 
 
 def write_section(text: str, path: Path) -> None:
+    """Replace the "Desktop app" section of ``path`` with ``text`` (the other sections kept)."""
     heads = ["## Engine", "## Training", "## Desktop app", "## Packaging"]
     if not path.exists():
         path.write_text("# Benchmarks\n\n" + "\n".join(f"{h}\n\n(not measured yet)\n" for h in heads))
@@ -344,6 +353,7 @@ def write_section(text: str, path: Path) -> None:
 
 
 def main() -> int:
+    """Measure the app and write the section; returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=65.0, help="seconds of streamed speech (>= 60)")
     p.add_argument("--model-dir", type=Path, default=ROOT / "models")

@@ -3,7 +3,7 @@
 #
 #   bash scripts/setup.sh app    install everything into .venv and launch the app
 #   bash scripts/setup.sh test   install everything into .venv and run the whole check
-#                                (ruff, mypy strict on ser_engine, every pytest marker)
+#                                (ruff, mypy strict on ser_engine, desktop_app and training, every pytest marker)
 #
 # Idempotent: apt-get runs only when a package is missing; pip runs only when
 # pyproject.toml changed since the last install into .venv.
@@ -281,8 +281,8 @@ FAILED=0
 phase "ruff check"
 if ruff check .; then phase_end "ruff" ok; else phase_end "ruff" FAIL; FAILED=1; fi
 
-phase "mypy (strict on ser_engine)"
-if mypy ser_engine; then phase_end "mypy" ok; else phase_end "mypy" FAIL; FAILED=1; fi
+phase "mypy (strict on ser_engine, desktop_app, training)"
+if mypy ser_engine desktop_app training; then phase_end "mypy" ok; else phase_end "mypy" FAIL; FAILED=1; fi
 
 phase "pytest (whole suite, every marker, Qt offscreen)"
 set +e
