@@ -25,6 +25,7 @@ Nothing is logged from audio callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -57,6 +58,32 @@ class _OneLine(logging.Formatter):
             return super().format(record)
         finally:
             record.exc_info, record.exc_text, record.stack_info = saved
+
+
+class _LogFile(logging.FileHandler):
+    """The log file; a write that fails (disk full...) is said once on stderr, and the file is then left alone.
+
+    Logging never makes the program fail, and a full disk does not print Python's
+    "--- Logging error ---" traceback for every later record.
+    """
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Say once on stderr that the log file cannot be written; later records skip it."""
+        del record  # logging's signature: the record is lost either way
+        if self.failed:
+            return
+        self.failed = True
+        exc = sys.exc_info()[1]
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        with contextlib.suppress(OSError, ValueError):  # stderr closed: nowhere left to say it
+            sys.stderr.write(f"ser: cannot write the log file {self.baseFilename}: {reason}; going on without it\n")
+            sys.stderr.flush()
 
 
 def _not_file_only(record: logging.LogRecord) -> bool:
@@ -130,7 +157,8 @@ def configure_logging(*, verbose: bool, log_file: Path | None, stream: TextIO | 
         When given, every record at DEBUG and above (INFO and above unless
         ``verbose``) is appended to this file with its full traceback. Its
         folder is created 0700 and the file 0600; a file over 1 MB is moved
-        to ``<name>.1`` first.
+        to ``<name>.1`` first. A write that fails later (disk full) is said
+        once on stderr; the program goes on without the file.
     stream : text stream, optional
         Where the console lines go (default: ``sys.stderr`` as it is now).
 
@@ -156,7 +184,7 @@ def configure_logging(*, verbose: bool, log_file: Path | None, stream: TextIO | 
     handlers: list[logging.Handler] = [console]
     if log_file is not None:
         _create_private(log_file)
-        file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8", errors="backslashreplace")
+        file_handler = _LogFile(log_file, mode="a", encoding="utf-8", errors="backslashreplace")
         file_handler.setLevel(logging.DEBUG if verbose else logging.INFO)
         file_handler.setFormatter(logging.Formatter(_FORMAT_FILE))
         handlers.append(file_handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import stat
@@ -133,3 +134,33 @@ def test_configuring_again_replaces_the_handlers(tmp_path: Path) -> None:
     assert first.getvalue() == ""
     assert second.getvalue() == "ser: WARNING: once\n"
     assert len(logging.getLogger("ser").handlers) == 1
+
+
+def test_a_log_file_on_a_full_disk_is_said_once_and_the_program_goes_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from privileged import small_tmpfs
+
+    with small_tmpfs(tmp_path / "disk", size="64k") as disk:
+        path = disk / "ser" / "ser.log"
+        console = io.StringIO()
+        configure_logging(verbose=False, log_file=path, stream=console)
+        log = get_logger("ser_engine.analysis")
+        log.info("before the disk filled")
+        filler = disk / "filler"
+        with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 4096)
+        for i in range(200):  # far more than the free space: every write fails
+            log.info("clip_%03d.wav: not an audio file %s", i, "x" * 200)
+        log.warning("still on stderr")
+        err = capsys.readouterr().err
+        assert err.splitlines() == [
+            f"ser: cannot write the log file {path}: No space left on device; going on without it"], err
+        assert "Logging error" not in err
+        assert console.getvalue() == "ser: WARNING: still on stderr\n"  # the console is not affected
+        assert "before the disk filled" in path.read_text(encoding="utf-8", errors="replace")
+        while logs._installed:  # close the file before the tmpfs is unmounted
+            h = logs._installed.pop()
+            logging.getLogger("ser").removeHandler(h)
+            with contextlib.suppress(OSError):
+                h.close()
