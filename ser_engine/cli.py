@@ -23,7 +23,6 @@ them.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import traceback
@@ -207,12 +206,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_IMPLEMENTATION = {"analyze": "cli_analyze", "listen": "cli_live", "devices": "cli_live",
-                   "calibrate": "cli_model", "info": "cli_model"}  # sub-command -> module with cmd_<name>
+Command = Callable[[argparse.Namespace], int]
+
+
+# Each sub-command's module is imported only when it runs, by a plain import statement (not
+# importlib with a computed name) so that PyInstaller's analysis puts every one in the bundle.
+def _analyze() -> Command:
+    from ser_engine.cli_analyze import cmd_analyze
+
+    return cmd_analyze
+
+
+def _listen() -> Command:
+    from ser_engine.cli_live import cmd_listen
+
+    return cmd_listen
+
+
+def _devices() -> Command:
+    from ser_engine.cli_live import cmd_devices
+
+    return cmd_devices
+
+
+def _calibrate() -> Command:
+    from ser_engine.cli_model import cmd_calibrate
+
+    return cmd_calibrate
+
+
+def _info() -> Command:
+    from ser_engine.cli_model import cmd_info
+
+    return cmd_info
+
+
+_IMPLEMENTATION: dict[str, Callable[[], Command]] = {
+    "analyze": _analyze, "listen": _listen, "devices": _devices, "calibrate": _calibrate, "info": _info}
 assert set(_IMPLEMENTATION) == set(SUBCOMMANDS)
 
 
-def command(name: str) -> Callable[[argparse.Namespace], int]:
+def command(name: str) -> Command:
     """Return the function running sub-command ``name`` (its module is imported now).
 
     Parameters
@@ -225,9 +259,7 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
     callable
         ``f(args) -> exit status``.
     """
-    module = importlib.import_module(f"ser_engine.{_IMPLEMENTATION[name]}")
-    run: Callable[[argparse.Namespace], int] = getattr(module, f"cmd_{name}")
-    return run
+    return _IMPLEMENTATION[name]()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
