@@ -35,17 +35,47 @@ class ExportError(RuntimeError):
     """The exported graph is unusable or disagrees with Keras."""
 
 
-def export_onnx(model: Any, path: str | Path, *, n_mels: int, opset: int = 17) -> Path:
-    """Convert ``model`` with input ``features`` float32 ``(None, None, n_mels)`` and output ``logits``.
+def export_onnx(
+    model: Any, path: str | Path, *, n_features: int | None = None, n_mels: int | None = None, opset: int = 17
+) -> Path:
+    """Convert ``model`` with input ``features`` float32 ``(None, None, n_features)`` and output ``logits``.
+
+    Parameters
+    ----------
+    model : keras.Model
+    path : path-like
+        The ``.onnx`` file to write.
+    n_features : int, optional
+        Values per frame, ``FeatureConfig.n_features`` (the mel bands for log-mel, 42 for
+        40 MFCCs + ZCR + RMS).
+    n_mels : int, optional
+        The older name of ``n_features`` (log-mel models); give one of the two.
+    opset : int
+        ONNX opset.
 
     Returns
     -------
-    Path of the written ``.onnx`` file.
+    Path
+        The written ``.onnx`` file.
+
+    Raises
+    ------
+    ExportError
+        When the width is missing, given twice differently, or disagrees with the model's input.
     """
+    if n_features is not None and n_mels is not None and n_features != n_mels:
+        raise ExportError(f"n_features={n_features} and n_mels={n_mels} disagree")
+    width = n_features if n_features is not None else n_mels
+    if width is None:
+        raise ExportError("export_onnx needs the input width (n_features)")
+    shape = getattr(model, "input_shape", None)  # (None, None, width) for the builders of training.models
+    if isinstance(shape, tuple) and shape and isinstance(shape[-1], int) and shape[-1] != width:
+        raise ExportError(f"the model takes {shape[-1]} values per frame, the export was asked for {width}")
+
     import tensorflow as tf
     import tf2onnx
 
-    spec = (tf.TensorSpec([None, None, n_mels], tf.float32, name="features"),)
+    spec = (tf.TensorSpec([None, None, width], tf.float32, name="features"),)
 
     @tf.function(input_signature=spec)  # type: ignore[untyped-decorator]
     def serve(features: Any) -> Any:
@@ -85,7 +115,7 @@ def check_parity(
     temperature: float = 1.0,
     tol: float = PARITY_TOLERANCE,
 ) -> float:
-    """Max abs difference of probabilities, ONNX Runtime vs Keras, on ``features`` (batch, time, n_mels).
+    """Max abs difference of probabilities, ONNX Runtime vs Keras, on ``features`` (batch, time, n_features).
 
     Also runs a batch of one with a different time length, to prove the time
     axis is dynamic.
@@ -189,7 +219,7 @@ def write_metadata(
         feature_config=feature_config,
         input_name="features",
         output_name="logits",
-        input_shape=(None, None, feature_config.n_mels),
+        input_shape=(None, None, feature_config.n_features),
         temperature=float(temperature),
         provenance=prov,
         metrics=metrics,

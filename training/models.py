@@ -1,7 +1,10 @@
 """Keras model builders (TensorFlow is imported lazily, inside the builders).
 
-Every model takes normalised log-mel windows of shape ``(batch, time, n_mels)``
-with a dynamic time axis and returns logits ``(batch, n_labels)``.
+Every model takes normalised feature windows of shape ``(batch, time, n_mels)``
+with a dynamic time axis and returns logits ``(batch, n_labels)``. The builders'
+``n_mels`` is the width of a frame, ``FeatureConfig.n_features``: the mel bands of
+the log-mel the project's model uses, or the values of another feature set (42 for
+40 MFCCs + ZCR + RMS); :func:`build_model` takes it as ``n_features``.
 
 * :func:`build_cnn2d` — the shipped architecture: 2D conv blocks on the
   log-mel image, BatchNorm, pooling, frequency axis averaged out, then global
@@ -40,6 +43,7 @@ def build_cnn2d(
     Parameters
     ----------
     n_mels, n_labels : int
+        Values per input frame (``FeatureConfig.n_features``) and output classes.
     filters : tuple of int
         Channels of each conv block (conv 3x3 - BN - ReLU - max-pool 2x2).
     dropout : float
@@ -91,7 +95,7 @@ def build_cnn2d(
 def build_cnn1d(
     *, n_mels: int, n_labels: int, filters: tuple[int, ...] = (64, 128, 128), dropout: float = 0.3, seed: int = 0
 ) -> Any:
-    """Build the seeds' 1D CNN: conv over time with mel bands as channels."""
+    """Build the seeds' 1D CNN: conv over time with the frame's values (mel bands, MFCCs...) as channels."""
     keras = _keras()
     layers = keras.layers
     inp = keras.Input(shape=(None, n_mels), name="features")
@@ -144,8 +148,26 @@ def build_cnn_bilstm(
 ARCHITECTURES = {"cnn2d": build_cnn2d, "cnn1d": build_cnn1d, "cnn_bilstm": build_cnn_bilstm}
 
 
-def build_model(arch: str, **kwargs: Any) -> Any:
-    """Build ``arch`` (a key of ``ARCHITECTURES``) with its keyword parameters."""
+def build_model(arch: str, *, n_features: int | None = None, **kwargs: Any) -> Any:
+    """Build ``arch`` (a key of ``ARCHITECTURES``) with its keyword parameters.
+
+    Parameters
+    ----------
+    arch : str
+    n_features : int, optional
+        Values per input frame (``FeatureConfig.n_features``), passed to the builder as its
+        ``n_mels``; give either this or ``n_mels``.
+    **kwargs
+        The builder's parameters.
+
+    Returns
+    -------
+    keras.Model
+    """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    if n_features is not None:
+        if kwargs.get("n_mels", n_features) != n_features:
+            raise ValueError(f"n_features={n_features} and n_mels={kwargs['n_mels']} disagree")
+        kwargs["n_mels"] = n_features
     return ARCHITECTURES[arch](**kwargs)

@@ -77,12 +77,12 @@ class Data:
 
     @property
     def mean(self) -> npt.NDArray[np.float64]:
-        """Per-band mean of the training log-mels, shape ``(n_mels,)`` (``config.mean``)."""
+        """Per-value mean of the training frames, shape ``(n_features,)`` (``config.mean``)."""
         return _statistic(self.config.mean, "mean")
 
     @property
     def std(self) -> npt.NDArray[np.float64]:
-        """Per-band standard deviation of the training log-mels, shape ``(n_mels,)`` (``config.std``)."""
+        """Per-value standard deviation of the training frames, shape ``(n_features,)`` (``config.std``)."""
         return _statistic(self.config.std, "std")
 
 
@@ -285,7 +285,7 @@ def _export(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    onnx_path = export_onnx(model, tmp / "model.onnx", n_mels=data_config.n_mels)
+    onnx_path = export_onnx(model, tmp / "model.onnx", n_features=data_config.n_features)
     diff = check_parity(model, onnx_path, parity_windows, temperature=temperature)
     log(f"export parity: max abs probability difference {diff:.2e} (limit 1e-4)")
     prov = dict(provenance)
@@ -468,7 +468,7 @@ def _keras_eval(
     return res, logits, idx, y, clips
 
 
-def _onnx_latency_ms(path: Path, n_frames: int, n_mels: int, *, repeats: int = 200) -> float:
+def _onnx_latency_ms(path: Path, n_frames: int, n_features: int, *, repeats: int = 200) -> float:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -477,7 +477,7 @@ def _onnx_latency_ms(path: Path, n_frames: int, n_mels: int, *, repeats: int = 2
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
     sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal((1, n_frames, n_mels)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((1, n_frames, n_features)).astype(np.float32)
     for _ in range(20):
         sess.run(None, {"features": x})
     times = []
@@ -554,7 +554,7 @@ def _try_int8(
         res[tag] = {
             "val_uar": round(m["uar"], 4),
             "val_accuracy": round(m["accuracy"], 4),
-            "latency_ms": round(_onnx_latency_ms(path, cfg.n_frames, cfg.n_mels), 3),
+            "latency_ms": round(_onnx_latency_ms(path, cfg.n_frames, cfg.n_features), 3),
             "size_bytes": path.stat().st_size,
         }
     res["faster"] = res["int8"]["latency_ms"] < res["fp32"]["latency_ms"]
@@ -766,7 +766,7 @@ def run_all(
     if int8.get("ship_int8"):
         shutil.copy2(run_dir / "model.int8.onnx", staging / "model.onnx")
         log("shipping the int8 model (faster, < 1 point validation UAR cost)")
-    latency = _onnx_latency_ms(staging / "model.onnx", data.config.n_frames, data.config.n_mels)
+    latency = _onnx_latency_ms(staging / "model.onnx", data.config.n_frames, data.config.n_features)
     size = (staging / "model.onnx").stat().st_size
     results["export"] = {
         "parity_max_abs_prob_diff": parity,
@@ -1086,7 +1086,9 @@ def _ravdess8(
         final_cfg, epochs=epochs, windows_per_epoch=None, patience=epochs, learning_rate=final_cfg.learning_rate / 2
     )
     # the 7-class network's trunk, a new 8-way head
-    m8 = build_model(cfg.arch, n_mels=data.config.n_mels, n_labels=len(labels), seed=cfg.seed, **cfg.arch_params)
+    m8 = build_model(
+        cfg.arch, n_features=data.config.n_features, n_labels=len(labels), seed=cfg.seed, **cfg.arch_params
+    )
     for src, dst in zip(model.layers[:-1], m8.layers[:-1], strict=True):
         dst.set_weights(src.get_weights())
     fitted, hist = fit_model(

@@ -1,8 +1,9 @@
-"""Fitting Keras models on cached log-mel windows, and predicting with them.
+"""Fitting Keras models on cached feature windows, and predicting with them.
 
-The training batches are built in NumPy from the float16 cache: normalised
-with the training speakers' statistics, with SpecAugment-style time and
-frequency masks drawn from an explicit generator. Model selection keeps the
+The windows are log-mel (float16) or another feature set of the FeatureConfig
+(float32, ``n_features`` values per frame). The training batches are built in
+NumPy from the cache: normalised with the training speakers' statistics, with
+SpecAugment-style time and frequency masks drawn from an explicit generator. Model selection keeps the
 weights of the epoch with the best clip-level UAR on the validation speakers.
 """
 
@@ -240,13 +241,15 @@ def fit_model(
         ``val`` may be None (then the last epoch is kept).
     y_train, y_val : array_like, shape (n_clips,)
         Clip labels (indices into ``labels``).
-    mean, std : array_like, shape (n_mels,)
-        Training statistics.
+    mean, std : array_like, shape (n_features,)
+        Training statistics (one per value of a frame: the mel bands for log-mel).
     init_model : keras.Model, optional
         Start from this (built) model instead of a fresh ``cfg.arch``.
     feature_config : FeatureConfig, optional
         The features' configuration (mel band frequencies for
-        ``cfg.freq_warp``); defaults to ``FeatureConfig()``.
+        ``cfg.freq_warp``, which needs log-mel windows); defaults to
+        ``FeatureConfig()``. When given, its ``n_features`` must be the
+        windows' width. A fresh model's input width is the windows' width.
     val_groups : array_like, shape (n_val_clips,), optional
         Group of each validation clip (e.g. 0 = validation speakers of the
         training corpora, 1 = an unseen corpus); the score is the mean of the
@@ -274,11 +277,16 @@ def fit_model(
     keras.utils.set_random_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n_labels = len(labels)
-    n_mels = train.log_mel.shape[-1]
+    n_features = train.log_mel.shape[-1]  # FeatureConfig.n_features: the mel bands for log-mel
+    if feature_config is not None and feature_config.n_features != n_features:
+        raise ValueError(
+            f"feature_config gives {feature_config.n_features} values per frame "
+            f"({feature_config.features}), the windows {n_features}"
+        )
     if init_model is not None:
         model = init_model
     else:
-        model = build_model(cfg.arch, n_mels=n_mels, n_labels=n_labels, seed=cfg.seed, **cfg.arch_params)
+        model = build_model(cfg.arch, n_features=n_features, n_labels=n_labels, seed=cfg.seed, **cfg.arch_params)
 
     use = np.flatnonzero(train.usable())
     yw = np.asarray(y_train)[train.clip_index[use]]
@@ -309,8 +317,10 @@ def fit_model(
         from ser_engine.config import FeatureConfig
 
         feature_config = FeatureConfig()
-    if cfg.freq_warp > 0 and feature_config.n_mels != n_mels:
-        raise ValueError(f"feature_config has {feature_config.n_mels} mel bands, the windows {n_mels}")
+    if cfg.freq_warp > 0 and feature_config.features != "logmel":
+        raise ValueError(f"freq_warp warps log-mel bands; the windows are {feature_config.features!r} features")
+    if cfg.freq_warp > 0 and feature_config.n_mels != n_features:
+        raise ValueError(f"feature_config has {feature_config.n_mels} mel bands, the windows {n_features}")
     centres = mel_centres_hz(feature_config)
 
     ema = [tf.Variable(v, trainable=False) for v in model.trainable_variables] if cfg.ema_decay > 0 else []
