@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPu
 
 from desktop_app.export import ExportError
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, label_text
-from desktop_app.widgets import style_plot
+from desktop_app.widgets import export_failed_box, style_plot
 from ser_engine.analysis import FileResult
 from ser_engine.export import safe_text
 from ser_engine.recorder import make_private_folder
@@ -398,14 +398,7 @@ class BatchChart(QWidget):
             out = self.save_png(path)
         except ExportError as exc:
             self.message.emit(str(exc))
-            box = QMessageBox(self)
-            box.setIcon(QMessageBox.Icon.Warning)
-            box.setWindowTitle("Export failed")
-            box.setText(str(exc))
-            box.setInformativeText("Nothing was changed: an earlier file at that path is kept as it was.")
-            box.setStandardButtons(QMessageBox.StandardButton.Ok)
-            self.export_error_box = box
-            box.open()  # window-modal, does not block
+            self.export_error_box = export_failed_box(self, str(exc))
             return False
         self.message.emit(f"Exported {out}")
         return True

@@ -50,7 +50,7 @@ from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, e
 from desktop_app.player import Player
 from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
-from desktop_app.widgets import ColorKey, ProbabilityBars, min_max_envelope, style_plot
+from desktop_app.widgets import ColorKey, ProbabilityBars, export_failed_box, min_max_envelope, style_plot
 from ser_engine.analysis import FileResult, Segment, analyze_paths
 from ser_engine.audio import AUDIO_EXTENSIONS, find_audio_files, load_audio
 from ser_engine.errors import AudioError
@@ -1087,14 +1087,7 @@ class FileView(QWidget):
     def _export_failed(self, exc: ExportError) -> None:
         """Status text and a (window-modal, non-blocking) message box naming the file and the reason."""
         self.message.emit(str(exc))
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Export failed")
-        box.setText(str(exc))
-        box.setInformativeText("Nothing was changed: an earlier file at that path is kept as it was.")
-        box.setStandardButtons(QMessageBox.StandardButton.Ok)
-        self.export_error_box = box
-        box.open()
+        self.export_error_box = export_failed_box(self, str(exc))
 
     def shutdown(self, *, timeout_s: float = 2.0) -> None:
         """Stop playback and any batch; waits at most ``timeout_s`` for the batch threads (daemons)."""

@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, label_text
 from ser_engine.ringbuffer import RingBuffer
@@ -318,3 +318,28 @@ class ProbabilityBars(pg.PlotWidget):  # type: ignore[misc]
 
 
 SILENCE = SILENCE_COLOR
+
+
+def export_failed_box(parent: QWidget, text: str) -> QMessageBox:
+    """Open a window-modal, non-blocking "Export failed" box naming the file and the reason.
+
+    Parameters
+    ----------
+    parent : QWidget
+        The window the box belongs to.
+    text : str
+        The failure, as the exporter worded it (it names the file).
+
+    Returns
+    -------
+    QMessageBox
+        The open box (tests read it).
+    """
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Export failed")
+    box.setText(text)
+    box.setInformativeText("Nothing was changed: an earlier file at that path is kept as it was.")
+    box.setStandardButtons(QMessageBox.StandardButton.Ok)
+    box.open()
+    return box
