@@ -1,7 +1,7 @@
 """Desktop app with 1,000 files: speed against ``ser analyze``, GUI freezes, Cancel latency.
 
 Writes the "Desktop app: 1,000-file batch" part of the "Faults" section of docs/benchmarks.md
-(issue 13; other parts of that section are left as they are).
+(other parts of that section are left as they are).
 
 * Files: ``--files`` (1000) WAVs in a temporary folder, copies of real corpus clips (eight
   RAVDESS/SAVEE/TESS/CREMA-D clips cycled, 16 kHz PCM), deleted afterwards; never in the repository.
@@ -222,7 +222,7 @@ def section(r: dict[str, float | str]) -> str:
         f"as analysed and {int(f('cancel_marked'))} marked cancelled; the batch was reported finished inside the "
         "Cancel call. The plots are not redrawn while a batch runs unless the user picks a row (the "
         "first result is shown when the batch ends); the table repaints only its visible rows, once per 100 ms. "
-        "Before issue 13 (per-row QTableWidget updates with columns resized to contents, one "
+        "With the earlier file table (per-row QTableWidget updates with columns resized to contents, one "
         "analysis thread, Cancel waiting for the worker) the same kind of batch ran at 19 files/s against 42 in "
         "the CLI, froze the window for 1.3-2.4 s and Cancel froze it for 22 s.",
         "",

@@ -1,6 +1,6 @@
 """Ctrl-C latency: how long ``ser analyze`` and ``ser listen`` take to stop after SIGINT.
 
-Writes the "Ctrl-C latency" part of the "Faults" section of docs/benchmarks.md (issue 13).
+Writes the "Ctrl-C latency" part of the "Faults" section of docs/benchmarks.md.
 
 * ``ser analyze`` on a 20-minute synthetic file (48 kHz stereo FLAC: a 200 Hz pulse train with
   quiet noise, made in a temporary folder and deleted afterwards), ``--format json``, with

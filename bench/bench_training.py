@@ -79,7 +79,7 @@ def main() -> int:
     meta = json.loads((ROOT / "models" / "model.json").read_text())
     params = meta["provenance"]["train_config"]["arch_params"]
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-    model = build_model("cnn2d", n_mels=64, n_labels=7, **params)
+    model = build_model("cnn2d", n_features=64, n_labels=7, **params)
     opt = keras.optimizers.Adam(1e-3)
 
     @tf.function
@@ -111,7 +111,7 @@ def main() -> int:
     from training.pipeline import _onnx_latency_ms
 
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(model, Path(tmp) / "m.onnx", n_mels=64)
+        fp32 = export_onnx(model, Path(tmp) / "m.onnx", n_features=64)
         out["onnx_latency_ms_1thread"] = {
             "float32_same_architecture": round(_onnx_latency_ms(fp32, cfg.n_frames, 64), 3),
             "shipped_graph": round(_onnx_latency_ms(ROOT / "models" / "model.onnx", cfg.n_frames, 64), 3),

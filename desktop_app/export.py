@@ -117,17 +117,23 @@ def segments_path_for(table_path: Path) -> Path:
 
 
 def write_results(results: Sequence[FileResult], fh: TextIO, *, fmt: Format, labels: Sequence[str],
-                  segments: bool) -> None:
-    """Write ``results`` to ``fh`` with the CLI's exporter (see :class:`ser_engine.export.ResultWriter`)."""
-    writer = ResultWriter(fh, fmt=fmt, labels=labels, segments=segments)
+                  segments: bool, affect: Sequence[str] = ()) -> None:
+    """Write ``results`` to ``fh`` with the CLI's exporter (see :class:`ser_engine.export.ResultWriter`).
+
+    ``affect``: the model's affect dimensions (CSV columns and JSON keys, as ``ser analyze``); empty for none.
+    """
+    writer = ResultWriter(fh, fmt=fmt, labels=labels, segments=segments, affect=affect)
     writer.begin()
     for r in results:
         writer.write(r)
     writer.end()
 
 
-def export_json(results: Sequence[FileResult], path: Path, *, labels: Sequence[str] | None = None) -> Path:
+def export_json(results: Sequence[FileResult], path: Path, *, labels: Sequence[str] | None = None,
+                affect: Sequence[str] = ()) -> Path:
     """Write the results with their segments as JSON (``ser analyze --format json --segments``), atomically.
+
+    ``affect``: the model's affect dimensions (their JSON keys, as ``ser analyze``); empty for none.
 
     Returns
     -------
@@ -142,14 +148,17 @@ def export_json(results: Sequence[FileResult], path: Path, *, labels: Sequence[s
     labs = _labels(results, labels)
 
     def write(fh: TextIO) -> None:
-        write_results(results, fh, fmt="json", labels=labs, segments=True)
+        write_results(results, fh, fmt="json", labels=labs, segments=True, affect=affect)
 
     _atomic_write_many([(Path(path), write)])
     return Path(path)
 
 
-def export_csv(results: Sequence[FileResult], path: Path, *, labels: Sequence[str] | None = None) -> tuple[Path, Path]:
+def export_csv(results: Sequence[FileResult], path: Path, *, labels: Sequence[str] | None = None,
+               affect: Sequence[str] = ()) -> tuple[Path, Path]:
     """Write the table to ``path`` and the per-segment timeline beside it.
+
+    ``affect``: the model's affect dimensions (their CSV columns, as ``ser analyze``); empty for none.
 
     Both files are complete or neither is replaced (see the module docstring).
 
@@ -168,7 +177,7 @@ def export_csv(results: Sequence[FileResult], path: Path, *, labels: Sequence[st
 
     def writer(segments: bool) -> Callable[[TextIO], None]:
         def write(fh: TextIO) -> None:
-            write_results(results, fh, fmt="csv", labels=labs, segments=segments)
+            write_results(results, fh, fmt="csv", labels=labs, segments=segments, affect=affect)
 
         return write
 

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.affect import affect_axis, affect_title_html, lean_text, segment_affect_curve
 from desktop_app.app_log import bug_message, details_hint
 from desktop_app.batch_chart import BatchChart
 from desktop_app.export import ExportError, export_csv, export_json
@@ -471,6 +472,7 @@ class FileView(QWidget):
         self.profiles = profiles
         self.row_profiles: list[str | None] = []  # the voice profile each row was analysed with
         self.labels = tuple(model.labels) if model is not None else ()
+        self.affect_names = tuple(model.affect_names) if model is not None else ()  # () hides the affect timeline
         self.rate = model.feature_config.sample_rate if model is not None else 16000
         self.results: list[FileResult | None] = []
         self.paths: list[Path] = []
@@ -507,7 +509,23 @@ class FileView(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
+        # Top to bottom: the tool bar, the drop hint (beside the voice-profile box), the last batch's
+        # outcome, then a splitter with the file table above the detail tabs.
         root = QVBoxLayout(self)
+        self._build_tool_bar(root=root)
+        self._build_hint_row(root=root)
+        self._build_outcome_row(root=root)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self._build_table())
+        split.addWidget(self._build_detail_tabs())
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([260, 520])
+        root.addWidget(split, 1)
+        self._update_buttons()
+
+    def _build_tool_bar(self, *, root: QVBoxLayout) -> None:
+        """Add the Open, Cancel, Export and Clear buttons around the batch progress bar."""
         bar = QHBoxLayout()
         self.open_files_button = QPushButton("Open files…")
         self.open_files_button.clicked.connect(self._choose_files)
@@ -532,6 +550,9 @@ class FileView(QWidget):
         for w in (self.export_csv_button, self.export_json_button, self.clear_button):
             bar.addWidget(w)
         root.addLayout(bar)
+
+    def _build_hint_row(self, *, root: QVBoxLayout) -> None:
+        """Add the drop hint (the readable extensions) and the "Use voice profile" box."""
         hint = QLabel("Drop audio files or folders here ("
                       + ", ".join(sorted(e.lstrip(".") for e in AUDIO_EXTENSIONS)) + ")")
         hint.setStyleSheet("color:#909090;")
@@ -545,7 +566,10 @@ class FileView(QWidget):
         self.profile_box.toggled.connect(self._profile_toggled)
         hint_row.addWidget(self.profile_box)
         root.addLayout(hint_row)
-        # the last batch's outcome stays here (the status bar message fades after 8 s)
+
+    def _build_outcome_row(self, *, root: QVBoxLayout) -> None:
+        """Add the last batch's outcome and the "Show failed only" box."""
+        # the outcome stays here (the status bar message fades after 8 s)
         summary_row = QHBoxLayout()
         self.batch_summary = QLabel("")
         self.batch_summary.setObjectName("batch_summary")
@@ -558,7 +582,8 @@ class FileView(QWidget):
         summary_row.addWidget(self.failed_only_box)
         root.addLayout(summary_row)
 
-        split = QSplitter(Qt.Orientation.Vertical)
+    def _build_table(self) -> FileTable:
+        """Make the file table, its columns sized once from the header texts."""
         self.table = FileTable()
         self.table_model = FileTableModel(self)
         self.table.setModel(self.table_model)
@@ -581,10 +606,26 @@ class FileView(QWidget):
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vh.setDefaultSectionSize(fm.height() + 8)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
-        split.addWidget(self.table)
+        return self.table
 
+    def _build_detail_tabs(self) -> QTabWidget:
+        """Make the tabs under the table: the selected file (plots and side panel) and the batch chart."""
         detail = QWidget()
         dl = QHBoxLayout(detail)
+        dl.addLayout(self._build_plots(), 3)
+        dl.addLayout(self._build_side_panel(), 2)
+        self.batch_chart = BatchChart(self.labels, folder=lambda: self.settings.last_folder,
+                                      uncertainty_threshold=self.model.metadata.uncertainty_threshold
+                                      if self.model is not None else None)
+        self.batch_chart.message.connect(self.message)
+        self.detail_tabs = QTabWidget()  # the selected file, or the batch summary chart
+        self.detail_tabs.addTab(detail, "Selected file")
+        self.detail_tabs.addTab(self.batch_chart, "Batch summary")
+        self.table.clicked.connect(lambda _index: self.detail_tabs.setCurrentIndex(0))
+        return self.detail_tabs
+
+    def _build_plots(self) -> QVBoxLayout:
+        """Make the selected file's waveform and emotion timeline (x-linked, each with a playhead)."""
         plots = QVBoxLayout()
         self.wave_plot = pg.PlotWidget()
         wp = self.wave_plot.getPlotItem()
@@ -611,8 +652,35 @@ class FileView(QWidget):
         tp.addItem(self.timeline_playhead)
         plots.addWidget(self.timeline_plot, 2)
         plots.addWidget(ColorKey(self.labels, silence=True))
-        dl.addLayout(plots, 3)
+        self._build_affect_timeline(plots=plots)
+        return plots
 
+    def _build_affect_timeline(self, *, plots: QVBoxLayout) -> None:
+        """Add the file's arousal/valence per window under its emotion timeline (a model with affect only)."""
+        self.affect_plot = pg.PlotWidget()
+        ap = self.affect_plot.getPlotItem()
+        style_plot(ap, left="score", left_units="%", bottom="time", bottom_units="s")
+        ap.setTitle(affect_title_html(self.affect_names, what=" per window", short=True), size="12pt")
+        ap.setYRange(0, 100, padding=0.02)
+        ap.getAxis("left").setTicks([[(v, f"{v}") for v in (0, 50, 100)], [(v, "") for v in (25, 75)]])
+        ap.setMouseEnabled(x=True, y=False)
+        ap.setXLink(self.wave_plot.getPlotItem())
+        ap.addItem(pg.InfiniteLine(pos=50, angle=0, pen=pg.mkPen("#808080", width=1, style=Qt.PenStyle.DashLine)))
+        self.affect_curves = {
+            name: ap.plot(pen=pg.mkPen(affect_axis(name, index=i).color, width=2.5), connect="finite")
+            for i, name in enumerate(self.affect_names)
+        }
+        self.affect_playhead = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen("#FFFFFF", width=2))
+        self.affect_playhead.setVisible(False)
+        ap.addItem(self.affect_playhead)
+        self.affect_plot.setMinimumHeight(90)
+        plots.addWidget(self.affect_plot, 2)
+        self.affect_plot.setVisible(bool(self.affect_names))
+        if self.affect_names:  # three plots share the height: the waveform gives up some
+            plots.setStretchFactor(self.wave_plot, 2)
+
+    def _build_side_panel(self) -> QVBoxLayout:
+        """Make the selected file's summary, its emotion distribution and the Play button."""
         side = QVBoxLayout()
         self.summary = QLabel("Open or drop audio files to analyse them.")
         self.summary.setWordWrap(True)
@@ -630,21 +698,7 @@ class FileView(QWidget):
         self.play_label = QLabel("")
         prow.addWidget(self.play_label, 1)
         side.addLayout(prow)
-        dl.addLayout(side, 2)
-        self.batch_chart = BatchChart(self.labels, folder=lambda: self.settings.last_folder,
-                                      uncertainty_threshold=self.model.metadata.uncertainty_threshold
-                                      if self.model is not None else None)
-        self.batch_chart.message.connect(self.message)
-        self.detail_tabs = QTabWidget()  # the selected file, or the batch summary chart (issue 12)
-        self.detail_tabs.addTab(detail, "Selected file")
-        self.detail_tabs.addTab(self.batch_chart, "Batch summary")
-        self.table.clicked.connect(lambda _index: self.detail_tabs.setCurrentIndex(0))
-        split.addWidget(self.detail_tabs)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
-        split.setSizes([260, 520])
-        root.addWidget(split, 1)
-        self._update_buttons()
+        return side
 
     # ------------------------------------------------------------------ input
     def _choose_files(self) -> None:
@@ -847,6 +901,12 @@ class FileView(QWidget):
             text = (f"<b>{path.name}</b><br>dominant emotion: <span style='color:{colour}; font-size:22pt;'>"
                     f"<b>{label_text(res.label)}</b></span> ({conf:.0f} %)<br>"
                     f"speech {res.speech_s:.1f} s of {res.duration_s:.1f} s")
+        if res.label is not None and self.affect_names:  # "arousal: activated (0.82) · valence: ..."
+            text += "<br>" + " · ".join(
+                f"<span style='color:{affect_axis(k, index=i).color}'>{affect_axis(k, index=i).title}</span>: "
+                f"{lean_text(res.affect.get(k), axis=affect_axis(k, index=i))}"
+                + (f" ({res.affect[k]:.2f})" if k in res.affect else "")
+                for i, k in enumerate(self.affect_names))
         if res.label is not None and row < len(self.row_profiles) and self.row_profiles[row]:
             text += f"<br><span style='color:#909090'>voice profile: {self.row_profiles[row]}</span>"
         warning = _warning(res)
@@ -868,6 +928,8 @@ class FileView(QWidget):
             self.timeline_bars = None
         spans = voiced_timeline(res.segments, res.duration_s, res.speech_spans)
         self.timeline_spans = spans
+        for name, curve in self.affect_curves.items():
+            curve.setData(*segment_affect_curve(spans, name=name))
         if not spans:
             return
         x0 = np.array([a for a, _, _ in spans])
@@ -933,7 +995,7 @@ class FileView(QWidget):
 
     def _tick_playhead(self) -> None:
         t = self.player.position_s
-        for line in (self.playhead, self.timeline_playhead):
+        for line in (self.playhead, self.timeline_playhead, self.affect_playhead):
             line.setVisible(True)
             line.setValue(t)
         self.play_label.setText(f"{t:5.1f} s / {self.player.duration_s:.1f} s")
@@ -978,6 +1040,8 @@ class FileView(QWidget):
         if self.timeline_bars is not None:
             self.timeline_plot.getPlotItem().removeItem(self.timeline_bars)
             self.timeline_bars = None
+        for curve in self.affect_curves.values():
+            curve.setData([], [])
         self.loaded_path, self.loaded_samples = None, None
         self._update_buttons()
 
@@ -1044,11 +1108,11 @@ class FileView(QWidget):
 
     def export_csv(self, path: Path) -> tuple[Path, Path]:
         """Write the finished results as CSV (see :func:`desktop_app.export.export_csv`)."""
-        return export_csv(self.finished_results(), path, labels=self.labels)
+        return export_csv(self.finished_results(), path, labels=self.labels, affect=self.affect_names)
 
     def export_json(self, path: Path) -> Path:
         """Write the finished results as JSON (see :func:`desktop_app.export.export_json`)."""
-        return export_json(self.finished_results(), path)
+        return export_json(self.finished_results(), path, labels=self.labels, affect=self.affect_names)
 
     def _choose_export_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export table and timeline as CSV",

@@ -24,7 +24,10 @@ from ser_engine.model import EmotionModel
 from ser_engine.ringbuffer import RingBuffer
 from ser_engine.stream import Prediction, StreamSettings
 
-__all__ = ["LiveController", "LiveSessionLike", "SessionFactory", "array_session_factory", "engine_session_factory"]
+__all__ = ["MAX_NAME_TRIES", "LiveController", "LiveSessionLike", "SessionFactory", "array_session_factory",
+           "engine_session_factory"]
+
+MAX_NAME_TRIES = 1000  # suffixes tried for a new recording's name before giving up
 
 
 class LiveSessionLike(Protocol):
@@ -103,6 +106,9 @@ class LiveController(QObject):
     recording_failed(str)
         A recording stopped because its files could not be written (disk full...):
         the engine's message (file, reason, what was kept). Listening goes on.
+    input_silence(str)
+        The input, after real audio, delivers exact digital silence (its source was removed
+        or muted): the engine's message; "" when sound comes back. Listening goes on.
     """
 
     prediction = Signal(object)
@@ -110,10 +116,12 @@ class LiveController(QObject):
     running_changed = Signal(bool)
     recording_changed = Signal(str)
     recording_failed = Signal(str)
+    input_silence = Signal(str)
     # internal: emitted from the worker thread, delivered queued on the GUI thread
     _prediction_from_worker = Signal(object)
     _error_from_worker = Signal(object)
     _recording_error_from_worker = Signal(object)
+    _silence_from_worker = Signal(object)
 
     def __init__(self, model: EmotionModel, *, factory: SessionFactory | None = None,
                  parent: QObject | None = None) -> None:
@@ -130,6 +138,7 @@ class LiveController(QObject):
         self._prediction_from_worker.connect(self._deliver_prediction, Qt.ConnectionType.QueuedConnection)
         self._error_from_worker.connect(self._deliver_error, Qt.ConnectionType.QueuedConnection)
         self._recording_error_from_worker.connect(self._deliver_recording_error, Qt.ConnectionType.QueuedConnection)
+        self._silence_from_worker.connect(self._deliver_silence, Qt.ConnectionType.QueuedConnection)
 
     @property
     def running(self) -> bool:
@@ -157,6 +166,12 @@ class LiveController(QObject):
                                on_prediction=on_prediction, on_error=on_error)
         if hasattr(session, "on_recording_error"):  # the engine's session reports failed recordings
             session.on_recording_error = on_recording_error
+        if hasattr(session, "on_input_silence"):  # ... and an input turned to digital silence
+
+            def on_input_silence(message: str | None) -> None:  # worker thread: emit only
+                self._silence_from_worker.emit((gen, message or ""))
+
+            session.on_input_silence = on_input_silence
         session.start()
         self.session = session
         self.last_error = None
@@ -198,6 +213,41 @@ class LiveController(QObject):
         self.last_recording_error = None
         self.recording_changed.emit(str(wav_path))
 
+    def start_new_recording(self, folder: Path, stem: str) -> Path:
+        """Record to ``stem.wav``/``stem.csv`` in ``folder``, or ``stem-2``, ``stem-3``... when taken.
+
+        Two recordings started in the same second get the same stem: the engine creates
+        the files exclusively and refuses names that exist, so the next free suffix is
+        taken instead and no earlier recording is ever replaced.
+
+        Returns
+        -------
+        Path
+            The WAV being recorded.
+
+        Raises
+        ------
+        RecordingError
+            The files cannot be created (also after :data:`MAX_NAME_TRIES` taken names).
+        OSError
+            The folder cannot be made.
+        """
+        from ser_engine.recorder import RecordingExistsError, make_private_folder
+
+        make_private_folder(folder)
+        last: RecordingExistsError | None = None
+        for n in range(1, MAX_NAME_TRIES + 1):
+            name = stem if n == 1 else f"{stem}-{n}"
+            wav, csv = folder / f"{name}.wav", folder / f"{name}.csv"
+            try:
+                self.start_recording(wav, csv)
+            except RecordingExistsError as exc:
+                last = exc
+                continue
+            return wav
+        assert last is not None
+        raise last
+
     def stop_recording(self) -> Path | None:
         """Stop recording; returns the WAV path when the recording was saved complete.
 
@@ -238,6 +288,12 @@ class LiveController(QObject):
         self._report_recording_error(str(exc) or type(exc).__name__)
         if recorded is not None:
             self.recording_changed.emit("")
+
+    @Slot(object)
+    def _deliver_silence(self, item: tuple[int, str]) -> None:
+        gen, message = item
+        if gen == self._generation:
+            self.input_silence.emit(message)
 
     @Slot(object)
     def _deliver_error(self, item: tuple[int, BaseException]) -> None:

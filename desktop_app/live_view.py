@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.affect import AffectGauge, affect_axis, affect_title_html
 from desktop_app.app_log import bug_message
 from desktop_app.live_controller import LiveController
 from desktop_app.palette import emotion_color, label_text
@@ -59,6 +60,8 @@ WAVEFORM_COLUMNS = 600  # min/max pairs across the plot (about 2 px each at full
 STATUS_EVERY = 8  # status-bar figures at ~4 Hz
 LEVEL_S = 0.05
 RECORDING_BANNER = "Recording failed:"  # banner prefix of a failed recording (listening goes on)
+CANNOT_RECORD_BANNER = "Cannot record to"  # banner prefix of a recording that could not start
+SILENCE_BANNER = "No sound from the input:"  # banner prefix while the input delivers digital silence
 
 
 class DeviceInfo:
@@ -142,6 +145,7 @@ class LiveView(QWidget):
         self.devices: list[DeviceInfo] = []
         labels = model.labels if model is not None else ()
         self.labels = tuple(labels)
+        self.affect_names = tuple(model.affect_names) if model is not None else ()  # () hides the affect displays
         self.rate = model.feature_config.sample_rate if model is not None else 16000
         self.predictions_received = 0
         self.speech_predictions = 0
@@ -149,6 +153,7 @@ class LiveView(QWidget):
         self.last_prediction: Prediction | None = None
         self.last_stats: LiveStats | None = None
         self._history: deque[tuple[float, np.ndarray]] = deque()
+        self._affect_history: deque[tuple[float, np.ndarray]] = deque()  # (end_s, percent per affect name)
         self._timeline_dirty = False
         self._last_tick = time.monotonic()
         self._ticks = 0
@@ -164,6 +169,7 @@ class LiveView(QWidget):
             self.controller.running_changed.connect(self._on_running_changed)
             self.controller.recording_changed.connect(self._on_recording_changed)
             self.controller.recording_failed.connect(self.on_recording_failed)
+            self.controller.input_silence.connect(self.on_input_silence)
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)
         self.timer.timeout.connect(self.repaint_tick)
@@ -172,7 +178,20 @@ class LiveView(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
+        # The page from top to bottom; the status-bar labels are made here and placed by the main window.
         root = QVBoxLayout(self)
+        self._build_device_bar(root=root)
+        self._build_profile_bar(root=root)
+        self._build_banner(root=root)
+        self._build_emotion_now(root=root)
+        self._build_level_meter(root=root)
+        self._build_waveform(root=root)
+        self._build_timeline(root=root)
+        self._build_affect_timeline(root=root)
+        self._build_status_labels()
+
+    def _build_device_bar(self, *, root: QVBoxLayout) -> None:
+        """Add the input-device picker and the Refresh, Start and Record buttons."""
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Input device:"))
         self.device_combo = QComboBox()
@@ -196,6 +215,8 @@ class LiveView(QWidget):
         bar.addWidget(self.record_button)
         root.addLayout(bar)
 
+    def _build_profile_bar(self, *, root: QVBoxLayout) -> None:
+        """Add the voice-profile picker, its Calibrate and Manage buttons and the note under them."""
         voice = QHBoxLayout()
         voice.addWidget(QLabel("Voice profile:"))
         self.profile_combo = QComboBox()
@@ -219,28 +240,40 @@ class LiveView(QWidget):
         self.profile_note.setVisible(False)
         root.addWidget(self.profile_note)
 
+    def _build_banner(self, *, root: QVBoxLayout) -> None:
+        """Add the (hidden) banner that shows a failure or a missing model."""
         self.banner = QLabel()
         self.banner.setWordWrap(True)
         self.banner.setStyleSheet("background:#5a1e00; color:white; padding:6px; font-size:13pt;")
         self.banner.setVisible(False)
         root.addWidget(self.banner)
 
+    def _build_emotion_now(self, *, root: QVBoxLayout) -> None:
+        """Add the current emotion (and the affect gauge under it) beside the current probability bars."""
         grid = QGridLayout()
         self.emotion = EmotionDisplay()
         self.emotion.setMinimumWidth(380)
-        grid.addWidget(self.emotion, 0, 0)
+        now = QVBoxLayout()
+        now.addWidget(self.emotion, 1)
+        self.affect_gauge = AffectGauge(self.affect_names)  # hidden for a model without affect
+        now.addWidget(self.affect_gauge)
+        grid.addLayout(now, 0, 0)
         self.bars = ProbabilityBars(self.labels, title="Probabilities now")
         grid.addWidget(self.bars, 0, 1)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
         root.addLayout(grid, 3)
 
+    def _build_level_meter(self, *, root: QVBoxLayout) -> None:
+        """Add the input level meter."""
         meter_row = QHBoxLayout()
         meter_row.addWidget(QLabel("Level:"))
         self.meter = LevelMeter()
         meter_row.addWidget(self.meter, 1)
         root.addLayout(meter_row)
 
+    def _build_waveform(self, *, root: QVBoxLayout) -> None:
+        """Add the scrolling waveform plot, set up to repaint as little as it can at 30 fps."""
         self.wave_plot = pg.PlotWidget()
         wp = self.wave_plot.getPlotItem()
         style_plot(wp, left="amplitude", left_units="FS", bottom="time", bottom_units="s")
@@ -263,6 +296,8 @@ class LiveView(QWidget):
         self.wave_plot.setMinimumHeight(140)
         root.addWidget(self.wave_plot, 2)
 
+    def _build_timeline(self, *, root: QVBoxLayout) -> None:
+        """Add the emotion-probability timeline and its colour key."""
         self.timeline_plot = pg.PlotWidget()
         tp = self.timeline_plot.getPlotItem()
         style_plot(tp, left="probability", left_units="%", bottom="time", bottom_units="s")
@@ -278,7 +313,29 @@ class LiveView(QWidget):
         root.addWidget(self.timeline_plot, 3)
         root.addWidget(ColorKey(self.labels))
 
-        # status-bar labels; the main window places them
+    def _build_affect_timeline(self, *, root: QVBoxLayout) -> None:
+        """Add the arousal/valence timeline under the emotions' (x-linked), for a model with affect only."""
+        self.affect_plot = pg.PlotWidget()
+        ap = self.affect_plot.getPlotItem()
+        style_plot(ap, left="score", left_units="%", bottom="time", bottom_units="s")
+        ap.setTitle(affect_title_html(self.affect_names, what=f", last {TIMELINE_S:g} s"), size="12pt")
+        ap.setYRange(0, 100, padding=0.02)
+        ap.getAxis("left").setTicks([[(v, f"{v}") for v in (0, 50, 100)], [(v, "") for v in (25, 75)]])
+        ap.setXLink(self.timeline_plot.getPlotItem())
+        ap.setMouseEnabled(x=False, y=False)
+        ap.addItem(pg.InfiniteLine(pos=50, angle=0, pen=pg.mkPen("#808080", width=1, style=Qt.PenStyle.DashLine)))
+        self.affect_curves = {
+            name: ap.plot(pen=pg.mkPen(affect_axis(name, index=i).color, width=2.5), connect="finite")
+            for i, name in enumerate(self.affect_names)
+        }
+        self.affect_plot.setMinimumHeight(100)
+        root.addWidget(self.affect_plot, 2)
+        self.affect_plot.setVisible(bool(self.affect_names))
+        if self.affect_names:  # room for it: the page still fits the default 1280x860 window
+            self.timeline_plot.setMinimumHeight(130)
+
+    def _build_status_labels(self) -> None:
+        """Make the status-bar labels (the main window places them), each followed by a separator."""
         self.status_compute = QLabel("inference: — ms/step")
         self.status_delay = QLabel("delay: — ms")
         self.status_overruns = QLabel("overruns: 0")
@@ -530,14 +587,18 @@ class LiveView(QWidget):
         """Stop listening (a recording is closed and kept)."""
         if self.controller is not None:
             self.controller.stop()
+        if self.banner.text().startswith(SILENCE_BANNER):  # about the session that has ended
+            self.hide_banner()
 
     def _reset_display(self) -> None:
         self._envelope = None  # a new session has a new ring
         self._history.clear()
+        self._affect_history.clear()
         self._timeline_dirty = True
         self.predictions_received = self.speech_predictions = self.silence_predictions = 0
         self.last_prediction = None
         self.bars.set_probabilities(None)
+        self.affect_gauge.set_affect(None)
         self.meter.reset()
         self.emotion.show_message("Listening…", "waiting for the first analysis window", state="listening")
 
@@ -596,16 +657,24 @@ class LiveView(QWidget):
             if saved is not None:
                 self.message.emit(f"Recording saved: {saved}")
             return
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = Path(self.settings.recordings_folder)
-        wav, csv = folder / f"ser-{stamp}.wav", folder / f"ser-{stamp}.csv"
+        stem = self.recording_stem()
         try:
-            self.controller.start_recording(wav, csv)
+            self.controller.start_new_recording(folder, stem)
         except (SerError, OSError) as exc:  # RecordingError, or the folder cannot be made
-            self.show_banner(f"Cannot record to {wav}: {exc}")
+            self.show_banner(f"{CANNOT_RECORD_BANNER} {folder / stem}.wav: {exc}")
             return
-        if self.banner.text().startswith(RECORDING_BANNER):  # an earlier failed recording: a new one runs
+        # a banner about an earlier recording (failed, or could not start) is stale now that one runs
+        if self.banner.text().startswith((RECORDING_BANNER, CANNOT_RECORD_BANNER)):
             self.hide_banner()
+
+    def recording_stem(self) -> str:
+        """Name a new recording's files (without suffix): ``ser-YYYYmmdd-HHMMSS`` of now.
+
+        Two recordings started in the same second share it; the controller then adds
+        ``-2``, ``-3``... (:meth:`LiveController.start_new_recording`).
+        """
+        return datetime.now().strftime("ser-%Y%m%d-%H%M%S")
 
     @Slot(str)
     def on_recording_failed(self, message: str) -> None:
@@ -613,6 +682,23 @@ class LiveView(QWidget):
         self.show_banner(f"{RECORDING_BANNER} {message}\nListening goes on; press Record to try again.")
         self.message.emit("Recording stopped: " + message.splitlines()[0])
         self._update_buttons()
+
+    @Slot(str)
+    def on_input_silence(self, message: str) -> None:
+        """Say that the input delivers digital silence (its source was removed or muted); "" when sound is back.
+
+        The notice does not hide a banner that says something else (a failed recording...):
+        then it goes to the status bar only.
+        """
+        showing = self.banner.isVisible() and not self.banner.text().startswith(SILENCE_BANNER)
+        if message:
+            if not showing:
+                self.show_banner(f"{SILENCE_BANNER} {message}\nCheck the microphone, or pick another device.")
+            self.message.emit("No sound from the input (digital silence)")
+        else:
+            if not showing:
+                self.hide_banner()
+            self.message.emit("Sound from the input again")
 
     @Slot(str)
     def _on_recording_changed(self, path: str) -> None:
@@ -660,6 +746,13 @@ class LiveView(QWidget):
         self._history.append((pred.end_s, vec))
         while self._history and self._history[0][0] < pred.end_s - TIMELINE_S - 1:
             self._history.popleft()
+        if self.affect_names:
+            scores = pred.affect if pred.speech else {}
+            self.affect_gauge.set_affect(scores)
+            self._affect_history.append((pred.end_s, np.array([100.0 * scores[k] if k in scores else np.nan
+                                                               for k in self.affect_names])))
+            while self._affect_history and self._affect_history[0][0] < pred.end_s - TIMELINE_S - 1:
+                self._affect_history.popleft()
         self._timeline_dirty = True
 
     # ------------------------------------------------------------------ repaint (timer, ~30 fps)
@@ -691,6 +784,7 @@ class LiveView(QWidget):
 
     def _paint_timeline(self) -> None:
         self._timeline_dirty = False
+        self._paint_affect_timeline()
         if not self._history:
             for c in self.timeline_curves.values():
                 c.setData([], [])
@@ -700,6 +794,19 @@ class LiveView(QWidget):
         data = np.stack([h[1] for h in self._history])
         for i, lab in enumerate(self.labels):
             self.timeline_curves[lab].setData(t, data[:, i])
+
+    def _paint_affect_timeline(self) -> None:
+        """Redraw the arousal/valence curves (times from the newest prediction, as the emotions')."""
+        if not self.affect_names:
+            return
+        if not self._affect_history:
+            for c in self.affect_curves.values():
+                c.setData([], [])
+            return
+        t = np.array([h[0] for h in self._affect_history]) - self._affect_history[-1][0]
+        data = np.stack([h[1] for h in self._affect_history])
+        for i, name in enumerate(self.affect_names):
+            self.affect_curves[name].setData(t, data[:, i])
 
     def _update_status(self) -> None:
         if self.controller is None:

@@ -18,6 +18,7 @@ from ser_engine import version
 from ser_engine.errors import ModelError
 from ser_engine.logs import get_logger
 from ser_engine.model import EmotionModel, default_model_dir
+from ser_engine.timing import fixed_window_s
 
 __all__ = ["MainWindow", "icon_path", "load_model"]
 
@@ -193,9 +194,7 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         """Open the settings dialog (applied to a running session when accepted)."""
-        fixed = None
-        if self.model is not None and self.model.metadata.input_shape[1] is not None:
-            fixed = self.model.feature_config.window_s
+        fixed = None if self.model is None else fixed_window_s(self.model)
         dlg = SettingsDialog(self.settings, fixed_window_s=fixed, parent=self)
         def apply() -> None:
             if self.live.controller is not None:

@@ -15,6 +15,7 @@ from ser_engine.errors import ParameterError
 from ser_engine.live import settings_for
 from ser_engine.model import EmotionModel
 from ser_engine.stream import StreamSettings
+from ser_engine.timing import MAX_WINDOW_S
 
 __all__ = ["TAB_COUNT", "AppSettings", "default_settings"]
 
@@ -115,6 +116,39 @@ def _as_profile(raw: object) -> str:
     return path
 
 
+def _damage(path: Path, *, format_error: bool) -> str | None:
+    """Say why the INI file at ``path`` is not a settings file (None when it is, or is missing or empty)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data.strip():
+        return None
+    if format_error:
+        return "not in INI format"
+    text = data.decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith((";", "#", "[")) and "=" not in line:
+            return f"a line that is not a setting: {line[:60]!r}"
+    return None
+
+
+def _private_copy(path: Path) -> Path:
+    """Copy ``path`` to a new ``<name>.bad`` (``.bad-2``...) beside it, mode 0600; returns the copy."""
+    data = path.read_bytes()
+    for n in range(1, 1000):
+        copy = path.with_name(f"{path.name}.bad" + ("" if n == 1 else f"-{n}"))
+        try:
+            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return copy
+    raise FileExistsError(f"{path}.bad: too many copies")
+
+
 class AppSettings(QObject):
     """Preferences: analysis window/hop, smoothing, gate sensitivity, device, folders, voice profile.
 
@@ -139,10 +173,55 @@ class AppSettings(QObject):
         self._store = store
         self.defaults = StreamSettings()  # window and hop follow the model once use_model_defaults() is called
         self._reported: set[str] = set()
-        if store.status() != QSettings.Status.NoError:
-            log.warning("settings file %s could not be read (%s); using the defaults",
-                        store.fileName(), store.status().name)
+        self._keep_damaged_file()
+        self._make_private()
         self.check()
+
+    def _ini_path(self) -> Path | None:
+        name = self._store.fileName()
+        return Path(name) if name and self._store.format() == QSettings.Format.IniFormat else None
+
+    def _keep_damaged_file(self) -> None:
+        """Say when the settings file is not a settings file, and keep a copy before it is rewritten.
+
+        QSettings skips what it cannot parse and rewrites the whole file at the next change,
+        so without this a damaged file would be replaced without a word.
+        """
+        path = self._ini_path()
+        if path is None:
+            if self._store.status() != QSettings.Status.NoError:
+                log.warning("settings %s could not be read (%s); using the defaults", self._store.fileName(),
+                            self._store.status().name)
+            return
+        reason = _damage(path, format_error=self._store.status() == QSettings.Status.FormatError)
+        if reason is None:
+            return
+        try:
+            copy = _private_copy(path)
+            kept = f"a copy of it is kept as {copy}"
+        except OSError as exc:
+            kept = f"no copy of it could be kept ({exc.strerror or exc})"
+        log.warning("settings file %s is damaged (%s): using the defaults; the file is replaced when a setting "
+                    "changes; %s", path, reason, kept)
+
+    def _make_private(self) -> None:
+        """Create the settings file now, 0600 (a new folder 0700): QSettings keeps the mode when it rewrites it."""
+        from ser_engine.recorder import make_private_folder
+
+        path = self._ini_path()
+        if path is None:
+            return
+        try:
+            make_private_folder(path.parent)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                mode = os.fstat(fd).st_mode & 0o777
+                if mode & 0o077:  # a file written by an older version, world-readable
+                    os.fchmod(fd, mode & 0o700)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("settings file %s cannot be made private (%s)", path, exc.strerror or exc)
 
     def check(self) -> list[str]:
         """Read and validate every stored value; returns the keys that were invalid (defaults used)."""
@@ -207,7 +286,8 @@ class AppSettings(QObject):
             value = self._float(key, default)
             try:
                 # alone against its own range (the hop against the longest window: the pair is checked below)
-                _ = StreamSettings(window_s=30.0, hop_s=value) if name == "hop_s" else d.replace(**{name: value})
+                _ = (StreamSettings(window_s=MAX_WINDOW_S, hop_s=value) if name == "hop_s"
+                     else d.replace(**{name: value}))
             except ParameterError as exc:
                 self._report(key, value, str(exc), default)
                 value = default

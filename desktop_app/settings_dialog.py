@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from ser_engine.errors import ParameterError
 from ser_engine.stream import StreamSettings
+from ser_engine.timing import MAX_HOP_S, MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S
 
 from .settings import AppSettings
 
@@ -35,14 +36,16 @@ class SettingsDialog(QDialog):
         self.settings = settings
         s = settings.stream_settings
         form = QFormLayout(self)
-        self.window_s = QDoubleSpinBox(suffix=" s", decimals=2, minimum=0.5, maximum=10.0, singleStep=0.5)
+        # the engine's limits, the same as `ser analyze/listen --window/--hop` and StreamSettings
+        self.window_s = QDoubleSpinBox(suffix=" s", decimals=2, minimum=MIN_WINDOW_S, maximum=MAX_WINDOW_S,
+                                       singleStep=0.5)
         self.window_s.setValue(s.window_s)
         if fixed_window_s is not None:
             self.window_s.setValue(fixed_window_s)
             self.window_s.setEnabled(False)
             self.window_s.setToolTip("this model only accepts this window length")
         form.addRow("Analysis window:", self.window_s)
-        self.hop_s = QDoubleSpinBox(suffix=" s", decimals=2, minimum=0.1, maximum=5.0, singleStep=0.1)
+        self.hop_s = QDoubleSpinBox(suffix=" s", decimals=2, minimum=MIN_HOP_S, maximum=MAX_HOP_S, singleStep=0.1)
         self.hop_s.setValue(s.hop_s)
         form.addRow("Hop (time between predictions):", self.hop_s)
         self.smoothing = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.95, singleStep=0.05)

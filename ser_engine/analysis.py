@@ -4,10 +4,12 @@ A file is decoded block by block (bounded memory) and passed through the one
 window-inference core (:func:`ser_engine.core.iter_window_features`): the
 analysis windows training uses (starts ``0, hop, 2*hop, ...`` plus a final
 window ending at the file's end; a clip no longer than one window is
-centre-padded), each gated by the speech gate, log-mel frames computed once
-per frame and shared by overlapping windows. The model classifies the speech
-windows in batches of :data:`BATCH`. The file's probabilities are the mean over
-its speech windows; its label is their arg-max. ``speech_s`` and
+centre-padded), each gated by the speech gate, feature frames computed once
+per frame and shared by overlapping windows. The windows are collected in
+batches of :data:`~ser_engine.model.BATCH`; each batch's speech windows are
+classified in one call of :meth:`~ser_engine.model.EmotionModel.predict`. The
+file's probabilities (and affect scores, for a model that has them) are the
+mean over its speech windows; its label is their arg-max. ``speech_s`` and
 ``speech_spans`` say where the voice is, from the gate's 20 ms frame decisions
 (:class:`ser_engine.core.VoiceTrack`), not the union of whole windows. A file
 without speech is a success with ``label=None`` and ``speech_s=0``: the
@@ -45,14 +47,15 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from ser_engine.audio import display_path, find_audio_files, iter_audio_blocks
-from ser_engine.config import FeatureConfig
 from ser_engine.core import VoiceTrack, WindowFeatures, iter_window_features
 from ser_engine.errors import AudioError, NonFiniteOutputError, ParameterError
 from ser_engine.logs import get_logger
-from ser_engine.model import EmotionModel
+from ser_engine.model import BATCH, EmotionModel
+from ser_engine.timing import config_for
 
 __all__ = [
     "MAX_WORKERS",
+    "MIN_AUDIO_S",
     "FileResult",
     "Segment",
     "WindowFeatures",
@@ -64,10 +67,13 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float32]
 logger = get_logger(__name__)
-BATCH = 32
 #: Most parallel files :func:`analyze_paths` runs (more threads only add memory; OpenBLAS
 #: supports at most 64 calling threads and corrupts its heap beyond).
 MAX_WORKERS = min(32, 4 * (os.cpu_count() or 1))
+MIN_AUDIO_S = 0.2
+"""The shortest audio whose speech the gate can tell (ten 20 ms frames, enough to rise above the
+quiet between syllables). A shorter file without speech fails as "too short", never "no speech":
+its silence is not a finding."""
 
 
 def default_workers() -> int:
@@ -86,7 +92,9 @@ class Segment:
     """One analysed window of a file (seconds from the file's start).
 
     ``uncertain``: the window's top probability is below the model's
-    ``uncertainty_threshold`` (``label`` still holds the arg-max).
+    ``uncertainty_threshold`` (``label`` still holds the arg-max). ``affect``:
+    the window's score per affect dimension, empty for silence and for a model
+    without an affect output (not in :meth:`to_dict`).
     """
 
     start_s: float
@@ -95,6 +103,7 @@ class Segment:
     label: str | None
     probabilities: dict[str, float] = field(default_factory=dict)
     uncertain: bool = False
+    affect: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the segment as the CLI's JSON object (times and probabilities rounded)."""
@@ -143,6 +152,9 @@ class FileResult:
     speech_spans : list of (float, float)
         Where the voice is, in seconds, to within a 20 ms gate frame (not in
         :meth:`to_dict`, whose keys are the CLI's JSON format).
+    affect : dict
+        Mean score per affect dimension over the speech windows, like ``probabilities``;
+        empty without speech and for a model without an affect output (not in :meth:`to_dict`).
     """
 
     path: Path
@@ -157,6 +169,7 @@ class FileResult:
     uncertain: bool = False
     warning: str | None = None
     speech_spans: list[tuple[float, float]] = field(default_factory=list)
+    affect: dict[str, float] = field(default_factory=dict)
 
     @property
     def has_speech(self) -> bool:
@@ -184,17 +197,6 @@ class FileResult:
         }
 
 
-def _config_for(model: EmotionModel, window_s: float | None, hop_s: float | None) -> FeatureConfig:
-    cfg = model.feature_config.with_timing(window_s=window_s, hop_s=hop_s)
-    fixed = model.metadata.input_shape[1]
-    if fixed is not None and cfg.n_frames != fixed:
-        raise ParameterError(
-            f"this model needs {model.feature_config.window_s:g} s windows ({fixed} frames); "
-            f"a {cfg.window_s:g} s window gives {cfg.n_frames}"
-        )
-    return cfg
-
-
 def analyze_file(
     path: str | os.PathLike[str],
     model: EmotionModel,
@@ -211,11 +213,12 @@ def analyze_file(
     path : path-like
     model : EmotionModel
     window_s, hop_s : float, optional
-        Analysis window and hop in seconds (default: the model's).
+        Analysis window and hop in seconds (default: the model's;
+        :func:`ser_engine.timing.config_for` checks them).
     gate_sensitivity : float
         Speech gate sensitivity in [0, 1].
     cancel : threading.Event, optional
-        When set, the analysis stops at the next batch and the result is
+        When set, the analysis stops at the next window and the result is
         ``ok=False`` with ``error`` ending in "cancelled".
 
     Returns
@@ -234,96 +237,132 @@ def analyze_file(
         :class:`~ser_engine.errors.AudioError` becomes ``ok=False``.
     """
     p = Path(path)
-    cfg = _config_for(model, window_s, hop_s)
+    cfg = config_for(model, window_s=window_s, hop_s=hop_s)
     if not 0 <= gate_sensitivity <= 1:
         raise ParameterError(f"gate_sensitivity must be in [0, 1], got {gate_sensitivity!r}")
     sr = cfg.sample_rate
-    labels = model.labels
-    featurizer = model.featurizer
-    segments: list[Segment] = []
-    prob_sum = np.zeros(len(labels), dtype=np.float64)
-    n_speech = 0
-    voice = VoiceTrack(sample_rate=sr)
-    total = 0
-    info: dict[str, Any] = {}
     name = display_path(p)
+    summary = _FileSummary(model, name=name)
+    decoded = _SampleCount()
+    info: dict[str, Any] = {}
 
-    def counting(blocks: Iterator[FloatArray]) -> Iterator[FloatArray]:
-        nonlocal total
-        for b in blocks:
-            total += b.shape[0]
-            yield b
-
-    batch: list[WindowFeatures] = []
-
-    def flush() -> None:
-        nonlocal n_speech
-        speech_lm = [wf.log_mel for wf in batch if wf.speech and wf.log_mel is not None]
-        probs = None
-        if speech_lm:
-            try:
-                probs = model.predict_features(featurizer.normalize(np.stack(speech_lm)))
-            except NonFiniteOutputError as exc:  # never a label from NaN: this file fails, the batch goes on
-                raise AudioError(f"{name}: {exc}") from exc
-        k = 0
-        for wf in batch:
-            if wf.speech and probs is not None:
-                pr = probs[k]
-                k += 1
-                prob_sum[:] += pr
-                n_speech += 1
-                voice.add(start_s=wf.start_s, voiced=wf.voiced)
-                top = int(np.argmax(pr))
-                segments.append(
-                    Segment(wf.start_s, wf.end_s, True, labels[top],
-                            {lab: float(v) for lab, v in zip(labels, pr, strict=True)},
-                            uncertain=model.is_uncertain(float(pr[top])))
-                )
-            else:
-                segments.append(Segment(wf.start_s, wf.end_s, False, None, {}))
-        batch.clear()
-
+    # decode block by block, cut, gate and featurise the windows, classify them a batch at a time
     try:
-        blocks = counting(iter_audio_blocks(p, sample_rate=sr, info=info, partial_ok=True))
-        for wf in iter_window_features(blocks, config=cfg, featurizer=featurizer, gate_sensitivity=gate_sensitivity):
-            if cancel is not None and cancel.is_set():
-                return FileResult(path=p, ok=False, error=f"{name}: cancelled", duration_s=total / sr)
-            batch.append(wf)
-            if len(batch) >= BATCH:
-                flush()
-        if batch:
-            flush()
-        if cancel is not None and cancel.is_set():
-            return FileResult(path=p, ok=False, error=f"{name}: cancelled", duration_s=total / sr)
+        blocks = decoded.count(iter_audio_blocks(p, sample_rate=sr, info=info, partial_ok=True))
+        windows = iter_window_features(blocks, config=cfg, featurizer=model.featurizer,
+                                       gate_sensitivity=gate_sensitivity)
+        finished = summary.add_windows(windows, cancel=cancel)
     except AudioError as exc:  # the file's fault; anything else is not, and propagates
         message = _message(p, exc)
         logger.info("%s", message, exc_info=logger.isEnabledFor(logging.DEBUG))
-        return FileResult(path=p, ok=False, error=message, duration_s=total / sr)
-    if total == 0:  # samples decoded, none left after resampling (a few source samples)
+        return FileResult(path=p, ok=False, error=message, duration_s=decoded.total / sr)
+    if not finished:
+        return FileResult(path=p, ok=False, error=f"{name}: cancelled", duration_s=decoded.total / sr)
+    if decoded.total == 0:  # samples decoded, none left after resampling (a few source samples)
         message = f"{name}: the file holds no audio samples"
         logger.info("%s", message)
         return FileResult(path=p, ok=False, error=message)
-    logger.debug("%s: %.2f s analysed, %d speech windows", name, total / sr, n_speech)
-    duration = total / sr
-    warning = info.get("warning")
-    if n_speech == 0:
-        return FileResult(path=p, ok=True, duration_s=duration, speech_s=0.0, segments=segments, warning=warning)
-    spans = voice.spans(duration_s=duration)
-    mean = prob_sum / n_speech
-    best = int(np.argmax(mean))
-    return FileResult(
-        path=p,
-        ok=True,
-        duration_s=duration,
-        speech_s=float(sum(e - s for s, e in spans)),
-        label=labels[best],
-        confidence=float(mean[best]),
-        probabilities={lab: float(v) for lab, v in zip(labels, mean, strict=True)},
-        segments=segments,
-        uncertain=model.is_uncertain(float(mean[best])),
-        warning=warning,
-        speech_spans=spans,
-    )
+    logger.debug("%s: %.2f s analysed, %d speech windows", name, decoded.total / sr, summary.n_speech)
+    if summary.n_speech == 0 and decoded.total < MIN_AUDIO_S * sr:
+        message = (f"{name}: too short to analyse ({decoded.total / sr:.2f} s of audio; "
+                   f"speech needs at least {MIN_AUDIO_S:g} s)")
+        logger.info("%s", message)
+        return FileResult(path=p, ok=False, error=message, duration_s=decoded.total / sr)
+    return summary.result(path=p, duration_s=decoded.total / sr, warning=info.get("warning"))
+
+
+class _SampleCount:
+    """Counts the samples of a block stream as they pass (the decoded length of a file)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def count(self, blocks: Iterator[FloatArray]) -> Iterator[FloatArray]:
+        for b in blocks:
+            self.total += b.shape[0]
+            yield b
+
+
+class _FileSummary:
+    """One file's windows as they are classified: segments, the speech windows' sums and voiced frames."""
+
+    def __init__(self, model: EmotionModel, *, name: str) -> None:
+        self.model = model
+        self.name = name
+        self.segments: list[Segment] = []
+        self.prob_sum = np.zeros(len(model.labels), dtype=np.float64)
+        self.affect_sum = np.zeros(len(model.affect_names), dtype=np.float64)
+        self.n_speech = 0
+        self.voice = VoiceTrack(sample_rate=model.feature_config.sample_rate)
+
+    def add_windows(self, windows: Iterable[WindowFeatures], *, cancel: threading.Event | None) -> bool:
+        """Classify the windows in batches of :data:`BATCH`; False when ``cancel`` stopped it first."""
+        batch: list[WindowFeatures] = []
+        for wf in windows:
+            if cancel is not None and cancel.is_set():
+                return False
+            batch.append(wf)
+            if len(batch) >= BATCH:
+                self.add_batch(batch)
+                batch.clear()
+        if batch:
+            self.add_batch(batch)
+        return not (cancel is not None and cancel.is_set())
+
+    def add_batch(self, batch: list[WindowFeatures]) -> None:
+        """Classify the batch's speech windows in one model call and record every window as a segment."""
+        model, labels = self.model, self.model.labels
+        speech = [wf.features for wf in batch if wf.speech and wf.features is not None]
+        out = None
+        if speech:
+            try:
+                out = model.predict(np.stack(speech))
+            except NonFiniteOutputError as exc:  # never a label from NaN: this file fails, the batch goes on
+                raise AudioError(f"{self.name}: {exc}") from exc
+        k = 0
+        for wf in batch:
+            if not (wf.speech and out is not None):
+                self.segments.append(Segment(wf.start_s, wf.end_s, False, None, {}))
+                continue
+            pr = out.probabilities[k]
+            affect = {} if out.affect is None else dict(zip(model.affect_names, map(float, out.affect[k]), strict=True))
+            if out.affect is not None:
+                self.affect_sum += out.affect[k]
+            k += 1
+            self.prob_sum[:] += pr
+            self.n_speech += 1
+            self.voice.add(start_s=wf.start_s, voiced=wf.voiced)
+            top = int(np.argmax(pr))
+            self.segments.append(
+                Segment(wf.start_s, wf.end_s, True, labels[top],
+                        {lab: float(v) for lab, v in zip(labels, pr, strict=True)},
+                        uncertain=model.is_uncertain(float(pr[top])), affect=affect)
+            )
+
+    def result(self, *, path: Path, duration_s: float, warning: str | None) -> FileResult:
+        """Return the file's result: the mean over its speech windows, and where its voice is."""
+        if self.n_speech == 0:
+            return FileResult(path=path, ok=True, duration_s=duration_s, speech_s=0.0, segments=self.segments,
+                              warning=warning)
+        model, labels = self.model, self.model.labels
+        spans = self.voice.spans(duration_s=duration_s)
+        mean = self.prob_sum / self.n_speech
+        best = int(np.argmax(mean))
+        affect = self.affect_sum / self.n_speech
+        return FileResult(
+            path=path,
+            ok=True,
+            duration_s=duration_s,
+            speech_s=float(sum(e - s for s, e in spans)),
+            label=labels[best],
+            confidence=float(mean[best]),
+            probabilities={lab: float(v) for lab, v in zip(labels, mean, strict=True)},
+            segments=self.segments,
+            uncertain=model.is_uncertain(float(mean[best])),
+            warning=warning,
+            speech_spans=spans,
+            affect={n: float(v) for n, v in zip(model.affect_names, affect, strict=True)},
+        )
 
 
 def _text(text: str) -> str:
@@ -393,7 +432,7 @@ def analyze_paths(
     if workers < 1:
         raise ParameterError("workers must be at least 1")
     workers = min(workers, MAX_WORKERS)
-    _config_for(model, window_s, hop_s)  # fail early on bad parameters
+    config_for(model, window_s=window_s, hop_s=hop_s)  # fail early on bad parameters
     if expand:
         files, problems = find_audio_files(list(paths))
         for p, msg in problems:

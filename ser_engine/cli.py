@@ -27,6 +27,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ser_engine import version
@@ -36,14 +37,14 @@ from ser_engine.cli_common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    MIN_HOP_S,
     UsageError,
     err,
     start_logging,
 )
 from ser_engine.commands import SUBCOMMANDS
-from ser_engine.errors import SerError
+from ser_engine.errors import OutputError, SerError
 from ser_engine.logs import FILE_ONLY, get_logger
+from ser_engine.timing import MAX_HOP_S, MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S
 
 __all__ = ["build_parser", "command", "main"]
 
@@ -65,10 +66,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # usage errors: one line, exit 2, no traceback
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"ser: error: {message}\n")
-
-
-MIN_WINDOW_S = 0.1
-MAX_WINDOW_S = 30.0
 
 
 def _number(text: str) -> float:
@@ -97,10 +94,10 @@ def _window(text: str) -> float:
 
 
 def _hop(text: str) -> float:
-    """Parse ``--hop`` of analyze and listen: seconds from MIN_HOP_S (at most the window, checked later)."""
+    """Parse ``--hop`` of analyze and listen: seconds in [MIN_HOP_S, MAX_HOP_S] (at most the window, checked later)."""
     v = _number(text)
-    if not MIN_HOP_S <= v <= MAX_WINDOW_S:
-        raise argparse.ArgumentTypeError(f"must be between {MIN_HOP_S:g} seconds and the window, got {text!r}")
+    if not MIN_HOP_S <= v <= MAX_HOP_S:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_HOP_S:g} and {MAX_HOP_S:g} seconds, got {text!r}")
     return v
 
 
@@ -152,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile_help = ("voice profile made by `ser calibrate` or the app: a path, or the name of a profile in "
                     "the user's profile folder")
     window_help = f"analysis window in seconds, {MIN_WINDOW_S:g}-{MAX_WINDOW_S:g} (default: the model's)"
-    hop_help = f"seconds between windows, from {MIN_HOP_S:g} to the window (default: the model's)"
+    hop_help = (f"seconds between windows, {MIN_HOP_S:g}-{MAX_HOP_S:g} and at most the window "
+                "(default: the model's)")
     sensitivity_help = "speech gate sensitivity 0..1 (default: %(default)s)"
     a = parsers["analyze"]
     a.add_argument("paths", nargs="+", metavar="PATH", help="audio files and/or folders")
@@ -182,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--smoothing", type=_smoothing, default=0.5, metavar="X",
                         help="EMA smoothing in [0, 1) (default: %(default)s)")
     listen.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X", help=sensitivity_help)
-    listen.add_argument("--record", metavar="WAV", help="also record the 16 kHz audio (and WAV.csv predictions)")
+    listen.add_argument("--record", metavar="WAV", help="also record the 16 kHz audio (and WAV.csv predictions); "
+                        "an existing WAV or WAV.csv is refused unless --overwrite is given")
+    listen.add_argument("--overwrite", action="store_true", help="with --record: replace WAV and WAV.csv if they exist")
     listen.add_argument("--profile", metavar="PROFILE", help=profile_help)
 
     c = parsers["calibrate"]
@@ -262,6 +262,33 @@ def command(name: str) -> Command:
     return _IMPLEMENTATION[name]()
 
 
+def _flush_stdout(*, failed: bool) -> None:
+    """Flush ``sys.stdout``; a failure other than a closed pipe is an :class:`OutputError` saying so.
+
+    After a failure stdout is pointed at the null device, so that Python's own flush at exit
+    cannot fail again (it would print a traceback-like warning and exit 120). When the
+    command already ``failed`` (and said why, e.g. ``ser listen`` on a full stdout), the
+    failure is not said twice.
+    """
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _discard_stdout()
+        if not failed:
+            raise OutputError(f"cannot write the output to stdout: {exc.strerror or exc}") from exc
+
+
+def _discard_stdout() -> None:
+    """Point file descriptor 1 at the null device (what is still buffered goes nowhere)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ser`` command line.
 
@@ -283,26 +310,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    log_path = start_logging(verbose=args.verbose)
-    logger.debug("ser %s: %s", version(), args.command)
+    log_path: Path | None = None
     try:
-        return command(args.command)(args)
+        # inside the try: a Ctrl-C this early is "interrupted" too, never a traceback
+        log_path = start_logging(verbose=args.verbose)
+        logger.debug("ser %s: %s", version(), args.command)
+        status = command(args.command)(args)
+        _flush_stdout(failed=status != EXIT_OK)  # here, not at exit: a full stdout is said, never exit 120
+        return status
     except KeyboardInterrupt:
         err("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # stdout closed early (e.g. `ser analyze ... | head`): not an error of ours
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
+        _discard_stdout()
         return EXIT_OK
     except UsageError as exc:
         err(f"error: {exc}")
         return EXIT_USAGE
     except SerError as exc:
         err(str(exc))
+        if isinstance(exc, OutputError):
+            _discard_stdout()  # what is still buffered cannot be written either: not again at exit
         return EXIT_FAILED
     except OSError as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""

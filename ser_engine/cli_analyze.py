@@ -3,7 +3,10 @@
 CSV and JSON are written by :class:`ser_engine.export.ResultWriter`, the exporter the
 app uses too. Results go to stdout as they come (in order); messages and the progress
 bar go to stderr. The first Ctrl-C stops the batch at the next window of every file in
-flight and closes the output properly (exit 130); a second one stops at once.
+flight and closes the output properly (exit 130); a second one stops at once. SIGTERM
+and SIGHUP stop it the same way (exit 143, 129): CSV and JSON are always complete.
+Output that cannot be written (a full disk behind stdout) is an
+:class:`~ser_engine.errors.OutputError` saying so, exit 1.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -65,27 +69,66 @@ class _Progress:
         err(text)
 
 
-class _TableWriter:
-    """``ser analyze``'s default output: one aligned line per file (and per window with ``--segments``)."""
+def _printable(text: str) -> str:
+    r"""Return ``text`` on one line: control and other unprintable characters as escapes (``\n``, ``\x1b``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
-    def __init__(self, out: TextIO, *, segments: bool, paths: Sequence[str]) -> None:
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: East Asian wide and full-width characters two, combining marks none."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _fit(text: str, width: int) -> str:
+    """Pad ``text`` to ``width`` columns, or keep its end behind "…" when it is wider."""
+    w = _width(text)
+    if w > width:
+        kept: list[str] = []
+        room = width - 1  # the ellipsis takes one column
+        for c in reversed(text):
+            room -= _width(c)
+            if room < 0:
+                break
+            kept.append(c)
+        text = "…" + "".join(reversed(kept))
+        w = _width(text)
+    return text + " " * (width - w)
+
+
+class _TableWriter:
+    """``ser analyze``'s default output: one aligned line per file (and per window with ``--segments``).
+
+    For a model with affect dimensions (``affect``), a column each (``arousal``, ``valence``: the
+    score as 0.82, blank without speech) comes after ``conf`` and after each window's probability.
+    """
+
+    def __init__(self, out: TextIO, *, segments: bool, paths: Sequence[str], affect: Sequence[str] = ()) -> None:
         self.out = out
         self.segments = segments
+        self.affect = tuple(affect)
         self.count = 0
-        self._path_width = max(12, min(60, max((len(p) for p in paths), default=12)))
+        self._path_width = max(12, min(60, max((_width(_printable(p)) for p in paths), default=12)))
+
+    def _affect_cells(self, scores: dict[str, float] | None) -> str:
+        """Return the affect cells (each right-aligned under its name, two spaces before); '' without affect."""
+        return "".join(f"  {'' if scores is None or k not in scores else f'{scores[k]:.2f}':>{max(4, len(k))}}"
+                       for k in self.affect)
 
     def begin(self) -> None:
         w = self._path_width
-        self.out.write(f"{'file':<{w}}  {'duration':>8}  {'speech':>7}  {'emotion':<10} {'conf':>5}  top\n")
+        heads = "".join(f"  {k:>{max(4, len(k))}}" for k in self.affect)
+        self.out.write(f"{'file':<{w}}  {'duration':>8}  {'speech':>7}  {'emotion':<10} {'conf':>5}{heads}  top\n")
 
     def write(self, r: FileResult) -> None:
-        name = str(r.to_dict()["path"])  # valid Unicode (non-UTF-8 bytes as \\xNN)
+        name = _printable(str(r.to_dict()["path"]))  # valid Unicode (non-UTF-8 bytes as \\xNN), one line
         w = self._path_width
         self.count += 1
-        if len(name) > w:
-            name = "…" + name[-(w - 1) :]
+        name = _fit(name, w)  # padded to w columns (a CJK character takes two)
         if not r.ok:
-            self.out.write(f"{name:<{w}}  {'':>8}  {'':>7}  {'FAILED':<10} {'':>5}  see stderr\n")
+            self.out.write(f"{name}  {'':>8}  {'':>7}  {'FAILED':<10} {'':>5}"
+                           f"{self._affect_cells(None)}  see stderr\n")
             return
         if r.label is None:
             emotion, conf, top = "no speech", "", ""
@@ -93,7 +136,8 @@ class _TableWriter:
             emotion, conf = ("uncertain" if r.uncertain else r.label), f"{r.confidence:.2f}"
             best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:3]
             top = " ".join(f"{k}={v:.2f}" for k, v in best)
-        self.out.write(f"{name:<{w}}  {r.duration_s:>7.2f}s  {r.speech_s:>6.2f}s  {emotion:<10} {conf:>5}  {top}\n")
+        self.out.write(f"{name}  {r.duration_s:>7.2f}s  {r.speech_s:>6.2f}s  {emotion:<10} {conf:>5}"
+                       f"{self._affect_cells(r.affect)}  {top}\n")
         if r.warning:
             self.out.write(f"    partial: {r.warning}\n")
         if self.segments:
@@ -101,10 +145,33 @@ class _TableWriter:
                 lab = "uncertain" if s.uncertain else (s.label or "-")
                 p = s.probabilities.get(s.label, 0.0) if s.label else 0.0
                 sp = "speech" if s.speech else "silence"
-                self.out.write(f"    {s.start_s:8.2f}-{s.end_s:<8.2f} {sp:<8} {lab:<10} {p:.2f}\n")
+                line = f"    {s.start_s:8.2f}-{s.end_s:<8.2f} {sp:<8} {lab:<10} {p:.2f}{self._affect_cells(s.affect)}"
+                self.out.write(line.rstrip() + "\n")
 
     def end(self) -> None:
         pass
+
+
+class _ResultsFile(io.FileIO):
+    """Unbuffered binary output to a descriptor it does not close; a failed write is an :class:`OutputError`.
+
+    A full disk or an I/O error behind stdout is then reported as what it is ("cannot write
+    the results to stdout: No space left on device"), also when it strikes again while the
+    output is being closed. A closed pipe stays a ``BrokenPipeError`` (not an error of ours).
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd, "wb", closefd=False)
+
+    def write(self, data: Any) -> int:
+        from ser_engine.errors import OutputError
+
+        try:
+            return super().write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write the results to stdout: {exc.strerror or exc}") from exc
 
 
 class _StdoutGuard:
@@ -140,7 +207,7 @@ class _StdoutGuard:
         stream.flush()
         self._saved = os.dup(1)
         os.dup2(2, 1)
-        raw = open(self._saved, "wb", buffering=0, closefd=False)  # closed in __exit__
+        raw = _ResultsFile(self._saved)  # its descriptor is closed in __exit__
         self.out = io.TextIOWrapper(raw, encoding=encoding, errors="backslashreplace", newline="\n",
                                     write_through=True)
         return self.out
@@ -180,33 +247,42 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         The exit status.
     """
     cancel = threading.Event()
+    signalled: list[int] = []
 
-    # Ctrl-C: the first one stops the batch at the next window of every file in
-    # flight (well under a second) and the results so far are closed properly
+    # Ctrl-C, SIGTERM, SIGHUP: the first one stops the batch at the next window of every
+    # file in flight (well under a second) and the results so far are closed properly
     # (also when it comes while the model loads); a second one stops at once.
-    def on_sigint(signum: int, frame: Any) -> None:
-        del signum, frame  # a signal handler's signature
+    def on_signal(signum: int, frame: Any) -> None:
+        del frame  # a signal handler's signature
         if cancel.is_set():
             raise KeyboardInterrupt
+        signalled.append(signum)
         cancel.set()
+        note = b"Ctrl-C again to stop at once" if signum == signal.SIGINT else b"signal %d" % signum
         with contextlib.suppress(OSError):  # os.write: safe inside a signal handler
-            os.write(2, b"\nser: stopping (Ctrl-C again to stop at once)\n")
+            os.write(2, b"\nser: stopping (" + note + b")\n")
 
-    old_handler: Any = None
+    old_handlers: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                old_handlers[signum] = signal.signal(signum, on_signal)
     try:
-        return _analyze(args, cancel)
+        status = _analyze(args, cancel)
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
+    if status == EXIT_INTERRUPTED and signalled and signalled[0] != signal.SIGINT:
+        return 128 + signalled[0]  # stopped by SIGTERM/SIGHUP: 143/129, like `ser listen`
+    return status
 
 
 def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
     """Run ``ser analyze`` with SIGINT setting ``cancel``."""
     from ser_engine.analysis import FileResult, analyze_paths
     from ser_engine.audio import display_path, find_audio_files
-    from ser_engine.export import ResultWriter
+    from ser_engine.export import ResultWriter, finite_result
 
     model = load_model(args.model)
     if args.profile:
@@ -221,9 +297,10 @@ def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
         writer: ResultWriter | _TableWriter
         if args.format == "table":
             shown = [display_path(f) for f in files] + [display_path(p) for p, _ in problems]
-            writer = _TableWriter(out, segments=args.segments, paths=shown)
+            writer = _TableWriter(out, segments=args.segments, paths=shown, affect=model.affect_names)
         else:
-            writer = ResultWriter(out, fmt=args.format, labels=model.labels, segments=args.segments)
+            writer = ResultWriter(out, fmt=args.format, labels=model.labels, segments=args.segments,
+                                  affect=model.affect_names)
         writer.begin()
         out.flush()
         try:
@@ -238,6 +315,7 @@ def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
                                      expand=False):
                 if cancel.is_set() and not res.ok:  # stopped by Ctrl-C, not a failure of the file
                     break
+                res = finite_result(res, affect=model.affect_names)  # NaN is a failure in every format
                 writer.write(res)
                 out.flush()
                 if not res.ok:
@@ -256,6 +334,6 @@ def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
             writer.end()
             out.flush()
     if cancel.is_set():
-        err(f"interrupted: {writer.count} of {len(files) + len(problems)} results written")
+        err(f"interrupted: {writer.count} of {len(files) + len(problems)} results written (the output is complete)")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if failed else EXIT_OK

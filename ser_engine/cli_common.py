@@ -19,16 +19,14 @@ if TYPE_CHECKING:
     from ser_engine.model import EmotionModel
     from ser_engine.profile import VoiceProfile
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "MIN_HOP_S",
-           "UsageError", "err", "load_model", "load_profile", "start_logging", "window_hop"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
+           "UsageError", "err", "load_model", "load_profile", "say", "start_logging", "window_hop"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE of sysexits.h: a bug of ser, not bad input (the traceback is in the log)
 EXIT_INTERRUPTED = 130
-
-MIN_HOP_S = 0.05
 
 
 class UsageError(Exception):
@@ -38,23 +36,49 @@ class UsageError(Exception):
 def window_hop(args: argparse.Namespace, model: EmotionModel) -> tuple[float, float]:
     """Return (window_s, hop_s) from ``--window``/``--hop`` or the model's defaults.
 
+    The one rule of :func:`ser_engine.timing.config_for` (the parser has already
+    checked each value against :mod:`ser_engine.timing`'s limits).
+
     Raises
     ------
     UsageError
-        The hop exceeds the window.
+        The hop exceeds the window, or the model does not take that window.
     """
-    cfg = model.feature_config
-    window = args.window if args.window is not None else cfg.window_s
-    hop = args.hop if args.hop is not None else min(cfg.hop_s, window)
-    if hop > window:
-        raise UsageError(f"argument --hop: must be between {MIN_HOP_S:g} seconds and the window "
-                          f"({window:g} s), got '{hop:g}'")
-    return window, hop
+    from ser_engine.errors import ParameterError
+    from ser_engine.timing import config_for
+
+    window = args.window if args.window is not None else model.feature_config.window_s
+    if args.hop is not None and args.hop > window:
+        raise UsageError(f"argument --hop: must not be longer than the window ({window:g} s), got '{args.hop:g}'")
+    try:
+        cfg = config_for(model, window_s=args.window, hop_s=args.hop)
+    except ParameterError as exc:
+        raise UsageError(str(exc)) from exc
+    return cfg.window_s, cfg.hop_s
 
 
 def err(message: str) -> None:
     """Print ``ser: <message>`` on stderr."""
     print(f"ser: {message}", file=sys.stderr, flush=True)
+
+
+def say(line: str) -> None:
+    """Print ``line`` on stdout (a command's output).
+
+    Raises
+    ------
+    OutputError
+        stdout cannot be written (a full disk, an I/O error); the message says so. A pipe
+        closed by its reader stays a ``BrokenPipeError`` (not an error of ours).
+    """
+    from ser_engine.errors import OutputError
+
+    try:
+        print(line)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write the output to stdout: {exc.strerror or exc}") from exc
 
 
 def start_logging(*, verbose: bool, stream: TextIO | None = None) -> Path | None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ser_engine import version
-from ser_engine.cli_common import EXIT_OK, EXIT_USAGE, err, load_model
+from ser_engine.cli_common import EXIT_OK, EXIT_USAGE, err, load_model, say
 
 if TYPE_CHECKING:
     from ser_engine.model import EmotionModel
@@ -43,6 +44,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise ProfileError(f"{out}: is a folder; --output needs a file name such as {out / 'voice.json'}")
     if not out.parent.is_dir():
         raise ProfileError(f"{out}: the folder {out.parent} does not exist")
+    _check_replaceable(out, inputs=args.files)
     name = args.name if args.name is not None else out.stem
     if not name.strip():
         err("error: --name must not be empty")
@@ -56,11 +58,49 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return f"{k} {probs[k]:.2f}"
 
     n = len(args.files)
-    print(f"voice profile {profile.name!r} written to {out}")
-    print(f"  speech used: {profile.speech_s:.1f} s in {profile.n_windows} windows from {n} file{'s' * (n != 1)}")
-    print(f"  on this speech the model said {top(profile.before)} before, {top(profile.after)} after calibration")
-    print(f"  use it with: ser analyze --profile {out} ...  /  ser listen --profile {out}")
+    say(f"voice profile {profile.name!r} written to {out}")
+    say(f"  speech used: {profile.speech_s:.1f} s in {profile.n_windows} windows from {n} file{'s' * (n != 1)}")
+    say(f"  on this speech the model said {top(profile.before)} before, {top(profile.after)} after calibration")
+    say(f"  use it with: ser analyze --profile {out} ...  /  ser listen --profile {out}")
     return EXIT_OK
+
+
+def _check_replaceable(out: Path, *, inputs: list[str]) -> None:
+    """Refuse a ``--output`` whose replacement would destroy something; checked before any work.
+
+    The profile is written by renaming a new file over ``out``, so whatever ``out`` names
+    now is gone afterwards: one of the recordings being calibrated from (also when named
+    through a symbolic or hard link, or another spelling of its path), or any other file
+    that is not a voice profile, is refused. An existing voice profile may be replaced:
+    that is how a profile is made again.
+
+    Raises
+    ------
+    ProfileError
+        ``out`` is one of ``inputs`` or an existing file that is not a voice profile.
+    """
+    from ser_engine.errors import ProfileError
+    from ser_engine.profile import VoiceProfile
+
+    try:
+        target = out.stat()  # follows links: a link to an input is that input
+    except OSError:  # nothing there (or a dangling link, which the rename replaces, not its target)
+        return
+    for f in inputs:
+        try:
+            same = os.path.samestat(target, os.stat(f))
+        except OSError:  # a missing input is reported when it is read
+            continue
+        if same:
+            raise ProfileError(f"{out}: is one of the input files ({f}); give --output another file name "
+                               "(nothing was written)")
+    if not stat.S_ISREG(target.st_mode):
+        raise ProfileError(f"{out}: is not a regular file; give --output another file name (nothing was written)")
+    try:
+        VoiceProfile.load(out)
+    except ProfileError:
+        raise ProfileError(f"{out}: exists and is not a voice profile; not replaced (give --output another "
+                           "file name, or remove the file first)") from None
 
 
 def model_location(model_dir: str | None) -> str:
@@ -110,10 +150,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         data["location"] = model_location(args.model)
         data["supports_voice_calibration"] = meta.voice_reference is not None
         data["uncertainty_threshold"] = meta.uncertainty_threshold
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        if model.affect_names:  # what each affect score means (model.json's "affect" says how it is computed)
+            from ser_engine.export import affect_meaning
+
+            data["affect_meaning"] = {k: affect_meaning(k) for k in model.affect_names}
+        say(json.dumps(data, indent=2, ensure_ascii=False))
         return EXIT_OK
     for k, v in _info_rows(model, location=model_location(args.model)):
-        print(f"{k:<{_INFO_WIDTH}}  {v}")
+        say(f"{k:<{_INFO_WIDTH}}  {v}")
     return EXIT_OK
 
 
@@ -167,6 +211,13 @@ def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
                  f"supported, strength {meta.voice_strength:g} (reference: "
                  f"{meta.voice_reference_fitted_on or 'not described'}); see `ser calibrate`"
                  if meta.voice_reference is not None else "not supported (model.json has no voice_calibration)"))
+    if model.affect_names:
+        from ser_engine.export import affect_meaning
+
+        names = ", ".join(model.affect_names)
+        rows.append(("affect", f"{names}: scores in [0, 1] from the model's second output "
+                               "(CSV columns and JSON keys of the same names)"))
+        rows.extend((f"  {k}", affect_meaning(k)) for k in model.affect_names)
     rows.append(("uncertainty threshold",
                  f"{meta.uncertainty_threshold:g} (a top probability below it is shown as 'uncertain')"
                  if meta.uncertainty_threshold else "none (predictions are never marked uncertain)"))

@@ -32,7 +32,8 @@ FEATURE_SETS = ("logmel", "mfcc", "mfcc_zcr_rms", "mfcc_chroma_mel")
 * ``mfcc_zcr_rms``: ``n_mfcc`` MFCCs, zero-crossing rate, RMS (seeds 000, 003, 004);
 * ``mfcc_chroma_mel``: ``n_mfcc`` MFCCs, ``n_chroma`` chroma, ``n_mels`` log-mel values (seed 001).
 """
-_NEW_KEYS_DEFAULTS: dict[str, Any] = {"features": "logmel", "n_mfcc": 40, "n_chroma": 12}
+# Keys that model.json leaves out while they hold these values (a log-mel model's file names none of them).
+_OPTIONAL_KEYS_DEFAULTS: dict[str, Any] = {"features": "logmel", "n_mfcc": 40, "n_chroma": 12}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -194,14 +195,14 @@ class FeatureConfig:
         """Return a JSON-ready dict (tuples become lists).
 
         ``features``, ``n_mfcc`` and ``n_chroma`` are left out while they have their
-        default values, so a log-mel config writes the same ``model.json`` as before
-        they existed (and :meth:`from_dict` restores the defaults).
+        default values: a log-mel config's ``model.json`` holds the log-mel keys only, and
+        :meth:`from_dict` gives a file without them the defaults (log-mel).
         """
         data = asdict(self)
         for name in ("mean", "std"):
             if data[name] is not None:
                 data[name] = list(data[name])
-        for name, default in _NEW_KEYS_DEFAULTS.items():
+        for name, default in _OPTIONAL_KEYS_DEFAULTS.items():
             if data[name] == default:
                 del data[name]
         return data

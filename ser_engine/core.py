@@ -4,12 +4,16 @@ Every path from audio to the model goes through here: the live
 :class:`~ser_engine.stream.Streamer` (blocks from the 16 kHz ring, one window
 per hop), file analysis (:func:`iter_window_features` over decoded blocks,
 many windows per model call), voice profiles and training (the same
-:func:`iter_window_features`).
+:func:`iter_window_features`). What comes out are the windows' un-normalised
+feature frames; the model normalises and classifies them
+(:meth:`ser_engine.model.EmotionModel.predict`), a batch at a time where the
+caller flushes its windows.
 
 Samples arrive incrementally. A :class:`FrameCache` computes every feature
 frame (of the config's feature set: log-mel, or the seeds' MFCC sets) and
-every speech-gate frame level once, when its last sample arrives, and a
-window is assembled from the cached frames. This equals the full computation
+every speech-gate frame level once, when its last sample arrives, all the
+frames a block completes in one call, and a window is assembled from the
+cached frames. This equals the full computation
 on the window (:meth:`~ser_engine.features.Featurizer.frames` and
 :func:`~ser_engine.gate.frame_levels_db` on the window's samples) because
 neither kind of frame is centred and every feature of a frame depends on that
@@ -23,10 +27,9 @@ the cache keeps for that purpose (about one window).
 
 Windows of a file (:func:`iter_window_features`) start at ``0, hop, 2*hop,
 ...`` while they fit, plus one ending at the end (less than 20 ms before it,
-so that it starts on the frame grid and costs no new frames) when the last
-stops short of it (:func:`~ser_engine.features.window_starts`); a clip no
-longer than one window is gated on its real samples and featurised
-centre-padded.
+so that it starts on the frame grid (:func:`~ser_engine.features.frame_grid`)
+and costs no new frames) when the last stops short of it; a clip no longer
+than one window is gated on its real samples and featurised centre-padded.
 
 Voiced time (:class:`VoiceTrack`): in every window the gate judges speech, the
 gate frames above the window's threshold are voiced; pauses shorter than
@@ -71,13 +74,15 @@ class FrameCache:
         Window length and frame parameters.
     featurizer : Featurizer
         Built from a config with the same frame parameters.
-    mel : bool
+    features : bool
         Cache feature frames (worth it when windows start on the ``hop_length`` grid).
     levels : bool
         Cache gate levels (worth it when windows start on the gate-frame grid).
     """
 
-    def __init__(self, *, config: FeatureConfig, featurizer: Featurizer, mel: bool = True, levels: bool = True) -> None:
+    def __init__(
+        self, *, config: FeatureConfig, featurizer: Featurizer, features: bool = True, levels: bool = True
+    ) -> None:
         self.config = config
         self.featurizer = featurizer
         self.sample_rate = config.sample_rate
@@ -85,13 +90,13 @@ class FrameCache:
         self.gate_frame = frame_length(config.sample_rate)
         self._hl = config.hop_length
         self._n_fft = config.n_fft
-        self._use_mel = mel
+        self._use_frames = features
         self._use_levels = levels
         self._samples: FloatArray = np.zeros(0, dtype=np.float32)
         self._base = 0  # stream position of _samples[0]
         self.total = 0  # samples fed so far
-        self._mel: FloatArray = np.zeros((0, config.n_features), dtype=np.float32)
-        self._mel0 = 0  # frame index of _mel[0]
+        self._frames: FloatArray = np.zeros((0, config.n_features), dtype=np.float32)
+        self._frame0 = 0  # frame index of _frames[0]
         self._levels: LevelArray = np.zeros(0, dtype=np.float64)
         self._lev0 = 0
 
@@ -109,14 +114,14 @@ class FrameCache:
             return
         self._samples = np.concatenate([self._samples, b]) if self._samples.shape[0] else b.copy()
         self.total += b.shape[0]
-        if self._use_mel:
-            nxt = self._mel0 + self._mel.shape[0]
+        if self._use_frames:
+            nxt = self._frame0 + self._frames.shape[0]
             end = (self.total - self._n_fft) // self._hl + 1 if self.total >= self._n_fft else 0
             if end > nxt:
                 a = nxt * self._hl - self._base
                 seg = self._samples[a : a + (end - 1 - nxt) * self._hl + self._n_fft]
                 new = self.featurizer.frames(seg)
-                self._mel = np.concatenate([self._mel, new]) if self._mel.shape[0] else new
+                self._frames = np.concatenate([self._frames, new]) if self._frames.shape[0] else new
         if self._use_levels:
             g = self.gate_frame
             nxt = self._lev0 + self._levels.shape[0]
@@ -131,19 +136,19 @@ class FrameCache:
 
         Samples still needed to complete the next frames are kept.
         """
-        if self._use_mel:
-            k = min(-(-before // self._hl), self._mel0 + self._mel.shape[0])
-            if k > self._mel0:
-                self._mel = self._mel[k - self._mel0 :]
-                self._mel0 = k
+        if self._use_frames:
+            k = min(-(-before // self._hl), self._frame0 + self._frames.shape[0])
+            if k > self._frame0:
+                self._frames = self._frames[k - self._frame0 :]
+                self._frame0 = k
         if self._use_levels:
             j = min(-(-before // self.gate_frame), self._lev0 + self._levels.shape[0])
             if j > self._lev0:
                 self._levels = self._levels[j - self._lev0 :]
                 self._lev0 = j
         keep = before
-        if self._use_mel:
-            keep = min(keep, (self._mel0 + self._mel.shape[0]) * self._hl)
+        if self._use_frames:
+            keep = min(keep, (self._frame0 + self._frames.shape[0]) * self._hl)
         if self._use_levels:
             keep = min(keep, (self._lev0 + self._levels.shape[0]) * self.gate_frame)
         keep = min(keep, self.total)
@@ -187,20 +192,11 @@ class FrameCache:
             Equal to ``featurizer.frames`` on the window's samples.
         """
         n = self.config.n_frames
-        if self._use_mel and start % self._hl == 0:
-            k = start // self._hl - self._mel0
-            if k >= 0 and k + n <= self._mel.shape[0]:
-                return self._mel[k : k + n]
+        if self._use_frames and start % self._hl == 0:
+            k = start // self._hl - self._frame0
+            if k >= 0 and k + n <= self._frames.shape[0]:
+                return self._frames[k : k + n]
         return self.featurizer.frames(self.samples(start, start + self.window))
-
-    def log_mel(self, start: int) -> FloatArray:
-        """Alias of :meth:`frames` (the log-mel frames for the ``logmel`` set).
-
-        Returns
-        -------
-        ndarray, shape (config.n_frames, config.n_features), float32
-        """
-        return self.frames(start)
 
 
 @dataclass(frozen=True)
@@ -215,7 +211,7 @@ class WindowFeatures:
         The speech gate's decision (:func:`ser_engine.gate.window_is_speech` on the real samples).
     features : ndarray, shape (n_frames, n_features), float32, or None
         Un-normalised feature frames (:meth:`~ser_engine.features.Featurizer.frames`) of the
-        window for speech windows; None for silence. Also readable as ``log_mel``.
+        window for speech windows; None for silence.
     voiced : ndarray, shape (n_gate_frames,), bool, or None
         For speech windows, which 20 ms gate frames of the window's real samples (from
         ``start_s``) exceed the gate's threshold; None for silence.
@@ -226,11 +222,6 @@ class WindowFeatures:
     speech: bool
     features: FloatArray | None
     voiced: BoolArray | None = None
-
-    @property
-    def log_mel(self) -> FloatArray | None:
-        """Alias of :attr:`features` (the log-mel frames for the ``logmel`` set)."""
-        return self.features
 
 
 def _gate(levels: LevelArray, params: GateParams) -> tuple[bool, BoolArray | None]:
@@ -249,9 +240,8 @@ def iter_window_features(
 
     File analysis (:func:`ser_engine.analysis.analyze_file`), voice profiles and
     training all call this, so a clip's training windows are exactly the speech
-    windows ``ser analyze`` reports. Windows are those of
-    :func:`~ser_engine.features.frame_windows` (see the module docstring); only
-    each block's new frames are computed.
+    windows ``ser analyze`` reports. Windows are placed as the module docstring
+    says; only each block's new frames are computed.
 
     Parameters
     ----------
@@ -273,12 +263,12 @@ def iter_window_features(
     w, h = config.window_samples, config.hop_samples
     g = frame_length(sr)
     grid = frame_grid(config)
-    cache = FrameCache(config=config, featurizer=featurizer, mel=h % config.hop_length == 0, levels=h % g == 0)
+    cache = FrameCache(config=config, featurizer=featurizer, features=h % config.hop_length == 0, levels=h % g == 0)
 
     def one(start: int) -> WindowFeatures:
         speech, voiced = _gate(cache.levels(start, start + w), params)
-        lm = cache.frames(start) if speech else None
-        return WindowFeatures(start / sr, (start + w) / sr, speech, None if lm is None else lm.copy(), voiced)
+        frames = cache.frames(start) if speech else None
+        return WindowFeatures(start / sr, (start + w) / sr, speech, None if frames is None else frames.copy(), voiced)
 
     next_start = 0
     for block in blocks:
@@ -292,8 +282,8 @@ def iter_window_features(
         return
     if total < w:  # shorter than one window: gated on its real samples, featurised centre-padded, as in training
         speech, voiced = _gate(cache.levels(0, total), params)
-        lm = featurizer.frames(fit_to_length(y=cache.samples(0, total), length=w)) if speech else None
-        yield WindowFeatures(0.0, total / sr, speech, lm, voiced)
+        frames = featurizer.frames(fit_to_length(y=cache.samples(0, total), length=w)) if speech else None
+        yield WindowFeatures(0.0, total / sr, speech, frames, voiced)
     elif (tail := (total - w) // grid * grid) > next_start - h:  # the last regular window stops short of the end
         yield one(tail)
 

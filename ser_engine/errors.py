@@ -16,6 +16,7 @@ __all__ = [
     "DeviceError",
     "ModelError",
     "NonFiniteOutputError",
+    "OutputError",
     "ParameterError",
     "ProfileError",
     "SerError",
@@ -46,6 +47,14 @@ class NonFiniteOutputError(ModelError):
 
     File analysis reports it as a failure of that file (an :class:`AudioError`
     naming the file): the same model may classify other audio normally.
+    """
+
+
+class OutputError(SerError):
+    """The command's output (stdout) cannot be written: disk full, I/O error...
+
+    The message says so and gives the system's reason. (A pipe closed by its
+    reader, as in ``ser analyze ... | head``, is not an error.)
     """
 
 

@@ -42,13 +42,13 @@ __all__ = [
     "Featurizer",
     "fit_to_length",
     "frame_grid",
-    "frame_windows",
     "hann_window",
     "hz_to_mel",
+    "inverse_std",
     "mel_filterbank",
     "mel_to_hz",
+    "normalize_frames",
     "pool_frames",
-    "window_starts",
 ]
 
 FloatArray = npt.NDArray[np.float32]
@@ -179,57 +179,45 @@ def frame_grid(config: FeatureConfig) -> int:
     return math.lcm(config.hop_length, frame_length(config.sample_rate))
 
 
-def window_starts(*, n_samples: int, window: int, hop: int, align: int = 1) -> npt.NDArray[np.int64]:
-    """Start samples of the analysis windows over a clip of ``n_samples``.
-
-    Windows start at ``0, hop, 2*hop, ...`` while they fit; when the last one
-    stops short of the end, one more window is added, ending at the end or
-    less than ``align`` samples before it (its start is a multiple of
-    ``align``; :func:`frame_grid` gives 20 ms: the frames it needs are then
-    those of the clip). A clip no longer than one window gives the single
-    start 0 (the clip is then centre-padded by :func:`fit_to_length`).
-
-    Returns
-    -------
-    ndarray, shape (n_windows,), int64
-    """
-    if window <= 0 or hop <= 0 or align <= 0:
-        raise ParameterError("window, hop and align must be positive")
-    if n_samples <= window:
-        return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, n_samples - window + 1, hop, dtype=np.int64)
-    tail = (n_samples - window) // align * align
-    if tail > starts[-1]:
-        starts = np.append(starts, np.int64(tail))
-    return starts
-
-
-def frame_windows(*, y: npt.ArrayLike, config: FeatureConfig) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-    """Cut a clip into the analysis windows the model sees.
+def inverse_std(std: npt.ArrayLike) -> FloatArray:
+    """Return ``1 / std`` computed in float64 and rounded to float32, the factor :func:`normalize_frames` takes.
 
     Parameters
     ----------
-    y : array_like, shape (n,)
-        Mono signal at ``config.sample_rate``.
-    config : FeatureConfig
+    std : array_like, shape (n_features,)
+        Positive per-feature standard deviations.
 
     Returns
     -------
-    windows : ndarray, shape (n_windows, config.window_samples), float32
-    starts : ndarray, shape (n_windows,), int64
-        Start sample of each window in ``y`` (0 for a padded short clip).
+    ndarray, shape (n_features,), float32
     """
-    x = np.asarray(y, dtype=np.float32)
-    if x.ndim != 1:
-        raise ParameterError(f"expected a 1-D signal, got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise ParameterError("cannot analyse an empty signal")
-    w = config.window_samples
-    starts = window_starts(n_samples=x.shape[0], window=w, hop=config.hop_samples, align=frame_grid(config))
-    if x.shape[0] <= w:
-        return fit_to_length(y=x, length=w)[None, :], starts
-    view = np.lib.stride_tricks.sliding_window_view(x, w)
-    return np.ascontiguousarray(view[starts]), starts
+    inv: FloatArray = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
+    return inv
+
+
+def normalize_frames(frames: npt.ArrayLike, *, mean: npt.ArrayLike, inv_std: npt.ArrayLike) -> FloatArray:
+    """Normalise feature frames with per-feature statistics: ``(frames - mean) * inv_std`` in float32.
+
+    The one normalisation: :meth:`Featurizer.normalize` (hence every model call of
+    the engine) and training's batches for a Keras model use it, so both give the
+    same numbers for the same frames.
+
+    Parameters
+    ----------
+    frames : array_like, shape (..., n_features)
+        Un-normalised frames (float16 or float32).
+    mean : array_like, shape (n_features,)
+        Taken as float32.
+    inv_std : array_like, shape (n_features,)
+        :func:`inverse_std` of the standard deviations.
+
+    Returns
+    -------
+    ndarray, same shape as ``frames``, float32
+    """
+    mu = np.asarray(mean, dtype=np.float32)
+    out: FloatArray = (np.asarray(frames, dtype=np.float32) - mu) * np.asarray(inv_std, dtype=np.float32)
+    return out
 
 
 def pool_frames(frames: npt.ArrayLike) -> FloatArray:
@@ -298,12 +286,11 @@ class Featurizer:
         if self._set == "mfcc_chroma_mel":
             fb = chroma_filterbank(sample_rate=config.sample_rate, n_fft=config.n_fft, n_chroma=config.n_chroma)
             self._chroma_t = np.ascontiguousarray(fb.T)
+        self._mean: FloatArray | None = None
+        self._inv_std: FloatArray | None = None
         if config.mean is not None and config.std is not None:
-            self._mean: FloatArray | None = np.asarray(config.mean, dtype=np.float32)
-            self._inv_std: FloatArray | None = (1.0 / np.asarray(config.std, dtype=np.float64)).astype(np.float32)
-        else:
-            self._mean = None
-            self._inv_std = None
+            self._mean = np.asarray(config.mean, dtype=np.float32)
+            self._inv_std = inverse_std(config.std)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced from ``n_samples`` samples."""
@@ -421,7 +408,7 @@ class Featurizer:
             raise ParameterError(
                 f"last axis must be n_features={self.config.n_features} ({self.config.features}), got {f.shape}"
             )
-        return (f - self._mean) * self._inv_std
+        return normalize_frames(f, mean=self._mean, inv_std=self._inv_std)
 
     def __call__(self, y: npt.ArrayLike) -> FloatArray:
         """Normalised features: ``normalize(frames(y))``.

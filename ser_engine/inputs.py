@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,10 +33,12 @@ import numpy.typing as npt
 from ser_engine.errors import DeviceError, ParameterError
 from ser_engine.ringbuffer import RingBuffer
 
-__all__ = ["PREFERRED_RATE", "ArrayInput", "AudioInput", "InputDevice", "LiveInput", "list_input_devices",
-           "rescan_devices", "resolve_device"]
+__all__ = ["DIGITAL_SILENCE_S", "PREFERRED_RATE", "ArrayInput", "AudioInput", "DigitalSilenceWatch", "InputDevice",
+           "LiveInput", "import_sounddevice", "list_input_devices", "rescan_devices", "resolve_device"]
 
 PREFERRED_RATE = 16000
+DIGITAL_SILENCE_S = 3.0
+"""Seconds of exact zeros, after real audio, that make an input digitally silent (:class:`DigitalSilenceWatch`)."""
 
 
 class AudioInput(Protocol):
@@ -76,12 +82,144 @@ class AudioInput(Protocol):
         """True once an input with an end has delivered its last sample."""
 
 
+class DigitalSilenceWatch:
+    """Notices when an input that delivered sound turns to exact zeros, and when sound comes back.
+
+    A real microphone always carries some noise, so a run of samples that are exactly 0.0
+    after real audio means the audio no longer comes from it: the source was removed and
+    the sound server moved the stream to a null source (PulseAudio does so without ending
+    the stream), it was muted, or it is a virtual source with nothing playing. The stream
+    goes on, so device-loss detection never fires; this says so instead. Nothing is said
+    before the first non-zero sample (an input that starts silent is not news).
+
+    Parameters
+    ----------
+    sample_rate : int
+        Rate of the blocks given to :meth:`feed`, in Hz.
+    after_s : float
+        Seconds of zeros that count as digital silence.
+    """
+
+    def __init__(self, *, sample_rate: int, after_s: float = DIGITAL_SILENCE_S) -> None:
+        if not (after_s > 0 and sample_rate > 0):
+            raise ParameterError("sample_rate and after_s must be positive")
+        self.sample_rate = int(sample_rate)
+        self.limit = max(1, round(after_s * sample_rate))
+        self.heard = False  # a non-zero sample has arrived
+        self.silent = False  # in a run of zeros longer than the limit, reported
+        self.samples = 0  # samples fed so far
+        self.zeros = 0  # length of the current run of zeros
+
+    @property
+    def since_s(self) -> float:
+        """Stream time (seconds from the first sample fed) at which the current run of zeros began."""
+        return (self.samples - self.zeros) / self.sample_rate
+
+    def feed(self, block: npt.NDArray[np.float32]) -> bool | None:
+        """Take the next block, shape ``(n,)`` or ``(n, 1)``.
+
+        Returns
+        -------
+        bool or None
+            True when the input has just turned digitally silent, False when sound has just
+            come back after that, None when nothing changed.
+        """
+        n = block.shape[0]
+        if n == 0:
+            return None
+        self.samples += n
+        nonzero = np.flatnonzero(block)
+        if nonzero.size == 0:
+            self.zeros += n
+            if self.heard and not self.silent and self.zeros >= self.limit:
+                self.silent = True
+                return True
+            return None
+        self.heard = True
+        self.zeros = block.size - 1 - int(nonzero[-1])  # the zeros after the last sound
+        if self.silent:
+            self.silent = False
+            return False
+        return None
+
+
 def _sd() -> Any:
     try:
-        import sounddevice
+        return import_sounddevice()
     except OSError as exc:  # PortAudio library missing
         raise DeviceError(f"audio input is unavailable: {exc}") from exc
+
+
+def import_sounddevice() -> Any:
+    """Import ``sounddevice`` (which initialises PortAudio) without leaving libjack's debris behind.
+
+    The one place the project imports it (the app's player too).
+
+    Raises
+    ------
+    OSError
+        The PortAudio library is missing.
+    """
+    module = sys.modules.get("sounddevice")
+    if module is not None:
+        return module
+    with _jack_probe_cleanup():
+        import sounddevice
     return sounddevice
+
+
+#: Where libjack (jack2) keeps its files: fixed at build time, no setting moves it.
+JACK_SHM_DIR = Path("/dev/shm")
+
+
+@contextlib.contextmanager
+def _jack_probe_cleanup() -> Iterator[None]:
+    """Remove the JACK metadata folder that PortAudio's probe for a JACK server leaves when there is none.
+
+    Debian's and Ubuntu's PortAudio are built with a JACK host API. Initialising PortAudio
+    (``import sounddevice``, a device re-scan) calls ``jack_client_open``, and libjack
+    (jack2) opens its metadata database -- the folder ``/dev/shm/jack_db-<uid>`` with
+    Berkeley DB files -- before it even looks for a server; without one the client fails
+    to open and libjack closes the database again, but the folder stays until reboot.
+    Neither PortAudio nor libjack has a setting to skip the probe or move the folder
+    (``/dev/shm`` is compiled into libjack), so the folder is removed afterwards when this
+    probe alone made it: it did not exist before, and no JACK server of any user runs
+    (a server keeps its sockets and shared memory in ``/dev/shm/jack_*``). A folder that
+    existed before, or anything unexpected in it, is left as it is.
+    """
+    getuid = getattr(os, "getuid", None)
+    folder = JACK_SHM_DIR / f"jack_db-{getuid()}" if getuid is not None and JACK_SHM_DIR.is_dir() else None
+    existed = folder is None or os.path.lexists(folder)
+    try:
+        yield
+    finally:
+        if folder is not None and not existed and not _jack_server_running():
+            _remove_jack_db(folder)
+
+
+def _jack_server_running() -> bool:
+    """Tell whether ``/dev/shm`` shows signs of a JACK server (anything ``jack*`` but metadata folders)."""
+    try:
+        names = os.listdir(JACK_SHM_DIR)
+    except OSError:
+        return True  # cannot tell: touch nothing
+    return any(n.startswith("jack") and not n.startswith("jack_db-") for n in names)
+
+
+def _remove_jack_db(folder: Path) -> None:
+    """Remove libjack's metadata folder if it holds only its database files (``__db.*``, ``metadata.db``)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = [(e.name, e.is_file(follow_symlinks=False)) for e in it]
+    except OSError:
+        return
+    if not all(is_file and (name == "metadata.db" or name.startswith("__db.")) for name, is_file in entries):
+        return
+    names = [name for name, _ in entries]
+    with contextlib.suppress(OSError):
+        for n in names:
+            os.unlink(folder / n)
+        os.rmdir(folder)
 
 
 @dataclass(frozen=True)
@@ -334,7 +472,8 @@ def rescan_devices() -> None:
                           "restart the app to see new devices")
     try:
         terminate()
-        initialize()
+        with _jack_probe_cleanup():  # re-initialising probes for a JACK server again
+            initialize()
     except Exception as exc:  # sounddevice.PortAudioError and friends, raised from C
         raise DeviceError(f"cannot re-list audio devices: {exc}") from exc
 

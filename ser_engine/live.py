@@ -48,12 +48,20 @@ import numpy.typing as npt
 
 from ser_engine.audio import StreamResampler
 from ser_engine.errors import DeviceError, SerError
-from ser_engine.inputs import AudioInput, InputDevice, LiveInput, list_input_devices, resolve_device
+from ser_engine.inputs import (
+    AudioInput,
+    DigitalSilenceWatch,
+    InputDevice,
+    LiveInput,
+    list_input_devices,
+    resolve_device,
+)
 from ser_engine.logs import FILE_ONLY, get_logger
 from ser_engine.model import EmotionModel
-from ser_engine.recorder import SYNC_SECONDS, Recorder, RecordingError, make_private_folder
+from ser_engine.recorder import SYNC_SECONDS, Recorder, RecordingError, RecordingExistsError, make_private_folder
 from ser_engine.ringbuffer import RingBuffer
 from ser_engine.stream import Prediction, Streamer, StreamSettings
+from ser_engine.timing import config_for
 
 __all__ = [
     "SYNC_SECONDS",
@@ -63,6 +71,7 @@ __all__ = [
     "LiveSession",
     "LiveStats",
     "RecordingError",
+    "RecordingExistsError",
     "list_input_devices",
     "make_private_folder",
     "resolve_device",
@@ -86,11 +95,12 @@ def settings_for(model: EmotionModel) -> StreamSettings:
     Returns
     -------
     StreamSettings
-        ``window_s`` and ``hop_s`` from ``model.feature_config``; smoothing and gate sensitivity
-        at their defaults.
+        ``window_s`` and ``hop_s`` of :func:`ser_engine.timing.config_for` without
+        options (the defaults of ``ser analyze`` and ``ser listen`` too); smoothing and
+        gate sensitivity at their defaults.
     """
-    fc = model.feature_config
-    return StreamSettings(window_s=fc.window_s, hop_s=fc.hop_s)
+    cfg = config_for(model)
+    return StreamSettings(window_s=cfg.window_s, hop_s=cfg.hop_s)
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,12 @@ class LiveSession:
         because its files cannot be written (disk full...). Called from the
         worker thread, or from the thread calling :meth:`stop`; the session
         goes on. Also settable as an attribute before :meth:`start`.
+    on_input_silence : callable, optional
+        ``f(message)`` from the worker thread when the input, after real audio, delivers
+        exact zeros for :data:`~ser_engine.inputs.DIGITAL_SILENCE_S` (the source was removed
+        and the sound server moved the stream to a null source, or it was muted): the message
+        says so and since when; ``f(None)`` when sound comes back. The session goes on.
+        Also settable as an attribute before :meth:`start`.
     ring_seconds : float
         Capacity of the 16 kHz ring (:attr:`audio`) and of the device ring.
     stall_timeout : float
@@ -179,6 +195,7 @@ class LiveSession:
         start_timeout: float = 10.0,
         input_factory: Callable[[], AudioInput] | None = None,
         on_recording_error: Callable[[RecordingError], None] | None = None,
+        on_input_silence: Callable[[str | None], None] | None = None,
     ) -> None:
         self.model = model
         self.device = device
@@ -187,6 +204,8 @@ class LiveSession:
         self.on_prediction = on_prediction
         self.on_error = on_error
         self.on_recording_error = on_recording_error
+        self.on_input_silence = on_input_silence
+        self.input_silent = False  # the input delivers digital silence now (see on_input_silence)
         self.recording_error: RecordingError | None = None  # why the last recording stopped, if it failed
         self.sample_rate = model.feature_config.sample_rate
         self.ring_seconds = float(ring_seconds)
@@ -260,12 +279,13 @@ class LiveSession:
 
     def update_settings(self, settings: StreamSettings) -> None:
         """Apply new settings at the next hop (validated now)."""
-        Streamer(self.model, settings=settings)  # raises ParameterError when invalid for this model
+        config_for(self.model, window_s=settings.window_s, hop_s=settings.hop_s)  # ParameterError when invalid
         with self._lock:
             self._pending_settings = settings
             self._settings = settings
 
-    def start_recording(self, wav_path: str | Path, csv_path: str | Path | None = None) -> None:
+    def start_recording(self, wav_path: str | Path, csv_path: str | Path | None = None, *,
+                        overwrite: bool = False) -> None:
         """Record the 16 kHz audio the model hears (WAV, 16-bit) and the predictions (CSV).
 
         CSV columns: ``start_s, end_s, speech, label, confidence, uncertain (0/1), level_dbfs,
@@ -274,14 +294,19 @@ class LiveSession:
         The files are created 0600 (missing folders 0700). The WAV header and the CSV
         are brought up to date every :data:`SYNC_SECONDS` of audio; a write that fails
         stops the recording (see ``on_recording_error``), keeping what was written.
+        Existing files are replaced only with ``overwrite``.
 
         Raises
         ------
+        RecordingExistsError
+            A file exists and ``overwrite`` is False (it is not touched).
         RecordingError
             A file cannot be created (nothing is left behind).
         """
         rec = Recorder(Path(wav_path), None if csv_path is None else Path(csv_path), sample_rate=self.sample_rate,
-                        labels=self.model.labels, stream_offset=self.audio.write_position)
+                        overwrite=overwrite,
+                        labels=self.model.labels, affect=self.model.affect_names,
+                        stream_offset=self.audio.write_position)
         with self._lock:
             old, self._recorder = self._recorder, rec
             self.recording_error = None
@@ -377,6 +402,9 @@ class LiveSession:
         reader_in = inp.ring.reader(from_start=True)
         reader16 = self.audio.reader()
         resampler = StreamResampler(inp.device_rate, self.sample_rate)
+        silence = DigitalSilenceWatch(sample_rate=inp.device_rate)
+        stream_start_s = self.audio.write_position / self.sample_rate
+        self.input_silent = False
         started = time.monotonic()
         last_data = started
         error: SerError | None = None
@@ -389,6 +417,9 @@ class LiveSession:
                 ended = inp.exhausted  # read before the ring: all the input's samples are in it
                 block = reader_in.read_available()
                 self._lost_in = reader_in.lost
+                change = silence.feed(block)
+                if change is not None:
+                    self._notify_silence(change, since_s=stream_start_s + silence.since_s, inp=inp)
                 now = time.monotonic()
                 if block.shape[0] or ended:
                     last_data = now
@@ -435,6 +466,20 @@ class LiveSession:
             self.finished.set()
         if error is not None and self.on_error is not None:
             self.on_error(error)
+
+    def _notify_silence(self, silent: bool, *, since_s: float, inp: AudioInput) -> None:
+        """Tell ``on_input_silence`` that the input turned digitally silent (a message) or has sound again (None)."""
+        self.input_silent = silent
+        name = inp.device.name if inp.device else "?"
+        if silent:
+            logger.warning("input device %r delivers digital silence since %.1f s", name, since_s, extra=FILE_ONLY)
+        else:
+            logger.info("input device %r delivers sound again", name)
+        cb = self.on_input_silence
+        if cb is not None:
+            cb(f"no sound from input device {name!r} since {since_s:.1f} s: it delivers exact digital silence "
+               "(the microphone was unplugged or muted, or the sound server switched to a silent source); "
+               "listening goes on" if silent else None)
 
     def _arrival_time(self, position: int) -> float | None:
         for pos, t in self._arrivals:

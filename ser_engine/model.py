@@ -1,13 +1,20 @@
-"""ONNX Runtime wrapper for the emotion model and its JSON metadata.
+"""ONNX Runtime wrapper for the emotion model and its JSON metadata: the one model path.
 
-A model is a directory holding ``model.onnx`` (input ``features`` of shape
-``(batch, time, n_features)`` float32, ``n_features`` given by the feature set of
-``model.json``'s ``feature_config``, output ``logits`` of shape
-``(batch, n_labels)``) and ``model.json`` (:class:`ModelMetadata`). The JSON is
-the single source of truth at run time: labels, :class:`FeatureConfig` with
-its normalisation statistics, calibration temperature, provenance. Nothing is
-unpickled, ever. The metadata and softmax live in :mod:`ser_engine.model_meta`
-(re-exported here).
+A model is a set of files in one directory (:data:`MODEL_FILES`): ``model.onnx``
+(input ``features`` of shape ``(batch, time, n_features)`` float32, ``n_features``
+given by the feature set of ``model.json``'s ``feature_config``, output ``logits``
+of shape ``(batch, n_labels)``, and optionally a second output of affect logits,
+:class:`~ser_engine.model_meta.AffectOutput`) and ``model.json``
+(:class:`ModelMetadata`). The JSON is the single source of truth at run time:
+labels, :class:`FeatureConfig` with its normalisation statistics, calibration
+temperatures, provenance. Nothing is unpickled, ever. The metadata and the output
+functions live in :mod:`ser_engine.model_meta` (re-exported here).
+
+Every caller that classifies windows (file analysis, voice profiles, the live
+streamer, training's evaluation of an exported model) goes through
+:meth:`EmotionModel.predict`: un-normalised feature windows in, normalised with
+the model's own statistics, the graph run in batches, the voice profile's shift
+subtracted, ``softmax(logits / temperature)`` (and the affect scores) out.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +40,10 @@ from ser_engine.model_meta import (
     KNOWN_LABELS,
     META_FILE,
     MODEL_FILE,
+    MODEL_FILES,
+    AffectOutput,
     ModelMetadata,
+    sigmoid,
     softmax,
 )
 
@@ -40,27 +51,86 @@ if TYPE_CHECKING:
     from ser_engine.profile import VoiceProfile
 
 __all__ = [
+    "BATCH",
     "FORMAT_VERSION",
     "KNOWN_LABELS",
     "META_FILE",
     "MODEL_FILE",
+    "MODEL_FILES",
+    "AffectOutput",
     "EmotionModel",
     "ModelMetadata",
+    "ModelOutput",
     "default_model_dir",
     "model_fingerprint",
+    "sigmoid",
     "softmax",
 ]
 
 logger = get_logger(__name__)
+FloatArray = npt.NDArray[np.float32]
+
+BATCH = 32
+"""Windows per graph call: :meth:`EmotionModel.predict`'s default, and how many windows file
+analysis and voice profiles collect before they call it."""
 
 
 def model_fingerprint(model: EmotionModel) -> str:
-    """SHA-256 (hex) of the model's ``model.onnx`` bytes, computed once per model.
+    """Return the model set's fingerprint (:attr:`EmotionModel.fingerprint`), computed once per model.
 
     A :class:`~ser_engine.profile.VoiceProfile` records it, so a profile is
-    only ever applied to the graph it was made with.
+    only ever applied to the model it was made with.
     """
     return model.fingerprint
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What the model says about a batch of windows (:meth:`EmotionModel.predict`).
+
+    Attributes
+    ----------
+    logits : ndarray, shape (n_windows, n_labels), float32
+        The graph's emotion logits minus the voice profile's shift (when the model has one).
+    probabilities : ndarray, shape (n_windows, n_labels), float32
+        ``softmax(logits / temperature)``; rows sum to 1.
+    affect : ndarray, shape (n_windows, n_affect), float32, or None
+        ``sigmoid(affect_logit / affect_temperature)`` per dimension
+        (:attr:`EmotionModel.affect_names`); None for a model without an affect output.
+    """
+
+    logits: FloatArray
+    probabilities: FloatArray
+    affect: FloatArray | None = None
+
+    def __len__(self) -> int:
+        return int(self.logits.shape[0])
+
+
+def _set_digests(paths: list[Path]) -> tuple[str, str]:
+    """Return (set fingerprint, SHA-256 of the first file alone) of the model set's files, read once.
+
+    The set fingerprint is the SHA-256 of, file after file: its name (UTF-8), a NUL
+    byte, its size (8 bytes, little-endian) and its bytes.
+
+    Raises
+    ------
+    ModelError
+        A file cannot be read (the message names it).
+    """
+    whole = hashlib.sha256()
+    first = hashlib.sha256()
+    for i, path in enumerate(paths):
+        try:
+            with path.open("rb") as fh:
+                whole.update(path.name.encode("utf-8") + b"\0" + os.fstat(fh.fileno()).st_size.to_bytes(8, "little"))
+                while chunk := fh.read(1 << 20):
+                    whole.update(chunk)
+                    if i == 0:
+                        first.update(chunk)
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read the model file ({exc.strerror or exc})") from exc
+    return whole.hexdigest(), first.hexdigest()
 
 
 def default_model_dir() -> Path:
@@ -92,12 +162,12 @@ class EmotionModel:
 
     Use :meth:`load`. The session runs on ``threads`` intra-op threads (one by
     default, so that live inference leaves the other cores alone) with all
-    graph optimisations on.
+    graph optimisations on. Classify windows with :meth:`predict`.
 
     Parameters
     ----------
     model_path : Path
-        ``model.onnx``.
+        ``model.onnx``; the other files of the set (:data:`MODEL_FILES`) are beside it.
     metadata : ModelMetadata
     threads : int
     """
@@ -124,9 +194,11 @@ class EmotionModel:
             raise ModelError(f"{model_path}: not a loadable ONNX model ({reason})") from exc
         self._check_graph()
         self.featurizer = Featurizer(metadata.feature_config)
-        self._fingerprint: str | None = None
+        affect = metadata.affect
+        self._outputs = [metadata.output_name] + ([] if affect is None else [affect.output_name])
+        self._digests: tuple[str, str] | None = None
         self._profile: VoiceProfile | None = None
-        self._shift: npt.NDArray[np.float32] | None = None
+        self._shift: FloatArray | None = None
 
     # ------------------------------------------------------------------
     @classmethod
@@ -147,6 +219,9 @@ class EmotionModel:
             with the graph. The message names the path and the problem.
         """
         d = Path(model_dir) if model_dir is not None else default_model_dir()
+        if d.exists() and not d.is_dir():  # e.g. --model path/to/model.onnx: name what is expected
+            raise ModelError(f"{d}: not a folder; a model is the folder holding {MODEL_FILE} and {META_FILE}"
+                             + (f" (here perhaps {d.parent})" if d.name == MODEL_FILE else ""))
         if not d.is_dir():
             raise ModelError(f"{d}: model directory not found")
         onnx_path = d / MODEL_FILE
@@ -199,12 +274,30 @@ class EmotionModel:
             raise ModelError(
                 f"{where}: graph output shape {oshape} does not match the {len(meta.labels)} labels in model.json"
             )
+        affect = meta.affect
+        if affect is not None:
+            if affect.output_name not in names:
+                raise ModelError(
+                    f"{where}: graph has no output {affect.output_name!r} for model.json's affect (outputs: {names})"
+                )
+            ashape = list(outputs[names.index(affect.output_name)].shape)
+            if len(ashape) != 2 or (isinstance(ashape[1], int) and ashape[1] != len(affect.names)):
+                raise ModelError(
+                    f"{where}: graph output {affect.output_name!r} has shape {ashape}, but model.json's affect "
+                    f"names {len(affect.names)} dimensions ({', '.join(affect.names)})"
+                )
 
     # ------------------------------------------------------------------
     @property
     def labels(self) -> tuple[str, ...]:
         """Emotion labels, in the order of the model's outputs."""
         return self.metadata.labels
+
+    @property
+    def affect_names(self) -> tuple[str, ...]:
+        """Affect dimensions of the second output (e.g. ``("arousal", "valence")``); ``()`` without one."""
+        affect = self.metadata.affect
+        return () if affect is None else affect.names
 
     @property
     def feature_config(self) -> FeatureConfig:
@@ -217,29 +310,47 @@ class EmotionModel:
         return self.metadata.name
 
     @property
+    def files(self) -> tuple[Path, ...]:
+        """The files of the model set (:data:`MODEL_FILES`, beside ``model.onnx``), in fingerprint order."""
+        return tuple(self.path.parent / name if name != MODEL_FILE else self.path for name in MODEL_FILES)
+
+    def _read_digests(self) -> tuple[str, str]:
+        if self._digests is None:
+            self._digests = _set_digests(list(self.files))
+        return self._digests
+
+    @property
     def fingerprint(self) -> str:
-        """SHA-256 hex of ``model.onnx`` (read once, then cached; shared by profiled copies)."""
-        if self._fingerprint is None:
-            h = hashlib.sha256()
-            try:
-                with self.path.open("rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
-            except OSError as exc:
-                raise ModelError(f"{self.path}: cannot read the model file ({exc.strerror or exc})") from exc
-            self._fingerprint = h.hexdigest()
-        return self._fingerprint
+        """SHA-256 hex of the whole model set (read once, then cached).
+
+        It covers every file of :attr:`files` in their fixed order
+        (:data:`MODEL_FILES`): for each, its name, a NUL byte, its size as 8
+        little-endian bytes and its content. So a profile is tied to the graph
+        *and* to what ``model.json`` says about it (normalisation statistics,
+        reference logits, temperature): retraining, or editing either file,
+        gives another fingerprint.
+
+        Profiles written before the fingerprint covered the set hold the SHA-256
+        of ``model.onnx`` alone; :meth:`with_profile` still accepts them for a
+        model whose ``model.onnx`` has exactly those bytes (the check they were
+        made under), and every new profile records this fingerprint.
+        """
+        return self._read_digests()[0]
+
+    def _accepts_fingerprint(self, sha: str) -> bool:
+        whole, onnx_only = self._read_digests()
+        return sha in (whole, onnx_only)
 
     @property
     def profile(self) -> VoiceProfile | None:
-        """The voice profile whose shift :meth:`logits` subtracts (None: uncalibrated)."""
+        """The voice profile whose shift :meth:`predict` subtracts (None: uncalibrated)."""
         return self._profile
 
     def with_profile(self, profile: VoiceProfile | None) -> EmotionModel:
         """Return a model calibrated to one voice, sharing this model's session, metadata and featurizer.
 
-        Its :meth:`logits` subtract ``profile.logit_shift``, so everything built on
-        the model (:meth:`predict_features`, file analysis, the streamer, live
+        Its :meth:`predict` subtracts ``profile.logit_shift`` from the logits, so
+        everything built on the model (file analysis, the streamer, live
         sessions) uses the profile unchanged. This object is not modified.
 
         Parameters
@@ -254,12 +365,12 @@ class EmotionModel:
         Raises
         ------
         ProfileError
-            The profile was made with another model (different ``model.onnx``
-            bytes) or for other labels.
+            The profile was made with another model (another :attr:`fingerprint`)
+            or for other labels.
         """
         if profile is not None:
-            sha = self.fingerprint
-            if profile.model_sha256 != sha:
+            if not self._accepts_fingerprint(profile.model_sha256):
+                sha = self.fingerprint
                 raise ProfileError(
                     f"profile {profile.name!r} was made for model {profile.model_name} "
                     f"(sha {profile.model_sha256[:8]}…), this is model {self.name} (sha {sha[:8]}…); "
@@ -283,85 +394,73 @@ class EmotionModel:
         """
         return bool(top_probability < self.metadata.uncertainty_threshold)
 
-    def logits(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Logits of the graph, minus the voice profile's shift when there is one.
+    def predict(self, frames: npt.ArrayLike, *, batch_size: int = BATCH) -> ModelOutput:
+        """Classify feature windows: normalise, run the graph in batches, shift, calibrate.
 
         Parameters
         ----------
-        features : array_like, shape (batch, n_frames, n_features) or (n_frames, n_features)
-            Normalised features from :class:`~ser_engine.features.Featurizer`.
+        frames : array_like, shape (n_windows, n_frames, n_features)
+            Un-normalised feature frames of the model's feature set
+            (:meth:`~ser_engine.features.Featurizer.frames`, as
+            :func:`~ser_engine.core.iter_window_features` yields them); they are
+            normalised here with the model's own statistics.
+        batch_size : int
+            Windows per graph call (``>= 1``).
 
         Returns
         -------
-        ndarray, shape (batch, n_labels), float32
+        ModelOutput
+            ``logits`` (profile shift subtracted), ``probabilities`` =
+            ``softmax(logits / temperature)``, ``affect`` scores or None.
 
         Raises
         ------
+        ParameterError
+            Wrong shape, a frame count a fixed-length graph does not take, or
+            non-finite values.
         NonFiniteOutputError
             The graph produced NaN or infinite values (a :class:`ModelError`).
+        SerError
+            ONNX Runtime failed.
         """
-        x = np.asarray(features, dtype=np.float32)
-        if x.ndim == 2:
-            x = x[None]
-        if x.ndim != 3:
-            raise ParameterError(f"features must have shape (batch, time, features), got {x.shape}")
+        x = np.asarray(frames, dtype=np.float32)
         meta = self.metadata
+        if x.ndim != 3:
+            raise ParameterError(f"frames must have shape (n_windows, n_frames, n_features), got {x.shape}")
         if x.shape[2] != meta.feature_config.n_features:
             raise ParameterError(
-                f"features have {x.shape[2]} values per frame, the model needs {meta.feature_config.n_features}"
+                f"frames have {x.shape[2]} values per frame, the model needs {meta.feature_config.n_features}"
             )
         fixed_t = meta.input_shape[1]
         if fixed_t is not None and x.shape[1] != fixed_t:
-            raise ParameterError(f"features have {x.shape[1]} frames, the model needs exactly {fixed_t}")
-        if x.shape[0] == 0:
-            return np.zeros((0, len(meta.labels)), dtype=np.float32)
+            raise ParameterError(f"frames have {x.shape[1]} time steps, the model needs exactly {fixed_t}")
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not np.isfinite(x).all():
             raise ParameterError("features contain NaN or infinite values")
+        n = x.shape[0]
+        affect = meta.affect
+        logits = np.empty((n, len(meta.labels)), dtype=np.float32)
+        scores = None if affect is None else np.empty((n, len(affect.names)), dtype=np.float32)
+        for i in range(0, n, batch_size):
+            outs = self._run(self.featurizer.normalize(x[i : i + batch_size]))
+            logits[i : i + batch_size] = outs[0]
+            if scores is not None:
+                scores[i : i + batch_size] = outs[1]
+        if self._shift is not None:
+            logits = logits - self._shift
+        probabilities = softmax(logits, temperature=meta.temperature)
+        if scores is not None and affect is not None:
+            scores = sigmoid(scores, temperature=affect.temperature)
+        return ModelOutput(logits=logits, probabilities=probabilities, affect=scores)
+
+    def _run(self, x: FloatArray) -> list[FloatArray]:
+        """Run the graph on normalised features (batch, time, n_features): its requested outputs, finite."""
         try:
-            out = self._session.run([meta.output_name], {meta.input_name: np.ascontiguousarray(x)})[0]
+            outs = self._session.run(self._outputs, {self.metadata.input_name: np.ascontiguousarray(x)})
         except Exception as exc:  # onnxruntime's errors derive from Exception directly (see __init__)
             raise SerError(f"inference failed: {exc}") from exc
-        result = np.asarray(out, dtype=np.float32)
-        if not np.isfinite(result).all():  # a broken model: never turn NaN into a label
+        result = [np.asarray(o, dtype=np.float32) for o in outs]
+        if not all(np.isfinite(r).all() for r in result):  # a broken model: never turn NaN into a label
             raise NonFiniteOutputError("the model produced non-finite output (NaN or infinity)")
-        if self._shift is not None:
-            result = result - self._shift
         return result
-
-    def predict_features(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Calibrated probabilities, ``softmax(logits / temperature)``.
-
-        Parameters
-        ----------
-        features : array_like, shape (batch, n_frames, n_features) or (n_frames, n_features)
-
-        Returns
-        -------
-        ndarray, shape (batch, n_labels), float32
-        """
-        return softmax(self.logits(features), temperature=self.metadata.temperature)
-
-    def predict_windows(self, windows: npt.ArrayLike, *, batch_size: int = 64) -> npt.NDArray[np.float32]:
-        """Featurize and classify analysis windows, in batches.
-
-        Parameters
-        ----------
-        windows : array_like, shape (n_windows, window_samples)
-            Audio at the model's sample rate.
-        batch_size : int
-
-        Returns
-        -------
-        ndarray, shape (n_windows, n_labels), float32
-        """
-        w = np.asarray(windows, dtype=np.float32)
-        if w.ndim == 1:
-            w = w[None]
-        if w.ndim != 2:
-            raise ParameterError(f"windows must have shape (n_windows, samples), got {w.shape}")
-        if batch_size < 1:
-            raise ParameterError("batch_size must be at least 1")
-        out = np.empty((w.shape[0], len(self.labels)), dtype=np.float32)
-        for i in range(0, w.shape[0], batch_size):
-            out[i : i + batch_size] = self.predict_features(self.featurizer(w[i : i + batch_size]))
-        return out

@@ -1,9 +1,12 @@
-"""The model's JSON metadata (``model.json``) and the softmax the runtime applies to its logits.
+"""The model's JSON metadata (``model.json``) and the functions the runtime applies to its outputs.
 
 :class:`ModelMetadata` is the single source of truth at run time: labels,
 :class:`~ser_engine.config.FeatureConfig` with its normalisation statistics,
 calibration temperature, uncertainty threshold, voice calibration reference,
-provenance. :class:`~ser_engine.model.EmotionModel` loads it beside the ONNX graph.
+the optional affect output (:class:`AffectOutput`), provenance.
+:class:`~ser_engine.model.EmotionModel` loads it beside the ONNX graph.
+:func:`softmax` (emotion probabilities) and :func:`sigmoid` (affect scores) are
+the only output functions of the project; training imports them too.
 """
 
 from __future__ import annotations
@@ -20,11 +23,24 @@ import numpy.typing as npt
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ModelError, ParameterError
 
-__all__ = ["FORMAT_VERSION", "KNOWN_LABELS", "META_FILE", "MODEL_FILE", "ModelMetadata", "softmax"]
+__all__ = [
+    "FORMAT_VERSION",
+    "KNOWN_LABELS",
+    "META_FILE",
+    "MODEL_FILE",
+    "MODEL_FILES",
+    "AffectOutput",
+    "ModelMetadata",
+    "sigmoid",
+    "softmax",
+]
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.onnx"
 META_FILE = "model.json"
+MODEL_FILES = (MODEL_FILE, META_FILE)
+"""The files of a model set, in the order its fingerprint reads them
+(:attr:`ser_engine.model.EmotionModel.fingerprint`): the graph first."""
 KNOWN_LABELS = ("angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
 
 
@@ -48,6 +64,97 @@ def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> npt.NDArray[n
     e = np.exp(z)
     probs: npt.NDArray[np.float32] = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
     return probs
+
+
+def sigmoid(logits: npt.ArrayLike, *, temperature: npt.ArrayLike = 1.0) -> npt.NDArray[np.float32]:
+    """Temperature-scaled logistic function, element-wise: ``1 / (1 + exp(-logits / temperature))``.
+
+    Parameters
+    ----------
+    logits : array_like, shape (..., n)
+    temperature : float or array_like, shape (n,)
+        ``> 0``; one per column (broadcast over the last axis).
+
+    Returns
+    -------
+    ndarray, same shape as ``logits``, float32, in [0, 1]
+    """
+    t = np.asarray(temperature, dtype=np.float64)
+    if not np.all(t > 0):
+        raise ParameterError("temperature must be positive")
+    z = np.asarray(logits, dtype=np.float64) / t
+    e = np.exp(-np.abs(z))  # never overflows: exp of a non-positive number
+    out: npt.NDArray[np.float32] = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
+    return out
+
+
+@dataclass(frozen=True)
+class AffectOutput:
+    """The optional second output of a model: affect dimensions scored independently.
+
+    In ``model.json``: ``"affect": {"output_name": "affect", "names": ["arousal",
+    "valence"], "temperature": [t_a, t_v]}``. The graph then has a second output
+    of shape ``(batch, len(names))`` holding one logit per dimension; its score is
+    ``sigmoid(logit / temperature)`` (:func:`sigmoid`), the probability of the
+    dimension's high side (e.g. high arousal, positive valence).
+
+    Parameters
+    ----------
+    output_name : str
+        Name of the graph output (not the emotion logits' name).
+    names : tuple of str
+        The dimensions, in the output's order; distinct, non-empty.
+    temperature : tuple of float
+        One positive calibration temperature per dimension.
+    """
+
+    output_name: str
+    names: tuple[str, ...]
+    temperature: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.output_name, str) and self.output_name):
+            raise ModelError("model.json affect.output_name must be a non-empty string")
+        if not self.names or not all(isinstance(n, str) and n for n in self.names):
+            raise ModelError(f"model.json affect.names must be non-empty strings, got {list(self.names)}")
+        if len(set(self.names)) != len(self.names):
+            raise ModelError(f"model.json affect.names repeat: {list(self.names)}")
+        if len(self.temperature) != len(self.names):
+            raise ModelError(
+                f"model.json affect.temperature has {len(self.temperature)} values but there are "
+                f"{len(self.names)} names"
+            )
+        if not all(_finite_number(t) and t > 0 for t in self.temperature):
+            raise ModelError(f"model.json affect.temperature must be positive numbers, got {list(self.temperature)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``affect`` object of ``model.json``."""
+        return {"output_name": self.output_name, "names": list(self.names), "temperature": list(self.temperature)}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> AffectOutput:
+        """Parse and validate the ``affect`` object of ``model.json``.
+
+        Raises
+        ------
+        ModelError
+            Not an object, missing keys or invalid values.
+        """
+        if not isinstance(value, dict):
+            raise ModelError("model.json affect must be an object with output_name, names and temperature")
+        unknown = sorted(set(value) - {"output_name", "names", "temperature"})
+        if unknown:
+            raise ModelError(f"model.json affect has unknown keys: {', '.join(unknown)}")
+        names, temps = value.get("names"), value.get("temperature")
+        if not isinstance(names, list):
+            raise ModelError("model.json affect.names must be a list of strings")
+        if not isinstance(temps, list) or not all(_finite_number(t) for t in temps):
+            raise ModelError("model.json affect.temperature must be a list of positive numbers")
+        return cls(
+            output_name=value.get("output_name", ""),
+            names=tuple(names),
+            temperature=tuple(float(t) for t in temps),
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +192,8 @@ class ModelMetadata:
     uncertainty_threshold : float
         In ``[0, 1)``; a prediction whose top probability is below it is
         *uncertain*. 0.0 (absent in model.json): never uncertain.
+    affect : AffectOutput, optional
+        The graph's second output (affect dimensions); None (absent in model.json): none.
     """
 
     name: str
@@ -101,6 +210,7 @@ class ModelMetadata:
     voice_reference_fitted_on: str = ""
     uncertainty_threshold: float = 0.0
     voice_strength: float = 1.0
+    affect: AffectOutput | None = None
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -147,6 +257,10 @@ class ModelMetadata:
         u = self.uncertainty_threshold
         if not (_finite_number(u) and 0 <= u < 1):
             raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {u!r}")
+        if self.affect is not None and self.affect.output_name == self.output_name:
+            raise ModelError(
+                f"model.json affect.output_name {self.affect.output_name!r} is the emotion output's name too"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the metadata as the JSON object of ``model.json``.
@@ -176,6 +290,8 @@ class ModelMetadata:
             }
         if self.uncertainty_threshold:
             out["uncertainty_threshold"] = self.uncertainty_threshold
+        if self.affect is not None:
+            out["affect"] = self.affect.to_dict()
         return out
 
     @classmethod
@@ -219,6 +335,7 @@ class ModelMetadata:
                 voice_reference_fitted_on=fitted_on,
                 voice_strength=strength,
                 uncertainty_threshold=float(threshold),
+                affect=None if data.get("affect") is None else AffectOutput.from_dict(data["affect"]),
             )
         except KeyError as exc:
             raise ModelError(f"model.json lacks the key {exc.args[0]!r}") from exc

@@ -1,7 +1,7 @@
 """Voice profiles: calibrating the model to one speaker, room and microphone.
 
 A new voice shifts the model's outputs. A :class:`VoiceProfile` is made from
-about ten seconds or more of one person's *neutral* speech: it stores how far
+at least :data:`MIN_SPEECH_S` seconds (better fifteen or more) of one person's *neutral* speech: it stores how far
 the model's mean logits on that speech lie from the model's mean logits on
 neutral speech of reference speakers (``voice_calibration.reference_logits``
 in ``model.json``). :meth:`ser_engine.model.EmotionModel.with_profile` gives a
@@ -9,7 +9,10 @@ model that subtracts that shift from every window's logits, before the
 temperature and the softmax.
 
 The speech is cut, gated and featurised exactly as ``ser analyze`` does
-(:func:`ser_engine.analysis.iter_window_features`). Profiles are versioned
+(:func:`ser_engine.core.iter_window_features`), and measured the same way: its
+seconds of speech are the voiced 20 ms gate frames of the speech windows,
+pauses under 0.3 s bridged (:class:`ser_engine.core.VoiceTrack`), the
+``speech_s`` ``ser analyze`` reports for a file. Profiles are versioned
 JSON files (never pickle); :class:`ProfileStore` keeps a user's profiles, one
 file each, under :func:`default_profile_dir` (both in :mod:`ser_engine.profile_store`,
 re-exported here).
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,9 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.audio import iter_audio_blocks
-from ser_engine.core import iter_window_features
+from ser_engine.core import VoiceTrack, iter_window_features
 from ser_engine.errors import AudioError, ParameterError, ProfileError
-from ser_engine.model import EmotionModel, model_fingerprint, softmax
+from ser_engine.model import BATCH, EmotionModel, model_fingerprint, softmax
 from ser_engine.profile_store import (
     PROFILE_FORMAT,
     PROFILE_VERSION,
@@ -53,7 +56,8 @@ __all__ = [
 ]
 
 MIN_SPEECH_S = 8.0
-BATCH = 32
+"""Least seconds of speech a profile is made from, in the unit of ``ser analyze``'s ``speech_s``
+(voiced gate frames, pauses under 0.3 s bridged)."""
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -107,7 +111,7 @@ def _check_options(model: EmotionModel, name: str, gate_sensitivity: float, min_
 
 
 class _Collector:
-    """Speech-window logits (uncalibrated) and speech seconds of one or more streams."""
+    """Speech-window logits (uncalibrated) and voiced seconds of one or more streams."""
 
     def __init__(self, model: EmotionModel, gate_sensitivity: float) -> None:
         self.model = model.with_profile(None)
@@ -117,28 +121,38 @@ class _Collector:
         self.n_windows = 0
 
     def add(self, blocks: Iterable[FloatArray]) -> None:
-        """Window, gate and featurise one stream (as ``ser analyze``) and keep its speech logits."""
+        """Window, gate and featurise one stream (as ``ser analyze``) and keep its speech logits.
+
+        Its voiced seconds are added as ``ser analyze`` measures a file's ``speech_s``.
+        """
         m = self.model
-        covered_end = 0.0
+        sr = m.feature_config.sample_rate
+        voice = VoiceTrack(sample_rate=sr)
+        n_samples = 0
         batch: list[FloatArray] = []
+
+        def counted(stream: Iterable[FloatArray]) -> Iterator[FloatArray]:
+            nonlocal n_samples
+            for block in stream:
+                n_samples += len(block)
+                yield block
 
         def flush() -> None:
             if batch:
-                self.logits.append(m.logits(m.featurizer.normalize(np.stack(batch))))
+                self.logits.append(m.predict(np.stack(batch)).logits)
                 batch.clear()
 
-        for wf in iter_window_features(blocks, config=m.feature_config, featurizer=m.featurizer,
+        for wf in iter_window_features(counted(blocks), config=m.feature_config, featurizer=m.featurizer,
                                        gate_sensitivity=self.gate_sensitivity):
-            if not wf.speech or wf.log_mel is None:
+            if not wf.speech or wf.features is None:
                 continue
-            # seconds covered by the union of speech windows, as file analysis counts them
-            self.speech_s += max(0.0, wf.end_s - max(wf.start_s, covered_end))
-            covered_end = max(covered_end, wf.end_s)
+            voice.add(start_s=wf.start_s, voiced=wf.voiced)
             self.n_windows += 1
-            batch.append(wf.log_mel)
+            batch.append(wf.features)
             if len(batch) >= BATCH:
                 flush()
         flush()
+        self.speech_s += voice.speech_s(duration_s=n_samples / sr)
 
     def profile(self, *, name: str, sources: Sequence[str], where: str, min_speech_s: float) -> VoiceProfile:
         m = self.model
@@ -158,7 +172,7 @@ class _Collector:
             model_sha256=model_fingerprint(m),
             labels=labels,
             logit_shift=tuple(float(v) for v in shift),
-            speech_s=float(self.speech_s),
+            speech_s=round(float(self.speech_s), 4),  # to the precision ser analyze reports a file's speech_s
             n_windows=int(self.n_windows),
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             sources=tuple(sources),
@@ -179,7 +193,7 @@ def profile_from_audio(
     """Make a voice profile from a recording of neutral speech.
 
     The audio is cut into the model's windows, gated and featurised exactly as
-    file analysis does (:func:`ser_engine.analysis.iter_window_features`); the
+    file analysis does (:func:`ser_engine.core.iter_window_features`); the
     speech windows' uncalibrated logits give the shift
     (:func:`shift_from_logits`).
 
@@ -196,7 +210,8 @@ def profile_from_audio(
     gate_sensitivity : float
         Speech gate sensitivity in [0, 1].
     min_speech_s : float
-        Least seconds of gated speech accepted.
+        Least seconds of speech accepted, measured as ``ser analyze`` measures a
+        file's ``speech_s`` (voiced gate frames, pauses under 0.3 s bridged).
 
     Returns
     -------

@@ -22,7 +22,7 @@ from typing import Any
 from ser_engine.errors import ParameterError, ProfileError
 from ser_engine.logs import get_logger
 
-__all__ = ["MAX_PROFILE_BYTES", "PROFILE_FORMAT", "PROFILE_VERSION", "ProfileStore", "VoiceProfile",
+__all__ = ["MAX_LOGIT_SHIFT", "MAX_PROFILE_BYTES", "PROFILE_FORMAT", "PROFILE_VERSION", "ProfileStore", "VoiceProfile",
            "default_profile_dir"]
 
 logger = get_logger(__name__)
@@ -30,6 +30,11 @@ logger = get_logger(__name__)
 PROFILE_FORMAT = "ser-voice-profile"
 PROFILE_VERSION = 1
 MAX_PROFILE_BYTES = 1 << 20
+MAX_LOGIT_SHIFT = 100.0
+"""Largest magnitude of a profile's logit shift. Real profiles shift the logits by a few units (a
+model's logits themselves lie within about ten of zero); a shift of 100 already decides every
+softmax, and larger values (up to 1e300, infinite once the model subtracts them in float32) come
+only from a damaged or hand-edited file, so they are refused when it is read."""
 
 
 def is_number(v: Any) -> bool:
@@ -47,15 +52,19 @@ class VoiceProfile:
     model_name : str
         ``model.metadata.name`` of the model it was made with.
     model_sha256 : str
-        SHA-256 hex of that model's ``model.onnx`` bytes.
+        That model's fingerprint (:attr:`ser_engine.model.EmotionModel.fingerprint`, SHA-256
+        hex of its set of files; profiles made before it covered the set hold the SHA-256 of
+        ``model.onnx`` alone, which the model still accepts).
     labels : tuple of str
         The model's labels, in the order of ``logit_shift``.
     logit_shift : tuple of float, length n_labels
         Subtracted from the logits of every window.
     speech_s : float
-        Seconds of audio covered by the speech windows used (their union per
-        source). Longer than the voiced time ``ser analyze`` reports as
-        ``speech_s``: the minimum (:data:`MIN_SPEECH_S`) is stated in this unit.
+        Seconds of speech used, measured as ``ser analyze`` measures a file's
+        ``speech_s`` (voiced 20 ms gate frames of the speech windows, pauses under
+        0.3 s bridged), summed over the sources; the minimum
+        (:data:`ser_engine.profile.MIN_SPEECH_S`) is stated in this unit. Profiles
+        made before this measure hold the union of their speech windows (longer).
     n_windows : int
         Speech windows used.
     created : str
@@ -243,6 +252,10 @@ def _problem(p: VoiceProfile) -> str:
         return f"has {len(p.logit_shift)} shift values for {len(p.labels)} labels"
     if not all(math.isfinite(v) for v in p.logit_shift):
         return "logit_shift holds NaN or infinite values"
+    worst = max(abs(v) for v in p.logit_shift)
+    if worst > MAX_LOGIT_SHIFT:
+        return (f"logit_shift holds {worst:g}, beyond the sane range ±{MAX_LOGIT_SHIFT:g} "
+                "(a damaged or hand-edited file); record a new profile")
     if not re.fullmatch(r"[0-9a-f]{64}", p.model_sha256):
         return "model_sha256 is not a SHA-256 hex digest"
     if not (math.isfinite(p.speech_s) and p.speech_s >= 0):

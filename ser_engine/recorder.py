@@ -9,7 +9,9 @@ error) raises ``OSError``; the session then calls :meth:`Recorder.abort` (the fi
 keep what was written, the WAV truncated to whole samples with a correct header) and
 reports :meth:`Recorder.failure`, a :class:`RecordingError` that names the file, the
 reason and what was kept. Recordings are private: files are created 0600 and missing
-folders 0700 (a stricter umask still applies).
+folders 0700 (a stricter umask still applies). A recording never replaces an existing file
+unless asked to (``overwrite=True``): the files are created exclusively, so an earlier
+recording of the same name is refused with a :class:`RecordingExistsError`, untouched.
 
 The CSV's rows are :func:`ser_engine.export.prediction_row`.
 """
@@ -33,7 +35,7 @@ from ser_engine.errors import AudioError
 from ser_engine.export import prediction_header, prediction_row
 from ser_engine.stream import Prediction
 
-__all__ = ["SYNC_SECONDS", "Recorder", "RecordingError", "make_private_folder"]
+__all__ = ["SYNC_SECONDS", "Recorder", "RecordingError", "RecordingExistsError", "make_private_folder"]
 
 SYNC_SECONDS = 1.0  # WAV header rewritten and CSV flushed at least this often (seconds of audio)
 
@@ -57,6 +59,20 @@ class RecordingError(AudioError):
         self.wav_path = wav_path
         self.csv_path = csv_path
         self.seconds = seconds
+
+
+class RecordingExistsError(RecordingError):
+    """A recording's file already exists and replacing it was not asked for; nothing was touched.
+
+    Attributes
+    ----------
+    path : Path
+        The existing file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: already exists; not replaced (choose another name)")
+        self.path = path
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -97,9 +113,13 @@ def make_private_folder(folder: str | Path) -> Path:
     return folder
 
 
-def _create_private(path: Path) -> int:
-    """Open ``path`` for writing (created or truncated), readable by the owner only; returns the fd."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+def _create_private(path: Path, *, overwrite: bool) -> int:
+    """Open ``path`` for writing, readable by the owner only; returns the fd.
+
+    Created exclusively (``FileExistsError`` when it exists, also as a link), or created or
+    truncated with ``overwrite``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if overwrite else os.O_EXCL)
     fd = os.open(path, flags, 0o600)  # a new file gets 0600 minus the umask
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
@@ -123,12 +143,12 @@ class _WavWriter:
     HEADER = 44
     MAX_DATA = 0xFFFFFFFF - 36  # what a RIFF size can describe (about 37 h at 16 kHz)
 
-    def __init__(self, path: Path, *, sample_rate: int) -> None:
+    def __init__(self, path: Path, *, sample_rate: int, overwrite: bool) -> None:
         self.path = path
         self.sample_rate = sample_rate
         self.data_bytes = 0
         self._synced = -1
-        self._fd = _create_private(path)
+        self._fd = _create_private(path, overwrite=overwrite)
         try:
             self._write_all(self._header(0), data=False)
         except BaseException:
@@ -207,23 +227,31 @@ class Recorder:
         Rate of the audio given to :meth:`write_audio`.
     labels : tuple of str
         The model's labels (one ``p_<label>`` column each).
+    affect : tuple of str
+        The model's affect dimensions (one column each, after the labels'); empty for none.
     stream_offset : int
         Stream sample at which the recording starts (prediction times are made relative to it).
     sync_seconds : float
         Seconds of audio between two syncs of the files.
+    overwrite : bool
+        Replace files that already exist (else they are refused, untouched).
 
     Raises
     ------
+    RecordingExistsError
+        A file exists and ``overwrite`` is False (nothing is touched or left behind).
     RecordingError
         A file cannot be created (nothing is left behind).
     """
 
     def __init__(self, wav_path: Path, csv_path: Path | None, *, sample_rate: int, labels: tuple[str, ...],
-                 stream_offset: int, sync_seconds: float = SYNC_SECONDS) -> None:
+                 stream_offset: int, sync_seconds: float = SYNC_SECONDS, overwrite: bool = False,
+                 affect: tuple[str, ...] = ()) -> None:
         self.wav_path = wav_path
         self.csv_path = csv_path
         self.sample_rate = sample_rate
         self.labels = labels
+        self.affect = affect
         self.offset = stream_offset  # stream sample where the recording starts
         self.rows = 0
         self._sync_every = max(1, round(sync_seconds * sample_rate))
@@ -232,7 +260,11 @@ class Recorder:
         self._csv: Any = None
         try:
             make_private_folder(wav_path.parent)
-            self._wav = _WavWriter(wav_path, sample_rate=sample_rate)
+            self._wav = _WavWriter(wav_path, sample_rate=sample_rate, overwrite=overwrite)
+        except FileExistsError as exc:
+            if not wav_path.is_dir():
+                raise RecordingExistsError(wav_path) from exc
+            raise RecordingError(f"{wav_path}: cannot create the recording (is a folder)") from exc
         except OSError as exc:  # (a file that could not be opened is not touched)
             raise RecordingError(f"{wav_path}: cannot create the recording ({_os_reason(exc)})",
                                  wav_path=None, csv_path=None) from exc
@@ -240,11 +272,11 @@ class Recorder:
             created = False
             try:
                 make_private_folder(csv_path.parent)
-                fd = _create_private(csv_path)
+                fd = _create_private(csv_path, overwrite=overwrite)
                 created = True
                 self._csv_file = os.fdopen(fd, "w", newline="", encoding="utf-8")
                 self._csv = csv.writer(self._csv_file)
-                self._csv.writerow(prediction_header(labels=labels))
+                self._csv.writerow(prediction_header(labels=labels, affect=affect))
                 self._csv_file.flush()
             except OSError as exc:
                 self._wav.close(failed=True)
@@ -254,7 +286,10 @@ class Recorder:
                         self._csv_file.close()
                 if created:
                     self._discard(csv_path)
-                raise RecordingError(f"{csv_path}: cannot create the predictions file ({_os_reason(exc)})") from exc
+                if isinstance(exc, FileExistsError) and not csv_path.is_dir():
+                    raise RecordingExistsError(csv_path) from exc
+                reason = "is a folder" if isinstance(exc, FileExistsError) else _os_reason(exc)
+                raise RecordingError(f"{csv_path}: cannot create the predictions file ({reason})") from exc
 
     @staticmethod
     def _discard(path: Path) -> None:
@@ -309,7 +344,8 @@ class Recorder:
         if end <= 0:
             return
         with self._naming(self.csv_path):
-            self._csv.writerow(prediction_row(p, start_s=start, end_s=end, labels=self.labels))
+            self._csv.writerow(prediction_row(p, start_s=start, end_s=end, labels=self.labels,
+                                             affect=self.affect))
         self.rows += 1
 
     def close(self) -> tuple[Path, Path | None]:

@@ -6,8 +6,9 @@ window-inference core (:class:`ser_engine.core.FrameCache`), which computes
 the feature frames (of the model's feature set) and speech-gate frame levels the new samples complete. The
 newest window (default 3 s) is assembled from those frames; the
 :class:`~ser_engine.gate.SpeechGate` decides on its levels whether it holds
-speech, and only then the model runs, its probabilities smoothed by an
-:class:`~ser_engine.smoothing.EmaSmoother`. On silence it says so
+speech, and only then the model runs (:meth:`~ser_engine.model.EmotionModel.predict`,
+the path file analysis takes), its probabilities (and affect scores, for a
+model that has them) smoothed by an :class:`~ser_engine.smoothing.EmaSmoother`. On silence it says so
 (``speech=False``, ``label=None``) instead of inventing an emotion. Frames are
 kept even on silence, so speech onsets cost no more than other steps; the
 features equal :class:`~ser_engine.features.Featurizer` on the full window
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ser_engine.config import DEFAULT_HOP_S, DEFAULT_WINDOW_S, FeatureConfig
+from ser_engine.config import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from ser_engine.core import FrameCache
 from ser_engine.errors import ParameterError
 from ser_engine.features import fit_to_length
@@ -35,6 +36,7 @@ from ser_engine.gate import SpeechGate, frame_length, level_dbfs
 from ser_engine.model import EmotionModel
 from ser_engine.ringbuffer import RingReader
 from ser_engine.smoothing import EmaSmoother
+from ser_engine.timing import check_timing, config_for
 
 __all__ = ["Prediction", "StreamSettings", "Streamer"]
 
@@ -48,9 +50,10 @@ class StreamSettings:
     Parameters
     ----------
     window_s : float
-        Seconds of audio the model sees per prediction.
+        Seconds of audio the model sees per prediction, within the limits of
+        :mod:`ser_engine.timing` (those of ``ser listen --window`` and the app).
     hop_s : float
-        Seconds between predictions (``<= window_s``).
+        Seconds between predictions (``<= window_s``; :mod:`ser_engine.timing`'s limits).
     smoothing : float
         EMA smoothing in ``[0, 1)``: 0 shows each window's probabilities, 0.5
         (default) averages over roughly the last 3 hops. The EMA weight of
@@ -69,10 +72,7 @@ class StreamSettings:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 raise ParameterError(f"StreamSettings.{name} must be a finite number, got {v!r}")
-        if not 0.1 <= self.window_s <= 30:
-            raise ParameterError(f"window_s must be in 0.1-30 s, got {self.window_s}")
-        if not 0.01 <= self.hop_s <= self.window_s:
-            raise ParameterError(f"hop_s must be in 0.01 s..window_s, got {self.hop_s}")
+        check_timing(window_s=self.window_s, hop_s=self.hop_s)
         if not 0 <= self.smoothing < 1:
             raise ParameterError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if not 0 <= self.gate_sensitivity <= 1:
@@ -108,6 +108,10 @@ class Prediction:
     uncertain : bool
         ``confidence`` is below the model's ``uncertainty_threshold`` (``label``
         still holds the arg-max); False on silence.
+    affect : dict
+        Smoothed score per affect dimension (:attr:`~ser_engine.model.EmotionModel.affect_names`),
+        with the same smoothing as ``probabilities``; empty on silence and for a
+        model without an affect output.
     """
 
     start_s: float
@@ -120,6 +124,7 @@ class Prediction:
     level_dbfs: float = -120.0
     compute_ms: float = 0.0
     uncertain: bool = False
+    affect: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (used by ``ser listen --format jsonl`` and recordings)."""
@@ -153,13 +158,7 @@ class Streamer:
     # ------------------------------------------------------------------ configuration
     def _configure(self) -> None:
         s = self._settings
-        cfg: FeatureConfig = self.model.feature_config.with_timing(window_s=s.window_s, hop_s=s.hop_s)
-        fixed = self.model.metadata.input_shape[1]
-        if fixed is not None and cfg.n_frames != fixed:
-            raise ParameterError(
-                f"this model needs {self.model.feature_config.window_s:g} s windows ({fixed} frames); "
-                f"window_s={s.window_s:g} s gives {cfg.n_frames}"
-            )
+        cfg = config_for(self.model, window_s=s.window_s, hop_s=s.hop_s)
         self.config = cfg
         self.sample_rate = cfg.sample_rate
         self.window = cfg.window_samples
@@ -170,16 +169,21 @@ class Streamer:
         g = frame_length(cfg.sample_rate)
         self._cached_levels = self.hop % g == 0 and self.window % g == 0
         self._gate = SpeechGate(sample_rate=cfg.sample_rate, sensitivity=s.gate_sensitivity)
-        self._smoother = EmaSmoother(alpha=1.0 - s.smoothing)
+        self._new_smoothers(s.smoothing)
         self._new_cache()
         self._end: int | None = None
-        self._logmel: FloatArray | None = None
+        self._frames: FloatArray | None = None
         self.discontinuities = 0
 
     def _new_cache(self) -> None:
         self._cache = FrameCache(
-            config=self.config, featurizer=self.featurizer, mel=self.incremental, levels=self._cached_levels
+            config=self.config, featurizer=self.featurizer, features=self.incremental, levels=self._cached_levels
         )
+
+    def _new_smoothers(self, smoothing: float) -> None:
+        # the affect scores are smoothed exactly as the probabilities, so both describe the same moment
+        self._smoother = EmaSmoother(alpha=1.0 - smoothing)
+        self._affect_smoother = EmaSmoother(alpha=1.0 - smoothing)
 
     @property
     def settings(self) -> StreamSettings:
@@ -194,15 +198,16 @@ class Streamer:
             self._configure()
             return
         self._gate.sensitivity = settings.gate_sensitivity
-        self._smoother = EmaSmoother(alpha=1.0 - settings.smoothing)
+        self._new_smoothers(settings.smoothing)
 
     def reset(self) -> None:
         """Forget the window, the frames, the noise floor and the smoothing."""
         self._new_cache()
-        self._logmel = None
+        self._frames = None
         self._end = None
         self._gate.reset()
         self._smoother.reset()
+        self._affect_smoother.reset()
 
     @property
     def noise_floor_db(self) -> float | None:
@@ -254,16 +259,14 @@ class Streamer:
         start = cache.total - filled
         speech = self._gate.update_levels(cache.levels(start, cache.total))
         full = filled == w
-        window: FloatArray | None = None
-        logmel: FloatArray | None = None
+        frames: FloatArray | None = None
         if full and (speech or self.incremental):  # cached frames cost nothing; others only for speech
-            logmel = self._logmel = cache.frames(start)
-        elif not full:
-            window = fit_to_length(y=cache.samples(start, cache.total), length=w)
+            frames = self._frames = cache.frames(start)
+        elif not full and speech:  # before a full window: the samples so far, centre-padded like a short clip
+            frames = self.featurizer.frames(fit_to_length(y=cache.samples(start, cache.total), length=w))
         cache.release(max(0, cache.total + self.hop - w))  # the next window's start
         return self._finish(
-            logmel=logmel,
-            window=window,
+            frames=frames,
             speech=speech,
             start_sample=end_sample - filled,
             end_sample=end_sample,
@@ -271,40 +274,10 @@ class Streamer:
             t0=t0,
         )
 
-    def process_window(self, window: npt.ArrayLike, *, end_sample: int) -> Prediction:
-        """Gate, featurize and classify one window (not using the hop cache).
-
-        The gate's noise floor and the smoother are updated as for a pushed
-        hop. A window shorter than the analysis window is centre-padded.
-
-        Parameters
-        ----------
-        window : array_like, shape (n,), ``n <= window samples``
-        end_sample : int
-            Stream position just after the window.
-        """
-        x = np.asarray(window, dtype=np.float32).reshape(-1)
-        if x.shape[0] == 0 or x.shape[0] > self.window:
-            raise ParameterError(f"window must have 1..{self.window} samples, got {x.shape[0]}")
-        if not np.isfinite(x).all():
-            raise ParameterError("window contains NaN or infinite samples")
-        t0 = time.perf_counter()
-        speech = self._gate.update(x)
-        return self._finish(
-            logmel=None,
-            window=fit_to_length(y=x, length=self.window),
-            speech=speech,
-            start_sample=end_sample - x.shape[0],
-            end_sample=end_sample,
-            level=level_dbfs(x[-self.hop :]),
-            t0=t0,
-        )
-
     def _finish(
         self,
         *,
-        logmel: FloatArray | None,
-        window: FloatArray | None,
+        frames: FloatArray | None,
         speech: bool,
         start_sample: int,
         end_sample: int,
@@ -314,6 +287,7 @@ class Streamer:
         sr = self.sample_rate
         if not speech:
             self._smoother.reset()
+            self._affect_smoother.reset()
             return Prediction(
                 start_s=start_sample / sr,
                 end_s=end_sample / sr,
@@ -323,14 +297,15 @@ class Streamer:
                 level_dbfs=level,
                 compute_ms=(time.perf_counter() - t0) * 1000.0,
             )
-        if logmel is not None:
-            feats = self.featurizer.normalize(logmel)
-        elif window is not None:
-            feats = self.featurizer(window)
-        else:  # pragma: no cover - push_block passes one of the two
-            raise AssertionError("neither features nor a window")
-        raw = self.model.predict_features(feats[None])[0]
+        if frames is None:  # pragma: no cover - push_block gives a speech window its frames
+            raise AssertionError("a speech window without features")
+        out = self.model.predict(frames[None])
+        raw = out.probabilities[0]
         smooth = self._smoother.update(raw)
+        affect: dict[str, float] = {}
+        if out.affect is not None:
+            scores = self._affect_smoother.update(out.affect[0])
+            affect = {name: float(v) for name, v in zip(self.model.affect_names, scores, strict=True)}
         labels = self.model.labels
         best = int(np.argmax(smooth))
         return Prediction(
@@ -344,11 +319,13 @@ class Streamer:
             level_dbfs=level,
             compute_ms=(time.perf_counter() - t0) * 1000.0,
             uncertain=self.model.is_uncertain(float(smooth[best])),
+            affect=affect,
         )
 
-    def window_log_mel(self) -> FloatArray | None:
-        """Return the feature frames of the last full window (for tests and views), shape (n_frames, n_features).
+    def window_features(self) -> FloatArray | None:
+        """Return the un-normalised feature frames of the last full window, shape (n_frames, n_features).
 
-        They are the log-mel frames for the ``logmel`` feature set (the model's ``feature_config.features``).
+        For tests and views; None before a full window (or a non-incremental
+        streamer's silent windows, whose frames are never computed).
         """
-        return None if self._logmel is None else self._logmel.copy()
+        return None if self._frames is None else self._frames.copy()

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/tiny_model.py
 
-from private_pulse import SINK, SOURCE, PrivatePulse, start_private_pulse  # noqa: E402
+from private_pulse import SINK, SOURCE, PrivatePulse, prepare_private_pulse  # noqa: E402
 from tiny_model import build_tiny_model  # noqa: E402
 
 from ser_engine.model import EmotionModel  # noqa: E402
@@ -65,6 +65,17 @@ def tiny_model(tiny_model_dir: Path) -> EmotionModel:
 
 
 @pytest.fixture(scope="session")
+def affect_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the tiny model with a second output: arousal and valence (as the encoder model's)."""
+    return build_tiny_model(tmp_path_factory.mktemp("affect_model"), affect=("arousal", "valence"))
+
+
+@pytest.fixture(scope="session")
+def affect_model(affect_model_dir: Path) -> EmotionModel:
+    return EmotionModel.load(affect_model_dir)
+
+
+@pytest.fixture(scope="session")
 def shipped_model_dir() -> Path:
     """Return the real model shipped in models/. Its absence is a failure."""
     if not (SHIPPED_MODEL_DIR / "model.onnx").is_file():
@@ -100,19 +111,20 @@ def synth_speechlike(*, seconds: float, sample_rate: int = 16000, seed: int = 0,
 # Virtual microphone: a private PulseAudio daemon per pytest session (tests/private_pulse.py)
 # ---------------------------------------------------------------------------
 _PULSE: PrivatePulse | None = None
-_PULSE_ERROR: str | None = None
 
 
 def pytest_configure() -> None:
-    """Start the session's own sound server before any test module imports sounddevice.
+    """Send every sound client of the session to its own sound server, before any test module runs.
 
     PortAudio reads the ALSA configuration when it initialises (on ``import sounddevice``),
     so the variables that point ALSA and libpulse at the private daemon are exported here.
-    The user's sound server and its default devices are never touched.
+    The user's sound server and its default devices are never touched. The daemon itself is
+    started by the first test that needs it (:func:`virtual_mic`): collecting the tests, or a
+    run without such a test, starts no process.
     """
-    global _PULSE, _PULSE_ERROR
+    global _PULSE
     if _PULSE is None:
-        _PULSE, _PULSE_ERROR = start_private_pulse()
+        _PULSE = prepare_private_pulse()
 
 
 def pytest_unconfigure() -> None:
@@ -187,8 +199,14 @@ def virtual_mic(tmp_path_factory: pytest.TempPathFactory) -> VirtualMic:
     for tool in ("pactl", "paplay"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} not found: install pulseaudio-utils (scripts/setup.sh test does)")
-    if _PULSE is None or _PULSE_ERROR is not None:
-        pytest.fail(_PULSE_ERROR or "the private PulseAudio was not created")
+    if _PULSE is None:
+        pytest.fail("the private PulseAudio was not created")
     mic = VirtualMic(_PULSE, tmp_path_factory.mktemp("vmic"))
-    mic.ensure_running()
+    mic.ensure_running()  # the daemon's first start
+    if "sounddevice" in sys.modules:
+        # PortAudio lists devices once, when initialised: if an earlier test did that before the
+        # daemon ran, it has not seen the virtual microphone yet
+        from ser_engine.inputs import rescan_devices
+
+        rescan_devices()
     return mic

@@ -174,15 +174,25 @@ class PrivatePulse:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def prepare_private_pulse() -> PrivatePulse:
+    """Create the session's daemon (not started) and export its client variables.
+
+    From then on every sound client of this process and of the programs it starts is sent to
+    the private daemon, running or not: none ever reaches the user's sound server.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="ser-pulse-", dir="/tmp"))
+    pulse = PrivatePulse(folder)
+    os.environ.update(pulse.client_env())
+    return pulse
+
+
 def start_private_pulse() -> tuple[PrivatePulse, str | None]:
     """Create the session's daemon, export its client variables, start it.
 
     Returns the daemon and the reason it could not start (``None`` when it runs); the
     variables are exported either way, so no test ever reaches the user's sound server.
     """
-    folder = Path(tempfile.mkdtemp(prefix="ser-pulse-", dir="/tmp"))
-    pulse = PrivatePulse(folder)
-    os.environ.update(pulse.client_env())
+    pulse = prepare_private_pulse()
     try:
         pulse.start()
     except RuntimeError as exc:

@@ -25,9 +25,10 @@ from ser_engine.ringbuffer import RingBuffer
 
 pytestmark = pytest.mark.gui
 
-SPEAKER_NEUTRAL = [  # one CREMA-D speaker (1001), neutral, six sentences: ~14 s of speech
+SPEAKER_NEUTRAL = [  # one CREMA-D speaker (1001), neutral, nine sentences: ~21 s of audio, ~13 s of voiced speech
     "1001_DFA_NEU_XX.ogg", "1001_IEO_NEU_XX.ogg", "1001_IOM_NEU_XX.ogg",
     "1001_ITH_NEU_XX.ogg", "1001_ITS_NEU_XX.ogg", "1001_IWL_NEU_XX.ogg",
+    "1001_IWW_NEU_XX.ogg", "1001_MTI_NEU_XX.ogg", "1001_TAI_NEU_XX.ogg",
 ]
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import synth_speechlike
+from reference_windows import frame_windows
 from tiny_model import build_tiny_model
 
 from ser_engine.config import FEATURE_SETS, FeatureConfig
 from ser_engine.core import FrameCache, VoiceTrack, iter_window_features
-from ser_engine.features import Featurizer, frame_windows
+from ser_engine.features import Featurizer
 from ser_engine.gate import GateParams, frame_levels_db, judge, window_is_speech
 from ser_engine.model import EmotionModel
 from ser_engine.ringbuffer import RingBuffer
@@ -23,6 +24,17 @@ FZ = Featurizer(CFG)
 #: every feature set, each with its own featurizer: the cache must hold for all of them
 SETS = {name: FeatureConfig(features=name, n_mfcc=20) for name in FEATURE_SETS}
 FZS = {name: Featurizer(cfg) for name, cfg in SETS.items()}
+
+
+def float32_noise(features: str) -> float:
+    """Absolute tolerance for one frame computed in blocks of another size.
+
+    BLAS sums a float32 product in an order that depends on how many frames one call holds, so
+    the same frame computed in a longer or shorter block differs in its last bits. Log-mel values
+    are tens at most; MFCCs are in dB, reach hundreds and sum 64 such values, so their last bits
+    are about 1e-4.
+    """
+    return 1e-5 if features == "logmel" else 5e-4
 
 
 def blocks_of(y: np.ndarray, block: int) -> list[np.ndarray]:
@@ -50,7 +62,7 @@ def test_file_windows_equal_the_full_computation(n: int, block: int, features: s
             assert g.features is not None
             assert g.voiced is not None
             assert g.features.shape == (cfg.n_frames, cfg.n_features)
-            np.testing.assert_allclose(g.features, fz.frames(win), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(g.features, fz.frames(win), rtol=1e-5, atol=float32_noise(features))
             np.testing.assert_array_equal(g.voiced, levels > threshold)
         else:
             assert g.features is None
@@ -68,7 +80,7 @@ def test_odd_hops_still_equal_the_full_computation(hop_s: float, features: str) 
     assert all(g.speech for g in got)
     for g, win in zip(got, windows, strict=True):
         assert g.features is not None
-        np.testing.assert_allclose(g.features, fz.frames(win), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(g.features, fz.frames(win), rtol=1e-5, atol=float32_noise(features))
 
 
 @pytest.mark.parametrize("features", FEATURE_SETS)
@@ -88,7 +100,7 @@ def test_live_hop_by_hop_and_file_analysis_give_the_same_numbers(tmp_path: Path,
     for chunk in blocks_of(y, 1234):
         ring.write(chunk)
         for pred in streamer.push(reader):
-            lm = streamer.window_log_mel()
+            lm = streamer.window_features()
             if pred.end_s - pred.start_s == pytest.approx(3.0):
                 assert lm is not None
                 live[round(pred.start_s, 3)] = lm
@@ -99,10 +111,10 @@ def test_live_hop_by_hop_and_file_analysis_give_the_same_numbers(tmp_path: Path,
     for start, lm in live.items():
         assert lm.shape == (cfg.n_frames, cfg.n_features)
         full = fz.frames(y[round(start * SR) : round(start * SR) + 48000])
-        np.testing.assert_allclose(lm, full, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(lm, full, rtol=1e-5, atol=float32_noise(features))
         f = file[start]
         assert f is not None
-        np.testing.assert_allclose(lm, f, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(lm, f, rtol=1e-5, atol=float32_noise(features))
 
 
 @pytest.mark.parametrize("features", FEATURE_SETS)
@@ -115,13 +127,13 @@ def test_frame_cache_holds_about_one_window(features: str) -> None:
         cache.feed(chunk)
         while start + 48000 <= cache.total:
             np.testing.assert_allclose(cache.frames(start), fz.frames(y[start : start + 48000]), rtol=1e-5,
-                                       atol=1e-5)
+                                       atol=float32_noise(features))
             np.testing.assert_array_equal(cache.levels(start, start + 48000),
                                           frame_levels_db(y[start : start + 48000], sample_rate=SR))
             start += 8000
         cache.release(start)
         assert cache._samples.shape[0] <= 48000
-        assert cache._mel.shape[0] <= CFG.n_frames + 50
+        assert cache._frames.shape[0] <= CFG.n_frames + 50
         assert cache._levels.shape[0] <= 150 + 25
     assert start == (60 - 3) * SR + 8000
 

@@ -1,4 +1,4 @@
-"""Issue 13, app side: atomic and private exports, a file table that scales, Cancel and close mid-batch.
+"""Faults, app side: atomic and private exports, a file table that scales, Cancel and close mid-batch.
 
 Real widgets offscreen, the real shipped model, real corpus speech (copied into tmp as short WAVs,
 never into the repository), a real full tmpfs and a real subprocess for closing the window.

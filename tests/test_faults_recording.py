@@ -1,4 +1,4 @@
-"""Recording that survives faults (issue 13): a disk that fills, a process that is killed, private files.
+"""Recording that survives faults: a disk that fills, a process that is killed, private files.
 
 Real parts only: a real tmpfs mount that truly fills (``mount -t tmpfs -o size=200k``), the
 virtual PulseAudio microphone fed by ``paplay``, real ``ser listen --record`` processes sent
@@ -26,6 +26,7 @@ import pytest
 import soundfile as sf
 from conftest import ROOT, VirtualMic, synth_speechlike
 from privileged import small_tmpfs
+from waiting import wait_until
 
 from ser_engine.live import SYNC_SECONDS, LiveSession, RecordingError
 from ser_engine.model import EmotionModel
@@ -125,10 +126,10 @@ def test_recording_files_are_private_and_missing_folders_0700(tiny_model: Emotio
         assert wav.stat().st_size == HEADER
         assert read_csv_rows(csv_path, tiny_model.labels) == []
 
-        # an existing world-readable file that a recording overwrites becomes private too
+        # an existing world-readable file that a recording is asked to overwrite becomes private too
         wav.write_bytes(b"old")
         wav.chmod(0o644)
-        session.start_recording(wav, None)
+        session.start_recording(wav, None, overwrite=True)
         assert mode(wav) == 0o600
         session.stop_recording()
         tmp_path.chmod(0o755)
@@ -221,15 +222,27 @@ def _killed_recording(tiny_model_dir: Path, virtual_mic: VirtualMic, rec: Path, 
     try:
         t_listen, _ = wait_listening(proc)
         player = virtual_mic.play(synth_speechlike(seconds=4.0, level=0.4, seed=5))
-        # while it records, another process (this one) already reads complete files, short of one sync interval
-        time.sleep(max(0.0, t_listen + 3.0 - time.monotonic()))
-        t_read = time.monotonic() - t_listen
+        labels = _labels(tiny_model_dir)
+
+        def synced(seconds: float) -> bool:
+            """Tell whether the WAV header on disk covers ``seconds`` and the CSV holds rows."""
+            if not rec.is_file() or rec.stat().st_size < HEADER:  # the recording is being opened
+                return False
+            with wave.open(str(rec), "rb") as w:
+                if w.getnframes() / SR < seconds:
+                    return False
+            return bool(read_csv_rows(Path(f"{rec}.csv"), labels))
+
+        # while it records, another process (this one) already reads complete files, short of one sync
+        # interval: wait for the first syncs to reach the disk
+        wait_until(lambda: synced(2.0), what="2 s of the recording synced to disk")
         _, frames = read_wav_both(rec)
-        # readable mid-recording; how far behind wall time it is depends on device start-up and load,
-        # so the exact sync bound is checked against the samples on disk (SIGKILL test), not the clock
+        t_read = time.monotonic() - t_listen
+        # no more on disk than the time it has been recording (how far behind it is depends on device
+        # start-up and load, so the exact sync bound is checked against the samples on disk, SIGKILL test)
         assert 0 < frames / SR <= t_read + 0.3, (frames / SR, t_read)
-        assert len(read_csv_rows(Path(f"{rec}.csv"), _labels(tiny_model_dir))) >= 1
-        time.sleep(max(0.0, t_listen + 4.5 - time.monotonic()))
+        # the signal comes once 3.5 s are on disk (with the played speech in them)
+        wait_until(lambda: synced(3.5), what="3.5 s of the recording synced to disk")
         t_kill = time.monotonic()
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
@@ -312,7 +325,8 @@ def test_app_disk_full_shows_a_banner_keeps_listening_and_never_says_saved(
     assert view.controller is not None
     assert view.controller.recording_path is not None
     good = view.controller.recording_path
-    qtbot.wait(1200)
+    recorded = view.predictions_received
+    qtbot.waitUntil(lambda: view.predictions_received >= recorded + 2, timeout=20000)  # a second recorded
     view.toggle_recording()
     assert f"Recording saved: {good}" in messages
     assert mode(good.parent) == 0o700

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT
+from reference_windows import frame_windows
 from tiny_model import build_tiny_model
 
 from ser_engine.analysis import analyze_file
 from ser_engine.audio import load_audio
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ModelError
-from ser_engine.features import Featurizer, frame_windows
+from ser_engine.features import Featurizer
 from ser_engine.gate import window_is_speech
 from ser_engine.model import EmotionModel
 from ser_engine.model_meta import ModelMetadata
@@ -44,7 +45,8 @@ def direct(model: EmotionModel, y: np.ndarray) -> tuple[list[np.ndarray | None],
     out: list[np.ndarray | None] = []
     for win, start in zip(windows, starts, strict=True):
         real = y[start : start + cfg.window_samples]
-        out.append(model.predict_features(fz(win)[None])[0] if window_is_speech(real, sample_rate=16000) else None)
+        speech = window_is_speech(real, sample_rate=16000)
+        out.append(model.predict(fz.frames(win)[None]).probabilities[0] if speech else None)
     return out, np.mean([p for p in out if p is not None], axis=0)
 
 

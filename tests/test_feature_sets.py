@@ -7,11 +7,12 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pytest
+from reference_windows import frame_windows
 
 from ser_engine.audio import load_audio
 from ser_engine.config import FEATURE_SETS, FeatureConfig
 from ser_engine.errors import ParameterError
-from ser_engine.features import Featurizer, frame_windows, pool_frames
+from ser_engine.features import Featurizer, pool_frames
 
 CLIPS = [
     "ravdess/Actor_01/03-01-05-01-01-01-01.flac",  # RAVDESS, FLAC

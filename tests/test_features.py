@@ -7,6 +7,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pytest
+from reference_windows import frame_windows, window_starts
 
 from ser_engine.audio import load_audio
 from ser_engine.config import FeatureConfig
@@ -14,12 +15,10 @@ from ser_engine.errors import ParameterError
 from ser_engine.features import (
     Featurizer,
     fit_to_length,
-    frame_windows,
     hann_window,
     hz_to_mel,
     mel_filterbank,
     mel_to_hz,
-    window_starts,
 )
 
 CFG = FeatureConfig().with_stats(mean=np.linspace(-8, -4, 64), std=np.linspace(2, 3, 64))
@@ -97,20 +96,26 @@ def test_frames_of_a_window_are_the_frames_of_the_longer_signal() -> None:
 
 
 def test_windowing_rules() -> None:
-    assert window_starts(n_samples=100, window=48000, hop=8000).tolist() == [0]
-    assert window_starts(n_samples=48000, window=48000, hop=8000).tolist() == [0]
-    assert window_starts(n_samples=60000, window=48000, hop=8000).tolist() == [0, 8000, 12000]
-    assert window_starts(n_samples=60000, window=48000, hop=8000, align=320).tolist() == [0, 8000, 11840]
-    assert window_starts(n_samples=56100, window=48000, hop=8000, align=320).tolist() == [0, 8000]  # < 20 ms left
-    assert window_starts(n_samples=64000, window=48000, hop=8000).tolist() == [0, 8000, 16000]
+    """The engine's windows of a clip: 0, hop, 2*hop... and a last one ending at the end, on the 20 ms grid."""
+    from ser_engine.core import iter_window_features
+
+    cfg = CFG.with_timing(window_s=3.0, hop_s=0.5)
+
+    def starts(n: int) -> list[int]:
+        y = np.random.default_rng(n).normal(0, 0.1, n).astype(np.float32)
+        return [round(w.start_s * 16000) for w in iter_window_features([y], config=cfg, featurizer=Featurizer(cfg))]
+
+    assert starts(1000) == [0]  # a short clip: one centre-padded window
+    assert starts(48000) == [0]
+    assert starts(60000) == [0, 8000, 11840]  # the last one ends within 20 ms of the end
+    assert starts(56100) == [0, 8000]  # less than 20 ms left after the last regular window
+    assert starts(64000) == [0, 8000, 16000]
+    assert window_starts(n_samples=60000, window=48000, hop=8000, align=320).tolist() == starts(60000)
     short = np.ones(1000, np.float32)
     padded = fit_to_length(y=short, length=48000)
     assert padded.shape == (48000,)
     assert padded[23500:24500].all()
     assert padded[:23500].sum() == 0
-    windows, starts = frame_windows(y=short, config=CFG)
-    assert windows.shape == (1, 48000)
-    assert starts.tolist() == [0]
 
 
 def test_featurizer_rejects_bad_input() -> None:
@@ -121,5 +126,14 @@ def test_featurizer_rejects_bad_input() -> None:
         fz.log_mel(np.full(1000, np.nan, np.float32))
     with pytest.raises(ParameterError):
         Featurizer(FeatureConfig()).normalize(np.zeros((3, 64)))
-    with pytest.raises(ParameterError):
-        frame_windows(y=np.zeros(0, np.float32), config=CFG)
+
+
+def test_training_batches_and_the_engine_normalise_alike() -> None:
+    """Training's Keras batches (float16 cache) and the engine's model input are the same normalisation."""
+    from ser_engine.features import inverse_std, normalize_frames
+
+    frames = np.random.default_rng(5).normal(-6, 3, (4, 297, 64)).astype(np.float16)
+    ours = normalize_frames(frames, mean=CFG.mean, inv_std=inverse_std(CFG.std))
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, Featurizer(CFG).normalize(frames.astype(np.float32)))
+    np.testing.assert_allclose(ours, (frames.astype(np.float64) - np.array(CFG.mean)) / np.array(CFG.std), atol=1e-5)

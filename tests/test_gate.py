@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import synth_speechlike
+from reference_windows import frame_windows
 
 from ser_engine.audio import load_audio
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ParameterError
-from ser_engine.features import frame_windows
 from ser_engine.gate import SpeechGate, frame_levels_db, level_dbfs, window_is_speech
 
 SR = 16000

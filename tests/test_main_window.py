@@ -141,7 +141,7 @@ def test_voice_menu_and_status_bar_show_the_profile(qtbot, tmp_path: Path, monke
     assert [a.text() for a in menu.actions()] == ["Calibrate to my voice…", "Manage voice profiles…"]
     # a profile saved in the user's profile folder appears and can be made active
     names = ["1001_DFA_NEU_XX.ogg", "1001_IEO_NEU_XX.ogg", "1001_IOM_NEU_XX.ogg", "1001_ITH_NEU_XX.ogg",
-             "1001_ITS_NEU_XX.ogg"]
+             "1001_ITS_NEU_XX.ogg", "1001_IWL_NEU_XX.ogg", "1001_IWW_NEU_XX.ogg", "1001_MTI_NEU_XX.ogg"]  # 11 s voiced
     prof = profile_from_files([corpus_dir / "crema-d" / n for n in names], model=shipped_model, name="Anna")
     path = w.profiles.save(prof)
     assert path.parent == default_profile_dir() == tmp_path / "xdg-data" / "ser" / "profiles"

@@ -29,26 +29,47 @@ def edit_json(d: Path, **changes: object) -> None:
     (d / "model.json").write_text(json.dumps(meta))
 
 
+def frames_like_speech(n: int, t: int = 297, *, seed: int = 0) -> np.ndarray:
+    """Un-normalised log-mel-like frames (the tiny model's statistics are mean -6, std 3)."""
+    return np.random.default_rng(seed).normal(-6.0, 3.0, (n, t, 64)).astype(np.float32)
+
+
 def test_loads_and_predicts(tiny_model: EmotionModel) -> None:
     assert tiny_model.labels == TINY_LABELS
     assert tiny_model.feature_config.is_fitted
-    x = np.random.default_rng(0).normal(0, 1, (3, 297, 64)).astype(np.float32)
-    p = tiny_model.predict_features(x)
-    assert p.shape == (3, len(TINY_LABELS))
+    assert tiny_model.affect_names == ()
+    x = frames_like_speech(5)
+    out = tiny_model.predict(x)
+    assert len(out) == 5
+    p = out.probabilities
+    assert p.shape == (5, len(TINY_LABELS))
     assert p.dtype == np.float32
+    assert out.logits.dtype == np.float32
+    assert out.affect is None
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
-    assert tiny_model.predict_features(x[0]).shape == (1, len(TINY_LABELS))
-    w = np.random.default_rng(1).normal(0, 0.1, (5, 48000)).astype(np.float32)
-    batched = tiny_model.predict_windows(w, batch_size=2)
-    np.testing.assert_allclose(batched, tiny_model.predict_features(tiny_model.featurizer(w)), atol=1e-5)
+    np.testing.assert_array_equal(p, softmax(out.logits, temperature=tiny_model.metadata.temperature))
+    # normalised inside with the model's own statistics, then the graph
+    graph = tiny_model._session.run(["logits"], {"features": tiny_model.featurizer.normalize(x)})[0]
+    np.testing.assert_allclose(out.logits, graph, rtol=1e-6, atol=1e-6)
+    # the batch size changes how often the graph runs, not what it says
+    np.testing.assert_allclose(tiny_model.predict(x, batch_size=2).logits, out.logits, rtol=1e-6, atol=1e-6)
+    empty = tiny_model.predict(np.zeros((0, 297, 64), np.float32))
+    assert empty.probabilities.shape == (0, len(TINY_LABELS))
+    with pytest.raises(ParameterError, match="shape"):
+        tiny_model.predict(x[0])
+    with pytest.raises(ParameterError, match="batch_size"):
+        tiny_model.predict(x, batch_size=0)
 
 
 def test_temperature_scales_logits(tiny_model_dir: Path, tmp_path: Path) -> None:
     d = copy_model(tiny_model_dir, tmp_path / "t")
     edit_json(d, temperature=2.0)
     hot = EmotionModel.load(d)
-    x = np.random.default_rng(0).normal(0, 1, (2, 100, 64)).astype(np.float32)
-    np.testing.assert_allclose(hot.predict_features(x), softmax(hot.logits(x) / 2.0), atol=1e-6)
+    out = hot.predict(frames_like_speech(2, 100))
+    np.testing.assert_allclose(out.probabilities, softmax(out.logits / 2.0), atol=1e-6)
+    cool = EmotionModel.load(tiny_model_dir).predict(frames_like_speech(2, 100))
+    np.testing.assert_array_equal(cool.logits, out.logits)
+    assert not np.allclose(cool.probabilities, out.probabilities, atol=1e-3)
 
 
 @pytest.mark.parametrize(
@@ -110,11 +131,11 @@ def test_bad_models_give_clear_errors(tiny_model_dir: Path, tmp_path: Path, case
 def test_fixed_frame_model_checks_input(tmp_path: Path) -> None:
     m = EmotionModel.load(build_tiny_model(tmp_path / "f", fixed_frames=True))
     with pytest.raises(ParameterError, match="exactly 297"):
-        m.predict_features(np.zeros((1, 200, 64), np.float32))
+        m.predict(np.zeros((1, 200, 64), np.float32))
     with pytest.raises(ParameterError, match="values per frame"):
-        m.predict_features(np.zeros((1, 297, 40), np.float32))
+        m.predict(np.zeros((1, 297, 40), np.float32))
     with pytest.raises(ParameterError, match="NaN"):
-        m.predict_features(np.full((1, 297, 64), np.nan, np.float32))
+        m.predict(np.full((1, 297, 64), np.nan, np.float32))
 
 
 def test_metadata_round_trip(tiny_model: EmotionModel, tmp_path: Path) -> None:
@@ -127,7 +148,8 @@ def test_shipped_model_is_consistent(shipped_model: EmotionModel) -> None:
     meta = shipped_model.metadata
     assert set(meta.labels) >= {"angry", "happy", "neutral", "sad"}
     assert meta.feature_config.is_fitted
-    p = shipped_model.predict_windows(np.zeros((1, meta.feature_config.window_samples), np.float32))
+    silence = shipped_model.featurizer.frames(np.zeros(meta.feature_config.window_samples, np.float32))
+    p = shipped_model.predict(silence[None]).probabilities
     assert p.shape == (1, len(meta.labels))
     assert abs(float(p.sum()) - 1) < 1e-4
 
@@ -203,17 +225,18 @@ def test_with_profile_shares_the_session_and_shifts_the_logits(tiny_model: Emoti
     assert calibrated._session is tiny_model._session
     assert calibrated.metadata is tiny_model.metadata
     assert calibrated.featurizer is tiny_model.featurizer
-    x = np.random.default_rng(3).normal(0, 1, (4, 120, 64)).astype(np.float32)
-    raw = tiny_model.logits(x)
-    np.testing.assert_allclose(calibrated.logits(x), raw - shift, atol=1e-6)
+    x = frames_like_speech(4, 120, seed=3)
+    raw = tiny_model.predict(x)
+    shifted = calibrated.predict(x)
+    np.testing.assert_allclose(shifted.logits, raw.logits - shift, atol=1e-6)
     t = tiny_model.metadata.temperature
-    np.testing.assert_allclose(calibrated.predict_features(x), softmax(raw - shift, temperature=t), atol=1e-6)
-    assert not np.allclose(calibrated.predict_features(x), tiny_model.predict_features(x), atol=1e-3)
+    np.testing.assert_allclose(shifted.probabilities, softmax(raw.logits - shift, temperature=t), atol=1e-6)
+    assert not np.allclose(shifted.probabilities, raw.probabilities, atol=1e-3)
     # the original is untouched and None gives an uncalibrated copy again
-    np.testing.assert_array_equal(tiny_model.logits(x), raw)
+    np.testing.assert_array_equal(tiny_model.predict(x).logits, raw.logits)
     plain = calibrated.with_profile(None)
     assert plain.profile is None
-    np.testing.assert_array_equal(plain.logits(x), raw)
+    np.testing.assert_array_equal(plain.predict(x).logits, raw.logits)
 
 
 def test_profile_of_another_model_is_refused(tiny_model: EmotionModel) -> None:
@@ -231,9 +254,40 @@ def test_profile_of_another_model_is_refused(tiny_model: EmotionModel) -> None:
         tiny_model.with_profile(wrong_labels)
 
 
-def test_fingerprint_and_uncertainty(tiny_model_dir: Path, tmp_path: Path) -> None:
+def set_digest(d: Path) -> str:
+    """Compute the documented fingerprint: per file of the set (graph, then metadata) name, NUL, size, bytes."""
+    h = hashlib.sha256()
+    for name in ("model.onnx", "model.json"):
+        data = (d / name).read_bytes()
+        h.update(name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def test_fingerprint_covers_the_model_set(tiny_model_dir: Path, tmp_path: Path) -> None:
     m = EmotionModel.load(tiny_model_dir)
-    assert model_fingerprint(m) == hashlib.sha256((tiny_model_dir / "model.onnx").read_bytes()).hexdigest()
+    assert m.files == (tiny_model_dir / "model.onnx", tiny_model_dir / "model.json")
+    assert model_fingerprint(m) == m.fingerprint == set_digest(tiny_model_dir)
+    # the same graph with other metadata (here the temperature) is another model: its profiles do not apply
+    d = copy_model(tiny_model_dir, tmp_path / "t")
+    edit_json(d, temperature=1.5)
+    other = EmotionModel.load(d)
+    assert other.fingerprint == set_digest(d) != m.fingerprint
+    with pytest.raises(ProfileError, match="record a new profile"):
+        other.with_profile(tiny_profile(m, np.zeros(7)))
+
+
+def test_profiles_that_name_the_graph_alone_stay_valid(tiny_model: EmotionModel, tiny_model_dir: Path) -> None:
+    """Profiles made before the fingerprint covered the set hold the SHA-256 of model.onnx: still accepted."""
+    onnx_only = hashlib.sha256((tiny_model_dir / "model.onnx").read_bytes()).hexdigest()
+    assert onnx_only != tiny_model.fingerprint
+    shift = np.linspace(-1, 1, 7).astype(np.float32)
+    old = tiny_model.with_profile(tiny_profile(tiny_model, shift, sha=onnx_only))
+    x = frames_like_speech(2, seed=4)
+    np.testing.assert_allclose(old.predict(x).logits, tiny_model.predict(x).logits - shift, atol=1e-6)
+
+
+def test_uncertainty_threshold(tiny_model_dir: Path, tmp_path: Path) -> None:
+    m = EmotionModel.load(tiny_model_dir)
     assert not m.is_uncertain(0.0)  # no threshold: never uncertain
     d = copy_model(tiny_model_dir, tmp_path / "u")
     edit_json(d, uncertainty_threshold=0.4)

@@ -1,4 +1,4 @@
-"""Packaging (issue 5): the wheel, the PyInstaller bundle and the Debian package, end to end.
+"""Packaging: the wheel, the PyInstaller bundle and the Debian package, end to end.
 
 Everything is built once per module (wheel, fresh venv, bundle, .deb) from the working tree
 and exercised the way a user would: repository not on the path, real corpus clips, the real

@@ -30,13 +30,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from conftest import VirtualMic, synth_speechlike
+from waiting import ProcessOutput
 
 pytestmark = pytest.mark.slow
 
@@ -176,11 +176,12 @@ def check_trace(text: str, *, cwd: Path, allowed_writes: list[Path], allowed_dir
 
 def traced_run(argv: list[str], *, root: Path, extra_env: dict[str, str] | None = None,
                chosen: list[Path] | None = None, timeout: float = 300,
-               during: Callable[[], None] | None = None) -> tuple[Trace, Path]:
+               during: Callable[[ProcessOutput], None] | None = None) -> tuple[Trace, Path]:
     """Run ``argv`` under strace with a fresh HOME below ``root``; returns the findings and the HOME.
 
     ``chosen``: further folders the user chose (output paths) where writing is allowed;
-    ``during``: called while the program runs (e.g. to play into the virtual microphone).
+    ``during``: called while the program runs, with its output as it prints it (e.g. to wait until
+    it listens, then play into the virtual microphone).
     """
     strace = shutil.which("strace")
     if strace is None:
@@ -195,10 +196,11 @@ def traced_run(argv: list[str], *, root: Path, extra_env: dict[str, str] | None 
     log = root / "strace.log"
     with subprocess.Popen([strace, "-f", "-qq", "-y", "-s", "4096", "-e", f"trace={TRACED}", "-o", str(log), *argv],
                           cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        output = ProcessOutput(proc)
         try:
             if during is not None:
-                during()
-            stdout, stderr = proc.communicate(timeout=timeout)
+                during(output)
+            stdout, stderr = output.finish(timeout=timeout)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -246,8 +248,8 @@ def test_ser_listen_with_recording_stays_on_the_machine(virtual_mic: VirtualMic,
     record = out / "session.wav"
     speech = synth_speechlike(seconds=6.0, level=0.4)
 
-    def play() -> None:
-        time.sleep(3.0)  # model loaded, stream open
+    def play(output: ProcessOutput) -> None:
+        output.wait_for_line("stdout", lambda line: line.startswith("{"), what="the first prediction (audio flows)")
         virtual_mic.play(speech).wait(timeout=30)
 
     # Opening a microphone also lets two sound libraries keep their own state, nothing else:

@@ -96,7 +96,7 @@ def test_voice_profile_choices_persist_and_bad_values_are_safe(qtbot, tmp_path: 
     assert s.voice_profile == ""  # defaults: no calibration
     assert s.files_use_profile is False
     (tmp_path / "profiles").mkdir()
-    (tmp_path / "profiles" / "anna.json").write_text("{}")  # a stored profile path must exist (issue 13)
+    (tmp_path / "profiles" / "anna.json").write_text("{}")  # a stored profile path must exist
     with qtbot.waitSignal(s.changed, timeout=1000):
         s.voice_profile = str(tmp_path / "profiles" / "anna.json")
     s.files_use_profile = True
@@ -111,7 +111,7 @@ def test_voice_profile_choices_persist_and_bad_values_are_safe(qtbot, tmp_path: 
     assert AppSettings(store).files_use_profile is False
 
 
-# ---------------------------------------------------------------------- corrupted settings files (issue 13)
+# ---------------------------------------------------------------------- corrupted settings files
 # Each case: the INI line that is wrong, the AppSettings attribute, and the default it must fall back to
 # (None = computed in the test). Every key AppSettings stores has at least one case.
 CORRUPT = [

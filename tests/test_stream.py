@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def test_incremental_features_equal_featurizer_on_full_window(tiny_model: Emotio
     for i in range(0, len(y), 4000):
         ring.write(y[i : i + 4000])
         for pred in streamer.push(reader):
-            cached = streamer.window_log_mel()
+            cached = streamer.window_features()
             if pred.end_s < 3.0:
                 continue
             window = y[round(pred.start_s * SR) : round(pred.end_s * SR)]
@@ -59,12 +60,20 @@ def test_speech_predictions_match_model_on_the_window(tiny_model: EmotionModel) 
     assert all(p.speech for p in full)
     p = full[-1]
     window = y[round(p.start_s * SR) : round(p.end_s * SR)]
-    expected = tiny_model.predict_windows(window[None])[0]
+    expected = tiny_model.predict(tiny_model.featurizer.frames(window)[None]).probabilities[0]
     got = np.array([p.raw_probabilities[lab] for lab in tiny_model.labels])
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert p.label == tiny_model.labels[int(np.argmax(expected))]
     assert p.confidence == pytest.approx(float(expected.max()), abs=1e-5)
-    assert p.compute_ms > 0
+    # a prediction's compute time is the time of its own step: within the push call that made it
+    fresh = Streamer(tiny_model, settings=StreamSettings(smoothing=0.0))
+    ring = RingBuffer(SR)
+    reader = ring.reader()
+    ring.write(y[: SR // 2])  # one hop: one prediction
+    t0 = time.perf_counter()
+    [made] = fresh.push(reader)
+    push_ms = (time.perf_counter() - t0) * 1000.0
+    assert 0 < made.compute_ms <= push_ms
 
 
 def test_stream_times_and_hops(tiny_model: EmotionModel) -> None:
@@ -138,9 +147,11 @@ def test_non_multiple_hop_falls_back_to_full_featurization(tiny_model: EmotionMo
     assert all(p.speech for p in preds[2:])
 
 
-def test_process_window_and_update_settings(tiny_model: EmotionModel) -> None:
+def test_update_settings(tiny_model: EmotionModel) -> None:
     streamer = Streamer(tiny_model)
-    p = streamer.process_window(synth_speechlike(seconds=1.0), end_sample=SR)
+    y = synth_speechlike(seconds=1.0)
+    streamer.push_block(y[: SR // 2], end_sample=SR // 2)
+    p = streamer.push_block(y[SR // 2 :], end_sample=SR)
     assert p.speech
     assert p.start_s == 0.0
     assert p.end_s == 1.0
@@ -148,14 +159,15 @@ def test_process_window_and_update_settings(tiny_model: EmotionModel) -> None:
     assert streamer.settings.gate_sensitivity == 0.9
     streamer.update_settings(StreamSettings(window_s=2.0))
     assert streamer.window == 2 * SR
-    with pytest.raises(ParameterError):
-        streamer.process_window(np.zeros(3 * SR, np.float32), end_sample=0)
+    with pytest.raises(ParameterError, match="exactly hop"):
+        streamer.push_block(np.zeros(3 * SR, np.float32), end_sample=3 * SR)
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [{"window_s": 0}, {"hop_s": 4.0}, {"smoothing": 1.0}, {"smoothing": -0.1}, {"gate_sensitivity": 2},
-     {"window_s": float("nan")}, {"hop_s": "0.5"}],
+     {"window_s": float("nan")}, {"hop_s": "0.5"}, {"window_s": 0.49}, {"window_s": 10.01}, {"hop_s": 0.049},
+     {"window_s": 10.0, "hop_s": 5.01}],
 )
 def test_settings_validated(kwargs: dict[str, object]) -> None:
     with pytest.raises(ParameterError):

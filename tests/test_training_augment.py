@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import synth_speechlike
 
+from ser_engine.errors import ParameterError
 from training.augment import (
     AddNoise,
     BandLimit,
@@ -81,7 +82,7 @@ def test_bandlimit_removes_low_frequencies() -> None:
 
 
 def test_empty_or_2d_input_is_refused() -> None:
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ParameterError, match="empty"):
         Gain()(np.zeros(0, np.float32), sample_rate=SR, rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="1-D"):
+    with pytest.raises(ParameterError, match="1-D"):
         Gain()(np.zeros((2, 10), np.float32), sample_rate=SR, rng=np.random.default_rng(0))

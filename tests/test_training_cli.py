@@ -125,8 +125,8 @@ def test_seeds_refuses_bad_budgets(capsys: pytest.CaptureFixture[str]) -> None:
 def test_seeds_quick_writes_every_section_and_renders(corpus_dir: Path, tmp_path: Path) -> None:
     import json
 
-    from training.leak import PROTOCOLS
     from training.report import seed_systems_section
+    from training.seeds.leak import PROTOCOLS
 
     run_dir = tmp_path / "run"
     argv = [

@@ -28,7 +28,7 @@ def clip(speaker: str, label: str, i: int, corpus: str = "x") -> Clip:
 def windows_for(clips: list[Clip], per_clip: int = 2) -> WindowSet:
     n = len(clips) * per_clip
     return WindowSet(
-        log_mel=np.zeros((n, 1, 1), np.float16),
+        features=np.zeros((n, 1, 1), np.float16),
         clip_index=np.repeat(np.arange(len(clips)), per_clip).astype(np.int32),
         speech=np.ones(n, bool),
         clips=clips,

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_engine.model_meta import softmax
 from training.evaluate import (
     classification_metrics,
     clip_probabilities,
     expected_calibration_error,
     fit_temperature,
     plot_confusion,
-    softmax,
 )
 
 LABELS = ("a", "b", "c")

@@ -72,8 +72,8 @@ def trained(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
         for part, actor in (("train", "01"), ("val", "02"))
     }
     for w in sets.values():
-        assert w.log_mel.shape[1:] == (CONFIG.n_frames, 42)
-        assert w.log_mel.dtype == np.float32
+        assert w.features.shape[1:] == (CONFIG.n_frames, 42)
+        assert w.features.dtype == np.float32
         assert (w.windows_per_clip() > 0).all()
     mean, std = fit_stats(sets["train"])
     assert mean.shape == std.shape == (42,)
@@ -98,7 +98,7 @@ def trained(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     assert len(hist["loss"]) == 2
     assert np.isfinite(hist["loss"]).all()
     val = sets["val"]
-    parity = ((val.log_mel.astype(np.float32) - mean.astype(np.float32)) / std.astype(np.float32)).astype(np.float32)
+    parity = ((val.features.astype(np.float32) - mean.astype(np.float32)) / std.astype(np.float32)).astype(np.float32)
     folder = tmp_path_factory.mktemp("mfcc_zcr_rms_model")
     logs: list[str] = []
     diff = _export(
@@ -195,7 +195,7 @@ def test_a_width_that_is_not_the_feature_sets_is_refused(trained: dict[str, Any]
     from training.export import ExportError, export_onnx
 
     with pytest.raises(ExportError, match="takes 42 values per frame"):
-        export_onnx(trained["model"], tmp_path / "m.onnx", n_mels=trained["config"].n_mels)
+        export_onnx(trained["model"], tmp_path / "m.onnx", n_features=trained["config"].n_mels)
     assert not (tmp_path / "m.onnx").exists()
     config = trained["config"]
     windows = featurize_clips(clips=[], config=config, cache_dir=tmp_path, workers=1, progress=False)

@@ -1,4 +1,4 @@
-"""The leak-table split protocols (training/leak.py) on the real RAVDESS file list."""
+"""The leak-table split protocols (training/seeds/leak.py) on the real RAVDESS file list."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ser_engine.errors import ParameterError
 from training.corpora import load_corpus
-from training.leak import (
+from training.seeds.leak import (
     PROTOCOLS,
     Item,
     augment_before_split,
@@ -106,13 +107,13 @@ def test_item_ids_and_copy_generators(ravdess: list) -> None:
 
 
 def test_bad_inputs_are_refused(ravdess: list, corpus_dir: Path) -> None:
-    with pytest.raises(ValueError, match="not unique"):
+    with pytest.raises(ParameterError, match="not unique"):
         random_split(clips=[*ravdess, ravdess[0]], rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="fractions"):
+    with pytest.raises(ParameterError, match="fractions"):
         random_split(clips=ravdess, rng=np.random.default_rng(0), test_fraction=0.6, val_fraction=0.5)
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ParameterError, match="at least one"):
         augment_before_split(clips=ravdess, rng=np.random.default_rng(0), copies=0)
-    with pytest.raises(ValueError, match="unknown protocol"):
+    with pytest.raises(ParameterError, match="unknown protocol"):
         protocol_split("kfold", clips=ravdess, rng=np.random.default_rng(0))
     casia, _ = load_corpus(root=corpus_dir, corpus="casia")
     with pytest.raises(SplitError, match="held out"):

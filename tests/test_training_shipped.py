@@ -44,7 +44,7 @@ def test_metadata_agrees_with_graph_and_featurizer(shipped_model_dir: Path, ship
     assert (shipped_model_dir / "model.onnx").stat().st_size <= 10_000_000
     assert (shipped_model_dir / "MODEL_CARD.md").is_file()
     # a window of any length runs (dynamic time axis)
-    probs = shipped_model.predict_features(np.zeros((2, 150, 64), np.float32))
+    probs = shipped_model.predict(np.zeros((2, 150, 64), np.float32)).probabilities
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 

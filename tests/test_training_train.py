@@ -23,7 +23,7 @@ def _separable(n_clips: int, *, seed: int) -> tuple[WindowSet, np.ndarray]:
     for k in range(3):
         x[y[idx] == k, :, 4 * k : 4 * k + 4] += 1.5
     ws = WindowSet(
-        log_mel=x.astype(np.float16), clip_index=idx, speech=np.ones(idx.size, dtype=bool), clips=[None] * n_clips
+        features=x.astype(np.float16), clip_index=idx, speech=np.ones(idx.size, dtype=bool), clips=[None] * n_clips
     )
     return ws, y
 

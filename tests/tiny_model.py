@@ -4,6 +4,9 @@ Tests use it where the behaviour under test does not depend on a trained
 model: it pools the normalised feature frames (of ``config.features``; input
 width ``config.n_features``) over time and applies a fixed linear layer, so
 loud/high-frequency audio and quiet/low-frequency audio get different labels.
+With ``affect`` names it has a second output, ``affect`` (one logit per name, another
+fixed linear layer on the same pooled frames), described in ``model.json`` as the
+encoder model's arousal/valence output is.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ser_engine.config import FeatureConfig
-from ser_engine.model import ModelMetadata
+from ser_engine.model import AffectOutput, ModelMetadata
 
 TINY_LABELS = ("angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
 
@@ -27,6 +30,8 @@ def build_tiny_model(
     config: FeatureConfig | None = None,
     fixed_frames: bool = False,
     seed: int = 0,
+    affect: tuple[str, ...] = (),
+    affect_temperature: tuple[float, ...] | None = None,
 ) -> Path:
     """Write ``model.onnx`` and ``model.json`` into ``out_dir`` and return it."""
     cfg = config or FeatureConfig()
@@ -41,20 +46,20 @@ def build_tiny_model(
     b = np.zeros(n_out, dtype=np.float32)
     t = cfg.n_frames if fixed_frames else "time"
     inp = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", t, n_mels])
-    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_out])
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_out])]
     axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
     nodes = [
         helper.make_node("ReduceMean", ["features", "axes"], ["pooled"], keepdims=0),
         helper.make_node("MatMul", ["pooled", "W"], ["mm"]),
         helper.make_node("Add", ["mm", "B"], ["logits"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny_ser",
-        [inp],
-        [out],
-        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B"), axes],
-    )
+    init = [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B"), axes]
+    if affect:
+        wa = rng.normal(0, 1, (n_mels, len(affect))).astype(np.float32)
+        nodes.append(helper.make_node("MatMul", ["pooled", "WA"], ["affect"]))
+        outputs.append(helper.make_tensor_value_info("affect", TensorProto.FLOAT, ["batch", len(affect)]))
+        init.append(numpy_helper.from_array(wa, "WA"))
+    graph = helper.make_graph(nodes, "tiny_ser", [inp], outputs, initializer=init)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="ser-tests")
     model.ir_version = 9
     onnx.checker.check_model(model)
@@ -67,5 +72,7 @@ def build_tiny_model(
         input_shape=(None, cfg.n_frames if fixed_frames else None, n_mels),
         temperature=1.0,
         provenance={"note": "built by tests/tiny_model.py; untrained"},
+        affect=AffectOutput(output_name="affect", names=affect,
+                            temperature=affect_temperature or (1.0,) * len(affect)) if affect else None,
     ).save(out_dir / "model.json")
     return out_dir

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ser_engine.errors import ParameterError
+from ser_engine.features import inverse_std, normalize_frames
 from training.features import WindowSet
 
 __all__ = ["BASELINES", "make_baseline", "pooled_features"]
@@ -21,16 +23,15 @@ BASELINES = ("decision_tree", "knn", "svm")
 
 
 def pooled_features(windows: WindowSet, *, mean: npt.ArrayLike, std: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Per-clip pooled features, shape ``(n_clips, 2 * n_mels)``."""
-    mu = np.asarray(mean, dtype=np.float32)
-    inv = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
+    """Per-clip pooled features, shape ``(n_clips, 2 * n_features)``."""
+    inv = inverse_std(std)
     use = np.flatnonzero(windows.usable())
-    n_mels = windows.log_mel.shape[-1]
-    sums = np.zeros((len(windows.clips), 2 * n_mels))
+    n_features = windows.features.shape[-1]
+    sums = np.zeros((len(windows.clips), 2 * n_features))
     counts = np.zeros(len(windows.clips))
     for i in range(0, use.size, 512):
         idx = use[i : i + 512]
-        x = (windows.log_mel[idx].astype(np.float32) - mu) * inv
+        x = normalize_frames(windows.features[idx], mean=mean, inv_std=inv)
         feats = np.concatenate([x.mean(axis=1), x.std(axis=1)], axis=1)
         np.add.at(sums, windows.clip_index[idx], feats)
         np.add.at(counts, windows.clip_index[idx], 1)
@@ -52,7 +53,7 @@ def make_baseline(name: str, *, seed: int = 0) -> Any:
     elif name == "svm":
         clf = SVC(C=10.0, gamma="scale", kernel="rbf", class_weight="balanced", random_state=seed)
     else:
-        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+        raise ParameterError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
     return make_pipeline(StandardScaler(), clf)
 
 

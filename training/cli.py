@@ -12,6 +12,8 @@ Subcommands
 ``ser-train report``    re-render the report and model card from a run's results.json
 ``ser-train overview``  draw the corpus overview figure (clips per emotion, durations) into docs/figures/
 ``ser-train seeds``     the seed projects' models under our protocol (``--dry-run``: what it will train)
+``ser-train encoder``   the Whisper-encoder model: cached encoder vectors, heads chosen on validation,
+                        one ONNX graph, evaluation beside the old CNN (``--quick``: tiny random encoder)
 """
 
 from __future__ import annotations
@@ -74,12 +76,46 @@ def _parser() -> argparse.ArgumentParser:
     ss.add_argument("--max-epochs-all", type=int, default=12, help="CNN+BiLSTM epoch limit on all training corpora")
     ss.add_argument("--max-epochs-cnn1d", type=int, default=5, help="1D CNN epoch limit")
     ss.add_argument("--leak-cnn1d", action="store_true", help="the 1D CNN in the leak table too (about 2 h more at 2x)")
+    sn = sub.add_parser("encoder", help="the Whisper-encoder model (vectors, heads, ONNX, evaluation, report)")
+    sn.add_argument("--quick", action="store_true", help="smoke run: tiny random encoder, 1 clip per corpus, part "
+                    "and label (not for shipping)")
+    sn.add_argument("--run-dir", type=Path, default=None, help="log, results.json, staging (default "
+                    "training_runs/encoder, or training_runs/encoder-quick)")
+    sn.add_argument("--out-dir", type=Path, default=None, help="where model.onnx and model.json go (default "
+                    "RUN_DIR/model; never models/ unless given)")
+    sn.add_argument("--docs", type=Path, default=None, help="where encoder_results.json/.md go (default docs/, "
+                    "or RUN_DIR with --quick)")
+    sn.add_argument("--card", type=Path, default=None, help="model card to write (default "
+                    "models/MODEL_CARD.encoder.md, or RUN_DIR/MODEL_CARD.encoder.md with --quick)")
     return p
+
+
+def _encoder(args: argparse.Namespace) -> int:
+    """``ser-train encoder``: run :func:`training.encoder.run.run_encoder`."""
+    from training.encoder.run import run_encoder
+    from training.pipeline import REPO
+
+    run_dir = args.run_dir or REPO / "training_runs" / ("encoder-quick" if args.quick else "encoder")
+    docs = args.docs or (run_dir if args.quick else REPO / "docs")
+    card = args.card or (run_dir if args.quick else REPO / "models") / "MODEL_CARD.encoder.md"
+    results = run_encoder(
+        root=args.data,
+        run_dir=run_dir,
+        out_dir=args.out_dir,
+        docs_dir=docs,
+        card_path=card,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        quick=args.quick,
+        command="ser-train encoder" + (" --quick" if args.quick else ""),
+    )
+    print(f"wrote {results['model_dir']}/model.onnx and model.json, {docs}/encoder_results.md, {card}")
+    return 0
 
 
 def _seeds(args: argparse.Namespace) -> int:
     """``ser-train seeds``: print the plan (``--dry-run``) or run it."""
-    from training.seeds_run import Budget, estimate, format_plan, make_plan, prepare_parts, run_seeds
+    from training.seeds.run import Budget, estimate, format_plan, make_plan, prepare_parts, run_seeds
 
     try:
         if args.quick:
@@ -214,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "seeds":
             return _seeds(args)
+        if args.command == "encoder":
+            return _encoder(args)
         if args.command == "all":
             from training.pipeline import run_all
 

@@ -133,6 +133,77 @@ def _to_harmonised(fine: str) -> str:
     return "neutral" if fine == "calm" else fine
 
 
+def _fold(text: str) -> str:
+    """Lower case without accents (``Alegría`` -> ``alegria``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def _majority(votes: Counter[str]) -> str | None:
+    """Return the most common value, or None when there is none or a tie."""
+    ranked = votes.most_common(2)
+    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
+        return None
+    return ranked[0][0]
+
+
+_Result = tuple[list[Clip], list[Skipped]]
+
+
+# The steps every corpus shares -----------------------------------------------
+# Each corpus below is one parser: what a file's name (and folder) says about its clip, or why
+# the file is skipped. :func:`_read` walks the corpus folder with it and makes the clips; the
+# table :data:`_ADAPTERS` at the end names every corpus's parser.
+class _Fields(NamedTuple):
+    """What one file says about its clip (the rest of :class:`Clip` is the same for every corpus)."""
+
+    speaker: str  # the corpus's own speaker id; the clip's is "<corpus>:<speaker>"
+    sentence: str
+    fine_label: str  # the corpus label in the 8-class vocabulary; harmonised by _read (calm -> neutral)
+    gender: str | None = None
+    intensity: str | None = None
+
+
+_Parser = Callable[[Path, Path], "_Fields | str"]
+"""``(file, corpus folder) -> its fields``, or the reason the file is skipped."""
+
+
+def _read(*, root: Path, corpus: str, parse: _Parser, gender_by_majority: bool = False) -> _Result:
+    """Read every audio file under ``root`` with ``parse``: the clips, and the skipped files with reasons.
+
+    With ``gender_by_majority`` a speaker's gender is the majority of the genders their clips'
+    names give (None on a tie or when none does): a corpus whose gender field is inconsistent
+    for a few clips.
+    """
+    clips: list[Clip] = []
+    skipped: list[Skipped] = []
+    for p in _audio_files(root):
+        fields = parse(p, root)
+        if isinstance(fields, str):
+            skipped.append(Skipped(str(p), fields))
+            continue
+        clips.append(
+            Clip(
+                path=str(p),
+                corpus=corpus,
+                speaker=f"{corpus}:{fields.speaker}",
+                gender=fields.gender,
+                sentence=fields.sentence,
+                intensity=fields.intensity,
+                label=_to_harmonised(fields.fine_label),
+                fine_label=fields.fine_label,
+            )
+        )
+    if gender_by_majority:
+        votes: dict[str, Counter[str]] = {}
+        for c in clips:
+            if c.gender is not None:
+                votes.setdefault(c.speaker, Counter())[c.gender] += 1
+        gender = {spk: _majority(v) for spk, v in votes.items()}
+        clips = [replace(c, gender=gender.get(c.speaker)) for c in clips]
+    return clips, skipped
+
+
 # RAVDESS ----------------------------------------------------------------
 _RAVDESS_EMOTIONS = {
     "01": "neutral",
@@ -147,38 +218,24 @@ _RAVDESS_EMOTIONS = {
 _RAVDESS_RE = re.compile(r"^03-01-(\d\d)-(0[12])-(0[12])-(0[12])-(\d\d)$")
 
 
-def _ravdess(root: Path) -> tuple[list[Clip], list[Skipped]]:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
-    for p in _audio_files(root):
-        m = _RAVDESS_RE.match(p.stem)
-        if not m:
-            skipped.append(Skipped(str(p), "name does not match 03-01-EE-II-SS-RR-AA (audio-only speech)"))
-            continue
-        emo, inten, stmt, _rep, actor = m.groups()
-        if emo not in _RAVDESS_EMOTIONS:
-            skipped.append(Skipped(str(p), f"unknown RAVDESS emotion code {emo}"))
-            continue
-        if not 1 <= int(actor) <= 24:
-            skipped.append(Skipped(str(p), f"actor {actor} outside 01-24"))
-            continue
-        if p.parent.name != f"Actor_{actor}":
-            skipped.append(Skipped(str(p), f"actor {actor} in the name but the file is in {p.parent.name}"))
-            continue
-        fine = _RAVDESS_EMOTIONS[emo]
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="ravdess",
-                speaker=f"ravdess:{actor}",
-                gender="m" if int(actor) % 2 == 1 else "f",
-                sentence=stmt,
-                intensity="normal" if inten == "01" else "strong",
-                label=_to_harmonised(fine),
-                fine_label=fine,
-            )
-        )
-    return clips, skipped
+def _ravdess(p: Path, _root: Path) -> _Fields | str:
+    m = _RAVDESS_RE.match(p.stem)
+    if not m:
+        return "name does not match 03-01-EE-II-SS-RR-AA (audio-only speech)"
+    emo, inten, stmt, _rep, actor = m.groups()
+    if emo not in _RAVDESS_EMOTIONS:
+        return f"unknown RAVDESS emotion code {emo}"
+    if not 1 <= int(actor) <= 24:
+        return f"actor {actor} outside 01-24"
+    if p.parent.name != f"Actor_{actor}":
+        return f"actor {actor} in the name but the file is in {p.parent.name}"
+    return _Fields(
+        speaker=actor,
+        sentence=stmt,
+        fine_label=_RAVDESS_EMOTIONS[emo],
+        gender="m" if int(actor) % 2 == 1 else "f",
+        intensity="normal" if inten == "01" else "strong",
+    )
 
 
 # CREMA-D ----------------------------------------------------------------
@@ -186,34 +243,16 @@ _CREMA_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "h
 _CREMA_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})$")
 
 
-def _crema(root: Path) -> tuple[list[Clip], list[Skipped]]:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
-    for p in _audio_files(root):
-        m = _CREMA_RE.match(p.stem)
-        if not m:
-            skipped.append(Skipped(str(p), "name does not match AAAA_SSS_EEE_LL"))
-            continue
-        actor, sentence, emo, level = m.groups()
-        if emo not in _CREMA_EMOTIONS:
-            skipped.append(Skipped(str(p), f"unknown CREMA-D emotion code {emo}"))
-            continue
-        # Levels LO/MD/HI are known; XX (and the corpus's one-off "X") mean unspecified.
-        intensity = level if level in ("LO", "MD", "HI") else None
-        fine = _CREMA_EMOTIONS[emo]
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="crema-d",
-                speaker=f"crema-d:{actor}",
-                gender=None,
-                sentence=sentence,
-                intensity=intensity,
-                label=fine,
-                fine_label=fine,
-            )
-        )
-    return clips, skipped
+def _crema(p: Path, _root: Path) -> _Fields | str:
+    m = _CREMA_RE.match(p.stem)
+    if not m:
+        return "name does not match AAAA_SSS_EEE_LL"
+    actor, sentence, emo, level = m.groups()
+    if emo not in _CREMA_EMOTIONS:
+        return f"unknown CREMA-D emotion code {emo}"
+    # Levels LO/MD/HI are known; XX (and the corpus's one-off "X") mean unspecified.
+    intensity = level if level in ("LO", "MD", "HI") else None
+    return _Fields(speaker=actor, sentence=sentence, fine_label=_CREMA_EMOTIONS[emo], intensity=intensity)
 
 
 # TESS -------------------------------------------------------------------
@@ -232,43 +271,24 @@ _TESS_FILE_RE = re.compile(r"^(OAF|YAF|OA|YA)_([a-z]+)_([a-z_]+)$", re.IGNORECAS
 _TESS_DIR_RE = re.compile(r"^(OAF|YAF)_(.+)$", re.IGNORECASE)
 
 
-def _tess(root: Path) -> tuple[list[Clip], list[Skipped]]:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
-    for p in _audio_files(root):
-        dm = _TESS_DIR_RE.match(p.parent.name)
-        fm = _TESS_FILE_RE.match(p.stem)
-        if not dm or not fm:
-            skipped.append(Skipped(str(p), "name does not match <SPK>_<emotion>/<SPK>_<word>_<emotion>"))
-            continue
-        dir_spk, dir_emo = dm.group(1).upper(), dm.group(2).lower()
-        file_spk, word, file_emo = fm.group(1).upper(), fm.group(2).lower(), fm.group(3).lower()
-        # The published corpus names one file OA_bite_neutral: the speaker is
-        # taken from the folder when the file's prefix is a truncation of it.
-        if file_spk != dir_spk and not dir_spk.startswith(file_spk):
-            skipped.append(Skipped(str(p), f"speaker {file_spk} in the name but the folder is {p.parent.name}"))
-            continue
-        emo_file = _TESS_EMOTIONS.get(file_emo)
-        emo_dir = _TESS_EMOTIONS.get(dir_emo)
-        if emo_file is None:
-            skipped.append(Skipped(str(p), f"unknown TESS emotion {file_emo!r}"))
-            continue
-        if emo_dir is not None and emo_dir != emo_file:
-            skipped.append(Skipped(str(p), f"emotion {file_emo!r} in the name but the folder says {dir_emo!r}"))
-            continue
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="tess",
-                speaker=f"tess:{dir_spk}",
-                gender="f",
-                sentence=word,
-                intensity=None,
-                label=emo_file,
-                fine_label=emo_file,
-            )
-        )
-    return clips, skipped
+def _tess(p: Path, _root: Path) -> _Fields | str:
+    dm = _TESS_DIR_RE.match(p.parent.name)
+    fm = _TESS_FILE_RE.match(p.stem)
+    if not dm or not fm:
+        return "name does not match <SPK>_<emotion>/<SPK>_<word>_<emotion>"
+    dir_spk, dir_emo = dm.group(1).upper(), dm.group(2).lower()
+    file_spk, word, file_emo = fm.group(1).upper(), fm.group(2).lower(), fm.group(3).lower()
+    # The published corpus names one file OA_bite_neutral: the speaker is
+    # taken from the folder when the file's prefix is a truncation of it.
+    if file_spk != dir_spk and not dir_spk.startswith(file_spk):
+        return f"speaker {file_spk} in the name but the folder is {p.parent.name}"
+    emo_file = _TESS_EMOTIONS.get(file_emo)
+    emo_dir = _TESS_EMOTIONS.get(dir_emo)
+    if emo_file is None:
+        return f"unknown TESS emotion {file_emo!r}"
+    if emo_dir is not None and emo_dir != emo_file:
+        return f"emotion {file_emo!r} in the name but the folder says {dir_emo!r}"
+    return _Fields(speaker=dir_spk, sentence=word, fine_label=emo_file, gender="f")
 
 
 # SAVEE ------------------------------------------------------------------
@@ -284,38 +304,12 @@ _SAVEE_EMOTIONS = {
 _SAVEE_RE = re.compile(r"^(DC|JE|JK|KL)_(a|d|f|h|n|sa|su)(\d\d)$")
 
 
-def _savee(root: Path) -> tuple[list[Clip], list[Skipped]]:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
-    for p in _audio_files(root):
-        m = _SAVEE_RE.match(p.stem)
-        if not m:
-            skipped.append(Skipped(str(p), "name does not match <SPK>_<code>NN"))
-            continue
-        spk, code, num = m.groups()
-        fine = _SAVEE_EMOTIONS[code]
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="savee",
-                speaker=f"savee:{spk}",
-                gender="m",
-                sentence=f"{code}{num}",
-                intensity=None,
-                label=fine,
-                fine_label=fine,
-            )
-        )
-    return clips, skipped
-
-
-def _fold(text: str) -> str:
-    """Lower case without accents (``Alegría`` -> ``alegria``)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-
-
-_Result = tuple[list[Clip], list[Skipped]]
+def _savee(p: Path, _root: Path) -> _Fields | str:
+    m = _SAVEE_RE.match(p.stem)
+    if not m:
+        return "name does not match <SPK>_<code>NN"
+    spk, code, num = m.groups()
+    return _Fields(speaker=spk, sentence=f"{code}{num}", fine_label=_SAVEE_EMOTIONS[code], gender="m")
 
 
 # ASED -------------------------------------------------------------------
@@ -333,64 +327,27 @@ _ASED_FILE_RE = re.compile(r"^([A-Za-z])(\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 _ASED_GENDERS = {"01": "f", "02": "m"}
 
 
-def _majority(votes: Counter[str]) -> str | None:
-    """Return the most common value, or None when there is none or a tie."""
-    ranked = votes.most_common(2)
-    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
-        return None
-    return ranked[0][0]
-
-
-def _ased(root: Path) -> _Result:
-    parsed: list[Clip] = []
-    skipped: list[Skipped] = []
-    votes: dict[str, Counter[str]] = {}
-    for p in _audio_files(root):
-        dm = _ASED_DIR_RE.match(p.parent.name)
-        fm = _ASED_FILE_RE.match(p.stem)
-        if not dm or _fold(dm.group(2)) not in _ASED_FOLDERS:
-            skipped.append(Skipped(str(p), f"folder {p.parent.name!r} is not one of 01Neutral..05Angry"))
-            continue
-        if not fm:
-            skipped.append(Skipped(str(p), "name does not match <xn>-<yy>-<aa>-<gg>-<bb>"))
-            continue
-        dir_num, dir_emo = dm.group(1), _ASED_FOLDERS[_fold(dm.group(2))]
-        letter, digit, sentence, _rep, gg, speaker = fm.groups()
-        # The published corpus has one upper-case letter (04Sad/S4-...): letters
-        # are read case-insensitively, the folder confirms the label.
-        code = _ASED_EMOTIONS.get(letter.lower())
-        if code is None:
-            skipped.append(Skipped(str(p), f"unknown ASED emotion letter {letter!r}"))
-            continue
-        if code[0] != f"0{digit}":
-            skipped.append(
-                Skipped(str(p), f"emotion letter {letter}{digit}: letter says {code[1]} but the number is {digit}")
-            )
-            continue
-        if code[1] != dir_emo or code[0] != dir_num:
-            skipped.append(
-                Skipped(str(p), f"emotion {letter}{digit} ({code[1]}) in the name but the folder is {p.parent.name}")
-            )
-            continue
-        spk = f"ased:{speaker}"
-        if gg in _ASED_GENDERS:
-            votes.setdefault(spk, Counter())[_ASED_GENDERS[gg]] += 1
-        parsed.append(
-            Clip(
-                path=str(p),
-                corpus="ased",
-                speaker=spk,
-                gender=None,
-                sentence=sentence,
-                intensity=None,
-                label=code[1],
-                fine_label=code[1],
-            )
-        )
-    # The gender field gg is inconsistent for a few clips (the corpus's own
-    # documentation says so): each speaker gets the majority of their clips.
-    gender = {spk: _majority(v) for spk, v in votes.items()}
-    return [replace(c, gender=gender.get(c.speaker)) for c in parsed], skipped
+def _ased(p: Path, _root: Path) -> _Fields | str:
+    dm = _ASED_DIR_RE.match(p.parent.name)
+    fm = _ASED_FILE_RE.match(p.stem)
+    if not dm or _fold(dm.group(2)) not in _ASED_FOLDERS:
+        return f"folder {p.parent.name!r} is not one of 01Neutral..05Angry"
+    if not fm:
+        return "name does not match <xn>-<yy>-<aa>-<gg>-<bb>"
+    dir_num, dir_emo = dm.group(1), _ASED_FOLDERS[_fold(dm.group(2))]
+    letter, digit, sentence, _rep, gg, speaker = fm.groups()
+    # The published corpus has one upper-case letter (04Sad/S4-...): letters
+    # are read case-insensitively, the folder confirms the label.
+    code = _ASED_EMOTIONS.get(letter.lower())
+    if code is None:
+        return f"unknown ASED emotion letter {letter!r}"
+    if code[0] != f"0{digit}":
+        return f"emotion letter {letter}{digit}: letter says {code[1]} but the number is {digit}"
+    if code[1] != dir_emo or code[0] != dir_num:
+        return f"emotion {letter}{digit} ({code[1]}) in the name but the folder is {p.parent.name}"
+    # The gender field gg is inconsistent for a few clips (the corpus's own documentation
+    # says so): it is one vote, and each speaker gets the majority of theirs (_read).
+    return _Fields(speaker=speaker, sentence=sentence, fine_label=code[1], gender=_ASED_GENDERS.get(gg))
 
 
 # nEMO -------------------------------------------------------------------
@@ -423,9 +380,8 @@ def _nemo_table(root: Path) -> dict[str, dict[str, str]] | None:
     return rows
 
 
-def _nemo(root: Path) -> _Result:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
+def _nemo_parser(root: Path) -> _Parser:
+    """Make nEMO's parser: file names checked against ``data.tsv``, read once, which also gives genders."""
     table = _nemo_table(root)
     # Gender per speaker from data.tsv (majority of the speaker's rows).
     votes: dict[str, Counter[str]] = {}
@@ -434,41 +390,30 @@ def _nemo(root: Path) -> _Result:
         if g is not None:
             votes.setdefault(entry["speaker_id"], Counter())[g] += 1
     gender = {spk: _majority(v) for spk, v in votes.items()}
-    for p in _audio_files(root):
+
+    def parse(p: Path, _root: Path) -> _Fields | str:
         m = _NEMO_RE.match(p.stem)
         if not m:
-            skipped.append(Skipped(str(p), "name does not match <speaker>_<emotion>_<n>"))
-            continue
+            return "name does not match <speaker>_<emotion>_<n>"
         speaker, emo, num = m.groups()
         fine = _NEMO_EMOTIONS.get(emo)
         if fine is None:
-            skipped.append(Skipped(str(p), f"unknown nEMO emotion {emo!r}"))
-            continue
+            return f"unknown nEMO emotion {emo!r}"
         sentence = f"{emo}_{num}"
         row = table.get(p.stem) if table is not None else None
         if row is not None:
             if row["emotion"] != emo:
-                skipped.append(Skipped(str(p), f"emotion {emo!r} in the name but data.tsv says {row['emotion']!r}"))
-                continue
+                return f"emotion {emo!r} in the name but data.tsv says {row['emotion']!r}"
             if row["speaker_id"] != speaker:
-                skipped.append(
-                    Skipped(str(p), f"speaker {speaker} in the name but data.tsv says {row['speaker_id']!r}")
-                )
-                continue
+                return f"speaker {speaker} in the name but data.tsv says {row['speaker_id']!r}"
             sentence = row.get("normalized_text") or sentence
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="nemo",
-                speaker=f"nemo:{speaker}",
-                gender=gender.get(speaker),
-                sentence=sentence,
-                intensity=None,
-                label=fine,
-                fine_label=fine,
-            )
-        )
-    return clips, skipped
+        return _Fields(speaker=speaker, sentence=sentence, fine_label=fine, gender=gender.get(speaker))
+
+    return parse
+
+
+def _nemo(root: Path) -> _Result:
+    return _read(root=root, corpus="nemo", parse=_nemo_parser(root))
 
 
 # CASIA ------------------------------------------------------------------
@@ -482,32 +427,15 @@ _CASIA_EMOTIONS = {
 }
 
 
-def _casia(root: Path) -> _Result:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
-    for p in _audio_files(root):
-        rel = p.relative_to(root).parts
-        if len(rel) != 3 or not p.stem.isdigit():
-            skipped.append(Skipped(str(p), "path does not match <speaker>/<emotion>/<n>"))
-            continue
-        speaker, emo = rel[0], rel[1]
-        fine = _CASIA_EMOTIONS.get(emo.lower())
-        if fine is None:
-            skipped.append(Skipped(str(p), f"unknown CASIA emotion folder {emo!r}"))
-            continue
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="casia",
-                speaker=f"casia:{speaker}",
-                gender=None,
-                sentence=p.stem,
-                intensity=None,
-                label=fine,
-                fine_label=fine,
-            )
-        )
-    return clips, skipped
+def _casia(p: Path, root: Path) -> _Fields | str:
+    rel = p.relative_to(root).parts
+    if len(rel) != 3 or not p.stem.isdigit():
+        return "path does not match <speaker>/<emotion>/<n>"
+    speaker, emo = rel[0], rel[1]
+    fine = _CASIA_EMOTIONS.get(emo.lower())
+    if fine is None:
+        return f"unknown CASIA emotion folder {emo!r}"
+    return _Fields(speaker=speaker, sentence=p.stem, fine_label=fine)
 
 
 # UEM Spanish ------------------------------------------------------------
@@ -552,33 +480,15 @@ def _uem_parse(stem: str) -> tuple[str, str] | str:
     return words[0], (str(int(numbers[0])) if numbers else "")
 
 
-def _uem(root: Path) -> _Result:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
-    for p in _audio_files(root):
-        rel = p.relative_to(root).parts
-        if len(rel) != 2 or not rel[0].isdigit():
-            skipped.append(Skipped(str(p), "path does not match <speaker number>/<Emotion>_<n>"))
-            continue
-        parsed = _uem_parse(p.stem)
-        if isinstance(parsed, str):
-            skipped.append(Skipped(str(p), parsed))
-            continue
-        word, num = parsed
-        fine = _UEM_EMOTIONS[word]
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="uem-es",
-                speaker=f"uem-es:{int(rel[0])}",
-                gender=None,
-                sentence=num,
-                intensity=None,
-                label=fine,
-                fine_label=fine,
-            )
-        )
-    return clips, skipped
+def _uem(p: Path, root: Path) -> _Fields | str:
+    rel = p.relative_to(root).parts
+    if len(rel) != 2 or not rel[0].isdigit():
+        return "path does not match <speaker number>/<Emotion>_<n>"
+    parsed = _uem_parse(p.stem)
+    if isinstance(parsed, str):
+        return parsed
+    word, num = parsed
+    return _Fields(speaker=str(int(rel[0])), sentence=num, fine_label=_UEM_EMOTIONS[word])
 
 
 # TurEV-DB ---------------------------------------------------------------
@@ -588,39 +498,20 @@ _TUREV_CODES = {"kz": "angry", "sk": "calm", "mt": "happy", "hl": "sad"}
 _TUREV_RE = re.compile(r"^(\d{4})_([A-Za-z]{2})_(.+)$")
 
 
-def _turev(root: Path) -> _Result:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
-    for p in _audio_files(root):
-        m = _TUREV_RE.match(p.stem)
-        dir_emo = _TUREV_FOLDERS.get(p.parent.name.lower()) if p.parent != root else None
-        if dir_emo is None:
-            skipped.append(Skipped(str(p), f"folder {p.parent.name!r} is not one of Angry, Calm, Happy, Sad"))
-            continue
-        if not m:
-            skipped.append(Skipped(str(p), "name does not match <speaker>_<code>_<word>"))
-            continue
-        speaker, code, word = m.groups()
-        code_emo = _TUREV_CODES.get(code.lower())
-        if code_emo is None:
-            skipped.append(Skipped(str(p), f"unknown TurEV emotion code {code!r}"))
-            continue
-        if code_emo != dir_emo:
-            skipped.append(Skipped(str(p), f"code {code} ({code_emo}) in the name but the folder is {p.parent.name}"))
-            continue
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="turev",
-                speaker=f"turev:{speaker}",
-                gender=None,
-                sentence=word,
-                intensity=None,
-                label=_to_harmonised(dir_emo),
-                fine_label=dir_emo,
-            )
-        )
-    return clips, skipped
+def _turev(p: Path, root: Path) -> _Fields | str:
+    m = _TUREV_RE.match(p.stem)
+    dir_emo = _TUREV_FOLDERS.get(p.parent.name.lower()) if p.parent != root else None
+    if dir_emo is None:
+        return f"folder {p.parent.name!r} is not one of Angry, Calm, Happy, Sad"
+    if not m:
+        return "name does not match <speaker>_<code>_<word>"
+    speaker, code, word = m.groups()
+    code_emo = _TUREV_CODES.get(code.lower())
+    if code_emo is None:
+        return f"unknown TurEV emotion code {code!r}"
+    if code_emo != dir_emo:
+        return f"code {code} ({code_emo}) in the name but the folder is {p.parent.name}"
+    return _Fields(speaker=speaker, sentence=word, fine_label=dir_emo)
 
 
 # IndoWave ---------------------------------------------------------------
@@ -628,38 +519,19 @@ _INDOWAVE_EMOTIONS = {"01": "neutral", "02": "happy", "03": "surprised", "04": "
 _INDOWAVE_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 
 
-def _indowave(root: Path) -> _Result:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
-    for p in _audio_files(root):
-        m = _INDOWAVE_RE.match(p.stem)
-        if not m:
-            skipped.append(Skipped(str(p), "name does not match AA-EE-II-RR"))
-            continue
-        actor, emo, inten, _rep = m.groups()
-        if p.parent.name != f"Actor_{actor}":
-            skipped.append(Skipped(str(p), f"actor {actor} in the name but the file is in {p.parent.name}"))
-            continue
-        fine = _INDOWAVE_EMOTIONS.get(emo)
-        if fine is None:
-            skipped.append(Skipped(str(p), f"unknown IndoWave emotion code {emo}"))
-            continue
-        if fine not in HARMONISED_LABELS:
-            skipped.append(Skipped(str(p), f"label {fine!r} has no class in the model"))
-            continue
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="indowave",
-                speaker=f"indowave:{actor}",
-                gender=None,
-                sentence="",
-                intensity=inten,
-                label=fine,
-                fine_label=fine,
-            )
-        )
-    return clips, skipped
+def _indowave(p: Path, _root: Path) -> _Fields | str:
+    m = _INDOWAVE_RE.match(p.stem)
+    if not m:
+        return "name does not match AA-EE-II-RR"
+    actor, emo, inten, _rep = m.groups()
+    if p.parent.name != f"Actor_{actor}":
+        return f"actor {actor} in the name but the file is in {p.parent.name}"
+    fine = _INDOWAVE_EMOTIONS.get(emo)
+    if fine is None:
+        return f"unknown IndoWave emotion code {emo}"
+    if fine not in HARMONISED_LABELS:
+        return f"label {fine!r} has no class in the model"
+    return _Fields(speaker=actor, sentence="", fine_label=fine, intensity=inten)
 
 
 # emotiontts Korean ------------------------------------------------------
@@ -668,50 +540,41 @@ _KO_BLOCKS = ("neutral", "happy", "angry", "sad")
 _KO_RE = re.compile(r"^([a-z]{3})(\d{5})$")
 
 
-def _emotiontts_ko(root: Path) -> _Result:
-    clips: list[Clip] = []
-    skipped: list[Skipped] = []
-    for p in _audio_files(root):
-        m = _KO_RE.match(p.stem)
-        if not m:
-            skipped.append(Skipped(str(p), "name does not match <speaker><NNNNN>"))
-            continue
-        speaker, number = m.group(1), int(m.group(2))
-        if p.parent.name != speaker:
-            skipped.append(Skipped(str(p), f"speaker {speaker} in the name but the file is in {p.parent.name}"))
-            continue
-        if not 1 <= number <= 100 * len(_KO_BLOCKS):
-            skipped.append(Skipped(str(p), f"number {number} outside 1-400: no emotion"))
-            continue
-        fine = _KO_BLOCKS[(number - 1) // 100]
-        clips.append(
-            Clip(
-                path=str(p),
-                corpus="emotiontts-ko",
-                speaker=f"emotiontts-ko:{speaker}",
-                gender=None,
-                sentence=m.group(2),
-                intensity=None,
-                label=fine,
-                fine_label=fine,
-            )
-        )
-    return clips, skipped
+def _emotiontts_ko(p: Path, _root: Path) -> _Fields | str:
+    m = _KO_RE.match(p.stem)
+    if not m:
+        return "name does not match <speaker><NNNNN>"
+    speaker, number = m.group(1), int(m.group(2))
+    if p.parent.name != speaker:
+        return f"speaker {speaker} in the name but the file is in {p.parent.name}"
+    if not 1 <= number <= 100 * len(_KO_BLOCKS):
+        return f"number {number} outside 1-400: no emotion"
+    return _Fields(speaker=speaker, sentence=m.group(2), fine_label=_KO_BLOCKS[(number - 1) // 100])
+
+
+def _reader(corpus: str, parse: _Parser, *, gender_by_majority: bool = False) -> Callable[[Path], _Result]:
+    """Return the adapter of a corpus whose files ``parse`` reads one by one (see :func:`_read`)."""
+
+    def adapter(root: Path) -> _Result:
+        return _read(root=root, corpus=corpus, parse=parse, gender_by_majority=gender_by_majority)
+
+    return adapter
 
 
 _ADAPTERS: dict[str, Callable[[Path], _Result]] = {
-    "ravdess": _ravdess,
-    "crema-d": _crema,
-    "tess": _tess,
-    "savee": _savee,
-    "ased": _ased,
-    "nemo": _nemo,
-    "casia": _casia,
-    "uem-es": _uem,
-    "turev": _turev,
-    "indowave": _indowave,
-    "emotiontts-ko": _emotiontts_ko,
+    "ravdess": _reader("ravdess", _ravdess),
+    "crema-d": _reader("crema-d", _crema),
+    "tess": _reader("tess", _tess),
+    "savee": _reader("savee", _savee),
+    "ased": _reader("ased", _ased, gender_by_majority=True),
+    "nemo": _nemo,  # its parser is made per folder: it reads data.tsv first
+    "casia": _reader("casia", _casia),
+    "uem-es": _reader("uem-es", _uem),
+    "turev": _reader("turev", _turev),
+    "indowave": _reader("indowave", _indowave),
+    "emotiontts-ko": _reader("emotiontts-ko", _emotiontts_ko),
 }
+"""Each corpus's adapter: its folder -> the clips it understood and the files it skipped."""
 
 
 def load_corpus(*, root: str | Path, corpus: str) -> tuple[list[Clip], list[Skipped]]:

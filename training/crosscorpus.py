@@ -1,8 +1,8 @@
 """Evaluation on voices the model never heard, through the engine's model wrapper.
 
-Every figure here is computed from logits that :class:`ser_engine.model.EmotionModel`
-(the ONNX graph users run) gives for the cached speech windows, normalised by
-the model's own :class:`~ser_engine.config.FeatureConfig` statistics; clip
+Every figure here is computed from logits that :meth:`ser_engine.model.EmotionModel.predict`
+(the ONNX graph users run, through the path ``ser analyze`` takes) gives for the
+cached speech windows, normalised there with the model's own statistics; clip
 probabilities are the mean of the window probabilities, as ``ser analyze`` does.
 Voice calibration uses :func:`ser_engine.profile.shift_from_logits`, the
 function ``ser calibrate`` and the app use, so a profile is evaluated exactly
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ser_engine.errors import ParameterError
 from training.corpora import Clip
 from training.evaluate import classification_metrics, clip_probabilities
 from training.features import WindowSet
@@ -42,14 +43,17 @@ MIN_COVERAGE = 0.3
 def engine_logits(model: Any, windows: WindowSet, *, batch: int = 512) -> npt.NDArray[np.float32]:
     """Logits of every window of ``windows`` from an :class:`~ser_engine.model.EmotionModel`.
 
+    The cached (un-normalised) features go through :meth:`~ser_engine.model.EmotionModel.predict`
+    in chunks of ``batch`` windows (the cache may be float16; each chunk is widened to float32).
+
     Returns
     -------
     ndarray, shape (n_windows, n_labels), float32
+        After the model's voice profile's shift, when it has one.
     """
     out = [np.zeros((0, len(model.labels)), np.float32)]
     for i in range(0, len(windows), batch):
-        x = model.featurizer.normalize(windows.log_mel[i : i + batch].astype(np.float32))
-        out.append(model.logits(x))
+        out.append(model.predict(windows.features[i : i + batch].astype(np.float32), batch_size=batch).logits)
     return np.concatenate(out)
 
 
@@ -120,7 +124,7 @@ def voice_reference(
     is_neutral = np.array([c.label == neutral for c in windows.clips])[windows.clip_index]
     means = [lg[is_neutral & (spk == s)].mean(axis=0) for s in sorted(set(spk[is_neutral]))]
     if not means:
-        raise ValueError("no neutral speech windows to build the voice reference from")
+        raise ParameterError("no neutral speech windows to build the voice reference from")
     return np.mean(means, axis=0), len(means)
 
 

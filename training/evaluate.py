@@ -16,22 +16,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ser_engine.model_meta import softmax
+
 __all__ = [
     "classification_metrics",
     "clip_probabilities",
     "expected_calibration_error",
     "fit_temperature",
     "plot_confusion",
-    "softmax",
 ]
-
-
-def softmax(logits: npt.ArrayLike, *, temperature: float = 1.0) -> npt.NDArray[np.float64]:
-    """``softmax(logits / temperature)`` over the last axis (float64)."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=-1, keepdims=True), dtype=np.float64)
 
 
 def clip_probabilities(
@@ -52,7 +45,7 @@ def clip_probabilities(
     ndarray, shape (n_clips, n_labels)
         Rows of clips without windows are NaN.
     """
-    p = softmax(window_logits, temperature=temperature)
+    p = softmax(window_logits, temperature=temperature)  # the engine's: what users get per window
     idx = np.asarray(clip_index, dtype=np.int64)
     sums = np.zeros((n_clips, p.shape[1]))
     np.add.at(sums, idx, p)

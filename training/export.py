@@ -35,9 +35,7 @@ class ExportError(RuntimeError):
     """The exported graph is unusable or disagrees with Keras."""
 
 
-def export_onnx(
-    model: Any, path: str | Path, *, n_features: int | None = None, n_mels: int | None = None, opset: int = 17
-) -> Path:
+def export_onnx(model: Any, path: str | Path, *, n_features: int, opset: int = 17) -> Path:
     """Convert ``model`` with input ``features`` float32 ``(None, None, n_features)`` and output ``logits``.
 
     Parameters
@@ -45,11 +43,9 @@ def export_onnx(
     model : keras.Model
     path : path-like
         The ``.onnx`` file to write.
-    n_features : int, optional
+    n_features : int
         Values per frame, ``FeatureConfig.n_features`` (the mel bands for log-mel, 42 for
         40 MFCCs + ZCR + RMS).
-    n_mels : int, optional
-        The older name of ``n_features`` (log-mel models); give one of the two.
     opset : int
         ONNX opset.
 
@@ -61,13 +57,9 @@ def export_onnx(
     Raises
     ------
     ExportError
-        When the width is missing, given twice differently, or disagrees with the model's input.
+        When the width disagrees with the model's input.
     """
-    if n_features is not None and n_mels is not None and n_features != n_mels:
-        raise ExportError(f"n_features={n_features} and n_mels={n_mels} disagree")
-    width = n_features if n_features is not None else n_mels
-    if width is None:
-        raise ExportError("export_onnx needs the input width (n_features)")
+    width = n_features
     shape = getattr(model, "input_shape", None)  # (None, None, width) for the builders of training.models
     if isinstance(shape, tuple) and shape and isinstance(shape[-1], int) and shape[-1] != width:
         raise ExportError(f"the model takes {shape[-1]} values per frame, the export was asked for {width}")

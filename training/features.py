@@ -1,4 +1,4 @@
-"""Windows and log-mel features of corpus clips, cached on disk.
+"""Windows and their features (log-mel, or the feature set of the config) of corpus clips, cached on disk.
 
 One path from audio to features, shared with ``ser analyze``: a clip is decoded
 by :func:`ser_engine.audio.iter_audio_blocks` and windowed, gated and featurised
@@ -10,7 +10,7 @@ its real samples and featurised centre-padded).
 Only speech windows are kept; a clip in which the gate finds no speech has no
 windows (the pipeline reports and drops it, as ``ser analyze`` reports "no
 speech"). Augmented copies pass the decoded, augmented samples through the
-same call. Un-normalised log-mel windows are cached as ``.npz`` files keyed by
+same call. Un-normalised feature windows are cached as ``.npz`` files keyed by
 the FeatureConfig (without statistics), the variant (clean or augmented copy
 ``k`` with its chain and seed), the gate policy and the clip list, so a second
 run skips featurization.
@@ -59,11 +59,11 @@ FeatureArray = npt.NDArray[np.floating[Any]]
 
 @dataclass
 class WindowSet:
-    """Log-mel windows of a list of clips.
+    """Feature windows of a list of clips.
 
     Attributes
     ----------
-    log_mel : ndarray, shape (n_windows, n_frames, n_features), float16 or float32
+    features : ndarray, shape (n_windows, n_frames, n_features), float16 or float32
         Un-normalised features of the config's set (log-mel by default, kept as float16:
         it halves the memory and the rounding, < 0.01 in log units, is far below the
         features' spread; the seeds' sets as float32, see :func:`storage_dtype`).
@@ -77,7 +77,7 @@ class WindowSet:
         Start of each window in its clip, seconds (as ``ser analyze --segments`` reports it).
     """
 
-    log_mel: FeatureArray
+    features: FeatureArray
     clip_index: npt.NDArray[np.int32]
     speech: npt.NDArray[np.bool_]
     clips: list[Clip]
@@ -88,7 +88,7 @@ class WindowSet:
         return np.bincount(self.clip_index, minlength=len(self.clips)).astype(np.int64)
 
     def __len__(self) -> int:
-        return int(self.log_mel.shape[0])
+        return int(self.features.shape[0])
 
     def usable(self) -> npt.NDArray[np.bool_]:
         """Windows to train on / average over: speech windows, or all windows of a clip without any."""
@@ -100,7 +100,7 @@ class WindowSet:
         """Return both sets in one, ``other``'s clip indices shifted after this set's clips."""
         offset = len(self.clips)
         return WindowSet(
-            log_mel=np.concatenate([self.log_mel, other.log_mel]),
+            features=np.concatenate([self.features, other.features]),
             clip_index=np.concatenate([self.clip_index, other.clip_index + offset]).astype(np.int32),
             speech=np.concatenate([self.speech, other.speech]),
             clips=self.clips + other.clips,
@@ -114,7 +114,7 @@ class WindowSet:
         new_index = np.cumsum(keep) - 1
         mask = keep[self.clip_index]
         return WindowSet(
-            log_mel=self.log_mel[mask],
+            features=self.features[mask],
             clip_index=new_index[self.clip_index[mask]].astype(np.int32),
             speech=self.speech[mask],
             clips=[c for c, k in zip(self.clips, keep, strict=True) if k],
@@ -135,18 +135,18 @@ def load_clip_audio(path: str, *, sample_rate: int) -> npt.NDArray[np.float32]:
 def speech_window_features(
     blocks: Iterable[npt.NDArray[np.float32]], *, config: FeatureConfig, featurizer: Featurizer
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Log-mel frames and start times of the speech windows of one clip.
+    """Feature frames (of the config's set) and start times of the speech windows of one clip.
 
     Returns
     -------
-    log_mel : ndarray, shape (n_speech_windows, n_frames, n_mels), float32
+    features : ndarray, shape (n_speech_windows, n_frames, n_features), float32
     start_s : ndarray, shape (n_speech_windows,), float32
     """
     feats = [wf for wf in iter_window_features(blocks, config=config, featurizer=featurizer) if wf.speech]
     if not feats:
         return np.zeros((0, config.n_frames, config.n_features), np.float32), np.zeros(0, np.float32)
-    lm = np.stack([wf.log_mel for wf in feats if wf.log_mel is not None]).astype(np.float32)
-    return lm, np.array([wf.start_s for wf in feats], dtype=np.float32)
+    frames = np.stack([wf.features for wf in feats if wf.features is not None]).astype(np.float32)
+    return frames, np.array([wf.start_s for wf in feats], dtype=np.float32)
 
 
 # Worker state (per process) -------------------------------------------------
@@ -187,8 +187,8 @@ def _featurize_one(args: tuple[int, str, int, int]) -> tuple[int, FeatureArray, 
         blocks = [_W["chain"](y, sample_rate=cfg.sample_rate, rng=rng)]
     else:
         blocks = iter_audio_blocks(path, sample_rate=cfg.sample_rate)  # exactly as `ser analyze` decodes
-    log_mel, start_s = speech_window_features(blocks, config=cfg, featurizer=_W["featurizer"])
-    return index, log_mel.astype(storage_dtype(cfg)), start_s
+    frames, start_s = speech_window_features(blocks, config=cfg, featurizer=_W["featurizer"])
+    return index, frames.astype(storage_dtype(cfg)), start_s
 
 
 def _cache_key(*, config: FeatureConfig, clips: Sequence[Clip], variant: int, seed: int, chain_spec: str | None) -> str:
@@ -248,7 +248,8 @@ def featurize_clips(
     if path.is_file():
         with np.load(path) as data:
             return WindowSet(
-                log_mel=data["log_mel"],
+                # caches written before the field's rename hold the same arrays under "log_mel"
+                features=data["features"] if "features" in data else data["log_mel"],
                 clip_index=data["clip_index"],
                 speech=data["speech"],
                 clips=clip_list,
@@ -276,33 +277,33 @@ def featurize_clips(
                 bar.update()
     bar.close()
     n_features, n_frames = config.n_features, config.n_frames
-    log_mel = np.concatenate([np.zeros((0, n_frames, n_features), storage_dtype(config))] + [r[0] for r in results])
+    features = np.concatenate([np.zeros((0, n_frames, n_features), storage_dtype(config))] + [r[0] for r in results])
     start_s = np.concatenate([np.zeros(0, np.float32)] + [r[1] for r in results])
-    speech = np.ones(log_mel.shape[0], dtype=bool)
+    speech = np.ones(features.shape[0], dtype=bool)
     clip_index = np.concatenate(
         [np.zeros(0, np.int32)] + [np.full(r[0].shape[0], i, dtype=np.int32) for i, r in enumerate(results)]
     )
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f"{key}.tmp.npz"
-    np.savez(tmp, log_mel=log_mel, clip_index=clip_index, speech=speech, start_s=start_s)
+    np.savez(tmp, features=features, clip_index=clip_index, speech=speech, start_s=start_s)
     tmp.replace(path)
-    return WindowSet(log_mel=log_mel, clip_index=clip_index, speech=speech, clips=clip_list, start_s=start_s)
+    return WindowSet(features=features, clip_index=clip_index, speech=speech, clips=clip_list, start_s=start_s)
 
 
 def fit_stats(windows: WindowSet) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per-mel-band mean and std over the usable windows' frames (training speakers only).
+    """Per-feature mean and std over the usable windows' frames (training speakers only).
 
     Returns
     -------
-    mean, std : ndarray, shape (n_mels,), float64
+    mean, std : ndarray, shape (n_features,), float64
     """
-    x = windows.log_mel[windows.usable()]
-    n_mels = x.shape[-1]
-    total = np.zeros(n_mels)
-    total_sq = np.zeros(n_mels)
+    x = windows.features[windows.usable()]
+    n_features = x.shape[-1]
+    total = np.zeros(n_features)
+    total_sq = np.zeros(n_features)
     count = 0
     for i in range(0, x.shape[0], 512):
-        chunk = x[i : i + 512].astype(np.float64).reshape(-1, n_mels)
+        chunk = x[i : i + 512].astype(np.float64).reshape(-1, n_features)
         total += chunk.sum(axis=0)
         total_sq += (chunk**2).sum(axis=0)
         count += chunk.shape[0]

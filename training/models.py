@@ -1,10 +1,9 @@
 """Keras model builders (TensorFlow is imported lazily, inside the builders).
 
-Every model takes normalised feature windows of shape ``(batch, time, n_mels)``
-with a dynamic time axis and returns logits ``(batch, n_labels)``. The builders'
-``n_mels`` is the width of a frame, ``FeatureConfig.n_features``: the mel bands of
-the log-mel the project's model uses, or the values of another feature set (42 for
-40 MFCCs + ZCR + RMS); :func:`build_model` takes it as ``n_features``.
+Every model takes normalised feature windows of shape ``(batch, time, n_features)``
+with a dynamic time axis and returns logits ``(batch, n_labels)``. ``n_features`` is
+the width of a frame, ``FeatureConfig.n_features``: the mel bands of the log-mel the
+project's model uses, or the values of another feature set (42 for 40 MFCCs + ZCR + RMS).
 
 * :func:`build_cnn2d` — the shipped architecture: 2D conv blocks on the
   log-mel image, BatchNorm, pooling, frequency axis averaged out, then global
@@ -18,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ser_engine.errors import ParameterError
+
 __all__ = ["ARCHITECTURES", "build_cnn1d", "build_cnn2d", "build_cnn_bilstm", "build_model"]
 
 
@@ -29,7 +30,7 @@ def _keras() -> Any:
 
 def build_cnn2d(
     *,
-    n_mels: int,
+    n_features: int,
     n_labels: int,
     filters: tuple[int, ...] = (24, 48, 96, 128),
     dropout: float = 0.3,
@@ -42,7 +43,7 @@ def build_cnn2d(
 
     Parameters
     ----------
-    n_mels, n_labels : int
+    n_features, n_labels : int
         Values per input frame (``FeatureConfig.n_features``) and output classes.
     filters : tuple of int
         Channels of each conv block (conv 3x3 - BN - ReLU - max-pool 2x2).
@@ -62,11 +63,11 @@ def build_cnn2d(
     keras = _keras()
     layers = keras.layers
     reg = keras.regularizers.l2(l2) if l2 > 0 else None
-    inp = keras.Input(shape=(None, n_mels), name="features")
+    inp = keras.Input(shape=(None, n_features), name="features")
     x = inp
     if window_cmn:
         x = layers.Lambda(lambda t: t - keras.ops.mean(t, axis=1, keepdims=True), name="window_cmn")(x)
-    x = layers.Reshape((-1, n_mels, 1))(x)
+    x = layers.Reshape((-1, n_features, 1))(x)
     for i, f in enumerate(filters):
         x = layers.Conv2D(
             f,
@@ -93,12 +94,12 @@ def build_cnn2d(
 
 
 def build_cnn1d(
-    *, n_mels: int, n_labels: int, filters: tuple[int, ...] = (64, 128, 128), dropout: float = 0.3, seed: int = 0
+    *, n_features: int, n_labels: int, filters: tuple[int, ...] = (64, 128, 128), dropout: float = 0.3, seed: int = 0
 ) -> Any:
     """Build the seeds' 1D CNN: conv over time with the frame's values (mel bands, MFCCs...) as channels."""
     keras = _keras()
     layers = keras.layers
-    inp = keras.Input(shape=(None, n_mels), name="features")
+    inp = keras.Input(shape=(None, n_features), name="features")
     x = inp
     for i, f in enumerate(filters):
         x = layers.Conv1D(
@@ -115,7 +116,7 @@ def build_cnn1d(
 
 def build_cnn_bilstm(
     *,
-    n_mels: int,
+    n_features: int,
     n_labels: int,
     filters: tuple[int, ...] = (64, 128),
     units: int = 64,
@@ -125,7 +126,7 @@ def build_cnn_bilstm(
     """Build the seeds' CNN + BiLSTM: 1D conv blocks, a bidirectional LSTM, mean+max pooling."""
     keras = _keras()
     layers = keras.layers
-    inp = keras.Input(shape=(None, n_mels), name="features")
+    inp = keras.Input(shape=(None, n_features), name="features")
     x = inp
     for i, f in enumerate(filters):
         x = layers.Conv1D(
@@ -148,26 +149,21 @@ def build_cnn_bilstm(
 ARCHITECTURES = {"cnn2d": build_cnn2d, "cnn1d": build_cnn1d, "cnn_bilstm": build_cnn_bilstm}
 
 
-def build_model(arch: str, *, n_features: int | None = None, **kwargs: Any) -> Any:
+def build_model(arch: str, *, n_features: int, **kwargs: Any) -> Any:
     """Build ``arch`` (a key of ``ARCHITECTURES``) with its keyword parameters.
 
     Parameters
     ----------
     arch : str
-    n_features : int, optional
-        Values per input frame (``FeatureConfig.n_features``), passed to the builder as its
-        ``n_mels``; give either this or ``n_mels``.
+    n_features : int
+        Values per input frame (``FeatureConfig.n_features``).
     **kwargs
-        The builder's parameters.
+        The builder's other parameters.
 
     Returns
     -------
     keras.Model
     """
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    if n_features is not None:
-        if kwargs.get("n_mels", n_features) != n_features:
-            raise ValueError(f"n_features={n_features} and n_mels={kwargs['n_mels']} disagree")
-        kwargs["n_mels"] = n_features
-    return ARCHITECTURES[arch](**kwargs)
+        raise ParameterError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](n_features=n_features, **kwargs)

@@ -11,13 +11,14 @@ folder (default ``training_runs/<name>``, git-ignored), the shipped model to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
+from ser_engine.errors import ParameterError
 from training.corpora import CORPORA, HARMONISED_LABELS, RAVDESS_LABELS, Clip, load_all
 from training.evaluate import fit_temperature
 from training.features import WindowSet, featurize_clips, fit_stats, gate_policy
@@ -88,7 +90,7 @@ class Data:
 
 def _statistic(values: Sequence[float] | None, name: str) -> npt.NDArray[np.float64]:
     if values is None:
-        raise ValueError(f"the feature config has no training {name} (prepare_data fits it)")
+        raise ParameterError(f"the feature config has no training {name} (prepare_data fits it)")
     return np.asarray(values, dtype=np.float64)
 
 
@@ -314,7 +316,7 @@ def _parity_windows(data: Data, n: int = 16) -> npt.NDArray[np.float32]:
     mu = np.asarray(data.mean, dtype=np.float32)
     sd = np.asarray(data.std, dtype=np.float32)
     idx = np.linspace(0, len(w) - 1, min(n, len(w))).astype(int)
-    return np.asarray((w.log_mel[idx].astype(np.float32) - mu) / sd, dtype=np.float32)
+    return np.asarray((w.features[idx].astype(np.float32) - mu) / sd, dtype=np.float32)
 
 
 def _portable(path: Path) -> str:
@@ -502,7 +504,7 @@ def _onnx_logits(
     sd = np.asarray(cfg.std, dtype=np.float32)
     out = []
     for i in range(0, use.size, 256):
-        x = ((windows.log_mel[use[i : i + 256]].astype(np.float32) - mu) / sd).astype(np.float32)
+        x = ((windows.features[use[i : i + 256]].astype(np.float32) - mu) / sd).astype(np.float32)
         out.append(sess.run(["logits"], {"features": x})[0])
     return np.concatenate(out), windows.clip_index[use]
 
@@ -522,7 +524,7 @@ def _try_int8(
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
-            self.items = iter([{"features": ((train.log_mel[i : i + 1].astype(np.float32) - mu) / sd)} for i in idx])
+            self.items = iter([{"features": ((train.features[i : i + 1].astype(np.float32) - mu) / sd)} for i in idx])
 
         def get_next(self) -> dict[str, Any] | None:
             return next(self.items, None)
@@ -564,6 +566,66 @@ def _try_int8(
     return res
 
 
+@dataclass
+class _Run:
+    """What the stages of :func:`run_all` share: the data, the model-selection set, the budget, the log.
+
+    ``results`` is the run's ``results.json`` as it grows: each stage adds its own keys.
+    """
+
+    data: Data
+    budget: Budget
+    run_dir: Path
+    log: Callable[[str], None]
+    results: dict[str, Any]
+    labels: tuple[str, ...] = HARMONISED_LABELS
+
+    def __post_init__(self) -> None:
+        self.y = {p: labels_of(self.data.clips[p], labels=self.labels) for p in PARTS}
+        self.sel_windows, self.sel_y, self.sel_groups = validation_set(self.data)
+        self._train: tuple[WindowSet, npt.NDArray[np.int64]] | None = None
+
+    def group_score(self, pred: npt.NDArray[np.int64]) -> tuple[float, list[float]]:
+        """Score predictions of the model-selection set: the mean of its groups' UAR, and each group's."""
+        from training.evaluate import classification_metrics
+
+        uars = [
+            classification_metrics(
+                y_true=self.sel_y[self.sel_groups == g], y_pred=pred[self.sel_groups == g], labels=self.labels
+            )["uar"]
+            for g in np.unique(self.sel_groups)
+        ]
+        return float(np.mean(uars)), uars
+
+    def fit(self, cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
+        """Train one network on the training windows (clean and augmented), selected on the selection set."""
+        if self._train is None:  # made once, when the first network is trained (after the baselines)
+            self._train = _train_set(self.data)
+        train, y_train = self._train
+        return fit_model(
+            cfg=cfg,
+            train=train,
+            y_train=y_train,
+            val=self.sel_windows,
+            y_val=self.sel_y,
+            labels=self.labels,
+            mean=self.data.mean,
+            std=self.data.std,
+            log=self.log,
+            feature_config=self.data.config,
+            val_groups=self.sel_groups,
+        )
+
+
+@contextlib.contextmanager
+def _stage(name: str, *, timings: dict[str, float], log: Callable[[str], None]) -> Iterator[None]:
+    """Time one stage of :func:`run_all` into ``timings`` (minutes) and log it; a stage that fails is not timed."""
+    t0 = time.perf_counter()
+    yield
+    timings[name] = round((time.perf_counter() - t0) / 60, 2)
+    log(f"stage {name}: {timings[name]} min")
+
+
 def run_all(
     *,
     root: Path = DEFAULT_DATA,
@@ -582,8 +644,6 @@ def run_all(
     unseen-corpus validation; test speakers and the unseen-corpus test are read
     only after the model is final.
     """
-    from training.baselines import BASELINES, fit_predict, pooled_features
-    from training.evaluate import classification_metrics
     from training.train import configure_tensorflow
 
     configure_tensorflow()
@@ -593,18 +653,10 @@ def run_all(
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
 
-    def lap(name: str, t0: float) -> None:
-        timings[name] = round((time.perf_counter() - t0) / 60, 2)
-        log(f"stage {name}: {timings[name]} min")
-
-    t0 = time.perf_counter()
-    data = prepare_data(root=root, n_aug=b.n_aug, cache_dir=cache_dir, workers=workers, limit=b.limit, log=log)
-    lap("data", t0)
-    labels = HARMONISED_LABELS
-    y = {p: labels_of(data.clips[p], labels=labels) for p in PARTS}
-    sel_windows, sel_y, sel_groups = validation_set(data)
+    with _stage("data", timings=timings, log=log):
+        data = prepare_data(root=root, n_aug=b.n_aug, cache_dir=cache_dir, workers=workers, limit=b.limit, log=log)
     results: dict[str, Any] = {
-        "labels": list(labels),
+        "labels": list(HARMONISED_LABELS),
         "models": {},
         "timings_min": timings,
         "held_out": {k: list(v) for k, v in HELD_OUT.items()},
@@ -613,180 +665,27 @@ def run_all(
     exploration = Path(__file__).with_name("exploration.json")
     if exploration.is_file():
         results["exploration"] = json.loads(exploration.read_text(encoding="utf-8"))
-
-    def group_score(pred: npt.NDArray[np.int64]) -> tuple[float, list[float]]:
-        uars = [
-            classification_metrics(y_true=sel_y[sel_groups == g], y_pred=pred[sel_groups == g], labels=labels)["uar"]
-            for g in np.unique(sel_groups)
-        ]
-        return float(np.mean(uars)), uars
+    run = _Run(data=data, budget=b, run_dir=run_dir, log=log, results=results)
 
     # 1. baselines on pooled features (clean training clips)
-    t0 = time.perf_counter()
-    eval_parts = [p for p in ("test", "unseen_val", "unseen_test") if data.clips[p]]
-    pooled = {
-        p: pooled_features(data.clean[p], mean=data.mean, std=data.std) for p in ["train", *eval_parts]
-    }
-    pooled_sel = pooled_features(sel_windows, mean=data.mean, std=data.std)
-    for name in BASELINES:
-        preds = fit_predict(
-            name, x_train=pooled["train"], y_train=y["train"], x_eval=[pooled_sel] + [pooled[p] for p in eval_parts]
-        )
-        score, uars = group_score(preds[0])
-        entry: dict[str, Any] = {
-            "kind": "scikit-learn on pooled log-mel mean+std (128 features)",
-            "val": {"score": round(score, 4), "group_uar": [round(u, 4) for u in uars]},
-        }
-        for part, pred in zip(eval_parts, preds[1:], strict=True):
-            corpus = np.array([c.corpus for c in data.clips[part]])
-            res = {"all": classification_metrics(y_true=y[part], y_pred=pred, labels=labels)}
-            for c in sorted(set(corpus)):
-                keep = corpus == c
-                res[c] = classification_metrics(y_true=y[part][keep], y_pred=pred[keep], labels=labels)
-            entry[part] = res
-        results["models"][name] = entry
-        log(
-            f"baseline {name}: val score {score:.4f}, test UAR {entry['test']['all']['uar']:.4f}"
-            + (f", unseen test UAR {entry['unseen_test']['all']['uar']:.4f}" if "unseen_test" in entry else "")
-        )
-    lap("baselines", t0)
-
-    train, y_train = _train_set(data)
-
-    def fit(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
-        return fit_model(
-            cfg=cfg,
-            train=train,
-            y_train=y_train,
-            val=sel_windows,
-            y_val=sel_y,
-            labels=labels,
-            mean=data.mean,
-            std=data.std,
-            log=log,
-            feature_config=data.config,
-            val_groups=sel_groups,
-        )
-
+    with _stage("baselines", timings=timings, log=log):
+        _run_baselines(run=run)
     # 2. recipe search for the 2D CNN, scored on validation speakers + unseen-corpus validation
-    t0 = time.perf_counter()
-    base = TrainConfig(
-        arch="cnn2d",
-        arch_params={"filters": (16, 32, 64, 128), "stem_stride": (2, 2), "dropout": 0.3, "window_cmn": True},
-        ema_decay=0.998,
-        balance="corpus_class",
-        epochs=b.search_epochs,
-        windows_per_epoch=b.search_windows,
-        patience=b.search_epochs,
-    )
-    rng = np.random.default_rng(11)
-    trials = [base, replace(base, balance="none")]
-    trials += [sample_config(rng, base) for _ in range(max(0, b.search_trials - len(trials)))]
-    trials = trials[: max(1, b.search_trials)]
-    search_log: list[dict[str, Any]] = []
-    for i, cfg in enumerate(trials):
-        log(f"search trial {i + 1}/{len(trials)}: {json.dumps({k: cfg.to_dict()[k] for k in SEARCH_KEYS})}")
-        _, hist = fit(cfg)
-        search_log.append({"trial": i + 1, "config": cfg.to_dict(), "val_score": hist["best_val_uar"], "history": hist})
-        with (run_dir / "search.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(search_log[-1]) + "\n")
-    best = max(search_log, key=lambda r: r["val_score"])
-    results["search"] = {
-        "space": {k: (list(map(list, v)) if k in ("filters", "stem_stride") else v) for k, v in SEARCH_SPACE.items()},
-        "budget": f"{len(trials)} trials x {b.search_epochs} epochs x {b.search_windows} windows; "
-        "score = mean UAR of validation speakers and unseen-corpus validation",
-        "trials": [
-            {
-                "trial": r["trial"],
-                "val_score": round(r["val_score"], 4),
-                "group_uar": r["history"].get("val_group_uar", [[]])[r["history"]["best_epoch"] - 1]
-                if r["history"].get("val_group_uar")
-                else [],
-                **{k: r["config"][k] for k in SEARCH_KEYS},
-            }
-            for r in search_log
-        ],
-        "best_trial": best["trial"],
-    }
-    lap("search", t0)
-
+    with _stage("search", timings=timings, log=log):
+        best_config = _run_search(run=run)
     # 3. final model: best configuration, full budget
-    t0 = time.perf_counter()
-    final_cfg = TrainConfig(
-        **{
-            **best["config"],
-            "epochs": b.final_epochs,
-            "windows_per_epoch": b.final_windows,
-            "patience": b.final_patience,
-        }
-    )
-    final_cfg.arch_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in final_cfg.arch_params.items()}
-    model, hist = fit(final_cfg)
-    results["models"]["cnn2d"] = {
-        "kind": f"2D CNN (shipped), best search trial, {b.final_epochs} epochs x {b.final_windows} windows",
-        "train_config": final_cfg.to_dict(),
-        "params": int(model.count_params()),
-        "history": hist,
-    }
-    log(f"final model: best validation score {hist['best_val_uar']:.4f} at epoch {hist['best_epoch']}")
-    lap("final_model", t0)
-
+    with _stage("final_model", timings=timings, log=log):
+        model, final_cfg = _run_final_model(run=run, best_config=best_config)
     # 4. export (fp32), parity, int8 trial; the shipped graph is then the one evaluated
-    t0 = time.perf_counter()
-    staging = run_dir / "model"
-    prov = _provenance(
-        root=root,
-        split_path=DEFAULT_SPLIT_PATH,
-        command="ser-train all" + (" --quick" if quick else ""),
-        corpora=[c for c in CORPORA if c not in sum(HELD_OUT.values(), ())],
-        extra={
-            "held_out_corpora": {k: list(v) for k, v in HELD_OUT.items()},
-            "train_config": final_cfg.to_dict(),
-            "augmentation": __import__("training.augment", fromlist=["x"]).default_chain().describe(),
-            "n_augmented_copies": b.n_aug,
-            "normalisation": "per-mel-band mean/std of the training speakers' clean speech windows",
-        },
-    )
-    parity = _export(
-        model=model,
-        out_dir=staging,
-        data_config=data.config,
-        labels=labels,
-        temperature=1.0,
-        parity_windows=_parity_windows(data),
-        name="ser-cnn2d",
-        provenance=prov,
-        metrics={},
-        log=log,
-    )
-    int8 = _try_int8(
-        onnx_path=staging / "model.onnx", data=data, run_dir=run_dir, labels=labels, temperature=1.0, log=log
-    )
-    results["int8"] = int8
-    if int8.get("ship_int8"):
-        shutil.copy2(run_dir / "model.int8.onnx", staging / "model.onnx")
-        log("shipping the int8 model (faster, < 1 point validation UAR cost)")
-    latency = _onnx_latency_ms(staging / "model.onnx", data.config.n_frames, data.config.n_features)
-    size = (staging / "model.onnx").stat().st_size
-    results["export"] = {
-        "parity_max_abs_prob_diff": parity,
-        "latency_ms_1thread": round(latency, 3),
-        "size_bytes": size,
-        "int8_shipped": bool(int8.get("ship_int8")),
-    }
-    log(f"shipped graph: {size / 1e6:.2f} MB, {latency:.2f} ms per 3 s window on one thread")
-    lap("export", t0)
-
+    with _stage("export", timings=timings, log=log):
+        staging, prov = _run_export(run=run, model=model, final_cfg=final_cfg, root=root, quick=quick)
     # 5. choices on validation (temperature, voice reference and strength, threshold), then the test
     #    figures; all through the engine's EmotionModel on the shipped graph
-    t0 = time.perf_counter()
-    evaluate_shipped(data=data, staging=staging, results=results, log=log)
-    lap("evaluation", t0)
-
+    with _stage("evaluation", timings=timings, log=log):
+        evaluate_shipped(data=data, staging=staging, results=results, log=log)
     # 6. RAVDESS 8 classes: same pipeline, network initialised from the 7-class trunk
-    t0 = time.perf_counter()
-    results["ravdess8"] = _ravdess8(model=model, data=data, final_cfg=final_cfg, epochs=b.r8_epochs, log=log)
-    lap("ravdess8", t0)
+    with _stage("ravdess8", timings=timings, log=log):
+        results["ravdess8"] = _ravdess8(model=model, data=data, final_cfg=final_cfg, epochs=b.r8_epochs, log=log)
 
     timings["total"] = round((time.perf_counter() - t_start) / 60, 2)
     results["split"] = {
@@ -804,6 +703,171 @@ def run_all(
     _ship(results=results, staging=staging, run_dir=run_dir, out_dir=out_dir, docs_dir=docs_dir, quick=quick)
     log(f"done in {timings['total']} min")
     return results
+
+
+def _run_baselines(*, run: _Run) -> None:
+    """Stage 1: fit the scikit-learn baselines on pooled clean windows; score them on every evaluation part.
+
+    Adds one entry per baseline to ``run.results["models"]``.
+    """
+    from training.baselines import BASELINES, fit_predict, pooled_features
+    from training.evaluate import classification_metrics
+
+    data, y, labels = run.data, run.y, run.labels
+    eval_parts = [p for p in ("test", "unseen_val", "unseen_test") if data.clips[p]]
+    pooled = {
+        p: pooled_features(data.clean[p], mean=data.mean, std=data.std) for p in ["train", *eval_parts]
+    }
+    pooled_sel = pooled_features(run.sel_windows, mean=data.mean, std=data.std)
+    for name in BASELINES:
+        preds = fit_predict(
+            name, x_train=pooled["train"], y_train=y["train"], x_eval=[pooled_sel] + [pooled[p] for p in eval_parts]
+        )
+        score, uars = run.group_score(preds[0])
+        entry: dict[str, Any] = {
+            "kind": "scikit-learn on pooled log-mel mean+std (128 features)",
+            "val": {"score": round(score, 4), "group_uar": [round(u, 4) for u in uars]},
+        }
+        for part, pred in zip(eval_parts, preds[1:], strict=True):
+            corpus = np.array([c.corpus for c in data.clips[part]])
+            res = {"all": classification_metrics(y_true=y[part], y_pred=pred, labels=labels)}
+            for c in sorted(set(corpus)):
+                keep = corpus == c
+                res[c] = classification_metrics(y_true=y[part][keep], y_pred=pred[keep], labels=labels)
+            entry[part] = res
+        run.results["models"][name] = entry
+        run.log(
+            f"baseline {name}: val score {score:.4f}, test UAR {entry['test']['all']['uar']:.4f}"
+            + (f", unseen test UAR {entry['unseen_test']['all']['uar']:.4f}" if "unseen_test" in entry else "")
+        )
+
+
+def _run_search(*, run: _Run) -> dict[str, Any]:
+    """Stage 2: try ``budget.search_trials`` recipes of the 2D CNN; return the best trial's configuration.
+
+    The trials are the base recipe, the same without class balancing, then samples of
+    :data:`SEARCH_SPACE`. Each trial is appended to ``search.jsonl`` in the run folder as it ends;
+    the search is summarised in ``run.results["search"]``.
+    """
+    b = run.budget
+    base = TrainConfig(
+        arch="cnn2d",
+        arch_params={"filters": (16, 32, 64, 128), "stem_stride": (2, 2), "dropout": 0.3, "window_cmn": True},
+        ema_decay=0.998,
+        balance="corpus_class",
+        epochs=b.search_epochs,
+        windows_per_epoch=b.search_windows,
+        patience=b.search_epochs,
+    )
+    rng = np.random.default_rng(11)
+    trials = [base, replace(base, balance="none")]
+    trials += [sample_config(rng, base) for _ in range(max(0, b.search_trials - len(trials)))]
+    trials = trials[: max(1, b.search_trials)]
+    search_log: list[dict[str, Any]] = []
+    for i, cfg in enumerate(trials):
+        run.log(f"search trial {i + 1}/{len(trials)}: {json.dumps({k: cfg.to_dict()[k] for k in SEARCH_KEYS})}")
+        _, hist = run.fit(cfg)
+        search_log.append({"trial": i + 1, "config": cfg.to_dict(), "val_score": hist["best_val_uar"], "history": hist})
+        with (run.run_dir / "search.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(search_log[-1]) + "\n")
+    best = max(search_log, key=lambda r: r["val_score"])
+    run.results["search"] = {
+        "space": {k: (list(map(list, v)) if k in ("filters", "stem_stride") else v) for k, v in SEARCH_SPACE.items()},
+        "budget": f"{len(trials)} trials x {b.search_epochs} epochs x {b.search_windows} windows; "
+        "score = mean UAR of validation speakers and unseen-corpus validation",
+        "trials": [
+            {
+                "trial": r["trial"],
+                "val_score": round(r["val_score"], 4),
+                "group_uar": r["history"].get("val_group_uar", [[]])[r["history"]["best_epoch"] - 1]
+                if r["history"].get("val_group_uar")
+                else [],
+                **{k: r["config"][k] for k in SEARCH_KEYS},
+            }
+            for r in search_log
+        ],
+        "best_trial": best["trial"],
+    }
+    config: dict[str, Any] = best["config"]
+    return config
+
+
+def _run_final_model(*, run: _Run, best_config: dict[str, Any]) -> tuple[Any, TrainConfig]:
+    """Stage 3: train the best configuration with the full budget; return the Keras model and its configuration."""
+    b = run.budget
+    final_cfg = TrainConfig(
+        **{
+            **best_config,
+            "epochs": b.final_epochs,
+            "windows_per_epoch": b.final_windows,
+            "patience": b.final_patience,
+        }
+    )
+    # the configuration went through JSON (search.jsonl): its tuples came back as lists
+    final_cfg.arch_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in final_cfg.arch_params.items()}
+    model, hist = run.fit(final_cfg)
+    run.results["models"]["cnn2d"] = {
+        "kind": f"2D CNN (shipped), best search trial, {b.final_epochs} epochs x {b.final_windows} windows",
+        "train_config": final_cfg.to_dict(),
+        "params": int(model.count_params()),
+        "history": hist,
+    }
+    run.log(f"final model: best validation score {hist['best_val_uar']:.4f} at epoch {hist['best_epoch']}")
+    return model, final_cfg
+
+
+def _run_export(
+    *, run: _Run, model: Any, final_cfg: TrainConfig, root: Path, quick: bool
+) -> tuple[Path, dict[str, Any]]:
+    """Stage 4: export the final model to ONNX in the staging folder, check parity, try int8.
+
+    The int8 graph replaces the float one when it is faster and costs under a point of
+    validation UAR. Returns the staging folder (``<run>/model``) and the run's provenance.
+    """
+    data, b, log = run.data, run.budget, run.log
+    staging = run.run_dir / "model"
+    prov = _provenance(
+        root=root,
+        split_path=DEFAULT_SPLIT_PATH,
+        command="ser-train all" + (" --quick" if quick else ""),
+        corpora=[c for c in CORPORA if c not in sum(HELD_OUT.values(), ())],
+        extra={
+            "held_out_corpora": {k: list(v) for k, v in HELD_OUT.items()},
+            "train_config": final_cfg.to_dict(),
+            "augmentation": __import__("training.augment", fromlist=["x"]).default_chain().describe(),
+            "n_augmented_copies": b.n_aug,
+            "normalisation": "per-mel-band mean/std of the training speakers' clean speech windows",
+        },
+    )
+    parity = _export(
+        model=model,
+        out_dir=staging,
+        data_config=data.config,
+        labels=run.labels,
+        temperature=1.0,
+        parity_windows=_parity_windows(data),
+        name="ser-cnn2d",
+        provenance=prov,
+        metrics={},
+        log=log,
+    )
+    int8 = _try_int8(
+        onnx_path=staging / "model.onnx", data=data, run_dir=run.run_dir, labels=run.labels, temperature=1.0, log=log
+    )
+    run.results["int8"] = int8
+    if int8.get("ship_int8"):
+        shutil.copy2(run.run_dir / "model.int8.onnx", staging / "model.onnx")
+        log("shipping the int8 model (faster, < 1 point validation UAR cost)")
+    latency = _onnx_latency_ms(staging / "model.onnx", data.config.n_frames, data.config.n_features)
+    size = (staging / "model.onnx").stat().st_size
+    run.results["export"] = {
+        "parity_max_abs_prob_diff": parity,
+        "latency_ms_1thread": round(latency, 3),
+        "size_bytes": size,
+        "int8_shipped": bool(int8.get("ship_int8")),
+    }
+    log(f"shipped graph: {size / 1e6:.2f} MB, {latency:.2f} ms per 3 s window on one thread")
+    return staging, prov
 
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -44,7 +44,7 @@ TARGETS: dict[str, float] = {
     "size_mb": 10.0,
     "latency_ms": 2.0,
 }
-"""The issue's targets (fractions for UAR/ECE, MB, ms)."""
+"""The shipped model's targets (fractions for UAR/ECE, MB, ms); :func:`check_targets` measures them."""
 
 ROLE = {
     "test": "test speakers",
@@ -165,7 +165,7 @@ def _finite(obj: Any) -> Any:
 # Targets ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TargetCheck:
-    """One target of the issue and its measured value.
+    """One target of :data:`TARGETS` and its measured value.
 
     Attributes
     ----------
@@ -216,7 +216,7 @@ def _corpus_mean_uar(metrics: Any) -> float | None:
 
 
 def check_targets(*, results: dict[str, Any]) -> list[TargetCheck]:
-    """Measure the eight targets of the issue, each measured from ``results``.
+    """Measure the eight targets of :data:`TARGETS`, each from ``results``.
 
     "Mean UAR over its corpora" is the mean of the per-corpus UARs of the
     unseen-test corpora (not the UAR of their pooled clips).
@@ -229,7 +229,7 @@ def check_targets(*, results: dict[str, Any]) -> list[TargetCheck]:
     Returns
     -------
     list of TargetCheck
-        Eight entries, in the order of the issue.
+        Eight entries, in the order of :data:`TARGETS`.
     """
     shipped = _shipped(results)
     size = _num(_get(results, "export", "size_bytes"))
@@ -798,7 +798,8 @@ def _recipe_section(results: dict[str, Any]) -> list[str]:
         lines += [f"Seed models in this run: {', '.join(seeds)} (see the baselines table).", ""]
     else:
         lines += [
-            "The seed models (1D CNN, CNN+BiLSTM) are not retrained in this run; issue 12 reproduces them properly.",
+            "The seed models (1D CNN, CNN+BiLSTM) are not retrained in this run; "
+            "`ser-train seeds` reproduces them properly.",
             "",
         ]
     return lines
@@ -1142,7 +1143,7 @@ def seed_systems_section(*, seeds: dict[str, Any], results: dict[str, Any]) -> l
     Parameters
     ----------
     seeds : dict
-        ``results_seeds.json`` as :func:`training.seeds_run.run_seeds` writes it.
+        ``results_seeds.json`` as :func:`training.seeds.run.run_seeds` writes it.
     results : dict
         The pipeline's results; the shipped model's figures come from ``models.cnn2d``.
 
@@ -1161,7 +1162,7 @@ def seed_systems_section(*, seeds: dict[str, Any], results: dict[str, Any]) -> l
     est, took = seeds.get("estimate") or {}, seeds.get("timings_min") or {}
     lines += [
         "The five projects this one started from, reproduced under our protocol by `ser-train seeds` "
-        "(`training/seeds_run.py`): their feature sets computed by our one featurizer through the engine's audio "
+        "(`training/seeds/run.py`): their feature sets computed by our one featurizer through the engine's audio "
         "path, their models (decision tree, k-NN with k = 4, the 1D CNN of seeds 000/003/004, seed 002's CNN+BiLSTM "
         "and its random search), early stopping on validation speakers instead of a fixed number of epochs, "
         "7 harmonised classes, UAR over clips. The run is budgeted to one hour on a 2-core machine without AVX2: "

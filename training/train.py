@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ser_engine.errors import ParameterError
+from ser_engine.features import inverse_std, normalize_frames
 from training.evaluate import classification_metrics, clip_probabilities
 from training.features import WindowSet
 
@@ -79,14 +81,6 @@ def labels_of(clips: Sequence[Any], *, labels: Sequence[str], fine: bool = False
     """Class indices of clips (``fine`` uses the 8-class RAVDESS label)."""
     index = {lab: i for i, lab in enumerate(labels)}
     return np.array([index[c.fine_label if fine else c.label] for c in clips], dtype=np.int64)
-
-
-def _normalise(
-    x: npt.NDArray[np.float16] | npt.NDArray[np.float32],
-    mean: npt.NDArray[np.float32],
-    inv_std: npt.NDArray[np.float32],
-) -> npt.NDArray[np.float32]:
-    return ((x.astype(np.float32) - mean) * inv_std).astype(np.float32, copy=False)
 
 
 def _spec_augment(x: npt.NDArray[np.float32], cfg: TrainConfig, rng: np.random.Generator) -> None:
@@ -191,11 +185,10 @@ def predict_logits(
     clip_index : ndarray, shape (n_usable,)
     """
     use = np.flatnonzero(windows.usable())
-    mu = np.asarray(mean, dtype=np.float32)
-    inv = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
+    inv = inverse_std(std)
     out = []
     for i in range(0, use.size, batch_size):
-        xb = _normalise(windows.log_mel[use[i : i + batch_size]], mu, inv)
+        xb = normalize_frames(windows.features[use[i : i + batch_size]], mean=mean, inv_std=inv)
         out.append(np.asarray(model(xb, training=False)))
     logits = np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
     return logits.astype(np.float32), windows.clip_index[use]
@@ -277,9 +270,9 @@ def fit_model(
     keras.utils.set_random_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n_labels = len(labels)
-    n_features = train.log_mel.shape[-1]  # FeatureConfig.n_features: the mel bands for log-mel
+    n_features = train.features.shape[-1]  # FeatureConfig.n_features: the mel bands for log-mel
     if feature_config is not None and feature_config.n_features != n_features:
-        raise ValueError(
+        raise ParameterError(
             f"feature_config gives {feature_config.n_features} values per frame "
             f"({feature_config.features}), the windows {n_features}"
         )
@@ -289,19 +282,7 @@ def fit_model(
         model = build_model(cfg.arch, n_features=n_features, n_labels=n_labels, seed=cfg.seed, **cfg.arch_params)
 
     use = np.flatnonzero(train.usable())
-    yw = np.asarray(y_train)[train.clip_index[use]]
-    draw_p: npt.NDArray[np.float64] | None = None
-    if cfg.balance == "corpus_class":
-        draw_p = balanced_draw(yw, np.array([c.corpus for c in train.clips])[train.clip_index[use]])
-        counts = np.bincount(yw, weights=draw_p, minlength=n_labels)
-    elif cfg.balance == "none":
-        counts = np.bincount(yw, minlength=n_labels).astype(np.float64)
-    else:
-        raise ValueError(f"unknown balance {cfg.balance!r}")
-    if cfg.class_weighting:
-        cw = np.where(counts > 0, counts.sum() / (n_labels * np.maximum(counts, 1e-12)), 0.0)
-    else:
-        cw = np.ones(n_labels)
+    draw_p, cw = _draw_and_class_weights(cfg=cfg, train=train, y_train=y_train, use=use, n_labels=n_labels)
     per_epoch = use.size if cfg.windows_per_epoch is None else min(use.size, cfg.windows_per_epoch)
     steps = max(1, per_epoch // cfg.batch_size)
     total_steps = steps * cfg.epochs
@@ -310,20 +291,119 @@ def fit_model(
     )
     opt = keras.optimizers.Adam(learning_rate=schedule)
     mu = np.asarray(mean, dtype=np.float32)
-    inv = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
-    eps = cfg.label_smoothing
-    cw_t = tf.constant(cw, dtype=tf.float32)
+    inv = inverse_std(std)
     if feature_config is None:
         from ser_engine.config import FeatureConfig
 
         feature_config = FeatureConfig()
     if cfg.freq_warp > 0 and feature_config.features != "logmel":
-        raise ValueError(f"freq_warp warps log-mel bands; the windows are {feature_config.features!r} features")
+        raise ParameterError(f"freq_warp warps log-mel bands; the windows are {feature_config.features!r} features")
     if cfg.freq_warp > 0 and feature_config.n_mels != n_features:
-        raise ValueError(f"feature_config has {feature_config.n_mels} mel bands, the windows {n_features}")
+        raise ParameterError(f"feature_config has {feature_config.n_mels} mel bands, the windows {n_features}")
     centres = mel_centres_hz(feature_config)
 
     ema = [tf.Variable(v, trainable=False) for v in model.trainable_variables] if cfg.ema_decay > 0 else []
+    step = _train_step(model=model, optimizer=opt, cfg=cfg, n_labels=n_labels, class_weights=cw, ema=ema)
+
+    history: dict[str, Any] = {"loss": [], "val_uar": [], "epoch_s": []}
+    best_uar, best_epoch, best_weights = -1.0, -1, None
+    stale = 0
+    for epoch in range(cfg.epochs):
+        t0 = time.perf_counter()
+        if draw_p is None:
+            order = rng.permutation(use)[: steps * cfg.batch_size]
+        else:
+            order = use[rng.choice(use.size, size=steps * cfg.batch_size, replace=True, p=draw_p)]
+        losses = []
+        for s in range(steps):
+            idx = np.sort(order[s * cfg.batch_size : (s + 1) * cfg.batch_size])
+            xb, yb, yb2, lam = _training_batch(
+                train=train, y_train=y_train, idx=idx, cfg=cfg, centres=centres, mu=mu, inv=inv, rng=rng
+            )
+            losses.append(float(step(tf.constant(xb), tf.constant(yb), tf.constant(yb2), tf.constant(lam))))
+        history["loss"].append(float(np.mean(losses)))
+        msg = f"epoch {epoch + 1}/{cfg.epochs} loss {history['loss'][-1]:.4f}"
+        if val is not None and y_val is not None:
+            if ema:
+                _swap_ema(model=model, ema=ema)  # evaluate (and keep) the averaged weights
+            score, m, group_uar = _validation_score(
+                model=model, val=val, y_val=y_val, val_groups=val_groups, labels=labels, mean=mu, std=std
+            )
+            if group_uar is not None:
+                history.setdefault("val_group_uar", []).append([round(u, 4) for u in group_uar])
+                msg += " groups " + "/".join(f"{u:.4f}" for u in group_uar)
+            history["val_uar"].append(score)
+            msg += f" val score {score:.4f} (pooled UAR {m['uar']:.4f} acc {m['accuracy']:.4f})"
+            if score > best_uar:
+                best_uar, best_epoch, best_weights = score, epoch, model.get_weights()
+                stale = 0
+            else:
+                stale += 1
+            if ema:
+                _swap_ema(model=model, ema=ema)
+        history["epoch_s"].append(time.perf_counter() - t0)
+        log(msg + f" ({history['epoch_s'][-1]:.0f} s)")
+        if val is not None and stale >= cfg.patience:
+            log(f"early stop: no validation gain for {cfg.patience} epochs")
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    elif ema:
+        _swap_ema(model=model, ema=ema)  # no validation: keep the averaged weights
+    history["best_epoch"] = best_epoch + 1 if best_epoch >= 0 else len(history["loss"])
+    history["best_val_uar"] = best_uar if best_uar >= 0 else math.nan
+    return model, history
+
+
+def _draw_and_class_weights(
+    *, cfg: TrainConfig, train: WindowSet, y_train: npt.ArrayLike, use: npt.NDArray[np.intp], n_labels: int
+) -> tuple[npt.NDArray[np.float64] | None, npt.NDArray[np.float64]]:
+    """How :func:`fit_model` draws training windows, and the loss weight of each label.
+
+    Parameters
+    ----------
+    use : ndarray, shape (n_usable,)
+        Indices of the usable (speech) training windows.
+
+    Returns
+    -------
+    draw_p : ndarray, shape (n_usable,), or None
+        Drawing probability of each usable window (``cfg.balance == "corpus_class"``); None
+        draws them uniformly.
+    class_weights : ndarray, shape (n_labels,)
+        The inverse of each label's share of the draw (ones without ``cfg.class_weighting``).
+    """
+    yw = np.asarray(y_train)[train.clip_index[use]]
+    draw_p: npt.NDArray[np.float64] | None = None
+    if cfg.balance == "corpus_class":
+        draw_p = balanced_draw(yw, np.array([c.corpus for c in train.clips])[train.clip_index[use]])
+        counts = np.bincount(yw, weights=draw_p, minlength=n_labels)
+    elif cfg.balance == "none":
+        counts = np.bincount(yw, minlength=n_labels).astype(np.float64)
+    else:
+        raise ParameterError(f"unknown balance {cfg.balance!r}")
+    if cfg.class_weighting:
+        cw = np.where(counts > 0, counts.sum() / (n_labels * np.maximum(counts, 1e-12)), 0.0)
+    else:
+        cw = np.ones(n_labels)
+    return draw_p, np.asarray(cw, dtype=np.float64)
+
+
+def _train_step(
+    *, model: Any, optimizer: Any, cfg: TrainConfig, n_labels: int, class_weights: npt.NDArray[np.float64],
+    ema: list[Any],
+) -> Any:
+    """Make the compiled training step of :func:`fit_model`: one batch's update, then the moving average.
+
+    The step takes a batch ``xb`` (shape (batch, n_frames, n_features)), its labels ``yb``, the
+    labels ``yb2`` of the windows mixed into it and the mixing weights ``lam`` (shape (batch,),
+    1 without mixup), and returns the batch's weighted, label-smoothed cross-entropy. ``ema``
+    (empty without ``cfg.ema_decay``) holds the moving average of the trainable weights.
+    """
+    import tensorflow as tf
+
+    eps = cfg.label_smoothing
+    cw_t = tf.constant(class_weights, dtype=tf.float32)
     n_updates = tf.Variable(0.0, trainable=False)
 
     @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]
@@ -338,7 +418,7 @@ def fit_model(
             reg = tf.add_n(model.losses) if model.losses else 0.0
             total = loss + reg
         grads = tape.gradient(total, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         if ema:
             n_updates.assign_add(1.0)
             d = tf.minimum(cfg.ema_decay, (1.0 + n_updates) / (10.0 + n_updates))
@@ -346,78 +426,88 @@ def fit_model(
                 e.assign(d * e + (1.0 - d) * v)
         return loss
 
-    def swap_ema() -> None:
-        """Exchange the live weights with their moving average (an involution)."""
-        for e, v in zip(ema, model.trainable_variables, strict=True):
-            tmp = tf.identity(v)
-            v.assign(e)
-            e.assign(tmp)
+    return step
 
-    history: dict[str, Any] = {"loss": [], "val_uar": [], "epoch_s": []}
-    best_uar, best_epoch, best_weights = -1.0, -1, None
-    stale = 0
-    for epoch in range(cfg.epochs):
-        t0 = time.perf_counter()
-        if draw_p is None:
-            order = rng.permutation(use)[: steps * cfg.batch_size]
-        else:
-            order = use[rng.choice(use.size, size=steps * cfg.batch_size, replace=True, p=draw_p)]
-        losses = []
-        for s in range(steps):
-            idx = np.sort(order[s * cfg.batch_size : (s + 1) * cfg.batch_size])
-            xb = train.log_mel[idx].astype(np.float32)
-            xb = freq_warp(xb, centres_hz=centres, max_warp=cfg.freq_warp, rng=rng)
-            xb = _normalise(xb, mu, inv)
-            _spec_augment(xb, cfg, rng)
-            yb = np.asarray(y_train)[train.clip_index[idx]].astype(np.int32)
-            yb2, lam = yb, np.ones(yb.size, dtype=np.float32)
-            if cfg.mixup_alpha > 0:
-                # mixup: each window blended with another of the batch, labels and weights alike
-                perm = rng.permutation(yb.size)
-                lam = rng.beta(cfg.mixup_alpha, cfg.mixup_alpha, size=yb.size).astype(np.float32)
-                lam = np.maximum(lam, 1.0 - lam)
-                xb = lam[:, None, None] * xb + (1.0 - lam[:, None, None]) * xb[perm]
-                yb2 = yb[perm]
-            losses.append(float(step(tf.constant(xb), tf.constant(yb), tf.constant(yb2), tf.constant(lam))))
-        history["loss"].append(float(np.mean(losses)))
-        msg = f"epoch {epoch + 1}/{cfg.epochs} loss {history['loss'][-1]:.4f}"
-        if val is not None and y_val is not None:
-            if ema:
-                swap_ema()  # evaluate (and keep) the averaged weights
-            vl, vi = predict_logits(model, val, mean=mu, std=std)
-            m, probs = evaluate_clips(logits=vl, clip_index=vi, y_true=y_val, labels=labels)
-            score = m["uar"]
-            if val_groups is not None:
-                g = np.asarray(val_groups)
-                yv = np.asarray(y_val)
-                ok = ~np.isnan(probs[:, 0])
-                group_uar = [
-                    classification_metrics(
-                        y_true=yv[ok & (g == k)], y_pred=probs[ok & (g == k)].argmax(axis=1), labels=labels
-                    )["uar"]
-                    for k in np.unique(g)
-                ]
-                score = float(np.mean(group_uar))
-                history.setdefault("val_group_uar", []).append([round(u, 4) for u in group_uar])
-                msg += " groups " + "/".join(f"{u:.4f}" for u in group_uar)
-            history["val_uar"].append(score)
-            msg += f" val score {score:.4f} (pooled UAR {m['uar']:.4f} acc {m['accuracy']:.4f})"
-            if score > best_uar:
-                best_uar, best_epoch, best_weights = score, epoch, model.get_weights()
-                stale = 0
-            else:
-                stale += 1
-            if ema:
-                swap_ema()
-        history["epoch_s"].append(time.perf_counter() - t0)
-        log(msg + f" ({history['epoch_s'][-1]:.0f} s)")
-        if val is not None and stale >= cfg.patience:
-            log(f"early stop: no validation gain for {cfg.patience} epochs")
-            break
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    elif ema:
-        swap_ema()  # no validation: keep the averaged weights
-    history["best_epoch"] = best_epoch + 1 if best_epoch >= 0 else len(history["loss"])
-    history["best_val_uar"] = best_uar if best_uar >= 0 else math.nan
-    return model, history
+
+def _swap_ema(*, model: Any, ema: list[Any]) -> None:
+    """Exchange the model's live weights with their moving average (an involution)."""
+    import tensorflow as tf
+
+    for e, v in zip(ema, model.trainable_variables, strict=True):
+        tmp = tf.identity(v)
+        v.assign(e)
+        e.assign(tmp)
+
+
+def _training_batch(
+    *,
+    train: WindowSet,
+    y_train: npt.ArrayLike,
+    idx: npt.NDArray[np.intp],
+    cfg: TrainConfig,
+    centres: npt.NDArray[np.float64],
+    mu: npt.NDArray[np.float32],
+    inv: npt.NDArray[np.float32],
+    rng: np.random.Generator,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """One training batch of :func:`fit_model`: windows ``idx``, warped, normalised, masked and mixed.
+
+    Returns
+    -------
+    xb : ndarray, shape (batch, n_frames, n_features), float32
+    yb, yb2 : ndarray, shape (batch,), int32
+        Each window's label, and the label of the window mixed into it (``yb`` without mixup).
+    lam : ndarray, shape (batch,), float32
+        Each window's own share of the mix (ones without mixup).
+    """
+    xb = train.features[idx].astype(np.float32)
+    xb = freq_warp(xb, centres_hz=centres, max_warp=cfg.freq_warp, rng=rng)
+    xb = normalize_frames(xb, mean=mu, inv_std=inv)
+    _spec_augment(xb, cfg, rng)
+    yb = np.asarray(y_train)[train.clip_index[idx]].astype(np.int32)
+    yb2, lam = yb, np.ones(yb.size, dtype=np.float32)
+    if cfg.mixup_alpha > 0:
+        # mixup: each window blended with another of the batch, labels and weights alike
+        perm = rng.permutation(yb.size)
+        lam = rng.beta(cfg.mixup_alpha, cfg.mixup_alpha, size=yb.size).astype(np.float32)
+        lam = np.maximum(lam, 1.0 - lam)
+        xb = lam[:, None, None] * xb + (1.0 - lam[:, None, None]) * xb[perm]
+        yb2 = yb[perm]
+    return xb, yb, yb2, lam
+
+
+def _validation_score(
+    *,
+    model: Any,
+    val: WindowSet,
+    y_val: npt.ArrayLike,
+    val_groups: npt.ArrayLike | None,
+    labels: Sequence[str],
+    mean: npt.NDArray[np.float32],
+    std: npt.ArrayLike,
+) -> tuple[float, dict[str, Any], list[float] | None]:
+    """Score the model on the validation clips, as :func:`fit_model` selects epochs.
+
+    Returns
+    -------
+    score : float
+        The clip UAR, or with ``val_groups`` the mean of the groups' clip UARs.
+    metrics : dict
+        The pooled clip metrics (:func:`evaluate_clips`).
+    group_uar : list of float, or None
+        Each group's clip UAR (None without ``val_groups``).
+    """
+    vl, vi = predict_logits(model, val, mean=mean, std=std)
+    m, probs = evaluate_clips(logits=vl, clip_index=vi, y_true=y_val, labels=labels)
+    if val_groups is None:
+        return m["uar"], m, None
+    g = np.asarray(val_groups)
+    yv = np.asarray(y_val)
+    ok = ~np.isnan(probs[:, 0])
+    group_uar = [
+        classification_metrics(
+            y_true=yv[ok & (g == k)], y_pred=probs[ok & (g == k)].argmax(axis=1), labels=labels
+        )["uar"]
+        for k in np.unique(g)
+    ]
+    return float(np.mean(group_uar)), m, group_uar

@@ -7,6 +7,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ser_engine.errors import ParameterError
+
 
 class Transform(Protocol):
     """A waveform transform.
@@ -41,9 +43,9 @@ def as_signal(y: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """Validate and copy a mono signal to float32."""
     x = np.array(y, dtype=np.float32, copy=True)
     if x.ndim != 1:
-        raise ValueError(f"expected a 1-D signal, got shape {x.shape}")
+        raise ParameterError(f"expected a 1-D signal, got shape {x.shape}")
     if x.size == 0:
-        raise ValueError("cannot augment an empty signal")
+        raise ParameterError("cannot augment an empty signal")
     return x
 
 

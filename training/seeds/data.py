@@ -1,13 +1,13 @@
-"""The seeds' feature sets on corpus items, through the engine's one audio path (issue 12, items 2-3).
+"""The seeds' feature sets on corpus items, through the engine's one audio path.
 
-Every item (a recording, or one of its augmented copies, :class:`training.leak.Item`)
+Every item (a recording, or one of its augmented copies, :class:`training.seeds.leak.Item`)
 is decoded, windowed, gated and featurised by the same code as ``ser analyze``:
 :func:`training.features.speech_window_features`, which calls
 :func:`ser_engine.core.iter_window_features` with a ``ser_engine``
 :class:`~ser_engine.features.Featurizer` built from one of :data:`SEED_FEATURES`
 (the seeds' sets in the one featurizer). A recording is decoded by
 :func:`ser_engine.audio.iter_audio_blocks`; an augmented copy is the decoded
-recording through :func:`training.seeds.augment_item` (the seeds' noise, pitch,
+recording through :func:`training.seeds.systems.augment_item` (the seeds' noise, pitch,
 stretch and shift), passed as one block.
 
 A clip's *frames* are the frames of its speech windows, each frame once, in
@@ -48,7 +48,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
-from training.leak import Item
+from ser_engine.errors import ParameterError
+from training.seeds.leak import Item
 
 __all__ = [
     "SEED_FEATURES",
@@ -83,7 +84,7 @@ _VERSION = 1
 def seed_feature_config(name: str) -> FeatureConfig:
     """Return the ``ser_engine`` FeatureConfig of seed feature set ``name`` (a key of :data:`SEED_FEATURES`)."""
     if name not in SEED_FEATURES:
-        raise ValueError(f"unknown seed feature set {name!r}; known: {', '.join(SEED_FEATURES)}")
+        raise ParameterError(f"unknown seed feature set {name!r}; known: {', '.join(SEED_FEATURES)}")
     return FeatureConfig(**SEED_FEATURES[name])
 
 
@@ -124,7 +125,7 @@ def clip_frames(
     """
     w = np.asarray(windows, dtype=np.float32)
     if w.ndim != 3:
-        raise ValueError(f"windows must be (n_windows, n_frames, n_features), got shape {w.shape}")
+        raise ParameterError(f"windows must be (n_windows, n_frames, n_features), got shape {w.shape}")
     if w.shape[0] == 0:
         return np.zeros((0, w.shape[2]), np.float32)
     hop, sr = config.hop_length, config.sample_rate
@@ -155,13 +156,13 @@ def _view(frames: npt.NDArray[np.float32], spec: ViewSpec) -> npt.NDArray[np.flo
 
         return np.asarray(pool_frames(frames), dtype=np.float32)
     if not spec.n_frames:
-        raise ValueError(f"view {spec.key} needs n_frames")
+        raise ParameterError(f"view {spec.key} needs n_frames")
     seq = _fixed(frames, spec.n_frames)
     if spec.view == "sequence":
         return seq
     if spec.view == "flat":
         return np.ascontiguousarray(seq.T.reshape(-1))  # each feature's series in turn (the seeds' hstack)
-    raise ValueError(f"unknown view {spec.view!r}; known: pooled, flat, sequence")
+    raise ParameterError(f"unknown view {spec.view!r}; known: pooled, flat, sequence")
 
 
 # Worker state (per process) -----------------------------------------------------
@@ -184,7 +185,7 @@ def _init_worker(views: list[tuple[str, str, int | None]], seed: int, pin: bool 
 def _featurize_one(job: tuple[int, Item]) -> tuple[int, dict[str, npt.NDArray[np.float32]] | None]:
     from ser_engine.audio import iter_audio_blocks
     from training.features import load_clip_audio, speech_window_features
-    from training.seeds import augment_item
+    from training.seeds.systems import augment_item
 
     index, item = job
     path, copy = item.clip.path, item.copy
@@ -211,7 +212,7 @@ class ItemFeatures:
     Attributes
     ----------
     ids : list of str
-        Item ids (:attr:`training.leak.Item.id`) of the items with speech, in the order given.
+        Item ids (:attr:`training.seeds.leak.Item.id`) of the items with speech, in the order given.
     views : dict of str to ndarray
         Per :attr:`ViewSpec.key`, one row per id: ``(n, n_features)`` pooled,
         ``(n, n_features * n_frames)`` flat, ``(n, n_frames, n_features)`` sequence; float32.
@@ -260,7 +261,7 @@ def featurize_seed_items(
         Recordings and augmented copies; ids must be unique.
     views : sequence of ViewSpec
     seed : int
-        Augmentation seed of the copies (:func:`training.seeds.augment_item`).
+        Augmentation seed of the copies (:func:`training.seeds.systems.augment_item`).
     workers : int
         Worker processes (1: in this process), each pinned to one native thread.
     cache_dir : path, optional
@@ -280,7 +281,7 @@ def featurize_seed_items(
     item_list = list(items)
     ids = [it.id for it in item_list]
     if len(set(ids)) != len(ids):
-        raise ValueError("item ids must be unique")
+        raise ParameterError("item ids must be unique")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / f"seeds-{_cache_key(item_list, specs, seed)}.npz"
     if path.is_file():

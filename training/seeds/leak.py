@@ -1,4 +1,4 @@
-"""The three split protocols of the leak table (issue 12, item 3), over a corpus's clip list.
+"""The three split protocols of the leak table, over a corpus's clip list.
 
 The seed projects scored their models on RAVDESS with shortcuts that let the
 test set share speakers, or even recordings, with the training set. The same
@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_engine.errors import ParameterError
 from training.corpora import Clip
 
 __all__ = [
@@ -105,13 +106,13 @@ def _unique(clips: Iterable[Clip]) -> list[Clip]:
     ids = [clip_id(c) for c in out]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"clip id {dup} is not unique in the clip list")
+        raise ParameterError(f"clip id {dup} is not unique in the clip list")
     return out
 
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> None:
     if not (0.0 <= val_fraction < 1.0 and 0.0 < test_fraction < 1.0 and val_fraction + test_fraction < 1.0):
-        raise ValueError(f"fractions val {val_fraction} and test {test_fraction} must be >= 0 and sum below 1")
+        raise ParameterError(f"fractions val {val_fraction} and test {test_fraction} must be >= 0 and sum below 1")
 
 
 def _stratified(
@@ -207,7 +208,7 @@ def augment_before_split(
         ``train``, ``val``, ``test``, each sorted by id.
     """
     if copies < 1:
-        raise ValueError("augment_before_split needs at least one augmented copy per clip")
+        raise ParameterError("augment_before_split needs at least one augmented copy per clip")
     _check_fractions(val_fraction, test_fraction)
     items = _with_copies((Item(c) for c in _unique(clips)), copies)
     return _stratified(items, fine=fine, val_fraction=val_fraction, test_fraction=test_fraction, rng=rng)
@@ -272,7 +273,7 @@ def protocol_split(
         )
     if protocol == "speaker_independent":
         return speaker_independent_split(clips=clips, split=split, copies=copies)
-    raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    raise ParameterError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
 
 
 def part_ids(parts: Mapping[str, Sequence[Item]]) -> dict[str, list[str]]:

@@ -1,16 +1,17 @@
-"""``ser-train seeds``: the seed systems under our protocol, planned to fit one hour (issue 12, items 2-3).
+"""``ser-train seeds``: the seed systems under our protocol, planned to fit one hour.
 
 The budget
 ----------
-The full run must finish within 60 minutes on a 2-core machine without AVX2
-(taken as 2x slower than the 2-core AVX-512 development machine where the
-costs in :data:`COST_MS` were measured). What costs time is the seeds' 1D CNN:
-its 7.2 M parameters and about 2 GMAC per item make one training epoch cost
-92 ms per item here (the CNN + BiLSTM: 1.25 ms). On the 8 training corpora
-with 2 augmented copies one 1D CNN epoch would take about an hour by itself;
-on RAVDESS alone with 2 copies, 4.5 minutes here. So the plan is:
+The full run must finish within 60 minutes on a 2-core machine without AVX2,
+taken as :data:`TARGET_SLOWDOWN` times slower than the machine where the
+costs in :data:`COST_MS` were measured. What costs time is the seeds' 1D CNN:
+its 7.2 M parameters and about 2 GMAC per item make one of its training
+epochs cost about 70 times as much per item as one of the CNN + BiLSTM. On
+the 8 training corpora with 2 augmented copies one 1D CNN epoch would take
+about an hour by itself; on RAVDESS alone with 2 copies, a few minutes. So the
+plan is:
 
-* **Features** (:mod:`training.seeds_data`): the three seed feature sets of
+* **Features** (:mod:`training.seeds.data`): the three seed feature sets of
   every clip of the 11 corpora, through the engine's audio path, and the seeds'
   augmented copies (noise, pitch, stretch, shift; ``copies`` per clip) of every
   RAVDESS clip. Augmented copies of the other corpora are not made (they
@@ -18,7 +19,7 @@ on RAVDESS alone with 2 copies, 4.5 minutes here. So the plan is:
   therefore trained on the recordings only).
 * **The leak table** on RAVDESS (the corpus all five seeds use): the decision
   tree and k-NN on both pooled sets and the CNN + BiLSTM on its MFCC sequence,
-  each under the three protocols of :mod:`training.leak` (random split,
+  each under the three protocols of :mod:`training.seeds.leak` (random split,
   augment-before-split, speaker-independent), with ``copies`` augmented copies.
   The 1D CNN is left out of it (``leak_cnn1d``: three fits of about 3,000 items, 2 h more at 2x).
 * **Seed 002's random search** of the CNN + BiLSTM on RAVDESS,
@@ -56,13 +57,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from training.leak import PROTOCOLS, Item, protocol_split, speaker_independent_split
-from training.seeds import (
+from ser_engine.errors import ParameterError
+from training.seeds.leak import PROTOCOLS, Item, protocol_split, speaker_independent_split
+from training.seeds.systems import (
     BILSTM_DEFAULT,
     BILSTM_FRAMES,
     FEATURE_DIMS,
@@ -71,6 +73,9 @@ from training.seeds import (
     SeedRun,
     search_configs,
 )
+
+if TYPE_CHECKING:
+    from training.seeds.data import ItemFeatures
 
 __all__ = [
     "COST_MS",
@@ -100,12 +105,14 @@ COST_MS: dict[str, float] = {
     "knn_per_distance_value": 2e-8,
     "keras_fit_overhead": 4000.0,
 }
-"""Measured costs in ms on the development machine (2026-11-24, 2 shared cores, AVX-512), per item
-unless named otherwise: featurizing one recording / augmented copy into every view (one worker; the run
-uses two), one training epoch and one prediction of the 1D CNN and of the CNN + BiLSTM (seed 002's default
-configuration; the first five configurations of the search cost 0.4-1.0 times as much per item: the
-BiLSTM's steps per batch dominate, not the multiply-accumulates), the decision tree's fit per training value
-(items x features), the k-NN per query x training item x feature, the fixed cost of a Keras fit."""
+"""Planning costs in ms, per item unless named otherwise: featurizing one recording / augmented
+copy into every view (one worker; the run uses two), one training epoch and one prediction of the
+1D CNN and of the CNN + BiLSTM (seed 002's default configuration; the first five configurations of
+the search cost 0.4-1.0 times as much per item: the BiLSTM's steps per batch dominate, not the
+multiply-accumulates), the decision tree's fit per training value (items x features), the k-NN per
+query x training item x feature, the fixed cost of a Keras fit. Measured once on the development
+machine (docs/benchmarks.md, "Seed systems: planning costs", gives where and when); :func:`estimate`
+scales them by :data:`TARGET_SLOWDOWN` for the target machine."""
 
 _CNN1D = SeedRun("cnn1d", "mfcc_zcr_rms", "flat", 108)
 _BILSTM = SeedRun("cnn_bilstm", "mfcc", "sequence", BILSTM_FRAMES)
@@ -165,9 +172,9 @@ class Budget:
             "search_trials",
         ):
             if getattr(self, name) < 1:
-                raise ValueError(f"Budget.{name} must be at least 1")
+                raise ParameterError(f"Budget.{name} must be at least 1")
         if self.limit is not None and self.limit < 1:
-            raise ValueError("Budget.limit must be at least 1")
+            raise ParameterError("Budget.limit must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -254,7 +261,7 @@ class SeedParts:
     Attributes
     ----------
     leak : dict
-        Per protocol, RAVDESS's ``train`` / ``val`` / ``test`` items (:mod:`training.leak`).
+        Per protocol, RAVDESS's ``train`` / ``val`` / ``test`` items (:mod:`training.seeds.leak`).
     all_corpora : dict
         Speaker-independent items of the training corpora (``train`` / ``val`` / ``test``,
         recordings only) and of the held-out corpora (``unseen_val``, ``unseen_test``).
@@ -447,7 +454,7 @@ def uar_by_corpus(*, items: Sequence[Item], y_pred: npt.ArrayLike, labels: Seque
     dict
         ``{"all": uar, <corpus>: uar, ...}``; ``all`` is None for no items.
     """
-    from training.seeds import _uar
+    from training.seeds.systems import _uar
 
     index = {lab: i for i, lab in enumerate(labels)}
     yt = np.array([index[it.clip.label] for it in items], dtype=np.int64)
@@ -462,7 +469,7 @@ def uar_by_corpus(*, items: Sequence[Item], y_pred: npt.ArrayLike, labels: Seque
 
 # The run ------------------------------------------------------------------------------
 def _views(plan: Sequence[PlannedFit]) -> list[Any]:
-    from training.seeds_data import ViewSpec
+    from training.seeds.data import ViewSpec
 
     return list(dict.fromkeys(ViewSpec(f.run.feature_set, f.run.view, f.run.n_frames) for f in plan))
 
@@ -494,6 +501,99 @@ def _selection(uar: Mapping[str, Any]) -> float:
     """Our selection score: mean UAR of the validation speakers and the unseen-corpus validation."""
     vals = [v for v in (uar.get("val"), (uar.get("unseen_val") or {}).get("all")) if v is not None]
     return float(np.mean(vals)) if vals else math.nan
+
+
+class _SeedArrays:
+    """A plan's items as arrays: each item's view of its features (one row per item) and its label index.
+
+    Parameters
+    ----------
+    features : ItemFeatures
+        What :func:`training.seeds.data.featurize_seed_items` returned for the plan's items.
+    labels : sequence of str
+        The label vocabulary (an item's label is its index in it).
+    """
+
+    def __init__(self, *, features: ItemFeatures, labels: Sequence[str]) -> None:
+        self.features = features
+        self._rows = {k: i for i, k in enumerate(features.ids)}
+        self._index = {lab: i for i, lab in enumerate(labels)}
+
+    def __call__(self, items: Sequence[Item], run: SeedRun) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Return ``x`` (shape (n_items, *view shape)) and ``y`` (shape (n_items,)) of ``run``'s view."""
+        from training.seeds.data import ViewSpec
+
+        key = ViewSpec(run.feature_set, run.view, run.n_frames).key
+        x = self.features.views[key][np.array([self._rows[it.id] for it in items], dtype=np.int64)]
+        return x, np.array([self._index[it.clip.label] for it in items], dtype=np.int64)
+
+
+def _fit_and_score(
+    *,
+    fit: PlannedFit,
+    parts: SeedParts,
+    arrays: _SeedArrays,
+    config: Mapping[str, Any] | None,
+    labels: Sequence[str],
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit one planned model on its training part and score it on every other part it has.
+
+    Items without speech are left out of every part. Returns the run's entry of
+    ``results_seeds.json`` (its ``uar`` per part and corpus) and :func:`fit_seed`'s info.
+    """
+    from training.seeds.data import items_with_speech
+    from training.seeds.systems import fit_seed
+
+    p = items_with_speech(features=arrays.features, parts=parts.parts_of(fit))
+    x_tr, y_tr = arrays(p["train"], fit.run)
+    x_va, y_va = arrays(p["val"], fit.run)
+    predict, info = fit_seed(
+        model=fit.run.model,
+        x_train=x_tr,
+        y_train=y_tr,
+        x_val=x_va,
+        y_val=y_va,
+        n_labels=len(labels),
+        config=config,
+        max_epochs=fit.max_epochs or 1,
+        patience=fit.patience or 1,
+        seed=seed,
+    )
+    uar: dict[str, Any] = {"val": info["val_uar"]}
+    for part in ("test", "unseen_val", "unseen_test"):
+        if part in p:
+            x, _ = arrays(p[part], fit.run)
+            uar[part] = uar_by_corpus(items=p[part], y_pred=predict(x), labels=labels)
+    if fit.protocol == "augment_before_split":  # also on the test recordings alone, without their copies
+        rec = [it for it in p["test"] if it.copy == 0]
+        x, _ = arrays(rec, fit.run)
+        uar["test_recordings"] = uar_by_corpus(items=rec, y_pred=predict(x), labels=labels)
+    hist = info.get("history") or {}
+    result = {
+        "name": fit.name,
+        "stage": fit.stage,
+        "model": fit.run.model,
+        "features": fit.run.feature_set,
+        "view": fit.run.view,
+        "input_shape": list(x_tr.shape[1:]),
+        "protocol": fit.protocol,
+        "train_corpora": list(fit.corpora),
+        "copies": max((it.copy for it in p["train"]), default=0),
+        "items": {k: len(v) for k, v in p.items()},
+        "parameters": info["parameters"],
+        "epochs_run": info["epochs_run"],
+        "best_epoch": info["best_epoch"],
+        "max_epochs": info["max_epochs"],
+        "patience": fit.patience if info["max_epochs"] else None,
+        "stopped": info["stopped"],
+        "train_s": info["seconds"],
+        "val_uar_per_epoch": hist.get("val_uar"),
+        "config": info.get("config"),
+        "trial": fit.trial,
+        "uar": uar,
+    }
+    return result, info
 
 
 def run_seeds(
@@ -534,12 +634,10 @@ def run_seeds(
         ``leak_table``, ``search``, ``timings_min``, ``provenance``.
     """
     from training.corpora import HARMONISED_LABELS
-    from training.seeds import fit_seed
-    from training.seeds_data import SEED_FEATURES, featurize_seed_items, items_with_speech, seed_feature_config
+    from training.seeds.data import featurize_seed_items
 
     t_start = time.perf_counter()
     labels = list(HARMONISED_LABELS)
-    index = {lab: i for i, lab in enumerate(labels)}
     plan = make_plan(budget)
     parts = prepare_parts(root=root, budget=budget)
     est = estimate(plan=plan, parts=parts)
@@ -558,73 +656,22 @@ def run_seeds(
         f"featurized {len(feats.ids) + len(feats.no_speech)} items in {features_min:.1f} min "
         f"({len(feats.no_speech)} without speech, dropped)"
     )
-    rows = {k: i for i, k in enumerate(feats.ids)}
+    arrays = _SeedArrays(features=feats, labels=labels)
 
-    def arrays(items: Sequence[Item], run: SeedRun) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        from training.seeds_data import ViewSpec
-
-        key = ViewSpec(run.feature_set, run.view, run.n_frames).key
-        x = feats.views[key][np.array([rows[it.id] for it in items], dtype=np.int64)]
-        return x, np.array([index[it.clip.label] for it in items], dtype=np.int64)
-
+    # The fits, in the plan's order: the search trials come before the all-corpora CNN + BiLSTM,
+    # which takes the configuration the trials so far chose.
     configs = search_configs(n=budget.search_trials, rng=np.random.default_rng(budget.seed))
     runs: list[dict[str, Any]] = []
     trials: list[dict[str, Any]] = []
     best_config: dict[str, Any] = dict(BILSTM_DEFAULT)
     t_fits = time.perf_counter()
     for fit in plan:
-        p = items_with_speech(features=feats, parts=parts.parts_of(fit))
         cfg = None
         if fit.run.model == "cnn_bilstm":  # search trials their own, all corpora the chosen one, else the seed's
             cfg = configs[fit.trial] if fit.trial is not None else best_config if fit.stage == "all" else None
-        x_tr, y_tr = arrays(p["train"], fit.run)
-        x_va, y_va = arrays(p["val"], fit.run)
-        predict, info = fit_seed(
-            model=fit.run.model,
-            x_train=x_tr,
-            y_train=y_tr,
-            x_val=x_va,
-            y_val=y_va,
-            n_labels=len(labels),
-            config=cfg,
-            max_epochs=fit.max_epochs or 1,
-            patience=fit.patience or 1,
-            seed=budget.seed,
-        )
-        uar: dict[str, Any] = {"val": info["val_uar"]}
-        for part in ("test", "unseen_val", "unseen_test"):
-            if part in p:
-                x, _ = arrays(p[part], fit.run)
-                uar[part] = uar_by_corpus(items=p[part], y_pred=predict(x), labels=labels)
-        if fit.protocol == "augment_before_split":
-            rec = [it for it in p["test"] if it.copy == 0]
-            x, _ = arrays(rec, fit.run)
-            uar["test_recordings"] = uar_by_corpus(items=rec, y_pred=predict(x), labels=labels)
-        hist = info.get("history") or {}
-        result = {
-            "name": fit.name,
-            "stage": fit.stage,
-            "model": fit.run.model,
-            "features": fit.run.feature_set,
-            "view": fit.run.view,
-            "input_shape": list(x_tr.shape[1:]),
-            "protocol": fit.protocol,
-            "train_corpora": list(fit.corpora),
-            "copies": max((it.copy for it in p["train"]), default=0),
-            "items": {k: len(v) for k, v in p.items()},
-            "parameters": info["parameters"],
-            "epochs_run": info["epochs_run"],
-            "best_epoch": info["best_epoch"],
-            "max_epochs": info["max_epochs"],
-            "patience": fit.patience if info["max_epochs"] else None,
-            "stopped": info["stopped"],
-            "train_s": info["seconds"],
-            "val_uar_per_epoch": hist.get("val_uar"),
-            "config": info.get("config"),
-            "trial": fit.trial,
-            "uar": uar,
-        }
+        result, info = _fit_and_score(fit=fit, parts=parts, arrays=arrays, config=cfg, labels=labels, seed=budget.seed)
         runs.append(result)
+        uar = result["uar"]
         if fit.trial is not None and fit.protocol == "speaker_independent":
             trials.append(
                 {
@@ -644,12 +691,52 @@ def run_seeds(
             + (f", {info['epochs_run']} epochs ({info['stopped']})" if info["epochs_run"] else "")
         )
     fits_min = (time.perf_counter() - t_fits) / 60
+
+    results = _results_document(
+        command=command,
+        budget=budget,
+        estimate_=est,
+        labels=labels,
+        features=feats,
+        parts=parts,
+        runs=runs,
+        trials=trials,
+        best_config=best_config,
+        timings_min={"features": features_min, "fits": fits_min, "total": (time.perf_counter() - t_start) / 60},
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from training.report import _finite
+
+    path = run_dir / "results_seeds.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_finite(results), indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    log(f"wrote {path} ({results['timings_min']['total']:.1f} min)")
+    return results
+
+
+def _results_document(
+    *,
+    command: str,
+    budget: Budget,
+    estimate_: Mapping[str, Any],
+    labels: list[str],
+    features: ItemFeatures,
+    parts: SeedParts,
+    runs: list[dict[str, Any]],
+    trials: list[dict[str, Any]],
+    best_config: dict[str, Any],
+    timings_min: dict[str, float],
+) -> dict[str, Any]:
+    """Assemble ``results_seeds.json`` from the run's parts (see :func:`run_seeds`)."""
+    from training.seeds.data import SEED_FEATURES, seed_feature_config
+
     best_trial = max(range(len(trials)), key=lambda i: trials[i]["score"]) if trials else None
-    results: dict[str, Any] = {
+    return {
         "command": command,
         "quick": budget.limit is not None,
         "budget": asdict(budget),
-        "estimate": {k: v for k, v in est.items() if k != "rows"} | {"slowdown": TARGET_SLOWDOWN},
+        "estimate": {k: v for k, v in estimate_.items() if k != "rows"} | {"slowdown": TARGET_SLOWDOWN},
         "labels": labels,
         "feature_sets": {
             name: {
@@ -660,8 +747,8 @@ def run_seeds(
             for name in SEED_FEATURES
         },
         "items": {
-            "featurized": len(feats.ids) + len(feats.no_speech),
-            "no_speech": len(feats.no_speech),
+            "featurized": len(features.ids) + len(features.no_speech),
+            "no_speech": len(features.no_speech),
             "skipped_files": parts.skipped,
             "clips_per_corpus": parts.corpora,
         },
@@ -674,18 +761,9 @@ def run_seeds(
             "best_trial": None if best_trial is None else trials[best_trial]["trial"],
             "best_config": best_config,
         },
-        "timings_min": {"features": features_min, "fits": fits_min, "total": (time.perf_counter() - t_start) / 60},
+        "timings_min": timings_min,
         "provenance": {
             "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "held_out": {"unseen_val": ["casia"], "unseen_test": ["uem-es", "emotiontts-ko"]},
         },
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    from training.report import _finite
-
-    path = run_dir / "results_seeds.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite(results), indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    log(f"wrote {path} ({results['timings_min']['total']:.1f} min)")
-    return results

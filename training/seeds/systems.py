@@ -1,4 +1,4 @@
-"""The seed projects' models, rebuilt to be trained under our protocol (issue 12, item 2).
+"""The seed projects' models, rebuilt to be trained under our protocol.
 
 The five projects the repository started from describe a decision tree and a
 k-NN (k = 4) on clip-pooled features, a 1D CNN of about 7 M parameters (five
@@ -9,16 +9,16 @@ descriptions (layer sizes, input shapes, parameter counts) and are documented
 where a detail had to be chosen.
 
 What changes from the seeds is the protocol, not the models: items come from
-:mod:`training.leak` (random, augment-before-split or speaker-independent
+:mod:`training.seeds.leak` (random, augment-before-split or speaker-independent
 parts), and every network is trained with early stopping on the validation
 part (Keras ``EarlyStopping`` on validation UAR, best weights restored; at
 most ``max_epochs``), not for a fixed number of epochs. :func:`fit_seed` fits
-one model and returns its predictor; :mod:`training.seeds_run` plans and runs
+one model and returns its predictor; :mod:`training.seeds.run` plans and runs
 ``ser-train seeds``.
 
 The features of the real run are the seeds' sets in ``ser_engine``'s one
 featurizer, computed through the engine's audio path
-(:mod:`training.seeds_data`). The functions here take arrays in a model's
+(:mod:`training.seeds.data`). The functions here take arrays in a model's
 *view* of a clip's frames (:func:`view`): ``pooled`` (mean over frames) for
 the tree and k-NN, ``flat`` (padded or cut to a fixed number of frames, then
 flattened feature by feature) for the 1D CNN, ``sequence`` (padded or cut to
@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from training.leak import Item, item_rng
+from ser_engine.errors import ParameterError
+from training.seeds.leak import Item, item_rng
 
 __all__ = [
     "BILSTM_DEFAULT",
@@ -136,7 +137,7 @@ def augment_item(item: Item, y: npt.NDArray[np.float32], *, sample_rate: int, se
     Copy ``k`` applies the seeds' augmentations in turn: 1 additive noise
     (10-30 dB SNR), 2 pitch shift (+-2 semitones), 3 time stretch (0.8-1.2),
     4 time shift (+-0.5 s), then again from 1. The generator is
-    :func:`training.leak.item_rng`, so a copy is the same in every protocol.
+    :func:`training.seeds.leak.item_rng`, so a copy is the same in every protocol.
 
     Parameters
     ----------
@@ -204,7 +205,7 @@ def featurize_items(
         y = augment_item(it, cache[it.clip.path], sample_rate=sample_rate, seed=seed)
         f = np.asarray(featurize(y, sample_rate), dtype=np.float32)
         if f.ndim != 2:
-            raise ValueError(f"{it.id}: features must be (n_frames, n_features), got shape {f.shape}")
+            raise ParameterError(f"{it.id}: features must be (n_frames, n_features), got shape {f.shape}")
         out.append(f)
     return out
 
@@ -232,9 +233,9 @@ def view(frames: Sequence[npt.ArrayLike], *, kind: str, n_frames: int | None = N
     if kind == "pooled":
         return np.stack([a.mean(axis=0) for a in arrays]) if arrays else np.zeros((0, 0), np.float32)
     if kind not in ("flat", "sequence"):
-        raise ValueError(f"unknown view {kind!r}; known: pooled, flat, sequence")
+        raise ParameterError(f"unknown view {kind!r}; known: pooled, flat, sequence")
     if not n_frames or n_frames < 1:
-        raise ValueError(f"view {kind!r} needs n_frames >= 1")
+        raise ParameterError(f"view {kind!r} needs n_frames >= 1")
     n_feat = arrays[0].shape[1] if arrays else 0
     seq = np.zeros((len(arrays), n_frames, n_feat), dtype=np.float32)
     for i, a in enumerate(arrays):
@@ -276,7 +277,7 @@ def make_classifier(name: str, *, seed: int = 0) -> Any:
     elif name == "knn":
         clf = KNeighborsClassifier(n_neighbors=4)
     else:
-        raise ValueError(f"unknown seed classifier {name!r}; known: decision_tree, knn")
+        raise ParameterError(f"unknown seed classifier {name!r}; known: decision_tree, knn")
     return make_pipeline(StandardScaler(), clf)
 
 
@@ -386,12 +387,12 @@ def search_configs(*, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
 def check_search_config(cfg: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` unless ``cfg`` is a point of :data:`SEARCH_SPACE`."""
     if set(cfg) != set(SEARCH_SPACE):
-        raise ValueError(f"configuration keys {sorted(cfg)} are not {sorted(SEARCH_SPACE)}")
+        raise ParameterError(f"configuration keys {sorted(cfg)} are not {sorted(SEARCH_SPACE)}")
     for key, space in SEARCH_SPACE.items():
         v = cfg[key]
         ok = space[0] <= v <= space[1] if key in _CONTINUOUS else v in space
         if not ok:
-            raise ValueError(f"{key}={v!r} is outside the search space {space}")
+            raise ParameterError(f"{key}={v!r} is outside the search space {space}")
 
 
 def build_seed_cnn_bilstm(
@@ -632,7 +633,7 @@ def fit_seed(
         info["val_uar"] = _uar(yv, predict(x_val), n_labels)
         return predict, info
     if model not in ("cnn1d", "cnn_bilstm"):
-        raise ValueError(f"unknown seed model {model!r}; known: {', '.join(SEED_MODELS)}")
+        raise ParameterError(f"unknown seed model {model!r}; known: {', '.join(SEED_MODELS)}")
     mu, sd = fit_scaler(x_train)
 
     def scale(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -767,7 +768,7 @@ def run_seed(
     sample_rate: int = 16000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Featurize the parts of a protocol (:mod:`training.leak`) and train and score one seed model.
+    """Featurize the parts of a protocol (:mod:`training.seeds.leak`) and train and score one seed model.
 
     Parameters
     ----------
