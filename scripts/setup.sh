@@ -224,7 +224,7 @@ phase_end "system packages" ok
 
 # ---------------------------------------------------------------- .venv
 if [[ "$MODE" == test ]]; then
-  EXTRAS="gui,train,dev,bundle"
+  EXTRAS="gui,train,dev,bundle,cluster"
 else
   EXTRAS="gui"
 fi

@@ -8,7 +8,7 @@ each is implemented in its own module, imported only when it runs:
 Exit status (also in ``ser --help``): 0 when everything succeeded; 1 when any
 file failed (every other file is still reported) or on a model/device error; 2
 for bad usage; 70 for an internal error (a bug); 130 when interrupted; ``ser
-listen`` ends cleanly on SIGTERM/SIGHUP with 128 + the signal number (143, 129).
+listen`` and ``ser analyze`` end cleanly on SIGTERM/SIGHUP with 128 + the signal number (143, 129).
 Errors go to stderr as ``ser: <file>: <reason>``; the CLI never prints a
 traceback for bad input. A bug prints one line, ``ser: internal error: <message>
 (details in <log file>)``, and its traceback goes to the log file
@@ -57,7 +57,7 @@ exit status:
   {EXIT_USAGE:<3} bad usage
   {EXIT_INTERNAL:<3} internal error: a bug of ser (one line here; the traceback is in the log file)
   {EXIT_INTERRUPTED:<3} interrupted (Ctrl-C)
-  143 `ser listen` stopped by SIGTERM (129: SIGHUP); a recording is closed properly
+  143 `ser listen`/`ser analyze` stopped by SIGTERM (129: SIGHUP); a recording or CSV/JSON is closed properly
 
 log file: $XDG_STATE_HOME/ser/ser.log (default ~/.local/state/ser/ser.log)"""
 
@@ -126,6 +126,23 @@ def _workers(text: str) -> int:
     return v
 
 
+def _cluster(text: str) -> Any:
+    """Parse ``--cluster`` of analyze into a :class:`ser_engine.cluster.ClusterAddress` (or say how to get Dask)."""
+    try:
+        from ser_engine.cluster import ClusterAddress
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("dask", "distributed"):
+            raise
+        raise argparse.ArgumentTypeError(
+            f"needs Dask ({exc.name} is not installed): pip install 'ser[cluster]'") from None
+    from ser_engine.errors import ParameterError
+
+    try:
+        return ClusterAddress.parse(text)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``ser`` argument parser (sub-commands and their help from :data:`~ser_engine.commands.SUBCOMMANDS`).
 
@@ -162,8 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also report every analysed window. CSV: one table; each file's row (the columns of the "
                         "plain CSV, in the same places) is followed by its windows' rows; the last columns "
                         "kind (file or segment), start_s, end_s, speech tell them apart")
-    a.add_argument("--workers", type=_workers, default=None, metavar="N",
-                   help="files analysed in parallel (default: the number of CPU cores)")
+    where = a.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_workers, default=None, metavar="N",
+                       help="files analysed in parallel (default: the number of CPU cores)")
+    where.add_argument("--cluster", type=_cluster, default=None, metavar="ADDRESS",
+                       help="analyse on a Dask cluster: a scheduler's address (tcp://host:8786; every worker must "
+                            "see the files under the same paths) or local:N (N worker processes on this machine); "
+                            "needs the cluster extra: pip install 'ser[cluster]'")
     a.add_argument("--sensitivity", type=_unit_float, default=0.5, metavar="X", help=sensitivity_help)
     a.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal and there are several files)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import os
 import signal
@@ -20,7 +21,7 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ser_engine.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, load_model, load_profile, window_hop
@@ -233,6 +234,25 @@ def _cap_workers(n: int | None) -> int | None:
     return n
 
 
+@contextlib.contextmanager
+def _where(args: argparse.Namespace, workers: int | None) -> Iterator[Callable[..., Iterator[FileResult]]]:
+    """Yield what analyses the files: threads here (``--workers``) or a Dask cluster (``--cluster``).
+
+    Entered inside :class:`_StdoutGuard`, so the processes of ``--cluster local:N`` inherit
+    its diverted stdout; a scheduler that cannot be reached fails before any output.
+    """
+    from ser_engine.analysis import analyze_paths
+
+    cluster = getattr(args, "cluster", None)
+    if cluster is None:
+        yield functools.partial(analyze_paths, workers=workers, expand=False)
+        return
+    from ser_engine.cluster import analyze_on_cluster, connect
+
+    with connect(cluster) as client:
+        yield functools.partial(analyze_on_cluster, client=client)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Run ``ser analyze PATH...``.
 
@@ -280,7 +300,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
     """Run ``ser analyze`` with SIGINT setting ``cancel``."""
-    from ser_engine.analysis import FileResult, analyze_paths
+    from ser_engine.analysis import FileResult
     from ser_engine.audio import display_path, find_audio_files
     from ser_engine.export import ResultWriter, finite_result
 
@@ -293,7 +313,7 @@ def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     progress = _Progress(len(files) + len(problems), show)
     failed = 0
-    with _StdoutGuard(args.format) as out:
+    with _StdoutGuard(args.format) as out, _where(args, workers) as analyze:
         writer: ResultWriter | _TableWriter
         if args.format == "table":
             shown = [display_path(f) for f in files] + [display_path(p) for p, _ in problems]
@@ -310,9 +330,8 @@ def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
                 progress.message(msg)
                 progress.update(False)
                 failed += 1
-            for res in analyze_paths(files, model, window_s=window_s, hop_s=hop_s,
-                                     gate_sensitivity=args.sensitivity, workers=workers, cancel=cancel,
-                                     expand=False):
+            for res in analyze(files, model, window_s=window_s, hop_s=hop_s, gate_sensitivity=args.sensitivity,
+                               cancel=cancel):
                 if cancel.is_set() and not res.ok:  # stopped by Ctrl-C, not a failure of the file
                     break
                 res = finite_result(res, affect=model.affect_names)  # NaN is a failure in every format

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "AudioError",
+    "ClusterError",
     "DeviceError",
     "ModelError",
     "NonFiniteOutputError",
@@ -55,6 +56,13 @@ class OutputError(SerError):
 
     The message says so and gives the system's reason. (A pipe closed by its
     reader, as in ``ser analyze ... | head``, is not an error.)
+    """
+
+
+class ClusterError(SerError):
+    """A Dask cluster (``ser analyze --cluster``) cannot be reached or lost the batch's work.
+
+    The message names the scheduler's address (or the file) and the reason.
     """
 
 
