@@ -71,7 +71,7 @@ def _cpu_model() -> str:
 
 def speech_track(corpus: Path, seconds: float, rate: int = 16000) -> np.ndarray:
     """Real corpus speech (RAVDESS, several actors) concatenated with 0.3 s gaps, >= ``seconds`` long."""
-    from ser_engine.audio import load_audio
+    from ser_engine.dsp.audio import load_audio
 
     files = sorted((corpus / "ravdess").glob("Actor_0[1-6]/*.flac"))[::7]
     parts: list[np.ndarray] = []

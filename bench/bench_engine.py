@@ -88,7 +88,7 @@ def machine() -> dict[str, Any]:
 
 def load_model(model_dir: str | None) -> tuple[Any, str]:
     """Load the model of ``model_dir`` (default ``models/``), else build the tiny test model; return it and a label."""
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
 
     d = Path(model_dir) if model_dir else ROOT / "models"
     if (d / "model.onnx").is_file():
@@ -115,8 +115,8 @@ def pct(values: list[float], q: float) -> float:
 # ----------------------------------------------------------------------------- live step
 def bench_live(model: Any, seconds: float = 300.0) -> dict[str, Any]:
     """Time the Streamer hop by hop over ``seconds`` of RAVDESS speech (step, CPU, features, inference)."""
-    from ser_engine.audio import load_audio
-    from ser_engine.stream import Streamer, StreamSettings
+    from ser_engine.dsp.audio import load_audio
+    from ser_engine.live.stream import Streamer, StreamSettings
 
     clips = ravdess_clips()[::7]
     parts: list[np.ndarray] = []
@@ -149,7 +149,7 @@ def bench_live(model: Any, seconds: float = 300.0) -> dict[str, Any]:
         cpu_ms.append(dc_ms)
         speech += p.speech
     # breakdown on full windows: what one hop adds (its log-mel frames and gate levels) vs inference
-    from ser_engine.gate import frame_levels_db
+    from ser_engine.dsp.gate import frame_levels_db
 
     win = signal[: st.window]
     cfg = st.config
@@ -320,7 +320,7 @@ def bench_memory(model_dir: str | None) -> dict[str, Any]:
     """Measure peak memory and wall time of ``analyze_file`` on a generated 1-hour stereo 44.1 kHz FLAC."""
     import soundfile as sf
 
-    from ser_engine.audio import load_audio, resample
+    from ser_engine.dsp.audio import load_audio, resample
 
     tmp = Path(tempfile.mkdtemp(prefix="ser-bench-hour-"))
     path = tmp / "hour.flac"
@@ -342,7 +342,7 @@ def bench_memory(model_dir: str | None) -> dict[str, Any]:
         "import os, sys, time\n"
         f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
         "from bench.bench_engine import load_model\n"
-        "from ser_engine.analysis import analyze_file\n"
+        "from ser_engine.files.analysis import analyze_file\n"
         f"model, _ = load_model({model_dir!r})\n"
         "base = next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmRSS'))\n"
         "t0 = time.perf_counter()\n"
@@ -390,7 +390,8 @@ def bench_coldstart(model_dir: str | None, clip: Path, runs: int = 5) -> dict[st
         label = json.loads(p.stdout)[0]["label"]
     walls = walls[1:]  # the first run warms the OS file cache
     imp = subprocess.run(
-        [sys.executable, "-c", "import sys, ser_engine.cli, ser_engine.analysis, ser_engine.model\n"
+        [sys.executable, "-c", "import sys, ser_engine.cli.main, ser_engine.files.analysis, "
+         "ser_engine.inference.model\n"
          "import onnxruntime\nprint(any(m in sys.modules for m in ('tensorflow','librosa','numba')))"],
         capture_output=True, text=True, env=env, cwd=ROOT,
     )

@@ -63,7 +63,7 @@ def _cpu_model() -> str:
 
 def make_files(corpus: Path, folder: Path, n: int) -> float:
     """``n`` WAV copies of real clips in ``folder``; returns the total audio duration in seconds."""
-    from ser_engine.audio import load_audio
+    from ser_engine.dsp.audio import load_audio
 
     sources = []
     for rel in CLIPS:
@@ -83,7 +83,7 @@ def make_files(corpus: Path, folder: Path, n: int) -> float:
 def run_cli(folder: Path, model_dir: Path, workers: int) -> float:
     """Return the wall time of ``ser analyze`` on ``folder`` as a process."""
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-c", "from ser_engine.cli import main; raise SystemExit(main())",
+    subprocess.run([sys.executable, "-c", "from ser_engine.cli.main import main; raise SystemExit(main())",
                     "analyze", str(folder), "--format", "csv", "--workers", str(workers),
                     "--model", str(model_dir), "--progress", "never"],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, cwd=ROOT)
@@ -97,7 +97,7 @@ def run_app(folder: Path, model_dir: Path, n: int, workers: int) -> dict[str, fl
 
     from desktop_app.main_window import MainWindow
     from desktop_app.settings import AppSettings
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
 
     app = QApplication.instance() or QApplication([])
     tmp = Path(tempfile.mkdtemp(prefix="ser-bench-faults-settings-"))

@@ -1,6 +1,6 @@
 """Arousal and valence: the live affect gauge and the mapping from scores to what it shows.
 
-A model with an affect output (:attr:`ser_engine.model.EmotionModel.affect_names`, e.g.
+A model with an affect output (:attr:`ser_engine.inference.model.EmotionModel.affect_names`, e.g.
 ``("arousal", "valence")``) gives each speech window a score in [0, 1] per dimension: the
 probability of the dimension's high side (arousal: activated rather than calm; valence:
 positive rather than negative). The app shows them as
@@ -28,7 +28,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
-from ser_engine.analysis import Segment
+from ser_engine.files.analysis import Segment
 
 __all__ = [
     "IN_BETWEEN",
@@ -89,7 +89,7 @@ def affect_axis(name: str, *, index: int = 0) -> AffectAxis:
     Parameters
     ----------
     name : str
-        A dimension of :attr:`~ser_engine.model.EmotionModel.affect_names`.
+        A dimension of :attr:`~ser_engine.inference.model.EmotionModel.affect_names`.
     index : int
         Its position there (picks a colour for a dimension the app does not know).
 

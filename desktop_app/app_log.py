@@ -1,7 +1,7 @@
 """The app's log: named in the messages about bugs; uncaught exceptions sent to it.
 
 :func:`desktop_app.main.main` starts the log at start-up with
-:func:`ser_engine.cli_common.start_logging`, as the CLI does
+:func:`ser_engine.cli.common.start_logging`, as the CLI does
 (``$XDG_STATE_HOME/ser/ser.log``, by default ``~/.local/state/ser/ser.log``).
 A bug in a worker (file analysis, the live session) is shown in the window in
 one line naming the file that holds its traceback; an exception escaping a Qt

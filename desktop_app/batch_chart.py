@@ -26,9 +26,9 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPu
 from desktop_app.export import ExportError
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, label_text
 from desktop_app.widgets import export_failed_box, style_plot
-from ser_engine.analysis import FileResult
-from ser_engine.export import safe_text
-from ser_engine.recorder import make_private_folder
+from ser_engine.files.analysis import FileResult
+from ser_engine.files.export import safe_text
+from ser_engine.live.recorder import make_private_folder
 
 __all__ = ["CONFIDENCE_BINS", "DEFAULT_PNG_NAME", "FAILED", "NO_SPEECH", "UNCERTAIN", "BatchChart", "BatchSummary",
            "atomic_write_bytes", "summarize_batch"]

@@ -9,7 +9,7 @@ Steps (one page each):
    after calibration, a name, **Save** / **Record again** / **Cancel**; or, when there was too
    little speech, silence or a device problem, the reason and **Record again**.
 
-The microphone is read through :class:`ser_engine.inputs.LiveInput`, whose callback only
+The microphone is read through :class:`ser_engine.live.inputs.LiveInput`, whose callback only
 copies into a ring buffer; the GUI timer reads the newest samples for the meter, and the
 profile is built (resampling, speech gate, features, model) on a worker thread.
 """
@@ -43,12 +43,12 @@ from desktop_app.app_log import bug_message
 from desktop_app.palette import emotion_color, label_text
 from desktop_app.profiles import ProfileManager, top_labels
 from desktop_app.widgets import LevelMeter
-from ser_engine.audio import resample
+from ser_engine.dsp.audio import resample
+from ser_engine.dsp.gate import level_dbfs
 from ser_engine.errors import DeviceError, ProfileError, SerError
-from ser_engine.gate import level_dbfs
+from ser_engine.inference.model import EmotionModel
+from ser_engine.inference.profile import MIN_SPEECH_S, VoiceProfile, profile_from_audio
 from ser_engine.logs import get_logger
-from ser_engine.model import EmotionModel
-from ser_engine.profile import MIN_SPEECH_S, VoiceProfile, profile_from_audio
 
 __all__ = ["CALIBRATION_TEXT", "CalibrationDialog", "InputFactory"]
 
@@ -69,11 +69,11 @@ TICK_MS = 33
 LEVEL_S = 0.05
 
 InputFactory = Callable[..., Any]
-"""Builds a microphone input like :class:`ser_engine.live.LiveInput` (``device, ring_seconds=``)."""
+"""Builds a microphone input like :class:`ser_engine.live.session.LiveInput` (``device, ring_seconds=``)."""
 
 
 def _default_input(device: int | str | None, *, ring_seconds: float) -> Any:
-    from ser_engine.inputs import LiveInput
+    from ser_engine.live.inputs import LiveInput
 
     return LiveInput(device, ring_seconds=ring_seconds)
 
@@ -100,7 +100,7 @@ class CalibrationDialog(QDialog):
     record_s : float
         Seconds of recording (the user may stop early).
     input_factory : callable, optional
-        Builds the input (default :class:`ser_engine.live.LiveInput`).
+        Builds the input (default :class:`ser_engine.live.session.LiveInput`).
 
     Signals
     -------

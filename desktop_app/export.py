@@ -1,6 +1,6 @@
 """Export file-analysis results as CSV and JSON files, byte-identical to ``ser analyze``'s output.
 
-The content comes from the one exporter, :class:`ser_engine.export.ResultWriter`:
+The content comes from the one exporter, :class:`ser_engine.files.export.ResultWriter`:
 
 * JSON = ``ser analyze --format json --segments``;
 * the table CSV = ``ser analyze --format csv``;
@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ser_engine.analysis import FileResult
-from ser_engine.export import Format, ResultWriter, safe_text
-from ser_engine.recorder import make_private_folder
+from ser_engine.files.analysis import FileResult
+from ser_engine.files.export import Format, ResultWriter, safe_text
+from ser_engine.live.recorder import make_private_folder
 
 __all__ = ["ExportError", "atomic_write_text", "export_csv", "export_json", "segments_path_for", "write_results"]
 
@@ -118,7 +118,7 @@ def segments_path_for(table_path: Path) -> Path:
 
 def write_results(results: Sequence[FileResult], fh: TextIO, *, fmt: Format, labels: Sequence[str],
                   segments: bool, affect: Sequence[str] = ()) -> None:
-    """Write ``results`` to ``fh`` with the CLI's exporter (see :class:`ser_engine.export.ResultWriter`).
+    """Write ``results`` to ``fh`` with the CLI's exporter (see :class:`ser_engine.files.export.ResultWriter`).
 
     ``affect``: the model's affect dimensions (CSV columns and JSON keys, as ``ser analyze``); empty for none.
     """

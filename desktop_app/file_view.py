@@ -52,11 +52,11 @@ from desktop_app.player import Player
 from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
 from desktop_app.widgets import ColorKey, ProbabilityBars, export_failed_box, min_max_envelope, style_plot
-from ser_engine.analysis import FileResult, Segment, analyze_paths
-from ser_engine.audio import AUDIO_EXTENSIONS, find_audio_files, load_audio
+from ser_engine.dsp.audio import AUDIO_EXTENSIONS, find_audio_files, load_audio
 from ser_engine.errors import AudioError
-from ser_engine.model import EmotionModel
-from ser_engine.stream import StreamSettings
+from ser_engine.files.analysis import FileResult, Segment, analyze_paths
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.stream import StreamSettings
 
 __all__ = ["COLUMNS", "DRAIN_INTERVAL_MS", "EMPTY_TABLE_TEXT", "AnalysisWorker", "BatchCounts", "FileTable",
            "FileTableModel", "FileView",
@@ -103,9 +103,9 @@ class BatchCounts:
 
 
 class AnalysisWorker:
-    """Runs one batch through :func:`ser_engine.analysis.analyze_paths` on a background (daemon) thread.
+    """Runs one batch through :func:`ser_engine.files.analysis.analyze_paths` on a background (daemon) thread.
 
-    The paths are expanded as ``ser analyze`` does (:func:`~ser_engine.audio.find_audio_files`:
+    The paths are expanded as ``ser analyze`` does (:func:`~ser_engine.dsp.audio.find_audio_files`:
     problem paths first, as failed results), then the files go through ``analyze_paths`` with
     the same window, hop, gate sensitivity and workers. Nothing here touches Qt: the GUI thread
     polls :meth:`take` on a timer and applies what came in as one model update, so the cost per

@@ -1,6 +1,6 @@
 """Qt side of a live session: the engine's worker-thread callbacks become queued Qt signals.
 
-The engine's :class:`ser_engine.live.LiveSession` owns the sounddevice stream (whose
+The engine's :class:`ser_engine.live.session.LiveSession` owns the sounddevice stream (whose
 callback only writes into a ring buffer) and a worker thread running the
 streamer and ONNX Runtime. It calls ``on_prediction``/``on_error`` from that
 worker thread; :class:`LiveController` re-emits them as Qt signals with a
@@ -19,10 +19,10 @@ import numpy.typing as npt
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from desktop_app.app_log import details_hint
-from ser_engine.live import LiveInternalError, LiveSession, LiveStats, RecordingError
-from ser_engine.model import EmotionModel
-from ser_engine.ringbuffer import RingBuffer
-from ser_engine.stream import Prediction, StreamSettings
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.ringbuffer import RingBuffer
+from ser_engine.live.session import LiveInternalError, LiveSession, LiveStats, RecordingError
+from ser_engine.live.stream import Prediction, StreamSettings
 
 __all__ = ["MAX_NAME_TRIES", "LiveController", "LiveSessionLike", "SessionFactory", "array_session_factory",
            "engine_session_factory"]
@@ -31,7 +31,7 @@ MAX_NAME_TRIES = 1000  # suffixes tried for a new recording's name before giving
 
 
 class LiveSessionLike(Protocol):
-    """What the app needs from :class:`ser_engine.live.LiveSession`."""
+    """What the app needs from :class:`ser_engine.live.session.LiveSession`."""
 
     audio: RingBuffer
 
@@ -70,15 +70,15 @@ def engine_session_factory(
 
 
 def array_session_factory(samples: npt.ArrayLike, sample_rate: int, *, speed: float = 1.0) -> SessionFactory:
-    """Return a factory of the engine's :class:`~ser_engine.live.LiveSession` fed from ``samples``, not a device.
+    """Return a factory of the engine's :class:`~ser_engine.live.session.LiveSession` fed from ``samples``.
 
     The session is the real one (its worker thread, resampler, streamer, model and
-    recorder); only its input is an :class:`~ser_engine.inputs.ArrayInput`, which
+    recorder); only its input is an :class:`~ser_engine.live.inputs.ArrayInput`, which
     feeds ``samples`` (mono or ``(n, channels)``, at ``sample_rate``) at ``speed``
     times real time. The session ends by itself after the last sample
     (``session.finished``). Used by the self-test, demos and tests.
     """
-    from ser_engine.inputs import ArrayInput
+    from ser_engine.live.inputs import ArrayInput
 
     def make(model: EmotionModel, *, device: int | str | None, settings: StreamSettings,
              on_prediction: Callable[[Prediction], None],
@@ -203,7 +203,7 @@ class LiveController(QObject):
 
     def start_recording(self, wav_path: Path, csv_path: Path) -> None:
         """Record to ``wav_path`` and ``csv_path`` (created 0600; a missing folder 0700)."""
-        from ser_engine.recorder import make_private_folder
+        from ser_engine.live.recorder import make_private_folder
 
         if self.session is None:
             raise RuntimeError("start the microphone before recording")
@@ -232,7 +232,7 @@ class LiveController(QObject):
         OSError
             The folder cannot be made.
         """
-        from ser_engine.recorder import RecordingExistsError, make_private_folder
+        from ser_engine.live.recorder import RecordingExistsError, make_private_folder
 
         make_private_folder(folder)
         last: RecordingExistsError | None = None

@@ -42,12 +42,12 @@ from desktop_app.widgets import (
     ScrollingEnvelope,
     style_plot,
 )
+from ser_engine.dsp.gate import level_dbfs
 from ser_engine.errors import ProfileError, SerError
-from ser_engine.gate import level_dbfs
-from ser_engine.live import LiveStats
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.session import LiveStats
+from ser_engine.live.stream import Prediction
 from ser_engine.logs import get_logger
-from ser_engine.model import EmotionModel
-from ser_engine.stream import Prediction
 
 __all__ = ["NO_MICROPHONE_TEXT", "DeviceInfo", "LiveView", "device_text", "list_devices", "status_separator"]
 
@@ -96,10 +96,10 @@ def list_devices(*, rescan: bool = False) -> tuple[list[DeviceInfo], str | None]
     """Input devices from the engine, and an error message when none can be listed.
 
     ``rescan`` first makes PortAudio look for devices again
-    (:func:`ser_engine.inputs.rescan_devices`); only while no stream is open.
+    (:func:`ser_engine.live.inputs.rescan_devices`); only while no stream is open.
     """
     from ser_engine.errors import DeviceError
-    from ser_engine.inputs import list_input_devices, rescan_devices
+    from ser_engine.live.inputs import list_input_devices, rescan_devices
 
     try:
         if rescan:

@@ -1,6 +1,6 @@
 """``ser-app``: start the desktop app (or ``--version``, ``--self-test``, or a ``ser`` sub-command).
 
-The app logs like the CLI (:func:`ser_engine.cli_common.start_logging`): warnings on
+The app logs like the CLI (:func:`ser_engine.cli.common.start_logging`): warnings on
 stderr (debug messages too with ``--verbose``) and a log file in the XDG state folder,
 which holds the traceback of any bug; a log file that cannot be written is said once
 and the app goes on.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ser_engine.commands import SUBCOMMANDS, is_subcommand
+from ser_engine.cli.commands import SUBCOMMANDS, is_subcommand
 
 __all__ = ["main", "run_app"]
 
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     disable_telemetry()  # before anything imports onnxruntime (also for the CLI passthrough)
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and is_subcommand(args_list[0]):  # the bundle's one executable also answers the CLI
-        from ser_engine.cli import main as cli_main
+        from ser_engine.cli.main import main as cli_main
 
         return int(cli_main(args_list))
     args = _parser().parse_args(args_list)
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ser-app {version()}")
         return 0
     from desktop_app import qt_messages
-    from ser_engine.cli_common import start_logging
+    from ser_engine.cli.common import start_logging
 
     start_logging(verbose=args.verbose)
     qt_messages.install()  # drops the offscreen platform's size-hints noise, passes every other message

@@ -16,8 +16,8 @@ from desktop_app.settings import AppSettings
 from desktop_app.settings_dialog import SettingsDialog
 from ser_engine import version
 from ser_engine.errors import ModelError
+from ser_engine.inference.model import EmotionModel, default_model_dir
 from ser_engine.logs import get_logger
-from ser_engine.model import EmotionModel, default_model_dir
 from ser_engine.timing import fixed_window_s
 
 __all__ = ["MainWindow", "icon_path", "load_model"]

@@ -68,7 +68,7 @@ class Player:
     def play(self, start_s: float = 0.0) -> None:
         """Start playing at ``start_s`` seconds. Raises ``RuntimeError`` naming the problem."""
         try:
-            from ser_engine.inputs import import_sounddevice
+            from ser_engine.live.inputs import import_sounddevice
 
             sd = import_sounddevice()  # (PortAudio initialised without leaving libjack's files behind)
         except OSError as exc:  # the PortAudio library is missing

@@ -15,8 +15,8 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop_app.settings import AppSettings
 from ser_engine.errors import ProfileError
-from ser_engine.model import EmotionModel
-from ser_engine.profile import ProfileStore, VoiceProfile
+from ser_engine.inference.model import EmotionModel
+from ser_engine.inference.profile import ProfileStore, VoiceProfile
 
 __all__ = ["ProfileEntry", "ProfileManager", "top_labels"]
 

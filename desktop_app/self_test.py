@@ -3,8 +3,8 @@
 Checks, in order: the model loads; the main window builds; a synthetic
 speech-like signal and a real-format one (44.1 kHz stereo 16-bit, as a sound
 card delivers it) go through the app's live path: the engine's own
-:class:`~ser_engine.live.LiveSession` worker (resampler, streamer, model) fed
-by an :class:`~ser_engine.inputs.ArrayInput` in place of the sound card, its
+:class:`~ser_engine.live.session.LiveSession` worker (resampler, streamer, model) fed
+by an :class:`~ser_engine.live.inputs.ArrayInput` in place of the sound card, its
 predictions reaching the live view through queued Qt signals; a WAV file and
 an undecodable file go through file mode (the batch finishes, the good file
 has a timeline, the bad one its error); the JSON export reads back. Prints
@@ -93,8 +93,8 @@ def _run(model_dir: Path | None) -> int:
     from desktop_app.main_window import MainWindow, load_model
     from desktop_app.settings import AppSettings
     from desktop_app.theme import apply_theme
-    from ser_engine.inputs import ArrayInput
-    from ser_engine.live import LiveSession
+    from ser_engine.live.inputs import ArrayInput
+    from ser_engine.live.session import LiveSession
 
     failures: list[str] = []
 

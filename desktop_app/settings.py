@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QByteArray, QObject, QSettings, Signal
 
 from ser_engine.errors import ParameterError
-from ser_engine.live import settings_for
-from ser_engine.model import EmotionModel
-from ser_engine.stream import StreamSettings
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.session import settings_for
+from ser_engine.live.stream import StreamSettings
 from ser_engine.timing import MAX_WINDOW_S
 
 __all__ = ["TAB_COUNT", "AppSettings", "default_settings"]
@@ -206,7 +206,7 @@ class AppSettings(QObject):
 
     def _make_private(self) -> None:
         """Create the settings file now, 0600 (a new folder 0700): QSettings keeps the mode when it rewrites it."""
-        from ser_engine.recorder import make_private_folder
+        from ser_engine.live.recorder import make_private_folder
 
         path = self._ini_path()
         if path is None:

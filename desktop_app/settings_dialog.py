@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from ser_engine.errors import ParameterError
-from ser_engine.stream import StreamSettings
+from ser_engine.live.stream import StreamSettings
 from ser_engine.timing import MAX_HOP_S, MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S
 
 from .settings import AppSettings

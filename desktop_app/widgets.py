@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, label_text
-from ser_engine.ringbuffer import RingBuffer
+from ser_engine.live.ringbuffer import RingBuffer
 
 __all__ = [
     "ColorKey",

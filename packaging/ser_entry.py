@@ -4,8 +4,8 @@ One executable, ``ser-app``, serves both the desktop app and the command line:
 
 * ``ser-app`` / ``ser-app --self-test`` / ``ser-app --version`` ... -> the desktop app
   (``desktop_app.main.main``);
-* ``ser-app COMMAND ...`` with a ``ser`` sub-command (:data:`ser_engine.commands.SUBCOMMANDS`)
-  -> the ``ser`` command line (``ser_engine.cli.main``);
+* ``ser-app COMMAND ...`` with a ``ser`` sub-command (:data:`ser_engine.cli.commands.SUBCOMMANDS`)
+  -> the ``ser`` command line (``ser_engine.cli.main.main``);
 * ``ser-app ser ARGS`` -> ``ser ARGS`` (used by the ``/usr/bin/ser`` launcher).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 
-from ser_engine.commands import SUBCOMMANDS
+from ser_engine.cli.commands import SUBCOMMANDS
 
 CLI_COMMANDS = frozenset(SUBCOMMANDS)
 
@@ -34,11 +34,11 @@ def main() -> int:
     disable_telemetry()
     argv = sys.argv[1:]
     if argv and argv[0] == "ser":
-        from ser_engine.cli import main as cli_main
+        from ser_engine.cli.main import main as cli_main
 
         return cli_main(argv[1:])
     if argv and argv[0] in CLI_COMMANDS:
-        from ser_engine.cli import main as cli_main
+        from ser_engine.cli.main import main as cli_main
 
         return cli_main(argv)
     from desktop_app.main import main as app_main

@@ -25,7 +25,7 @@ DEFAULT_HOP_S = 0.5
 """Seconds between analysis windows for a new model (run time: ``feature_config.hop_s``)."""
 
 FEATURE_SETS = ("logmel", "mfcc", "mfcc_zcr_rms", "mfcc_chroma_mel")
-"""Per-frame feature sets of :class:`~ser_engine.features.Featurizer`, parts in this order within a frame:
+"""Per-frame feature sets of :class:`~ser_engine.dsp.features.Featurizer`, parts in this order within a frame:
 
 * ``logmel``: ``n_mels`` log-mel values (the project's model);
 * ``mfcc``: ``n_mfcc`` MFCCs;

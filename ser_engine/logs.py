@@ -97,7 +97,7 @@ def get_logger(name: str) -> logging.Logger:
     Parameters
     ----------
     name : str
-        A module name (``"ser_engine.analysis"`` gives ``ser.analysis``) or a
+        A module name (``"ser_engine.files.analysis"`` gives ``ser.analysis``) or a
         short name (``"app"`` gives ``ser.app``).
 
     Returns

@@ -15,7 +15,7 @@ must call** :func:`disable_telemetry` **themselves, before anything imports onnx
 
     from ser_engine.privacy import disable_telemetry
     disable_telemetry()
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
 
 The other run-time libraries were checked for network access and found to have none:
 numpy, soundfile (libsndfile), soxr, sounddevice (PortAudio; talks to the local sound

@@ -20,7 +20,7 @@ from ser_engine.config import FeatureConfig
 from ser_engine.errors import ParameterError
 
 if TYPE_CHECKING:
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
 
 __all__ = ["MAX_HOP_S", "MAX_WINDOW_S", "MIN_HOP_S", "MIN_WINDOW_S", "check_timing", "config_for", "fixed_window_s"]
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/tiny_model.py
 from private_pulse import SINK, SOURCE, PrivatePulse, prepare_private_pulse  # noqa: E402
 from tiny_model import build_tiny_model  # noqa: E402
 
-from ser_engine.model import EmotionModel  # noqa: E402
+from ser_engine.inference.model import EmotionModel  # noqa: E402
 
 CORPUS_DIR = Path(os.environ.get("SER_CORPUS_DIR", ROOT.parent / "shared" / "data" / "ser"))
 SHIPPED_MODEL_DIR = ROOT / "models"
@@ -206,7 +206,7 @@ def virtual_mic(tmp_path_factory: pytest.TempPathFactory) -> VirtualMic:
     if "sounddevice" in sys.modules:
         # PortAudio lists devices once, when initialised: if an earlier test did that before the
         # daemon ran, it has not seen the virtual microphone yet
-        from ser_engine.inputs import rescan_devices
+        from ser_engine.live.inputs import rescan_devices
 
         rescan_devices()
     return mic

@@ -1,6 +1,6 @@
 """Where the analysis windows of a whole in-memory clip lie: the tests' statement of the windowing rule.
 
-The engine cuts windows from a stream of blocks (:func:`ser_engine.core.iter_window_features`);
+The engine cuts windows from a stream of blocks (:func:`ser_engine.dsp.core.iter_window_features`);
 these two functions say, independently and for a whole clip at once, where those windows must
 be and what samples they hold, so tests can compare the engine with them.
 """
@@ -11,8 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
+from ser_engine.dsp.features import fit_to_length, frame_grid
 from ser_engine.errors import ParameterError
-from ser_engine.features import fit_to_length, frame_grid
 
 FloatArray = npt.NDArray[np.float32]
 

@@ -2,8 +2,8 @@
 
 The mapping of :mod:`desktop_app.affect` is tested as plain functions. The widgets are real
 (offscreen) and driven by real predictions and results of the tiny two-output model (emotion
-logits + arousal/valence): the engine's :class:`~ser_engine.live.LiveSession` fed by an
-:class:`~ser_engine.inputs.ArrayInput`, and file analysis of a synthetic clip. A model without
+logits + arousal/valence): the engine's :class:`~ser_engine.live.session.LiveSession` fed by an
+:class:`~ser_engine.live.inputs.ArrayInput`, and file analysis of a synthetic clip. A model without
 an affect output shows none of it.
 """
 
@@ -33,9 +33,9 @@ from desktop_app.affect import (
 from desktop_app.file_view import voiced_timeline
 from desktop_app.live_controller import LiveController, array_session_factory
 from desktop_app.live_view import LiveView
-from ser_engine.analysis import Segment, analyze_file
-from ser_engine.model import EmotionModel
-from ser_engine.stream import Prediction
+from ser_engine.files.analysis import Segment, analyze_file
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.stream import Prediction
 
 SR = 16000
 AROUSAL, VALENCE = affect_axis("arousal"), affect_axis("valence")

@@ -12,12 +12,12 @@ import soundfile as sf
 from conftest import synth_speechlike
 from reference_windows import frame_windows
 
-from ser_engine.analysis import FileResult, analyze_file, analyze_paths, default_workers
-from ser_engine.audio import load_audio
+from ser_engine.dsp.audio import load_audio
+from ser_engine.dsp.features import fit_to_length
+from ser_engine.dsp.gate import window_is_speech
 from ser_engine.errors import ParameterError
-from ser_engine.features import fit_to_length
-from ser_engine.gate import window_is_speech
-from ser_engine.model import EmotionModel
+from ser_engine.files.analysis import FileResult, analyze_file, analyze_paths, default_workers
+from ser_engine.inference.model import EmotionModel
 
 SR = 16000
 KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain", "probabilities",
@@ -96,7 +96,7 @@ def test_50ms_clip(tmp_path: Path, tiny_model: EmotionModel) -> None:
 @pytest.mark.parametrize("channels", [1, 2, 6])
 def test_rates_and_channels(tmp_path: Path, tiny_model: EmotionModel, rate: int, channels: int) -> None:
     y16 = synth_speechlike(seconds=4.0, seed=1)
-    from ser_engine.audio import resample
+    from ser_engine.dsp.audio import resample
 
     y = resample(y16, orig_sr=SR, target_sr=rate)
     data = np.repeat(y[:, None], channels, axis=1)
@@ -177,7 +177,7 @@ def test_a_bug_inside_analysis_propagates_instead_of_failing_the_file(
 def test_a_bug_after_decoding_is_not_a_decoding_failure(
     tmp_path: Path, tiny_model: EmotionModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ser_engine.audio as audio
+    import ser_engine.dsp.audio as audio
 
     good = write(tmp_path / "good.wav", synth_speechlike(seconds=3.5, seed=1))
 
@@ -279,7 +279,7 @@ def test_one_hour_file_in_bounded_memory(tmp_path: Path, tiny_model: EmotionMode
     rng = np.random.default_rng(0)
     burst = synth_speechlike(seconds=10.0, seed=5)
     with sf.SoundFile(str(path), "w", samplerate=22050, channels=1, format="FLAC", subtype="PCM_16") as f:
-        from ser_engine.audio import resample
+        from ser_engine.dsp.audio import resample
 
         speech = resample(burst, orig_sr=SR, target_sr=22050)
         for _ in range(60):  # 60 x (10 s speech + 50 s quiet noise) at 22.05 kHz: resampled while read

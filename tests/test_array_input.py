@@ -11,14 +11,14 @@ import pytest
 import soundfile as sf
 from conftest import synth_speechlike
 
-from ser_engine.audio import load_audio, resample
+from ser_engine.dsp.audio import load_audio, resample
 from ser_engine.errors import ParameterError, SerError
-from ser_engine.export import prediction_header, prediction_row
-from ser_engine.inputs import ArrayInput
-from ser_engine.live import LiveSession, settings_for
-from ser_engine.model import EmotionModel
-from ser_engine.ringbuffer import RingBuffer
-from ser_engine.stream import Prediction, Streamer
+from ser_engine.files.export import prediction_header, prediction_row
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.inputs import ArrayInput
+from ser_engine.live.ringbuffer import RingBuffer
+from ser_engine.live.session import LiveSession, settings_for
+from ser_engine.live.stream import Prediction, Streamer
 
 SR = 16000
 
@@ -146,7 +146,7 @@ def test_recording_from_an_array_holds_the_audio_and_the_exporters_rows(tmp_path
 def test_a_bug_on_the_worker_ends_the_session_as_a_reported_failure(
         tiny_model: EmotionModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from ser_engine.live import LiveInternalError
+    from ser_engine.live.session import LiveInternalError
 
     calls: list[int] = []
     real_push = Streamer.push

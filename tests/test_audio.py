@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_engine.audio import (
+from ser_engine.dsp.audio import (
     StreamResampler,
     audio_info,
     find_audio_files,
@@ -225,7 +225,7 @@ def test_permission_denied_is_reported_for_unreadable_files(tmp_path: Path, monk
     """As root every file is readable, so simulate the OS refusing access."""
     p = tmp_path / "locked.wav"
     sf.write(str(p), tone(0.1, SR), SR)
-    import ser_engine.audio as audio
+    import ser_engine.dsp.audio as audio
 
     def refuse(path: bytes) -> None:
         raise PermissionError(13, "Permission denied", os.fsdecode(path))

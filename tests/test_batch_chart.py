@@ -24,8 +24,8 @@ from desktop_app.batch_chart import (
 )
 from desktop_app.file_view import COLUMNS, BatchCounts, FileView
 from desktop_app.palette import emotion_color, label_text
-from ser_engine.analysis import FileResult
-from ser_engine.model import EmotionModel
+from ser_engine.files.analysis import FileResult
+from ser_engine.inference.model import EmotionModel
 
 LABELS = ("angry", "happy", "sad")
 

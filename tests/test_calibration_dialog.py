@@ -1,7 +1,7 @@
 """"Calibrate to my voice": the dialog records through the virtual microphone and saves a voice profile.
 
 Real neutral speech of one CREMA-D speaker is played into the PulseAudio null sink whose
-monitor is the default input; the dialog records it with ``ser_engine.live.LiveInput``
+monitor is the default input; the dialog records it with ``ser_engine.live.session.LiveInput``
 and builds the profile with the shipped model on a worker thread.
 """
 
@@ -17,11 +17,11 @@ from desktop_support import temp_settings
 from desktop_app.calibration_dialog import CalibrationDialog
 from desktop_app.live_view import list_devices
 from desktop_app.profiles import ProfileManager
-from ser_engine.audio import load_audio
+from ser_engine.dsp.audio import load_audio
 from ser_engine.errors import DeviceError
-from ser_engine.model import EmotionModel
-from ser_engine.profile import MIN_SPEECH_S, VoiceProfile, default_profile_dir
-from ser_engine.ringbuffer import RingBuffer
+from ser_engine.inference.model import EmotionModel
+from ser_engine.inference.profile import MIN_SPEECH_S, VoiceProfile, default_profile_dir
+from ser_engine.live.ringbuffer import RingBuffer
 
 pytestmark = pytest.mark.gui
 

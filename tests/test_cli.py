@@ -19,7 +19,7 @@ import soundfile as sf
 from conftest import ROOT, VirtualMic, synth_speechlike
 from waiting import ProcessOutput
 
-from ser_engine.model import EmotionModel
+from ser_engine.inference.model import EmotionModel
 
 SR = 16000
 KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain", "probabilities",
@@ -248,7 +248,7 @@ def test_broken_installation_is_one_line_not_a_traceback(tiny_model_dir: Path, f
 def test_cold_start_imports_no_tensorflow_librosa_or_numba(tiny_model_dir: Path, files: dict[str, Path]) -> None:
     code = (
         "import sys\n"
-        "from ser_engine.cli import main\n"
+        "from ser_engine.cli.main import main\n"
         f"rc = main(['analyze', '--model', {str(tiny_model_dir)!r}, {str(files['good'])!r}])\n"
         "names = ('tensorflow', 'keras', 'librosa', 'numba', 'torch', 'PySide6')\n"
         "heavy = sorted(m for m in names if m in sys.modules)\n"
@@ -381,8 +381,8 @@ def calibrated(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.mark.corpus
 def test_calibrate_writes_a_loadable_profile(calibrated: Path, shipped_model_dir: Path) -> None:
-    from ser_engine.model import EmotionModel, model_fingerprint
-    from ser_engine.profile import VoiceProfile
+    from ser_engine.inference.model import EmotionModel, model_fingerprint
+    from ser_engine.inference.profile import VoiceProfile
 
     prof = VoiceProfile.load(calibrated)
     model = EmotionModel.load(shipped_model_dir)
@@ -696,9 +696,9 @@ def _bug(*_: object) -> np.ndarray:
 def test_a_bug_inside_analysis_is_one_line_naming_the_log_whose_file_holds_the_traceback(
         tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ser_engine.cli import main
-    from ser_engine.cli_common import EXIT_INTERNAL
-    from ser_engine.features import Featurizer
+    from ser_engine.cli.common import EXIT_INTERNAL
+    from ser_engine.cli.main import main
+    from ser_engine.dsp.features import Featurizer
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     log = tmp_path / "state" / "ser" / "ser.log"
@@ -723,9 +723,9 @@ def test_a_bug_inside_analysis_is_one_line_naming_the_log_whose_file_holds_the_t
 def test_a_bug_without_a_log_file_shows_the_traceback_on_stderr(
         tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ser_engine.cli import main
-    from ser_engine.cli_common import EXIT_INTERNAL
-    from ser_engine.features import Featurizer
+    from ser_engine.cli.common import EXIT_INTERNAL
+    from ser_engine.cli.main import main
+    from ser_engine.dsp.features import Featurizer
 
     (tmp_path / "state").write_text("a file where the state folder should be\n")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -787,9 +787,9 @@ def test_help_documents_the_exit_statuses_and_the_log() -> None:
 def test_a_bug_in_the_live_worker_ends_listen_as_an_internal_error(
         tmp_path: Path, tiny_model_dir: Path, virtual_mic: VirtualMic, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from ser_engine.cli import main
-    from ser_engine.cli_common import EXIT_INTERNAL
-    from ser_engine.stream import Streamer
+    from ser_engine.cli.common import EXIT_INTERNAL
+    from ser_engine.cli.main import main
+    from ser_engine.live.stream import Streamer
 
     del virtual_mic  # the default input the session opens
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
@@ -853,10 +853,10 @@ def test_a_model_without_affect_has_no_affect_in_the_table_or_info(tiny_model_di
 
 def test_listen_lines_carry_arousal_and_valence_only_for_a_model_with_affect(
         affect_model: EmotionModel, tiny_model: EmotionModel) -> None:
-    from ser_engine.cli_live import listen_line
-    from ser_engine.inputs import ArrayInput
-    from ser_engine.live import LiveSession
-    from ser_engine.stream import Prediction
+    from ser_engine.cli.listen import listen_line
+    from ser_engine.live.inputs import ArrayInput
+    from ser_engine.live.session import LiveSession
+    from ser_engine.live.stream import Prediction
 
     y = np.concatenate([synth_speechlike(seconds=4.0, seed=7), np.zeros(3 * SR, np.float32)])
     for model in (affect_model, tiny_model):

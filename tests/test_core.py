@@ -11,12 +11,12 @@ from reference_windows import frame_windows
 from tiny_model import build_tiny_model
 
 from ser_engine.config import FEATURE_SETS, FeatureConfig
-from ser_engine.core import FrameCache, VoiceTrack, iter_window_features
-from ser_engine.features import Featurizer
-from ser_engine.gate import GateParams, frame_levels_db, judge, window_is_speech
-from ser_engine.model import EmotionModel
-from ser_engine.ringbuffer import RingBuffer
-from ser_engine.stream import Streamer, StreamSettings
+from ser_engine.dsp.core import FrameCache, VoiceTrack, iter_window_features
+from ser_engine.dsp.features import Featurizer
+from ser_engine.dsp.gate import GateParams, frame_levels_db, judge, window_is_speech
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.ringbuffer import RingBuffer
+from ser_engine.live.stream import Streamer, StreamSettings
 
 SR = 16000
 CFG = FeatureConfig()

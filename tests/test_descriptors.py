@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_engine.descriptors import (
+from ser_engine.dsp.descriptors import (
     chroma,
     chroma_filterbank,
     dct_matrix,
@@ -18,8 +18,8 @@ from ser_engine.descriptors import (
     rms,
     zero_crossing_rate,
 )
+from ser_engine.dsp.features import hann_window
 from ser_engine.errors import ParameterError
-from ser_engine.features import hann_window
 
 pytestmark = pytest.mark.corpus
 

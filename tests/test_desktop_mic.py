@@ -17,8 +17,8 @@ import soundfile as sf
 from desktop_support import corpus_clips, temp_settings
 
 from desktop_app.live_view import LiveView, list_devices
-from ser_engine.analysis import analyze_file
-from ser_engine.model import EmotionModel
+from ser_engine.files.analysis import analyze_file
+from ser_engine.inference.model import EmotionModel
 
 pytestmark = [pytest.mark.gui, pytest.mark.mic, pytest.mark.corpus, pytest.mark.slow]
 
@@ -229,7 +229,7 @@ def test_recording_keeps_every_sample_and_the_timeline(qtbot, tmp_path: Path, vi
 
 
 def load_audio_16k(path: Path) -> np.ndarray:
-    from ser_engine.audio import load_audio
+    from ser_engine.dsp.audio import load_audio
 
     return load_audio(path, sample_rate=16000).samples
 
@@ -238,7 +238,7 @@ def test_live_mode_with_a_voice_profile_and_switching_it(qtbot, tmp_path: Path, 
                                                          shipped_model: EmotionModel) -> None:
     """The active profile reaches the microphone session; switching it while listening reopens the stream."""
     from desktop_app.profiles import ProfileManager
-    from ser_engine.profile import ProfileStore, profile_from_files
+    from ser_engine.inference.profile import ProfileStore, profile_from_files
 
     neutral = [corpus_dir / "crema-d" / f"1001_{s}_NEU_XX.ogg" for s in ("DFA", "IEO", "IOM", "ITH", "ITS", "IWL")]
     prof = profile_from_files(neutral, model=shipped_model, name="Speaker 1001")

@@ -1,8 +1,8 @@
 """The one exporter's affect fields: CSV columns and JSON keys of arousal and valence.
 
-Results come from the real engine path: :func:`ser_engine.analysis.analyze_file` on a
-synthetic clip (speech, then silence) and a live :class:`~ser_engine.live.LiveSession` fed by
-an :class:`~ser_engine.inputs.ArrayInput`, with the tiny two-output model (emotion logits +
+Results come from the real engine path: :func:`ser_engine.files.analysis.analyze_file` on a
+synthetic clip (speech, then silence) and a live :class:`~ser_engine.live.session.LiveSession` fed by
+an :class:`~ser_engine.live.inputs.ArrayInput`, with the tiny two-output model (emotion logits +
 arousal/valence) and, for "nothing changes", the tiny model without affect.
 """
 
@@ -17,12 +17,12 @@ import numpy as np
 import soundfile as sf
 from conftest import synth_speechlike
 
-from ser_engine.analysis import FileResult, analyze_file
-from ser_engine.export import ResultWriter, affect_meaning, prediction_dict, prediction_header, prediction_row
-from ser_engine.inputs import ArrayInput
-from ser_engine.live import LiveSession
-from ser_engine.model import EmotionModel
-from ser_engine.stream import Prediction
+from ser_engine.files.analysis import FileResult, analyze_file
+from ser_engine.files.export import ResultWriter, affect_meaning, prediction_dict, prediction_header, prediction_row
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.inputs import ArrayInput
+from ser_engine.live.session import LiveSession
+from ser_engine.live.stream import Prediction
 
 SR = 16000
 AFFECT = ("arousal", "valence")

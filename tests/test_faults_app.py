@@ -27,8 +27,8 @@ from privileged import small_tmpfs
 
 from desktop_app.export import ExportError, export_csv, export_json, segments_path_for
 from desktop_app.file_view import FileView
-from ser_engine.analysis import analyze_file
-from ser_engine.model import EmotionModel
+from ser_engine.files.analysis import analyze_file
+from ser_engine.inference.model import EmotionModel
 
 pytestmark = [pytest.mark.gui, pytest.mark.corpus]
 
@@ -290,7 +290,7 @@ def test_closing_the_window_mid_batch_exits_cleanly(tmp_path: Path, corpus_dir: 
         from PySide6.QtWidgets import QApplication
         from desktop_support import no_devices, temp_settings
         from desktop_app.main_window import MainWindow
-        from ser_engine.model import EmotionModel
+        from ser_engine.inference.model import EmotionModel
         app = QApplication([])
         w = MainWindow(settings=temp_settings(Path({str(tmp_path)!r})),
                        model=EmotionModel.load(Path({str(shipped_model_dir)!r})), device_lister=no_devices)
@@ -329,7 +329,7 @@ def test_a_truncated_file_shows_as_partial_in_table_panel_and_exports(qtbot, cap
                                                                        corpus_dir: Path,
                                                                        shipped_model_dir: Path,
                                                                        shipped_model: EmotionModel) -> None:
-    from ser_engine.cli import main as ser_main
+    from ser_engine.cli.main import main as ser_main
 
     speech = np.concatenate([sf.read(c, dtype="float32")[0] for c in corpus_clips(corpus_dir)[:3]])
     cut = tmp_path / "cut.flac"

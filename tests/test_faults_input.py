@@ -32,9 +32,9 @@ from conftest import synth_speechlike
 from onnx import numpy_helper
 from tiny_model import build_tiny_model
 
-from ser_engine.analysis import MAX_WORKERS, analyze_file
-from ser_engine.audio import display_path, find_audio_files, iter_audio_blocks
+from ser_engine.dsp.audio import display_path, find_audio_files, iter_audio_blocks
 from ser_engine.errors import AudioError
+from ser_engine.files.analysis import MAX_WORKERS, analyze_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 16000
@@ -258,13 +258,13 @@ def test_c_library_output_on_fd1_never_reaches_results(tiny_model_dir: Path, goo
     """What OpenBLAS prints with printf goes to fd 1: during analysis fd 1 is stderr, results go elsewhere."""
     code = (
         "import os, sys\n"
-        "import ser_engine.analysis as an\n"
+        "import ser_engine.files.analysis as an\n"
         "orig = an.analyze_file\n"
         "def noisy(*a, **k):\n"
         "    os.write(1, b'BLAS : Program is Terminated. Because you tried to allocate too many memory regions.\\n')\n"
         "    return orig(*a, **k)\n"
         "an.analyze_file = noisy\n"
-        "from ser_engine.cli import main\n"
+        "from ser_engine.cli.main import main\n"
         f"rc = main(['analyze', '--model', {str(tiny_model_dir)!r}, '--format', 'csv', '--workers', '2',"
         f" {str(good)!r}, {str(good)!r} + ''])\n"
         "print('after', flush=True)\n"

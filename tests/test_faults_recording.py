@@ -28,8 +28,8 @@ from conftest import ROOT, VirtualMic, synth_speechlike
 from privileged import small_tmpfs
 from waiting import wait_until
 
-from ser_engine.live import SYNC_SECONDS, LiveSession, RecordingError
-from ser_engine.model import EmotionModel
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.session import SYNC_SECONDS, LiveSession, RecordingError
 
 SR = 16000
 HEADER = 44  # the recorder writes canonical 44-byte PCM WAV headers

@@ -31,7 +31,7 @@ from conftest import ROOT, VirtualMic, synth_speechlike
 from privileged import as_root
 
 from ser_engine.errors import ProfileError
-from ser_engine.model import EmotionModel
+from ser_engine.inference.model import EmotionModel
 
 SR = 16000
 LISTENING = "ser: listening on"
@@ -164,7 +164,7 @@ def test_calibrate_never_replaces_one_of_its_inputs_or_a_file_that_is_not_a_prof
 
 # ----------------------------------------------------------------------------- recordings never replaced
 def test_a_recording_never_replaces_an_existing_file_unless_asked(tiny_model: EmotionModel, tmp_path: Path) -> None:
-    from ser_engine.live import LiveSession, RecordingError
+    from ser_engine.live.session import LiveSession, RecordingError
 
     session = LiveSession(tiny_model)  # recording needs no open device: the files are made at once
     wav, table = tmp_path / "take.wav", tmp_path / "take.csv"
@@ -315,7 +315,7 @@ def test_a_cannot_record_banner_goes_when_a_later_recording_starts(qtbot, tmp_pa
 # ----------------------------------------------------------------------------- hand-edited voice profiles
 def _profile_file(model: EmotionModel, path: Path, shift: list[float]) -> Path:
     """Write a voice profile of ``model`` holding ``shift`` as a hand edit would (plain JSON numbers)."""
-    from ser_engine.profile import VoiceProfile
+    from ser_engine.inference.profile import VoiceProfile
 
     good = VoiceProfile(name="hand-edited", model_name=model.name, model_sha256=model.fingerprint,
                         labels=model.labels, logit_shift=tuple(0.1 for _ in model.labels), speech_s=12.0,
@@ -332,7 +332,7 @@ def _profile_file(model: EmotionModel, path: Path, shift: list[float]) -> Path:
 @pytest.mark.parametrize("value", [1e300, 1e39, -1e6], ids=["1e300", "inf-in-float32", "-1e6"])
 def test_a_profile_with_huge_values_is_refused_by_name_in_every_format(tiny_model_dir: Path, tiny_model: EmotionModel,
                                                                        tmp_path: Path, value: float) -> None:
-    from ser_engine.profile import VoiceProfile
+    from ser_engine.inference.profile import VoiceProfile
 
     ok = _profile_file(tiny_model, tmp_path / "ok.json", [0.5] * len(tiny_model.labels))
     assert tiny_model.with_profile(VoiceProfile.load(ok)).profile is not None  # a sane profile is taken
@@ -481,7 +481,7 @@ def test_listen_on_a_full_stdout_says_so_and_fails(tiny_model_dir: Path) -> None
 
 def test_a_very_short_loud_clip_is_too_short_not_no_speech(tiny_model_dir: Path, tiny_model: EmotionModel,
                                                            tmp_path: Path) -> None:
-    from ser_engine.analysis import MIN_AUDIO_S, analyze_file
+    from ser_engine.files.analysis import MIN_AUDIO_S, analyze_file
 
     short = tmp_path / "short.wav"
     sf.write(str(short), synth_speechlike(seconds=0.05, level=0.9), SR)
@@ -583,8 +583,8 @@ def test_ctrl_c_at_any_point_of_listen_start_up_stops_it(tiny_model_dir: Path, t
 
 # ----------------------------------------------------------------------------- digital silence
 def test_digital_silence_after_sound_is_noticed_and_so_is_the_sound_coming_back(tiny_model: EmotionModel) -> None:
-    from ser_engine.inputs import DIGITAL_SILENCE_S, ArrayInput
-    from ser_engine.live import LiveSession
+    from ser_engine.live.inputs import DIGITAL_SILENCE_S, ArrayInput
+    from ser_engine.live.session import LiveSession
 
     rate = 48000
     speech = synth_speechlike(seconds=1.5, sample_rate=rate, level=0.3)
@@ -675,7 +675,7 @@ def test_listen_says_when_the_source_is_removed_and_when_sound_is_back(
 def test_the_app_shows_a_banner_while_the_input_is_digitally_silent(qtbot, tmp_path: Path,
                                                                    tiny_model: EmotionModel) -> None:
     from desktop_app.live_view import SILENCE_BANNER
-    from ser_engine.inputs import DIGITAL_SILENCE_S
+    from ser_engine.live.inputs import DIGITAL_SILENCE_S
 
     speech = synth_speechlike(seconds=2.0, level=0.3)
     gap = np.zeros(round((DIGITAL_SILENCE_S + 2.0) * SR), np.float32)

@@ -14,14 +14,14 @@ from conftest import ROOT
 from reference_windows import frame_windows
 from tiny_model import build_tiny_model
 
-from ser_engine.analysis import analyze_file
-from ser_engine.audio import load_audio
 from ser_engine.config import FeatureConfig
+from ser_engine.dsp.audio import load_audio
+from ser_engine.dsp.features import Featurizer
+from ser_engine.dsp.gate import window_is_speech
 from ser_engine.errors import ModelError
-from ser_engine.features import Featurizer
-from ser_engine.gate import window_is_speech
-from ser_engine.model import EmotionModel
-from ser_engine.model_meta import ModelMetadata
+from ser_engine.files.analysis import analyze_file
+from ser_engine.inference.model import EmotionModel
+from ser_engine.inference.model_meta import ModelMetadata
 
 CLIP = "ravdess/Actor_12/03-01-05-02-02-01-12.flac"  # 3.8 s: three windows
 FIT_CLIPS = ["ravdess/Actor_01/03-01-01-01-01-01-01.flac", "crema-d/1001_DFA_ANG_XX.ogg"]

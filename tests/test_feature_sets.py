@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from reference_windows import frame_windows
 
-from ser_engine.audio import load_audio
 from ser_engine.config import FEATURE_SETS, FeatureConfig
+from ser_engine.dsp.audio import load_audio
+from ser_engine.dsp.features import Featurizer, pool_frames
 from ser_engine.errors import ParameterError
-from ser_engine.features import Featurizer, pool_frames
 
 CLIPS = [
     "ravdess/Actor_01/03-01-05-01-01-01-01.flac",  # RAVDESS, FLAC

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from reference_windows import frame_windows, window_starts
 
-from ser_engine.audio import load_audio
 from ser_engine.config import FeatureConfig
-from ser_engine.errors import ParameterError
-from ser_engine.features import (
+from ser_engine.dsp.audio import load_audio
+from ser_engine.dsp.features import (
     Featurizer,
     fit_to_length,
     hann_window,
@@ -20,6 +19,7 @@ from ser_engine.features import (
     mel_filterbank,
     mel_to_hz,
 )
+from ser_engine.errors import ParameterError
 
 CFG = FeatureConfig().with_stats(mean=np.linspace(-8, -4, 64), std=np.linspace(2, 3, 64))
 
@@ -97,7 +97,7 @@ def test_frames_of_a_window_are_the_frames_of_the_longer_signal() -> None:
 
 def test_windowing_rules() -> None:
     """The engine's windows of a clip: 0, hop, 2*hop... and a last one ending at the end, on the 20 ms grid."""
-    from ser_engine.core import iter_window_features
+    from ser_engine.dsp.core import iter_window_features
 
     cfg = CFG.with_timing(window_s=3.0, hop_s=0.5)
 
@@ -130,7 +130,7 @@ def test_featurizer_rejects_bad_input() -> None:
 
 def test_training_batches_and_the_engine_normalise_alike() -> None:
     """Training's Keras batches (float16 cache) and the engine's model input are the same normalisation."""
-    from ser_engine.features import inverse_std, normalize_frames
+    from ser_engine.dsp.features import inverse_std, normalize_frames
 
     frames = np.random.default_rng(5).normal(-6, 3, (4, 297, 64)).astype(np.float16)
     ours = normalize_frames(frames, mean=CFG.mean, inv_std=inverse_std(CFG.std))

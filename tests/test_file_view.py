@@ -14,9 +14,9 @@ from PySide6.QtGui import QDropEvent
 
 from desktop_app.file_view import COLUMNS, FileView, timeline_spans, voiced_timeline
 from desktop_app.palette import label_text
-from ser_engine.analysis import Segment, analyze_file
-from ser_engine.export import FILE_COLUMNS
-from ser_engine.model import EmotionModel
+from ser_engine.files.analysis import Segment, analyze_file
+from ser_engine.files.export import FILE_COLUMNS
+from ser_engine.inference.model import EmotionModel
 
 pytestmark = [pytest.mark.gui, pytest.mark.corpus]
 
@@ -93,7 +93,7 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
     assert np.abs(ys).max() > 0.01  # real speech, not silence
 
     # exports: byte for byte what `ser analyze` writes for the same paths (one exporter)
-    from ser_engine.cli import main as ser_main
+    from ser_engine.cli.main import main as ser_main
 
     paths = [str(p) for p in [*clips, bad, missing]]
     json_path = view.export_json(tmp_path / "out.json")
@@ -219,7 +219,7 @@ SPEAKER_1001_NEUTRAL = ["1001_DFA_NEU_XX.ogg", "1001_IEO_NEU_XX.ogg", "1001_IOM_
 
 def _speaker_profile(corpus_dir: Path, model: EmotionModel, store_dir: Path, name: str = "Speaker 1001"):
     """Make a real profile from six neutral CREMA-D sentences of speaker 1001, saved in a private store."""
-    from ser_engine.profile import ProfileStore, profile_from_files
+    from ser_engine.inference.profile import ProfileStore, profile_from_files
 
     prof = profile_from_files([corpus_dir / "crema-d" / n for n in SPEAKER_1001_NEUTRAL], model=model, name=name)
     store = ProfileStore(store_dir)
@@ -285,7 +285,7 @@ def test_uncertain_results_in_table_summary_and_exports(qtbot, capsys, tmp_path:
                                                         shipped_model_dir: Path) -> None:
     from desktop_app.file_view import result_label_text
     from desktop_app.palette import UNCERTAIN_COLOR
-    from ser_engine.cli import main as ser_main
+    from ser_engine.cli.main import main as ser_main
 
     model_dir = tmp_path / "strict-model"
     model = _threshold_model(shipped_model_dir, model_dir, 0.99)  # nearly every result is uncertain
@@ -406,8 +406,8 @@ def test_batch_summary_persists_filters_failed_and_shows_full_errors(qtbot, tmp_
 
 def test_a_bug_in_the_batch_is_shown_with_the_log_file_and_the_view_stays_usable(
         qtbot, tmp_path: Path, corpus_dir: Path, tiny_model: EmotionModel, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ser_engine.cli_common import start_logging
-    from ser_engine.features import Featurizer
+    from ser_engine.cli.common import start_logging
+    from ser_engine.dsp.features import Featurizer
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     log = start_logging(verbose=False)  # as the app does at start-up

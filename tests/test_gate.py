@@ -9,10 +9,10 @@ import pytest
 from conftest import synth_speechlike
 from reference_windows import frame_windows
 
-from ser_engine.audio import load_audio
 from ser_engine.config import FeatureConfig
+from ser_engine.dsp.audio import load_audio
+from ser_engine.dsp.gate import SpeechGate, frame_levels_db, level_dbfs, window_is_speech
 from ser_engine.errors import ParameterError
-from ser_engine.gate import SpeechGate, frame_levels_db, level_dbfs, window_is_speech
 
 SR = 16000
 N = 3 * SR
@@ -139,7 +139,7 @@ def test_tiny_windows() -> None:
 
 
 def test_percentiles_equal_numpy() -> None:
-    from ser_engine.gate import _p10_p90
+    from ser_engine.dsp.gate import _p10_p90
 
     rng = np.random.default_rng(5)
     for n in [1, 2, 3, 10, 149, 150, 151, 1000]:

@@ -13,12 +13,12 @@ import soundfile as sf
 from conftest import VirtualMic, synth_speechlike
 from waiting import wait_until
 
-from ser_engine.analysis import analyze_file
-from ser_engine.audio import load_audio
+from ser_engine.dsp.audio import load_audio
 from ser_engine.errors import DeviceError, SerError
-from ser_engine.live import LiveInput, LiveSession, list_input_devices, resolve_device
-from ser_engine.model import EmotionModel
-from ser_engine.stream import Prediction, StreamSettings
+from ser_engine.files.analysis import analyze_file
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.session import LiveInput, LiveSession, list_input_devices, resolve_device
+from ser_engine.live.stream import Prediction, StreamSettings
 
 pytestmark = pytest.mark.mic
 SR = 16000
@@ -111,7 +111,7 @@ def test_bad_device_fails_at_start(tiny_model: EmotionModel) -> None:
 
 def test_callback_only_copies_and_counts() -> None:
     inp = LiveInput()
-    from ser_engine.ringbuffer import RingBuffer
+    from ser_engine.live.ringbuffer import RingBuffer
 
     inp.ring = RingBuffer(SR)
     block = np.ones((512, 1), np.float32)

@@ -1,7 +1,7 @@
 """Live view plumbing: worker-thread predictions reach the widgets through queued signals.
 
 These tests drive the live view with the engine's own
-:class:`~ser_engine.live.LiveSession` fed by an :class:`~ser_engine.inputs.ArrayInput`
+:class:`~ser_engine.live.session.LiveSession` fed by an :class:`~ser_engine.live.inputs.ArrayInput`
 (real corpus speech through the session's resampler, streamer and model on its
 worker thread). The microphone itself is covered by test_desktop_mic.py.
 """
@@ -18,11 +18,11 @@ from PySide6.QtCore import Qt, QThread
 
 from desktop_app.live_controller import LiveController, array_session_factory
 from desktop_app.live_view import NO_MICROPHONE_TEXT, DeviceInfo, LiveView
-from ser_engine.audio import load_audio
+from ser_engine.dsp.audio import load_audio
 from ser_engine.errors import DeviceError
-from ser_engine.inputs import ArrayInput
-from ser_engine.live import LiveSession
-from ser_engine.model import EmotionModel
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.inputs import ArrayInput
+from ser_engine.live.session import LiveSession
 
 pytestmark = pytest.mark.gui
 
@@ -136,8 +136,8 @@ def test_device_lost_is_reported_and_the_view_recovers(qtbot, tmp_path: Path, ti
 def test_a_bug_in_the_live_worker_is_shown_logged_and_the_view_recovers(
         qtbot, tmp_path: Path, tiny_model: EmotionModel, monkeypatch: pytest.MonkeyPatch) -> None:
     from desktop_app.self_test import synth_speech
-    from ser_engine.cli_common import start_logging
-    from ser_engine.stream import Streamer
+    from ser_engine.cli.common import start_logging
+    from ser_engine.live.stream import Streamer
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     log = start_logging(verbose=False)  # as the app does at start-up
@@ -212,7 +212,7 @@ def test_no_microphone_says_what_to_do_not_press_start(qtbot, tmp_path: Path, ti
 def test_device_rate_is_the_same_in_picker_and_status_bar(qtbot, tmp_path: Path, tiny_model: EmotionModel,
                                                           opened_rate: int) -> None:
     from desktop_app.self_test import synth_speech
-    from ser_engine.audio import resample
+    from ser_engine.dsp.audio import resample
 
     y = synth_speech(seconds=6.0)
     if opened_rate != 16000:
@@ -269,7 +269,7 @@ def test_callbacks_from_a_worker_thread_are_queued(qtbot, tmp_path: Path, tiny_m
         def __init__(self, model, **kw):
             del model  # a SessionFactory's signature
             captured.update(kw)
-            from ser_engine.ringbuffer import RingBuffer
+            from ser_engine.live.ringbuffer import RingBuffer
 
             self.audio = RingBuffer(16000)
 
@@ -286,7 +286,7 @@ def test_callbacks_from_a_worker_thread_are_queued(qtbot, tmp_path: Path, tiny_m
     got = []
     ctl.prediction.connect(got.append)
     ctl.start(device=None, settings=temp_settings(tmp_path).stream_settings)
-    from ser_engine.stream import Prediction
+    from ser_engine.live.stream import Prediction
 
     p = Prediction(start_s=0, end_s=3, speech=False, label=None, confidence=0.0)
     t = threading.Thread(target=captured["on_prediction"], args=(p,))
@@ -301,8 +301,8 @@ def test_callbacks_from_a_worker_thread_are_queued(qtbot, tmp_path: Path, tiny_m
 
 
 def test_overruns_are_counted_and_shown(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
-    from ser_engine.live import LiveStats as EngineStats
-    from ser_engine.ringbuffer import RingBuffer
+    from ser_engine.live.ringbuffer import RingBuffer
+    from ser_engine.live.session import LiveStats as EngineStats
 
     class Overflowing:
         def __init__(self) -> None:
@@ -335,7 +335,7 @@ def test_overruns_are_counted_and_shown(qtbot, tmp_path: Path, tiny_model: Emoti
 def test_scrolling_envelope_matches_a_full_recomputation() -> None:
     """The incremental waveform envelope equals min/max over the newest samples, however they arrive."""
     from desktop_app.widgets import ScrollingEnvelope
-    from ser_engine.ringbuffer import RingBuffer
+    from ser_engine.live.ringbuffer import RingBuffer
 
     rng = np.random.default_rng(7)
     ring = RingBuffer(16000 * 10)
@@ -377,7 +377,7 @@ def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def speaker_profile(corpus_dir: Path, shipped_model: EmotionModel):
-    from ser_engine.profile import profile_from_files
+    from ser_engine.inference.profile import profile_from_files
 
     return profile_from_files([corpus_dir / "crema-d" / n for n in SPEAKER_1001_NEUTRAL], model=shipped_model,
                               name="Speaker 1001")
@@ -387,7 +387,7 @@ def _store_with_profiles(tmp_path: Path, prof):
     """Make a store holding a good profile, one made for another model and a broken file."""
     import dataclasses
 
-    from ser_engine.profile import ProfileStore
+    from ser_engine.inference.profile import ProfileStore
 
     store = ProfileStore(tmp_path / "profiles")
     good = store.save(prof)
@@ -501,7 +501,7 @@ def test_uncertain_prediction_shows_uncertain_in_grey(qtbot, tmp_path: Path, cor
     import shutil
 
     from desktop_app.palette import UNCERTAIN_COLOR, emotion_color
-    from ser_engine.stream import Prediction
+    from ser_engine.live.stream import Prediction
 
     strict = tmp_path / "strict-model"
     shutil.copytree(shipped_model_dir, strict)
@@ -567,7 +567,7 @@ def test_manage_dialog_renames_and_deletes_with_confirmation(qtbot, tmp_path: Pa
     assert not good.exists()
     assert settings.voice_profile == str(new_path)
     assert view.profile_combo.currentText() == "Anna (desk mic)"
-    from ser_engine.profile import VoiceProfile
+    from ser_engine.inference.profile import VoiceProfile
 
     assert VoiceProfile.load(new_path).name == "Anna (desk mic)"
     # delete asks first; "No" keeps the file

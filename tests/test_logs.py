@@ -31,7 +31,8 @@ def _restore_ser_logger() -> Iterator[None]:
 
 def test_importing_the_engine_installs_no_handler() -> None:
     code = (
-        "import logging, ser_engine, ser_engine.analysis, ser_engine.model, ser_engine.audio, ser_engine.logs\n"
+        "import logging, ser_engine, ser_engine.files.analysis, ser_engine.inference.model, ser_engine.dsp.audio\n"
+        "import ser_engine.logs\n"
         "names = [n for n in logging.root.manager.loggerDict if n == 'ser' or n.startswith('ser.')]\n"
         "assert all(not logging.getLogger(n).handlers for n in names), names\n"
         "assert not logging.root.handlers, logging.root.handlers\n"
@@ -41,9 +42,9 @@ def test_importing_the_engine_installs_no_handler() -> None:
 
 
 def test_module_loggers_are_children_of_ser() -> None:
-    assert get_logger("ser_engine.analysis").name == "ser.analysis"
+    assert get_logger("ser_engine.files.analysis").name == "ser.analysis"
     assert get_logger("app").name == "ser.app"
-    assert get_logger("ser_engine.analysis").parent is logging.getLogger("ser")
+    assert get_logger("ser_engine.files.analysis").parent is logging.getLogger("ser")
 
 
 def test_default_log_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -61,7 +62,7 @@ def test_log_file_is_private_and_holds_the_traceback(tmp_path: Path) -> None:
     path = tmp_path / "state" / "ser" / "ser.log"
     err = io.StringIO()
     configure_logging(verbose=False, log_file=path, stream=err)
-    log = get_logger("ser_engine.analysis")
+    log = get_logger("ser_engine.files.analysis")
     log.debug("a debug detail")
     log.info("clip.wav: not an audio file")
     try:
@@ -85,7 +86,7 @@ def test_file_only_records_skip_stderr_but_reach_the_file(tmp_path: Path) -> Non
     path = tmp_path / "ser.log"
     err = io.StringIO()
     configure_logging(verbose=True, log_file=path, stream=err)
-    log = get_logger("ser_engine.live")
+    log = get_logger("ser_engine.live.session")
     try:
         raise RuntimeError("a bug")
     except RuntimeError:
@@ -119,7 +120,7 @@ def test_existing_log_file_is_made_private(tmp_path: Path) -> None:
 def test_verbose_sets_the_stderr_level(verbose: bool, expected: list[str]) -> None:
     err = io.StringIO()
     configure_logging(verbose=verbose, log_file=None, stream=err)
-    log = get_logger("ser_engine.model")
+    log = get_logger("ser_engine.inference.model")
     log.debug("d")
     log.info("i")
     log.warning("w")
@@ -144,7 +145,7 @@ def test_a_log_file_on_a_full_disk_is_said_once_and_the_program_goes_on(
         path = disk / "ser" / "ser.log"
         console = io.StringIO()
         configure_logging(verbose=False, log_file=path, stream=console)
-        log = get_logger("ser_engine.analysis")
+        log = get_logger("ser_engine.files.analysis")
         log.info("before the disk filled")
         filler = disk / "filler"
         with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop_app.main_window import MainWindow, load_model
 from desktop_app.palette import SILENCE_COLOR, emotion_color
-from ser_engine.model import KNOWN_LABELS, EmotionModel
+from ser_engine.inference.model import KNOWN_LABELS, EmotionModel
 
 pytestmark = pytest.mark.gui
 
@@ -128,7 +128,7 @@ def test_voice_menu_and_status_bar_show_the_profile(qtbot, tmp_path: Path, monke
                                                    shipped_model: EmotionModel) -> None:
     from desktop_app.calibration_dialog import CalibrationDialog
     from desktop_app.profiles_dialog import ProfilesDialog
-    from ser_engine.profile import default_profile_dir, profile_from_files
+    from ser_engine.inference.profile import default_profile_dir, profile_from_files
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     settings = temp_settings(tmp_path)
@@ -160,7 +160,7 @@ def test_voice_menu_and_status_bar_show_the_profile(qtbot, tmp_path: Path, monke
     class Quiet:
         def __init__(self, device, *, ring_seconds):
             del device  # an input factory's signature: any device gives this quiet input
-            from ser_engine.ringbuffer import RingBuffer
+            from ser_engine.live.ringbuffer import RingBuffer
 
             self.device_rate, self.ring = 16000, RingBuffer(int(ring_seconds * 16000))
             fake_inputs.append(self)
@@ -213,8 +213,8 @@ def test_status_bar_fields_are_separated(qtbot, tmp_path: Path, tiny_model: Emot
 
 def test_ser_app_help_lists_the_subcommands_as_ser_does(capsys) -> None:
     from desktop_app.main import main
-    from ser_engine.cli import main as ser_main
-    from ser_engine.commands import SUBCOMMANDS
+    from ser_engine.cli.commands import SUBCOMMANDS
+    from ser_engine.cli.main import main as ser_main
 
     with pytest.raises(SystemExit) as exc:
         main(["--help"])

@@ -14,8 +14,8 @@ from tiny_model import TINY_LABELS, build_tiny_model
 
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ModelError, ParameterError, ProfileError
-from ser_engine.model import EmotionModel, ModelMetadata, model_fingerprint, softmax
-from ser_engine.profile import VoiceProfile
+from ser_engine.inference.model import EmotionModel, ModelMetadata, model_fingerprint, softmax
+from ser_engine.inference.profile import VoiceProfile
 
 
 def copy_model(src: Path, dst: Path) -> Path:
@@ -313,8 +313,8 @@ def test_uncertain_flags_follow_the_threshold(tiny_model_dir: Path, tmp_path: Pa
     import soundfile as sf
     from conftest import synth_speechlike
 
-    from ser_engine.analysis import analyze_file
-    from ser_engine.stream import Streamer, StreamSettings
+    from ser_engine.files.analysis import analyze_file
+    from ser_engine.live.stream import Streamer, StreamSettings
 
     wav = tmp_path / "speech.wav"
     y = synth_speechlike(seconds=4.0, seed=3)

@@ -18,16 +18,16 @@ import soundfile as sf
 from conftest import synth_speechlike
 from tiny_model import build_tiny_model
 
-from ser_engine.analysis import analyze_file
-from ser_engine.audio import iter_audio_blocks, load_audio
-from ser_engine.core import iter_window_features
+from ser_engine.dsp.audio import iter_audio_blocks, load_audio
+from ser_engine.dsp.core import iter_window_features
+from ser_engine.dsp.features import fit_to_length
+from ser_engine.dsp.smoothing import EmaSmoother
 from ser_engine.errors import ModelError
-from ser_engine.features import fit_to_length
-from ser_engine.model import AffectOutput, EmotionModel, ModelMetadata, model_fingerprint
-from ser_engine.profile import VoiceProfile
-from ser_engine.ringbuffer import RingBuffer
-from ser_engine.smoothing import EmaSmoother
-from ser_engine.stream import Streamer, StreamSettings
+from ser_engine.files.analysis import analyze_file
+from ser_engine.inference.model import AffectOutput, EmotionModel, ModelMetadata, model_fingerprint
+from ser_engine.inference.profile import VoiceProfile
+from ser_engine.live.ringbuffer import RingBuffer
+from ser_engine.live.stream import Streamer, StreamSettings
 
 CLIPS = [
     "ravdess/Actor_01/03-01-05-02-01-01-01.flac",

@@ -155,7 +155,7 @@ def test_wheel_in_fresh_venv_cli_and_app(wheel_venv: Path, clips: list[Path], tm
     assert not installed & {"tensorflow", "tensorflow-cpu", "tf2onnx", "keras", "scikit-learn", "librosa"}
     # the model comes from the installed package, not from this checkout
     where = _run([str(bin_ / "python"), "-c",
-                  "import ser_engine.model as m; print(m.default_model_dir()); print(m.__file__)"],
+                  "import ser_engine.inference.model as m; print(m.default_model_dir()); print(m.__file__)"],
                  cwd=tmp_path, env=env).split()
     assert Path(where[0]).is_relative_to(wheel_venv)
     assert Path(where[1]).is_relative_to(wheel_venv)

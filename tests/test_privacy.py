@@ -312,6 +312,7 @@ def test_disable_telemetry_sets_the_variable_before_onnxruntime_and_respects_the
 
 
 def test_importing_the_packages_has_no_side_effect_on_the_environment() -> None:
-    code = ("import os\nimport ser_engine, ser_engine.cli, ser_engine.model, ser_engine.analysis, ser_engine.privacy\n"
+    code = ("import os\nimport ser_engine, ser_engine.cli.main, ser_engine.inference.model, ser_engine.files.analysis\n"
+            "import ser_engine.privacy\n"
             "import desktop_app.main, training.cli\nprint(os.environ.get('ORT_DISABLE_TELEMETRY'))")
     assert _py(code) == "None"

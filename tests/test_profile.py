@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_engine.analysis import FileResult, analyze_file
-from ser_engine.audio import load_audio, resample
+from ser_engine.dsp.audio import load_audio, resample
 from ser_engine.errors import ParameterError, ProfileError
-from ser_engine.model import EmotionModel
-from ser_engine.profile import (
+from ser_engine.files.analysis import FileResult, analyze_file
+from ser_engine.inference.model import EmotionModel
+from ser_engine.inference.profile import (
     MIN_SPEECH_S,
     PROFILE_FORMAT,
     PROFILE_VERSION,

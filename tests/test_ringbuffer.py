@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ser_engine.errors import ParameterError
-from ser_engine.ringbuffer import RingBuffer
+from ser_engine.live.ringbuffer import RingBuffer
 
 
 def ramp(start: int, n: int) -> np.ndarray:

@@ -97,8 +97,8 @@ def test_self_test_drives_the_engines_live_session(shipped_model_dir: Path, monk
     """In process: every live prediction the self-test sees comes out of LiveSession's own worker."""
     import threading
 
-    from ser_engine.inputs import ArrayInput
-    from ser_engine.live import LiveSession
+    from ser_engine.live.inputs import ArrayInput
+    from ser_engine.live.session import LiveSession
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from desktop_app.self_test import run_self_test

@@ -15,7 +15,7 @@ from PySide6.QtCore import QSettings
 from desktop_app.settings import AppSettings
 from desktop_app.settings_dialog import SettingsDialog
 from ser_engine.errors import ParameterError
-from ser_engine.stream import StreamSettings
+from ser_engine.live.stream import StreamSettings
 
 pytestmark = pytest.mark.gui
 
@@ -297,7 +297,7 @@ def test_window_and_hop_default_to_the_models_as_in_ser(qtbot, tmp_path: Path, t
     import shutil
 
     from desktop_app.file_view import FileView
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
 
     other = tmp_path / "model-2s"
     shutil.copytree(tiny_model_dir, other)

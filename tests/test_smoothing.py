@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ser_engine.dsp.smoothing import EmaSmoother
 from ser_engine.errors import ParameterError
-from ser_engine.smoothing import EmaSmoother
 
 
 def test_ema_follows_definition() -> None:

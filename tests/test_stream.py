@@ -10,11 +10,11 @@ import pytest
 from conftest import synth_speechlike
 from tiny_model import build_tiny_model
 
-from ser_engine.audio import load_audio
+from ser_engine.dsp.audio import load_audio
 from ser_engine.errors import ParameterError
-from ser_engine.model import EmotionModel
-from ser_engine.ringbuffer import RingBuffer
-from ser_engine.stream import Prediction, Streamer, StreamSettings
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.ringbuffer import RingBuffer
+from ser_engine.live.stream import Prediction, Streamer, StreamSettings
 
 SR = 16000
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from tiny_model import build_tiny_model
 
-from ser_engine.analysis import analyze_file
-from ser_engine.cli import build_parser
-from ser_engine.cli_common import UsageError, window_hop
+from ser_engine.cli.common import UsageError, window_hop
+from ser_engine.cli.main import build_parser
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ParameterError
-from ser_engine.live import LiveSession, settings_for
-from ser_engine.model import EmotionModel
-from ser_engine.stream import Streamer, StreamSettings
+from ser_engine.files.analysis import analyze_file
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.session import LiveSession, settings_for
+from ser_engine.live.stream import Streamer, StreamSettings
 from ser_engine.timing import MAX_HOP_S, MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S, config_for, fixed_window_s
 
 

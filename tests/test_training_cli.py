@@ -47,7 +47,7 @@ def test_all_quick_runs_every_stage_and_ships_a_loadable_model(corpus_dir: Path,
     """`ser-train all --quick`: the real command end to end on a few real clips per split."""
     import json
 
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
 
     out, docs, run = tmp_path / "models", tmp_path / "docs", tmp_path / "run"
     argv = ["--data", str(corpus_dir), "--cache-dir", str(tmp_path / "cache"), "--workers", "1", "all", "--quick"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_engine.model_meta import softmax
+from ser_engine.inference.model_meta import softmax
 from training.evaluate import (
     classification_metrics,
     clip_probabilities,

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from ser_engine.analysis import analyze_file
-from ser_engine.audio import iter_audio_blocks
 from ser_engine.config import FeatureConfig
-from ser_engine.features import Featurizer
-from ser_engine.model import EmotionModel, softmax
+from ser_engine.dsp.audio import iter_audio_blocks
+from ser_engine.dsp.features import Featurizer
+from ser_engine.files.analysis import analyze_file
+from ser_engine.inference.model import EmotionModel, softmax
 from training.corpora import HARMONISED_LABELS, Clip, load_corpus
 from training.features import featurize_clips, fit_stats, speech_window_features
 from training.pipeline import _export

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_engine.analysis import iter_window_features
-from ser_engine.audio import iter_audio_blocks
 from ser_engine.config import FeatureConfig
-from ser_engine.features import Featurizer
+from ser_engine.dsp.audio import iter_audio_blocks
+from ser_engine.dsp.features import Featurizer
+from ser_engine.files.analysis import iter_window_features
 from training.corpora import load_corpus
 from training.features import WindowSet, featurize_clips, fit_stats, gate_policy, load_clip_audio
 
@@ -71,7 +71,7 @@ def test_real_clips_match_the_engine_path_and_cache(corpus_dir: Path, tmp_path: 
     assert len(list(tmp_path.glob("*.npz"))) == 1
     featurize_clips(clips=some[:2], config=cfg, cache_dir=tmp_path, workers=1, progress=False)
     assert len(list(tmp_path.glob("*.npz"))) == 2
-    assert gate_policy().startswith("ser_engine.analysis.iter_window_features")
+    assert gate_policy().startswith("ser_engine.files.analysis.iter_window_features")
 
 
 @pytest.mark.corpus
@@ -86,7 +86,8 @@ def test_seed_feature_sets_are_featurized_at_their_width_in_float32(corpus_dir: 
     fz = Featurizer(cfg)
     ref = [w for w in iter_window_features(iter_audio_blocks(some[0].path), config=cfg, featurizer=fz) if w.speech]
     # The same frames, computed from blocks of other sizes: equal to float32 rounding (MFCCs in dB reach hundreds).
-    np.testing.assert_allclose(ws.features[ws.clip_index == 0], np.stack([w.features for w in ref]), rtol=1e-5, atol=5e-4)
+    np.testing.assert_allclose(ws.features[ws.clip_index == 0], np.stack([w.features for w in ref]), rtol=1e-5,
+                               atol=5e-4)
     # a different feature set is a different cache entry, never the log-mel one
     logmel = featurize_clips(clips=some, config=FeatureConfig(), cache_dir=tmp_path, workers=1, progress=False)
     assert logmel.features.shape[-1] == 64
@@ -94,7 +95,7 @@ def test_seed_feature_sets_are_featurized_at_their_width_in_float32(corpus_dir: 
 
 
 def _analyze_segments(path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
-    from ser_engine.cli import main
+    from ser_engine.cli.main import main
 
     capsys.readouterr()
     assert main(["analyze", str(path), "--segments", "--format", "json", "--progress", "never"]) == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from reference_windows import frame_windows
 
-from ser_engine.model import EmotionModel
+from ser_engine.inference.model import EmotionModel
 from training.corpora import HARMONISED_LABELS
 from training.features import featurize_clips
 from training.pipeline import _parity_windows, _provenance, prepare_data
@@ -38,9 +38,9 @@ def test_features_are_the_engine_windows_and_are_cached(data, monkeypatch: pytes
     assert n == 12
     assert set(np.unique(w.clip_index)) == set(range(len(w.clips)))
     # windows of the first clip equal the engine's speech windows of the decoded clip
-    from ser_engine.analysis import iter_window_features
-    from ser_engine.audio import iter_audio_blocks
-    from ser_engine.features import Featurizer
+    from ser_engine.dsp.audio import iter_audio_blocks
+    from ser_engine.dsp.features import Featurizer
+    from ser_engine.files.analysis import iter_window_features
 
     ref = np.stack([
         f.features
@@ -135,7 +135,7 @@ def test_fit_evaluate_export_parity_and_engine_load(data, tmp_path: Path) -> Non
     windows, _ = frame_windows(y=y, config=loaded.feature_config)
     p_engine = loaded.predict(loaded.featurizer.frames(windows)).probabilities
     feats = loaded.featurizer(windows)
-    from ser_engine.model import softmax
+    from ser_engine.inference.model import softmax
 
     p_keras = softmax(np.asarray(model(feats, training=False)), temperature=1.3)
     np.testing.assert_allclose(p_engine, p_keras, atol=1e-4)

@@ -256,7 +256,7 @@ def test_default_plan_fits_the_hour_on_the_target_machine(corpus_dir: Path) -> N
 
 @pytest.mark.corpus
 def test_clip_frames_are_the_clip_frames_of_the_featurizer(ravdess: list) -> None:
-    from ser_engine.features import Featurizer
+    from ser_engine.dsp.features import Featurizer
     from training.features import load_clip_audio, speech_window_features
     from training.seeds.data import clip_frames, seed_feature_config
 

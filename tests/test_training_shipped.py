@@ -14,9 +14,9 @@ import numpy as np
 import onnx
 import pytest
 
-from ser_engine.analysis import analyze_file
 from ser_engine.config import FeatureConfig
-from ser_engine.model import EmotionModel
+from ser_engine.files.analysis import analyze_file
+from ser_engine.inference.model import EmotionModel
 from training.corpora import HARMONISED_LABELS, load_all
 from training.evaluate import classification_metrics
 from training.splits import assign, load_split, split_hash

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_engine.audio import load_audio
-from ser_engine.features import Featurizer
+from ser_engine.dsp.audio import load_audio
+from ser_engine.dsp.features import Featurizer
 from training.whisper.ct2 import CT2FormatError, read_ct2_model
 from training.whisper.weights import (
     WHISPER_BASE_FILE,

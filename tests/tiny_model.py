@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ser_engine.config import FeatureConfig
-from ser_engine.model import AffectOutput, ModelMetadata
+from ser_engine.inference.model import AffectOutput, ModelMetadata
 
 TINY_LABELS = ("angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
 

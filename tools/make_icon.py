@@ -15,7 +15,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter, QPainterPath
 
 from desktop_app.palette import emotion_color
-from ser_engine.model import KNOWN_LABELS
+from ser_engine.inference.model import KNOWN_LABELS
 
 OUT = Path(__file__).resolve().parent.parent / "desktop_app" / "resources" / "ser-app.png"
 

@@ -60,7 +60,7 @@ def main() -> int:
     from desktop_app.main_window import MainWindow, load_model
     from desktop_app.settings import AppSettings
     from desktop_app.theme import apply_theme
-    from ser_engine.audio import load_audio
+    from ser_engine.dsp.audio import load_audio
 
     app = QApplication(["ser-app"])
     apply_theme(app)

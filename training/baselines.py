@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ser_engine.dsp.features import inverse_std, normalize_frames
 from ser_engine.errors import ParameterError
-from ser_engine.features import inverse_std, normalize_frames
 from training.features import WindowSet
 
 __all__ = ["BASELINES", "make_baseline", "pooled_features"]

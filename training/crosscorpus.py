@@ -1,10 +1,10 @@
 """Evaluation on voices the model never heard, through the engine's model wrapper.
 
-Every figure here is computed from logits that :meth:`ser_engine.model.EmotionModel.predict`
+Every figure here is computed from logits that :meth:`ser_engine.inference.model.EmotionModel.predict`
 (the ONNX graph users run, through the path ``ser analyze`` takes) gives for the
 cached speech windows, normalised there with the model's own statistics; clip
 probabilities are the mean of the window probabilities, as ``ser analyze`` does.
-Voice calibration uses :func:`ser_engine.profile.shift_from_logits`, the
+Voice calibration uses :func:`ser_engine.inference.profile.shift_from_logits`, the
 function ``ser calibrate`` and the app use, so a profile is evaluated exactly
 as a user gets it.
 """
@@ -41,9 +41,9 @@ MIN_COVERAGE = 0.3
 
 
 def engine_logits(model: Any, windows: WindowSet, *, batch: int = 512) -> npt.NDArray[np.float32]:
-    """Logits of every window of ``windows`` from an :class:`~ser_engine.model.EmotionModel`.
+    """Logits of every window of ``windows`` from an :class:`~ser_engine.inference.model.EmotionModel`.
 
-    The cached (un-normalised) features go through :meth:`~ser_engine.model.EmotionModel.predict`
+    The cached (un-normalised) features go through :meth:`~ser_engine.inference.model.EmotionModel.predict`
     in chunks of ``batch`` windows (the cache may be float16; each chunk is widened to float32).
 
     Returns
@@ -143,7 +143,7 @@ def calibration_eval(
 
     For every speaker with more than ``k`` neutral clips (with speech), ``k`` of
     them are drawn (seeded per speaker) to make the voice profile
-    (:func:`ser_engine.profile.shift_from_logits` over their speech windows, with
+    (:func:`ser_engine.inference.profile.shift_from_logits` over their speech windows, with
     ``strength``);
     all the speaker's other clips are scored without and with the profile.
 
@@ -153,7 +153,7 @@ def calibration_eval(
         ``{"k", "zero_shot": per-corpus metrics, "calibrated": per-corpus metrics,
         "speakers": n, "speakers_skipped": n, "profile_speech_windows": mean}``
     """
-    from ser_engine.profile import shift_from_logits
+    from ser_engine.inference.profile import shift_from_logits
 
     lg = np.asarray(logits, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)

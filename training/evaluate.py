@@ -4,7 +4,7 @@ Accuracy, unweighted accuracy (UAR), macro-F1, per-class P/R/F1, confusion
 matrices, expected calibration error and temperature scaling.
 
 Clip-level predictions average the window probabilities over the clip's speech
-windows, as ``ser_engine.analysis`` does for a file.
+windows, as ``ser_engine.files.analysis`` does for a file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ser_engine.model_meta import softmax
+from ser_engine.inference.model_meta import softmax
 
 __all__ = [
     "classification_metrics",

@@ -1,7 +1,7 @@
 """Export a Keras model to ONNX and write its ``model.json``.
 
 tf2onnx with an explicit input signature; parity with Keras is checked; the
-metadata is written by :class:`ser_engine.model.ModelMetadata`.
+metadata is written by :class:`ser_engine.inference.model.ModelMetadata`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
-from ser_engine.model import META_FILE, MODEL_FILE, ModelMetadata, softmax
+from ser_engine.inference.model import META_FILE, MODEL_FILE, ModelMetadata, softmax
 
 __all__ = [
     "PARITY_TOLERANCE",

@@ -1,8 +1,8 @@
 """Windows and their features (log-mel, or the feature set of the config) of corpus clips, cached on disk.
 
 One path from audio to features, shared with ``ser analyze``: a clip is decoded
-by :func:`ser_engine.audio.iter_audio_blocks` and windowed, gated and featurised
-by the one core, :func:`ser_engine.core.iter_window_features` (imported, never
+by :func:`ser_engine.dsp.audio.iter_audio_blocks` and windowed, gated and featurised
+by the one core, :func:`ser_engine.dsp.core.iter_window_features` (imported, never
 copied), so a clip's training windows are exactly the speech windows ``ser
 analyze --segments`` reports (3 s windows every 0.5 s on the 20 ms frame grid,
 the final one ending up to 20 ms before the clip's end; a short clip gated on
@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ser_engine.audio import iter_audio_blocks, load_audio
 from ser_engine.config import FeatureConfig
-from ser_engine.core import iter_window_features
-from ser_engine.features import Featurizer
+from ser_engine.dsp.audio import iter_audio_blocks, load_audio
+from ser_engine.dsp.core import iter_window_features
+from ser_engine.dsp.features import Featurizer
 from training.corpora import Clip
 
 __all__ = [
@@ -124,11 +124,11 @@ class WindowSet:
 
 def gate_policy() -> str:
     """Name of the windowing and silence policy in use (recorded in the model's provenance)."""
-    return "ser_engine.analysis.iter_window_features(gate_sensitivity=0.5): speech windows only"
+    return "ser_engine.files.analysis.iter_window_features(gate_sensitivity=0.5): speech windows only"
 
 
 def load_clip_audio(path: str, *, sample_rate: int) -> npt.NDArray[np.float32]:
-    """Decode one file to float32 mono at ``sample_rate`` (:func:`ser_engine.audio.load_audio`)."""
+    """Decode one file to float32 mono at ``sample_rate`` (:func:`ser_engine.dsp.audio.load_audio`)."""
     return load_audio(path, sample_rate=sample_rate).samples
 
 
@@ -200,7 +200,7 @@ def _cache_key(*, config: FeatureConfig, clips: Sequence[Clip], variant: int, se
         "chain": chain_spec if variant else None,
         "gate": gate_policy(),
         "clips": [c.path for c in clips],
-        "version": 3,  # 3: the final window starts on the 20 ms grid (ser_engine.core)
+        "version": 3,  # 3: the final window starts on the 20 ms grid (ser_engine.dsp.core)
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 

@@ -301,7 +301,7 @@ def _export(
         provenance=prov,
         metrics=metrics,
     )
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
 
     EmotionModel.load(tmp)  # the engine must accept it before it replaces anything
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -881,9 +881,9 @@ def evaluate_shipped(*, data: Data, staging: Path, results: dict[str, Any], log:
     chosen on the validation speakers and the unseen-corpus validation; then the
     test speakers and the unseen-corpus test are measured zero-shot, calibrated
     and selectively. Scores through the engine's
-    :class:`~ser_engine.model.EmotionModel` on ``staging/model.onnx`` and fills ``results``.
+    :class:`~ser_engine.inference.model.EmotionModel` on ``staging/model.onnx`` and fills ``results``.
     """
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
     from training.crosscorpus import (
         adaptation_eval,
         calibration_eval,
@@ -958,7 +958,7 @@ def evaluate_shipped(*, data: Data, staging: Path, results: dict[str, Any], log:
         return {k: v for k, v in d.items() if not k.startswith("_")}
 
     graph = "int8" if int8.get("ship_int8") else "float32"
-    results["models"]["cnn2d"]["evaluated_graph"] = f"shipped ONNX ({graph}) through ser_engine.model.EmotionModel"
+    results["models"]["cnn2d"]["evaluated_graph"] = f"shipped ONNX ({graph}) through EmotionModel"
     for p in zero:
         results["models"]["cnn2d"][p] = strip(zero[p])
     results["calibration"] = {
@@ -1039,7 +1039,7 @@ def _ship(
 
     Saves results.json, copies the model out, renders the model card and the report.
     """
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
     from training.report import write_model_card, write_results
 
     # ship: metadata gets the final numbers; write model, card, report

@@ -410,7 +410,7 @@ def _intro(results: dict[str, Any], quick: bool) -> list[str]:
     lines = ["# Results: speech emotion recognition on voices never heard in training", ""]
     if quick:
         lines += ["> **SMOKE RUN (`--quick`)**: a few clips and one epoch; these numbers mean nothing.", ""]
-    graph = shipped.get("evaluated_graph") or "the shipped ONNX graph through ser_engine.model.EmotionModel"
+    graph = shipped.get("evaluated_graph") or "the shipped ONNX graph through ser_engine.inference.model.EmotionModel"
     lines += [
         "Every figure below is measured on speech never used to train the model or to choose anything about it: "
         "the **test speakers** of the training corpora (other people than their training and validation speakers) "
@@ -528,7 +528,8 @@ def _calibration_section(results: dict[str, Any]) -> list[str]:
         f"{vc.get('reference_speakers', '?')} validation speakers of the training corpora, stored in `model.json`). "
         "The profile is subtracted from the logits of every later window of that speaker before the softmax, "
         "so a voice that always sounds a little sad to the model is moved back to where a neutral voice sits. "
-        "It is computed by `ser_engine.profile.shift_from_logits`, the function `ser calibrate` and the app use. "
+        "It is computed by `ser_engine.inference.profile.shift_from_logits`, "
+        "the function `ser calibrate` and the app use. "
         "Below, for every speaker with more than k neutral clips with speech, k of them are drawn (seeded) to make "
         "the profile and all the speaker's other clips are scored without (zero-shot) and with it: both columns "
         "are on the same clips, which is why the zero-shot figures differ slightly from the table above. Speakers "
@@ -916,9 +917,9 @@ def _data_section(results: dict[str, Any]) -> list[str]:
         "dropped; see [docs/corpora.md](corpora.md) for every corpus's mapping). UAR = mean recall over the classes "
         "present in a set.",
         "* Windows exactly as the app presents them, from the one window-inference core that `ser analyze` and "
-        "the live view use (`ser_engine.core.iter_window_features`): 3 s every 0.5 s on the 20 ms frame grid, the "
+        "the live view use (`ser_engine.dsp.core.iter_window_features`): 3 s every 0.5 s on the 20 ms frame grid, the "
         "final window ending up to 20 ms before the end of the clip, short clips centre-padded with zeros; "
-        "64 log-mel bands by `ser_engine.features.Featurizer`; only windows "
+        "64 log-mel bands by `ser_engine.dsp.features.Featurizer`; only windows "
         f"accepted by `{prov.get('silence_policy', 'the speech gate')}` are used.",
         f"* Normalisation: {prov.get('normalisation', 'per-band mean/std of the training windows')}, stored in "
         "`model.json`.",

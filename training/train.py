@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ser_engine.dsp.features import inverse_std, normalize_frames
 from ser_engine.errors import ParameterError
-from ser_engine.features import inverse_std, normalize_frames
 from training.evaluate import classification_metrics, clip_probabilities
 from training.features import WindowSet
 
@@ -101,7 +101,7 @@ def _spec_augment(x: npt.NDArray[np.float32], cfg: TrainConfig, rng: np.random.G
 
 def mel_centres_hz(config: Any) -> npt.NDArray[np.float64]:
     """Centre frequencies (Hz) of the mel bands of a FeatureConfig, shape ``(n_mels,)``."""
-    from ser_engine.features import hz_to_mel, mel_to_hz
+    from ser_engine.dsp.features import hz_to_mel, mel_to_hz
 
     edges = np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_mels + 2)
     return np.asarray(mel_to_hz(edges[1:-1]), dtype=np.float64)

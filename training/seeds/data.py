@@ -3,10 +3,10 @@
 Every item (a recording, or one of its augmented copies, :class:`training.seeds.leak.Item`)
 is decoded, windowed, gated and featurised by the same code as ``ser analyze``:
 :func:`training.features.speech_window_features`, which calls
-:func:`ser_engine.core.iter_window_features` with a ``ser_engine``
-:class:`~ser_engine.features.Featurizer` built from one of :data:`SEED_FEATURES`
+:func:`ser_engine.dsp.core.iter_window_features` with a ``ser_engine``
+:class:`~ser_engine.dsp.features.Featurizer` built from one of :data:`SEED_FEATURES`
 (the seeds' sets in the one featurizer). A recording is decoded by
-:func:`ser_engine.audio.iter_audio_blocks`; an augmented copy is the decoded
+:func:`ser_engine.dsp.audio.iter_audio_blocks`; an augmented copy is the decoded
 recording through :func:`training.seeds.systems.augment_item` (the seeds' noise, pitch,
 stretch and shift), passed as one block.
 
@@ -18,7 +18,7 @@ inside its real samples are kept. A clip in which the gate finds no speech
 has no frames and is dropped (``ser analyze`` reports "no speech").
 
 From a clip's frames each seed model takes its *view* (as the seeds did):
-``pooled`` (:func:`ser_engine.features.pool_frames`) for the decision tree
+``pooled`` (:func:`ser_engine.dsp.features.pool_frames`) for the decision tree
 and k-NN, ``flat`` (the first ``n`` frames, zero-padded, flattened feature by
 feature) for the 1D CNN and ``sequence`` (the first ``n`` frames, zero-padded)
 for the CNN + BiLSTM. Views are computed in the worker processes and cached on
@@ -152,7 +152,7 @@ def _fixed(frames: npt.NDArray[np.float32], n: int) -> npt.NDArray[np.float32]:
 
 def _view(frames: npt.NDArray[np.float32], spec: ViewSpec) -> npt.NDArray[np.float32]:
     if spec.view == "pooled":
-        from ser_engine.features import pool_frames
+        from ser_engine.dsp.features import pool_frames
 
         return np.asarray(pool_frames(frames), dtype=np.float32)
     if not spec.n_frames:
@@ -170,7 +170,7 @@ _W: dict[str, Any] = {}
 
 
 def _init_worker(views: list[tuple[str, str, int | None]], seed: int, pin: bool = True) -> None:
-    from ser_engine.features import Featurizer
+    from ser_engine.dsp.features import Featurizer
 
     if pin:
         from threadpoolctl import threadpool_limits
@@ -183,7 +183,7 @@ def _init_worker(views: list[tuple[str, str, int | None]], seed: int, pin: bool 
 
 
 def _featurize_one(job: tuple[int, Item]) -> tuple[int, dict[str, npt.NDArray[np.float32]] | None]:
-    from ser_engine.audio import iter_audio_blocks
+    from ser_engine.dsp.audio import iter_audio_blocks
     from training.features import load_clip_audio, speech_window_features
     from training.seeds.systems import augment_item
 

@@ -79,7 +79,7 @@ def window_features(*, y: npt.ArrayLike, featurizer: Any) -> FloatArray:
     y : array_like, shape (n,)
         Mono signal at the featurizer's sample rate; a clip shorter than one window is
         centre-padded with zeros, as the engine does.
-    featurizer : ser_engine.features.Featurizer
+    featurizer : ser_engine.dsp.features.Featurizer
         Configured by :func:`whisper_feature_config`.
 
     Returns
@@ -390,8 +390,8 @@ def make_whisper_embedders(*, clips: list[Path], n_blocks: int = 4, cache_dir: s
     cache_dir : path-like, optional
         The cache root (``~/.cache/ser`` by default).
     """
-    from ser_engine.audio import load_audio
-    from ser_engine.features import Featurizer
+    from ser_engine.dsp.audio import load_audio
+    from ser_engine.dsp.features import Featurizer
     from training.whisper.weights import load_encoder_weights, whisper_cache_dir
 
     weights = load_encoder_weights()

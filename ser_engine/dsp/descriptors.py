@@ -121,7 +121,7 @@ def mfcc(log_mel: npt.ArrayLike, *, n_mfcc: int, dct: npt.NDArray[np.float64] | 
     Parameters
     ----------
     log_mel : array_like, shape (..., n_mels)
-        ``log(mel_power + offset)``, as :meth:`ser_engine.features.Featurizer.log_mel` returns.
+        ``log(mel_power + offset)``, as :meth:`ser_engine.dsp.features.Featurizer.log_mel` returns.
     n_mfcc : int
         Coefficients kept (``<= n_mels``).
     dct : ndarray, shape (n_mels, n_mfcc), optional

@@ -1,7 +1,7 @@
 """Audio inputs for a live session: a sound-card input and an array-fed one (no Qt).
 
-Both feed a :class:`~ser_engine.ringbuffer.RingBuffer` at their own rate and have
-the same interface (:class:`AudioInput`), so :class:`~ser_engine.live.LiveSession`
+Both feed a :class:`~ser_engine.live.ringbuffer.RingBuffer` at their own rate and have
+the same interface (:class:`AudioInput`), so :class:`~ser_engine.live.session.LiveSession`
 runs the same worker on either:
 
 * :class:`LiveInput`: a PortAudio input stream (through sounddevice). Its callback
@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.errors import DeviceError, ParameterError
-from ser_engine.ringbuffer import RingBuffer
+from ser_engine.live.ringbuffer import RingBuffer
 
 __all__ = ["DIGITAL_SILENCE_S", "PREFERRED_RATE", "ArrayInput", "AudioInput", "DigitalSilenceWatch", "InputDevice",
            "LiveInput", "import_sounddevice", "list_input_devices", "rescan_devices", "resolve_device"]
@@ -42,7 +42,7 @@ DIGITAL_SILENCE_S = 3.0
 
 
 class AudioInput(Protocol):
-    """What :class:`~ser_engine.live.LiveSession` needs from an input.
+    """What :class:`~ser_engine.live.session.LiveSession` needs from an input.
 
     Attributes
     ----------

@@ -18,8 +18,8 @@ recording behind a plausible-looking result.
 Every failure raises :class:`~ser_engine.errors.AudioError` whose message
 names the file and the cause.
 
-Resampling lives in :mod:`ser_engine.resample` and file discovery in
-:mod:`ser_engine.paths`; their public names are importable from here too.
+Resampling lives in :mod:`ser_engine.dsp.resample` and file discovery in
+:mod:`ser_engine.files.paths`; their public names are importable from here too.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ser_engine.dsp.resample import MAX_RATE, MIN_RATE, StreamResampler, check_rate, resample
 from ser_engine.errors import AudioError, ParameterError
-from ser_engine.paths import (
+from ser_engine.files.paths import (
     AUDIO_EXTENSIONS,
     FALLBACK_EXTENSIONS,
     SNDFILE_EXTENSIONS,
@@ -44,7 +45,6 @@ from ser_engine.paths import (
     find_audio_files,
     stat_problem,
 )
-from ser_engine.resample import MAX_RATE, MIN_RATE, StreamResampler, check_rate, resample
 
 __all__ = [
     "AUDIO_EXTENSIONS",

@@ -1,6 +1,6 @@
 r"""The one exporter of results: CSV and JSON for ``ser analyze``, the app and live recordings.
 
-File results (:class:`~ser_engine.analysis.FileResult`)
+File results (:class:`~ser_engine.files.analysis.FileResult`)
     :class:`ResultWriter` streams them as CSV or JSON to a text stream, one result
     at a time. ``ser analyze --format csv|json`` writes through it to stdout and the
     app's Export buttons write through it to files, so the same results give the
@@ -17,14 +17,14 @@ File results (:class:`~ser_engine.analysis.FileResult`)
 
 Affect scores
     Only for a model with an affect output (``affect`` = its
-    :attr:`~ser_engine.model.EmotionModel.affect_names`, e.g. ``("arousal",
+    :attr:`~ser_engine.inference.model.EmotionModel.affect_names`, e.g. ``("arousal",
     "valence")``): one CSV column per dimension, named after it, right after the
     ``p_<label>`` columns (file rows, segment rows and live rows; empty without
     speech), and one JSON key per dimension after ``probabilities`` in each file
     object and at the end of each segment object (``null`` without speech).
     Without affect names (the default) the output is exactly as before.
 
-Live predictions (:class:`~ser_engine.stream.Prediction`)
+Live predictions (:class:`~ser_engine.live.stream.Prediction`)
     :func:`prediction_header` and :func:`prediction_row` are the CSV a live
     recording writes beside its WAV (times relative to the recording's start);
     :func:`prediction_dict` is a line of ``ser listen --format jsonl``.
@@ -44,8 +44,8 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from ser_engine.errors import ParameterError
 
 if TYPE_CHECKING:
-    from ser_engine.analysis import FileResult
-    from ser_engine.stream import Prediction
+    from ser_engine.files.analysis import FileResult
+    from ser_engine.live.stream import Prediction
 
 __all__ = ["AFFECT_MEANINGS", "FILE_COLUMNS", "PREDICTION_COLUMNS", "SEGMENT_COLUMNS", "ResultWriter", "affect_meaning",
            "affect_values", "csv_header",
@@ -75,7 +75,7 @@ def affect_meaning(name: str) -> str:
     Parameters
     ----------
     name : str
-        An affect dimension (:attr:`~ser_engine.model.EmotionModel.affect_names`).
+        An affect dimension (:attr:`~ser_engine.inference.model.EmotionModel.affect_names`).
 
     Returns
     -------
@@ -128,7 +128,7 @@ def affect_values(scores: dict[str, float], *, names: Sequence[str], digits: int
         Score per dimension (``FileResult.affect``, ``Segment.affect``, ``Prediction.affect``);
         empty without speech.
     names : sequence of str
-        The model's affect dimensions (:attr:`~ser_engine.model.EmotionModel.affect_names`).
+        The model's affect dimensions (:attr:`~ser_engine.inference.model.EmotionModel.affect_names`).
     digits : int
         Decimals kept.
 

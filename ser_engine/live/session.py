@@ -2,15 +2,15 @@
 
 Threads
 -------
-* **Input** (:mod:`ser_engine.inputs`): a sound card's PortAudio callback
-  (:class:`~ser_engine.inputs.LiveInput`) or an array feeder
-  (:class:`~ser_engine.inputs.ArrayInput`) copies blocks into a ring buffer at
+* **Input** (:mod:`ser_engine.live.inputs`): a sound card's PortAudio callback
+  (:class:`~ser_engine.live.inputs.LiveInput`) or an array feeder
+  (:class:`~ser_engine.live.inputs.ArrayInput`) copies blocks into a ring buffer at
   the input's rate. Nothing else happens there.
 * **Worker thread** (:class:`LiveSession`): every few milliseconds it reads
   the new input samples, resamples them to 16 kHz (soxr stream) into
   the session's 16 kHz ring (:attr:`LiveSession.audio`, which the GUI reads
   for waveforms), appends them to the recording if one is running
-  (:mod:`ser_engine.recorder`), runs the :class:`~ser_engine.stream.Streamer`
+  (:mod:`ser_engine.live.recorder`), runs the :class:`~ser_engine.live.stream.Streamer`
   and calls ``on_prediction`` and ``on_error`` (from the worker thread: a GUI
   wraps them in queued signals).
 
@@ -24,7 +24,7 @@ the session without an error once its last sample is analysed;
 
 A recording that cannot be written (disk full...) stops the recording only: the
 session keeps listening and ``on_recording_error`` receives a
-:class:`~ser_engine.recorder.RecordingError`.
+:class:`~ser_engine.live.recorder.RecordingError`.
 
 A bug on the worker thread (any exception that is not a
 :class:`~ser_engine.errors.SerError`) ends the session the same way, with a
@@ -46,9 +46,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ser_engine.audio import StreamResampler
+from ser_engine.dsp.audio import StreamResampler
 from ser_engine.errors import DeviceError, SerError
-from ser_engine.inputs import (
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.inputs import (
     AudioInput,
     DigitalSilenceWatch,
     InputDevice,
@@ -56,11 +57,10 @@ from ser_engine.inputs import (
     list_input_devices,
     resolve_device,
 )
+from ser_engine.live.recorder import SYNC_SECONDS, Recorder, RecordingError, RecordingExistsError, make_private_folder
+from ser_engine.live.ringbuffer import RingBuffer
+from ser_engine.live.stream import Prediction, Streamer, StreamSettings
 from ser_engine.logs import FILE_ONLY, get_logger
-from ser_engine.model import EmotionModel
-from ser_engine.recorder import SYNC_SECONDS, Recorder, RecordingError, RecordingExistsError, make_private_folder
-from ser_engine.ringbuffer import RingBuffer
-from ser_engine.stream import Prediction, Streamer, StreamSettings
 from ser_engine.timing import config_for
 
 __all__ = [
@@ -160,7 +160,7 @@ class LiveSession:
         goes on. Also settable as an attribute before :meth:`start`.
     on_input_silence : callable, optional
         ``f(message)`` from the worker thread when the input, after real audio, delivers
-        exact zeros for :data:`~ser_engine.inputs.DIGITAL_SILENCE_S` (the source was removed
+        exact zeros for :data:`~ser_engine.live.inputs.DIGITAL_SILENCE_S` (the source was removed
         and the sound server moved the stream to a null source, or it was muted): the message
         says so and since when; ``f(None)`` when sound comes back. The session goes on.
         Also settable as an attribute before :meth:`start`.
@@ -171,8 +171,8 @@ class LiveSession:
     start_timeout : float
         Seconds to wait for the first audio before giving up.
     input_factory : callable, optional
-        Builds the input (an :class:`~ser_engine.inputs.AudioInput`): by default a
-        :class:`LiveInput` on ``device``; an :class:`~ser_engine.inputs.ArrayInput` replays an array.
+        Builds the input (an :class:`~ser_engine.live.inputs.AudioInput`): by default a
+        :class:`LiveInput` on ``device``; an :class:`~ser_engine.live.inputs.ArrayInput` replays an array.
 
     Attributes
     ----------

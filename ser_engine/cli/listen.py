@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ser_engine.cli_common import (
+from ser_engine.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -30,7 +30,7 @@ from ser_engine.errors import OutputError, SerError
 from ser_engine.logs import get_logger
 
 if TYPE_CHECKING:
-    from ser_engine.stream import Prediction
+    from ser_engine.live.stream import Prediction
 
 __all__ = ["cmd_devices", "cmd_listen", "listen_line"]
 
@@ -46,7 +46,7 @@ def listen_line(p: Prediction, *, fmt: str, affect: Sequence[str] = ()) -> str:
     fmt : {"table", "jsonl"}
         ``table``: time, speech/silence, emotion (or ``uncertain``), confidence, then the
         affect scores (``arousal=0.82 valence=0.40``, a model with affect only) and the
-        probabilities; ``jsonl``: :func:`ser_engine.export.prediction_dict`.
+        probabilities; ``jsonl``: :func:`ser_engine.files.export.prediction_dict`.
     affect : sequence of str
         The model's affect dimensions; empty for none.
 
@@ -55,7 +55,7 @@ def listen_line(p: Prediction, *, fmt: str, affect: Sequence[str] = ()) -> str:
     str
     """
     if fmt == "jsonl":
-        from ser_engine.export import prediction_dict
+        from ser_engine.files.export import prediction_dict
 
         return json.dumps(prediction_dict(p, affect=affect), ensure_ascii=False)
     if not p.speech:
@@ -81,7 +81,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     a recording that cannot be written (disk full...) ends the command: the message
     names the file and the reason and says what was kept; exit 1. A bug on the
     session's worker thread is raised here (its cause), for
-    :func:`ser_engine.cli.main` to report as an internal error.
+    :func:`ser_engine.cli.main.main` to report as an internal error.
 
     Parameters
     ----------
@@ -119,8 +119,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
 def _listen(args: argparse.Namespace, done: threading.Event, signalled: list[int]) -> int:
     """Run ``ser listen`` with the signals setting ``done`` (and listed in ``signalled``)."""
     from ser_engine.errors import ParameterError
-    from ser_engine.live import LiveSession, RecordingError
-    from ser_engine.stream import StreamSettings
+    from ser_engine.live.session import LiveSession, RecordingError
+    from ser_engine.live.stream import StreamSettings
 
     if args.overwrite and not args.record:
         raise UsageError("argument --overwrite: only with --record")
@@ -211,7 +211,7 @@ def _listen(args: argparse.Namespace, done: threading.Event, signalled: list[int
     stats = session.stats()
     if stats.overflows or stats.lost_samples:
         err(f"warning: {stats.overflows} input overflows, {stats.lost_samples} samples lost")
-    from ser_engine.live import LiveInternalError
+    from ser_engine.live.session import LiveInternalError
 
     internal = [e for e in errors if isinstance(e, LiveInternalError)]
     for e in errors:
@@ -243,7 +243,7 @@ def _record_paths(args: argparse.Namespace) -> tuple[str, str] | None:
     RecordingExistsError
         A file exists (the message says how to replace it).
     """
-    from ser_engine.live import RecordingExistsError
+    from ser_engine.live.session import RecordingExistsError
 
     if not args.record:
         return None
@@ -271,7 +271,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     int
         The exit status.
     """
-    from ser_engine.inputs import list_input_devices
+    from ser_engine.live.inputs import list_input_devices
 
     devices = list_input_devices()
     if args.format == "json":

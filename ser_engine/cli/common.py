@@ -1,6 +1,6 @@
 """What the ``ser`` sub-commands share: exit statuses, the usage error, messages, logging, model and profile loading.
 
-Its own module so that :mod:`ser_engine.cli` run as ``python -m ser_engine.cli``
+Its own module so that :mod:`ser_engine.cli.main` run as ``python -m ser_engine.cli``
 (a ``__main__`` module) and the sub-command modules agree on one
 :class:`UsageError` class. :func:`start_logging` is also how the desktop app
 starts its log.
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, TextIO
 from ser_engine.logs import configure_logging, default_log_path
 
 if TYPE_CHECKING:
-    from ser_engine.model import EmotionModel
-    from ser_engine.profile import VoiceProfile
+    from ser_engine.inference.model import EmotionModel
+    from ser_engine.inference.profile import VoiceProfile
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
            "UsageError", "err", "load_model", "load_profile", "say", "start_logging", "window_hop"]
@@ -121,7 +121,7 @@ def load_profile(text: str, model: EmotionModel) -> tuple[EmotionModel, VoicePro
     tuple of EmotionModel and VoiceProfile
         The calibrated model and the profile.
     """
-    from ser_engine.profile import ProfileStore, VoiceProfile
+    from ser_engine.inference.profile import ProfileStore, VoiceProfile
 
     path = ProfileStore().find(text)
     profile = VoiceProfile.load(path)
@@ -137,7 +137,7 @@ def load_model(model_dir: str | None) -> EmotionModel:
         The model cannot be loaded (the message names the folder).
     """
     from ser_engine.errors import ModelError
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
 
     try:
         return EmotionModel.load(model_dir)

@@ -1,17 +1,17 @@
 """Sliding-window streaming inference over a ring buffer.
 
 Every hop (default 0.5 s) the :class:`Streamer` takes the newest hop of audio
-from a :class:`~ser_engine.ringbuffer.RingReader` and hands it to the one
-window-inference core (:class:`ser_engine.core.FrameCache`), which computes
+from a :class:`~ser_engine.live.ringbuffer.RingReader` and hands it to the one
+window-inference core (:class:`ser_engine.dsp.core.FrameCache`), which computes
 the feature frames (of the model's feature set) and speech-gate frame levels the new samples complete. The
 newest window (default 3 s) is assembled from those frames; the
-:class:`~ser_engine.gate.SpeechGate` decides on its levels whether it holds
-speech, and only then the model runs (:meth:`~ser_engine.model.EmotionModel.predict`,
+:class:`~ser_engine.dsp.gate.SpeechGate` decides on its levels whether it holds
+speech, and only then the model runs (:meth:`~ser_engine.inference.model.EmotionModel.predict`,
 the path file analysis takes), its probabilities (and affect scores, for a
-model that has them) smoothed by an :class:`~ser_engine.smoothing.EmaSmoother`. On silence it says so
+model that has them) smoothed by an :class:`~ser_engine.dsp.smoothing.EmaSmoother`. On silence it says so
 (``speech=False``, ``label=None``) instead of inventing an emotion. Frames are
 kept even on silence, so speech onsets cost no more than other steps; the
-features equal :class:`~ser_engine.features.Featurizer` on the full window
+features equal :class:`~ser_engine.dsp.features.Featurizer` on the full window
 (tested), as in file analysis.
 
 Until a full window has arrived, the samples so far are centre-padded to the
@@ -29,13 +29,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import DEFAULT_HOP_S, DEFAULT_WINDOW_S
-from ser_engine.core import FrameCache
+from ser_engine.dsp.core import FrameCache
+from ser_engine.dsp.features import fit_to_length
+from ser_engine.dsp.gate import SpeechGate, frame_length, level_dbfs
+from ser_engine.dsp.smoothing import EmaSmoother
 from ser_engine.errors import ParameterError
-from ser_engine.features import fit_to_length
-from ser_engine.gate import SpeechGate, frame_length, level_dbfs
-from ser_engine.model import EmotionModel
-from ser_engine.ringbuffer import RingReader
-from ser_engine.smoothing import EmaSmoother
+from ser_engine.inference.model import EmotionModel
+from ser_engine.live.ringbuffer import RingReader
 from ser_engine.timing import check_timing, config_for
 
 __all__ = ["Prediction", "StreamSettings", "Streamer"]
@@ -59,7 +59,7 @@ class StreamSettings:
         (default) averages over roughly the last 3 hops. The EMA weight of
         the newest window is ``1 - smoothing``.
     gate_sensitivity : float
-        Speech gate sensitivity in ``[0, 1]`` (see :mod:`ser_engine.gate`).
+        Speech gate sensitivity in ``[0, 1]`` (see :mod:`ser_engine.dsp.gate`).
     """
 
     window_s: float = DEFAULT_WINDOW_S
@@ -109,7 +109,7 @@ class Prediction:
         ``confidence`` is below the model's ``uncertainty_threshold`` (``label``
         still holds the arg-max); False on silence.
     affect : dict
-        Smoothed score per affect dimension (:attr:`~ser_engine.model.EmotionModel.affect_names`),
+        Smoothed score per affect dimension (:attr:`~ser_engine.inference.model.EmotionModel.affect_names`),
         with the same smoothing as ``probabilities``; empty on silence and for a
         model without an affect output.
     """

@@ -1,9 +1,9 @@
 """The ``ser`` command line: the parser, the shared option checks and the dispatch.
 
-The sub-commands are listed once, in :data:`ser_engine.commands.SUBCOMMANDS`;
+The sub-commands are listed once, in :data:`ser_engine.cli.commands.SUBCOMMANDS`;
 each is implemented in its own module, imported only when it runs:
-``analyze`` in :mod:`ser_engine.cli_analyze`; ``listen`` and ``devices`` in
-:mod:`ser_engine.cli_live`; ``calibrate`` and ``info`` in :mod:`ser_engine.cli_model`.
+``analyze`` in :mod:`ser_engine.cli.analyze`; ``listen`` and ``devices`` in
+:mod:`ser_engine.cli.listen`; ``calibrate`` and ``info`` in :mod:`ser_engine.cli.model`.
 
 Exit status (also in ``ser --help``): 0 when everything succeeded; 1 when any
 file failed (every other file is still reported) or on a model/device error; 2
@@ -12,7 +12,7 @@ listen`` and ``ser analyze`` end cleanly on SIGTERM/SIGHUP with 128 + the signal
 Errors go to stderr as ``ser: <file>: <reason>``; the CLI never prints a
 traceback for bad input. A bug prints one line, ``ser: internal error: <message>
 (details in <log file>)``, and its traceback goes to the log file
-(:func:`ser_engine.cli_common.start_logging`); ``--verbose`` shows debug
+(:func:`ser_engine.cli.common.start_logging`); ``--verbose`` shows debug
 messages on stderr.
 
 Start-up is kept light: TensorFlow is never imported, librosa and numba are
@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ser_engine import version
-from ser_engine.cli_common import (
+from ser_engine.cli.commands import SUBCOMMANDS
+from ser_engine.cli.common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -41,7 +42,6 @@ from ser_engine.cli_common import (
     err,
     start_logging,
 )
-from ser_engine.commands import SUBCOMMANDS
 from ser_engine.errors import OutputError, SerError
 from ser_engine.logs import FILE_ONLY, get_logger
 from ser_engine.timing import MAX_HOP_S, MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S
@@ -127,9 +127,9 @@ def _workers(text: str) -> int:
 
 
 def _cluster(text: str) -> Any:
-    """Parse ``--cluster`` of analyze into a :class:`ser_engine.cluster.ClusterAddress` (or say how to get Dask)."""
+    """Parse ``--cluster`` into a :class:`ser_engine.files.cluster.ClusterAddress` (or say how to get Dask)."""
     try:
-        from ser_engine.cluster import ClusterAddress
+        from ser_engine.files.cluster import ClusterAddress
     except ImportError as exc:
         if (exc.name or "").split(".")[0] not in ("dask", "distributed"):
             raise
@@ -144,7 +144,7 @@ def _cluster(text: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the ``ser`` argument parser (sub-commands and their help from :data:`~ser_engine.commands.SUBCOMMANDS`).
+    """Build the ``ser`` argument parser (sub-commands from :data:`~ser_engine.cli.commands.SUBCOMMANDS`).
 
     ``--verbose``/``-v`` is accepted before or after the sub-command.
 
@@ -234,31 +234,31 @@ Command = Callable[[argparse.Namespace], int]
 # Each sub-command's module is imported only when it runs, by a plain import statement (not
 # importlib with a computed name) so that PyInstaller's analysis puts every one in the bundle.
 def _analyze() -> Command:
-    from ser_engine.cli_analyze import cmd_analyze
+    from ser_engine.cli.analyze import cmd_analyze
 
     return cmd_analyze
 
 
 def _listen() -> Command:
-    from ser_engine.cli_live import cmd_listen
+    from ser_engine.cli.listen import cmd_listen
 
     return cmd_listen
 
 
 def _devices() -> Command:
-    from ser_engine.cli_live import cmd_devices
+    from ser_engine.cli.listen import cmd_devices
 
     return cmd_devices
 
 
 def _calibrate() -> Command:
-    from ser_engine.cli_model import cmd_calibrate
+    from ser_engine.cli.model import cmd_calibrate
 
     return cmd_calibrate
 
 
 def _info() -> Command:
-    from ser_engine.cli_model import cmd_info
+    from ser_engine.cli.model import cmd_info
 
     return cmd_info
 
@@ -274,7 +274,7 @@ def command(name: str) -> Command:
     Parameters
     ----------
     name : str
-        A key of :data:`~ser_engine.commands.SUBCOMMANDS`.
+        A key of :data:`~ser_engine.cli.commands.SUBCOMMANDS`.
 
     Returns
     -------

@@ -13,7 +13,7 @@ folders 0700 (a stricter umask still applies). A recording never replaces an exi
 unless asked to (``overwrite=True``): the files are created exclusively, so an earlier
 recording of the same name is refused with a :class:`RecordingExistsError`, untouched.
 
-The CSV's rows are :func:`ser_engine.export.prediction_row`.
+The CSV's rows are :func:`ser_engine.files.export.prediction_row`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.errors import AudioError
-from ser_engine.export import prediction_header, prediction_row
-from ser_engine.stream import Prediction
+from ser_engine.files.export import prediction_header, prediction_row
+from ser_engine.live.stream import Prediction
 
 __all__ = ["SYNC_SECONDS", "Recorder", "RecordingError", "RecordingExistsError", "make_private_folder"]
 
@@ -222,7 +222,7 @@ class Recorder:
     wav_path : Path
         The 16-bit mono WAV to write.
     csv_path : Path or None
-        The predictions' CSV (:func:`ser_engine.export.prediction_header`), or None for none.
+        The predictions' CSV (:func:`ser_engine.files.export.prediction_header`), or None for none.
     sample_rate : int
         Rate of the audio given to :meth:`write_audio`.
     labels : tuple of str

@@ -1,6 +1,6 @@
 """``ser analyze``: the dominant emotion of files and folders, as a table, CSV or JSON.
 
-CSV and JSON are written by :class:`ser_engine.export.ResultWriter`, the exporter the
+CSV and JSON are written by :class:`ser_engine.files.export.ResultWriter`, the exporter the
 app uses too. Results go to stdout as they come (in order); messages and the progress
 bar go to stderr. The first Ctrl-C stops the batch at the next window of every file in
 flight and closes the output properly (exit 130); a second one stops at once. SIGTERM
@@ -24,10 +24,10 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ser_engine.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, load_model, load_profile, window_hop
+from ser_engine.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, load_model, load_profile, window_hop
 
 if TYPE_CHECKING:
-    from ser_engine.analysis import FileResult
+    from ser_engine.files.analysis import FileResult
 
 __all__ = ["cmd_analyze"]
 
@@ -225,7 +225,7 @@ class _StdoutGuard:
 
 def _cap_workers(n: int | None) -> int | None:
     """Limit ``--workers`` to what the machine can use, with a note on stderr (None: the default)."""
-    from ser_engine.analysis import MAX_WORKERS
+    from ser_engine.files.analysis import MAX_WORKERS
 
     if n is not None and n > MAX_WORKERS:
         err(f"--workers {n} is more than this machine can use; using {MAX_WORKERS} "
@@ -241,13 +241,13 @@ def _where(args: argparse.Namespace, workers: int | None) -> Iterator[Callable[.
     Entered inside :class:`_StdoutGuard`, so the processes of ``--cluster local:N`` inherit
     its diverted stdout; a scheduler that cannot be reached fails before any output.
     """
-    from ser_engine.analysis import analyze_paths
+    from ser_engine.files.analysis import analyze_paths
 
     cluster = getattr(args, "cluster", None)
     if cluster is None:
         yield functools.partial(analyze_paths, workers=workers, expand=False)
         return
-    from ser_engine.cluster import analyze_on_cluster, connect
+    from ser_engine.files.cluster import analyze_on_cluster, connect
 
     with connect(cluster) as client:
         yield functools.partial(analyze_on_cluster, client=client)
@@ -300,9 +300,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
     """Run ``ser analyze`` with SIGINT setting ``cancel``."""
-    from ser_engine.analysis import FileResult
-    from ser_engine.audio import display_path, find_audio_files
-    from ser_engine.export import ResultWriter, finite_result
+    from ser_engine.dsp.audio import display_path, find_audio_files
+    from ser_engine.files.analysis import FileResult
+    from ser_engine.files.export import ResultWriter, finite_result
 
     model = load_model(args.model)
     if args.profile:

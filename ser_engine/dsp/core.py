@@ -1,12 +1,12 @@
 """The one window-inference core: frames, gate levels and windows over a sample stream.
 
 Every path from audio to the model goes through here: the live
-:class:`~ser_engine.stream.Streamer` (blocks from the 16 kHz ring, one window
+:class:`~ser_engine.live.stream.Streamer` (blocks from the 16 kHz ring, one window
 per hop), file analysis (:func:`iter_window_features` over decoded blocks,
 many windows per model call), voice profiles and training (the same
 :func:`iter_window_features`). What comes out are the windows' un-normalised
 feature frames; the model normalises and classifies them
-(:meth:`ser_engine.model.EmotionModel.predict`), a batch at a time where the
+(:meth:`ser_engine.inference.model.EmotionModel.predict`), a batch at a time where the
 caller flushes its windows.
 
 Samples arrive incrementally. A :class:`FrameCache` computes every feature
@@ -14,8 +14,8 @@ frame (of the config's feature set: log-mel, or the seeds' MFCC sets) and
 every speech-gate frame level once, when its last sample arrives, all the
 frames a block completes in one call, and a window is assembled from the
 cached frames. This equals the full computation
-on the window (:meth:`~ser_engine.features.Featurizer.frames` and
-:func:`~ser_engine.gate.frame_levels_db` on the window's samples) because
+on the window (:meth:`~ser_engine.dsp.features.Featurizer.frames` and
+:func:`~ser_engine.dsp.gate.frame_levels_db` on the window's samples) because
 neither kind of frame is centred and every feature of a frame depends on that
 frame's samples only: feature frame ``k`` of a stream covers
 samples ``[k*hop_length, k*hop_length + n_fft)`` and gate frame ``j`` covers
@@ -27,7 +27,7 @@ the cache keeps for that purpose (about one window).
 
 Windows of a file (:func:`iter_window_features`) start at ``0, hop, 2*hop,
 ...`` while they fit, plus one ending at the end (less than 20 ms before it,
-so that it starts on the frame grid (:func:`~ser_engine.features.frame_grid`)
+so that it starts on the frame grid (:func:`~ser_engine.dsp.features.frame_grid`)
 and costs no new frames) when the last stops short of it; a clip no longer
 than one window is gated on its real samples and featurised centre-padded.
 
@@ -47,9 +47,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
+from ser_engine.dsp.features import Featurizer, fit_to_length, frame_grid
+from ser_engine.dsp.gate import GateParams, frame_length, frame_levels_db, judge
 from ser_engine.errors import ParameterError
-from ser_engine.features import Featurizer, fit_to_length, frame_grid
-from ser_engine.gate import GateParams, frame_length, frame_levels_db, judge
 
 __all__ = ["BRIDGE_S", "FrameCache", "VoiceTrack", "WindowFeatures", "iter_window_features"]
 
@@ -208,9 +208,9 @@ class WindowFeatures:
     start_s, end_s : float
         Seconds from the stream's start (a padded short clip is placed at ``0 .. length``).
     speech : bool
-        The speech gate's decision (:func:`ser_engine.gate.window_is_speech` on the real samples).
+        The speech gate's decision (:func:`ser_engine.dsp.gate.window_is_speech` on the real samples).
     features : ndarray, shape (n_frames, n_features), float32, or None
-        Un-normalised feature frames (:meth:`~ser_engine.features.Featurizer.frames`) of the
+        Un-normalised feature frames (:meth:`~ser_engine.dsp.features.Featurizer.frames`) of the
         window for speech windows; None for silence.
     voiced : ndarray, shape (n_gate_frames,), bool, or None
         For speech windows, which 20 ms gate frames of the window's real samples (from
@@ -238,7 +238,7 @@ def iter_window_features(
 ) -> Iterator[WindowFeatures]:
     """Window, gate and featurise a block stream: the one path from audio to model input.
 
-    File analysis (:func:`ser_engine.analysis.analyze_file`), voice profiles and
+    File analysis (:func:`ser_engine.files.analysis.analyze_file`), voice profiles and
     training all call this, so a clip's training windows are exactly the speech
     windows ``ser analyze`` reports. Windows are placed as the module docstring
     says; only each block's new frames are computed.
@@ -246,7 +246,7 @@ def iter_window_features(
     Parameters
     ----------
     blocks : iterable of ndarray, shape (m,), float32
-        Mono audio at ``config.sample_rate`` (e.g. :func:`~ser_engine.audio.iter_audio_blocks`).
+        Mono audio at ``config.sample_rate`` (e.g. :func:`~ser_engine.dsp.audio.iter_audio_blocks`).
     config : FeatureConfig
         Window and hop come from it.
     featurizer : Featurizer

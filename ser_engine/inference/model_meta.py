@@ -4,7 +4,7 @@
 :class:`~ser_engine.config.FeatureConfig` with its normalisation statistics,
 calibration temperature, uncertainty threshold, voice calibration reference,
 the optional affect output (:class:`AffectOutput`), provenance.
-:class:`~ser_engine.model.EmotionModel` loads it beside the ONNX graph.
+:class:`~ser_engine.inference.model.EmotionModel` loads it beside the ONNX graph.
 :func:`softmax` (emotion probabilities) and :func:`sigmoid` (affect scores) are
 the only output functions of the project; training imports them too.
 """
@@ -40,7 +40,7 @@ MODEL_FILE = "model.onnx"
 META_FILE = "model.json"
 MODEL_FILES = (MODEL_FILE, META_FILE)
 """The files of a model set, in the order its fingerprint reads them
-(:attr:`ser_engine.model.EmotionModel.fingerprint`): the graph first."""
+(:attr:`ser_engine.inference.model.EmotionModel.fingerprint`): the graph first."""
 KNOWN_LABELS = ("angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
 
 
@@ -183,7 +183,7 @@ class ModelMetadata:
     voice_reference : tuple of float, optional
         ``voice_calibration.reference_logits``: mean logits of the reference
         speakers' neutral speech, one per label. None: the model cannot be
-        calibrated to a voice (:mod:`ser_engine.profile`).
+        calibrated to a voice (:mod:`ser_engine.inference.profile`).
     voice_reference_fitted_on : str
         ``voice_calibration.fitted_on``: what the reference was computed on.
     voice_strength : float

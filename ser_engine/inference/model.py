@@ -4,11 +4,11 @@ A model is a set of files in one directory (:data:`MODEL_FILES`): ``model.onnx``
 (input ``features`` of shape ``(batch, time, n_features)`` float32, ``n_features``
 given by the feature set of ``model.json``'s ``feature_config``, output ``logits``
 of shape ``(batch, n_labels)``, and optionally a second output of affect logits,
-:class:`~ser_engine.model_meta.AffectOutput`) and ``model.json``
+:class:`~ser_engine.inference.model_meta.AffectOutput`) and ``model.json``
 (:class:`ModelMetadata`). The JSON is the single source of truth at run time:
 labels, :class:`FeatureConfig` with its normalisation statistics, calibration
 temperatures, provenance. Nothing is unpickled, ever. The metadata and the output
-functions live in :mod:`ser_engine.model_meta` (re-exported here).
+functions live in :mod:`ser_engine.inference.model_meta` (re-exported here).
 
 Every caller that classifies windows (file analysis, voice profiles, the live
 streamer, training's evaluation of an exported model) goes through
@@ -32,10 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig
+from ser_engine.dsp.features import Featurizer
 from ser_engine.errors import ModelError, NonFiniteOutputError, ParameterError, ProfileError, SerError
-from ser_engine.features import Featurizer
-from ser_engine.logs import get_logger
-from ser_engine.model_meta import (
+from ser_engine.inference.model_meta import (
     FORMAT_VERSION,
     KNOWN_LABELS,
     META_FILE,
@@ -46,9 +45,10 @@ from ser_engine.model_meta import (
     sigmoid,
     softmax,
 )
+from ser_engine.logs import get_logger
 
 if TYPE_CHECKING:
-    from ser_engine.profile import VoiceProfile
+    from ser_engine.inference.profile_store import VoiceProfile
 
 __all__ = [
     "BATCH",
@@ -78,7 +78,7 @@ analysis and voice profiles collect before they call it."""
 def model_fingerprint(model: EmotionModel) -> str:
     """Return the model set's fingerprint (:attr:`EmotionModel.fingerprint`), computed once per model.
 
-    A :class:`~ser_engine.profile.VoiceProfile` records it, so a profile is
+    A :class:`~ser_engine.inference.profile.VoiceProfile` records it, so a profile is
     only ever applied to the model it was made with.
     """
     return model.fingerprint
@@ -154,7 +154,7 @@ def default_model_dir() -> Path:
         for loc in spec.submodule_search_locations:
             if (Path(loc) / MODEL_FILE).exists():
                 return Path(loc)
-    return Path(__file__).resolve().parent.parent / "models"
+    return Path(__file__).resolve().parents[2] / "models"
 
 
 class EmotionModel:
@@ -401,8 +401,8 @@ class EmotionModel:
         ----------
         frames : array_like, shape (n_windows, n_frames, n_features)
             Un-normalised feature frames of the model's feature set
-            (:meth:`~ser_engine.features.Featurizer.frames`, as
-            :func:`~ser_engine.core.iter_window_features` yields them); they are
+            (:meth:`~ser_engine.dsp.features.Featurizer.frames`, as
+            :func:`~ser_engine.dsp.core.iter_window_features` yields them); they are
             normalised here with the model's own statistics.
         batch_size : int
             Windows per graph call (``>= 1``).

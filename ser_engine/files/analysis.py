@@ -1,17 +1,17 @@
 """File analysis: the dominant emotion of each file over its speech.
 
 A file is decoded block by block (bounded memory) and passed through the one
-window-inference core (:func:`ser_engine.core.iter_window_features`): the
+window-inference core (:func:`ser_engine.dsp.core.iter_window_features`): the
 analysis windows training uses (starts ``0, hop, 2*hop, ...`` plus a final
 window ending at the file's end; a clip no longer than one window is
 centre-padded), each gated by the speech gate, feature frames computed once
 per frame and shared by overlapping windows. The windows are collected in
-batches of :data:`~ser_engine.model.BATCH`; each batch's speech windows are
-classified in one call of :meth:`~ser_engine.model.EmotionModel.predict`. The
+batches of :data:`~ser_engine.inference.model.BATCH`; each batch's speech windows are
+classified in one call of :meth:`~ser_engine.inference.model.EmotionModel.predict`. The
 file's probabilities (and affect scores, for a model that has them) are the
 mean over its speech windows; its label is their arg-max. ``speech_s`` and
 ``speech_spans`` say where the voice is, from the gate's 20 ms frame decisions
-(:class:`ser_engine.core.VoiceTrack`), not the union of whole windows. A file
+(:class:`ser_engine.dsp.core.VoiceTrack`), not the union of whole windows. A file
 without speech is a success with ``label=None`` and ``speech_s=0``: the
 engine says there is no speech rather than inventing an emotion.
 
@@ -46,11 +46,11 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from ser_engine.audio import display_path, find_audio_files, iter_audio_blocks
-from ser_engine.core import VoiceTrack, WindowFeatures, iter_window_features
+from ser_engine.dsp.audio import display_path, find_audio_files, iter_audio_blocks
+from ser_engine.dsp.core import VoiceTrack, WindowFeatures, iter_window_features
 from ser_engine.errors import AudioError, NonFiniteOutputError, ParameterError
+from ser_engine.inference.model import BATCH, EmotionModel
 from ser_engine.logs import get_logger
-from ser_engine.model import BATCH, EmotionModel
 from ser_engine.timing import config_for
 
 __all__ = [
@@ -180,7 +180,7 @@ class FileResult:
         r"""Return the result as the CLI's JSON object (exactly its keys, in order).
 
         Text is valid Unicode even for file names that are not valid UTF-8
-        (:func:`~ser_engine.audio.display_path`: such bytes become ``\xNN``).
+        (:func:`~ser_engine.dsp.audio.display_path`: such bytes become ``\xNN``).
         """
         return {
             "path": display_path(self.path),
@@ -390,7 +390,7 @@ def analyze_paths(
 ) -> Iterator[FileResult]:
     """Analyse files and folders; yields one result per file, in order.
 
-    Folders are searched recursively (:func:`ser_engine.audio.find_audio_files`);
+    Folders are searched recursively (:func:`ser_engine.dsp.audio.find_audio_files`);
     missing paths and folders without audio come first as failed results.
     With ``workers > 1`` files are analysed in a thread pool (decoding,
     FFTs and ONNX Runtime release the GIL); results still come in order.
@@ -398,7 +398,7 @@ def analyze_paths(
     one thread (threadpoolctl): each worker is one busy thread, and NumPy's
     BLAS does not start a pool of its own per worker (which made 2 workers
     slower than 1 on 2 cores). ONNX Runtime sessions are single-threaded
-    (:meth:`ser_engine.model.EmotionModel.load`).
+    (:meth:`ser_engine.inference.model.EmotionModel.load`).
 
     Parameters
     ----------

@@ -19,7 +19,7 @@ Conventions
   ``n_features = config.n_features`` depends on the feature set
   (:data:`~ser_engine.config.FEATURE_SETS`). Every set comes from one STFT per
   frame: power spectrum, mel power, ``log(mel + log_offset)`` (the log-mel
-  part); MFCC from that log-mel (:func:`~ser_engine.descriptors.mfcc`, a
+  part); MFCC from that log-mel (:func:`~ser_engine.dsp.descriptors.mfcc`, a
   precomputed DCT matrix); zero-crossing rate and RMS from the same
   ``n_fft``-sample frames, unwindowed; chroma from the power spectrum. Parts
   are concatenated in the order mfcc, zcr, rms (``mfcc_zcr_rms``) and mfcc,
@@ -34,9 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ser_engine.config import FeatureConfig, frames_for
-from ser_engine.descriptors import DB_PER_NEPER, chroma_filterbank, dct_matrix, rms, zero_crossing_rate
+from ser_engine.dsp.descriptors import DB_PER_NEPER, chroma_filterbank, dct_matrix, rms, zero_crossing_rate
+from ser_engine.dsp.gate import frame_length
 from ser_engine.errors import ParameterError
-from ser_engine.gate import frame_length
 
 __all__ = [
     "Featurizer",
@@ -174,7 +174,7 @@ def frame_grid(config: FeatureConfig) -> int:
     """Return the samples between positions where both log-mel frames and 20 ms gate frames start.
 
     The final window of a clip starts on this grid, so its frames are those
-    already computed for the clip (:mod:`ser_engine.core`).
+    already computed for the clip (:mod:`ser_engine.dsp.core`).
     """
     return math.lcm(config.hop_length, frame_length(config.sample_rate))
 

@@ -3,7 +3,7 @@
 Profiles are JSON files (never pickle), validated on load, written
 atomically; :class:`ProfileStore` keeps one file per profile under
 :func:`default_profile_dir`. Making a profile from speech is
-:mod:`ser_engine.profile`'s job; its public names include these.
+:mod:`ser_engine.inference.profile`'s job; its public names include these.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class VoiceProfile:
     model_name : str
         ``model.metadata.name`` of the model it was made with.
     model_sha256 : str
-        That model's fingerprint (:attr:`ser_engine.model.EmotionModel.fingerprint`, SHA-256
+        That model's fingerprint (:attr:`ser_engine.inference.model.EmotionModel.fingerprint`, SHA-256
         hex of its set of files; profiles made before it covered the set hold the SHA-256 of
         ``model.onnx`` alone, which the model still accepts).
     labels : tuple of str
@@ -63,7 +63,7 @@ class VoiceProfile:
         Seconds of speech used, measured as ``ser analyze`` measures a file's
         ``speech_s`` (voiced 20 ms gate frames of the speech windows, pauses under
         0.3 s bridged), summed over the sources; the minimum
-        (:data:`ser_engine.profile.MIN_SPEECH_S`) is stated in this unit. Profiles
+        (:data:`ser_engine.inference.profile.MIN_SPEECH_S`) is stated in this unit. Profiles
         made before this measure hold the union of their speech windows (longer).
     n_windows : int
         Speech windows used.

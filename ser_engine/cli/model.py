@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ser_engine import version
-from ser_engine.cli_common import EXIT_OK, EXIT_USAGE, err, load_model, say
+from ser_engine.cli.common import EXIT_OK, EXIT_USAGE, err, load_model, say
 
 if TYPE_CHECKING:
-    from ser_engine.model import EmotionModel
+    from ser_engine.inference.model import EmotionModel
 
 __all__ = ["cmd_calibrate", "cmd_info", "model_location"]
 
@@ -37,7 +37,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         The exit status.
     """
     from ser_engine.errors import ProfileError
-    from ser_engine.profile import profile_from_files
+    from ser_engine.inference.profile import profile_from_files
 
     out = Path(args.output)
     if out.is_dir():
@@ -80,7 +80,7 @@ def _check_replaceable(out: Path, *, inputs: list[str]) -> None:
         ``out`` is one of ``inputs`` or an existing file that is not a voice profile.
     """
     from ser_engine.errors import ProfileError
-    from ser_engine.profile import VoiceProfile
+    from ser_engine.inference.profile import VoiceProfile
 
     try:
         target = out.stat()  # follows links: a link to an input is that input
@@ -151,7 +151,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         data["supports_voice_calibration"] = meta.voice_reference is not None
         data["uncertainty_threshold"] = meta.uncertainty_threshold
         if model.affect_names:  # what each affect score means (model.json's "affect" says how it is computed)
-            from ser_engine.export import affect_meaning
+            from ser_engine.files.export import affect_meaning
 
             data["affect_meaning"] = {k: affect_meaning(k) for k in model.affect_names}
         say(json.dumps(data, indent=2, ensure_ascii=False))
@@ -212,7 +212,7 @@ def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
                  f"{meta.voice_reference_fitted_on or 'not described'}); see `ser calibrate`"
                  if meta.voice_reference is not None else "not supported (model.json has no voice_calibration)"))
     if model.affect_names:
-        from ser_engine.export import affect_meaning
+        from ser_engine.files.export import affect_meaning
 
         names = ", ".join(model.affect_names)
         rows.append(("affect", f"{names}: scores in [0, 1] from the model's second output "

@@ -4,17 +4,17 @@ A new voice shifts the model's outputs. A :class:`VoiceProfile` is made from
 at least :data:`MIN_SPEECH_S` seconds (better fifteen or more) of one person's *neutral* speech: it stores how far
 the model's mean logits on that speech lie from the model's mean logits on
 neutral speech of reference speakers (``voice_calibration.reference_logits``
-in ``model.json``). :meth:`ser_engine.model.EmotionModel.with_profile` gives a
+in ``model.json``). :meth:`ser_engine.inference.model.EmotionModel.with_profile` gives a
 model that subtracts that shift from every window's logits, before the
 temperature and the softmax.
 
 The speech is cut, gated and featurised exactly as ``ser analyze`` does
-(:func:`ser_engine.core.iter_window_features`), and measured the same way: its
+(:func:`ser_engine.dsp.core.iter_window_features`), and measured the same way: its
 seconds of speech are the voiced 20 ms gate frames of the speech windows,
-pauses under 0.3 s bridged (:class:`ser_engine.core.VoiceTrack`), the
+pauses under 0.3 s bridged (:class:`ser_engine.dsp.core.VoiceTrack`), the
 ``speech_s`` ``ser analyze`` reports for a file. Profiles are versioned
 JSON files (never pickle); :class:`ProfileStore` keeps a user's profiles, one
-file each, under :func:`default_profile_dir` (both in :mod:`ser_engine.profile_store`,
+file each, under :func:`default_profile_dir` (both in :mod:`ser_engine.inference.profile_store`,
 re-exported here).
 """
 
@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ser_engine.audio import iter_audio_blocks
-from ser_engine.core import VoiceTrack, iter_window_features
+from ser_engine.dsp.audio import iter_audio_blocks
+from ser_engine.dsp.core import VoiceTrack, iter_window_features
 from ser_engine.errors import AudioError, ParameterError, ProfileError
-from ser_engine.model import BATCH, EmotionModel, model_fingerprint, softmax
-from ser_engine.profile_store import (
+from ser_engine.inference.model import BATCH, EmotionModel, model_fingerprint, softmax
+from ser_engine.inference.profile_store import (
     PROFILE_FORMAT,
     PROFILE_VERSION,
     ProfileStore,
@@ -193,7 +193,7 @@ def profile_from_audio(
     """Make a voice profile from a recording of neutral speech.
 
     The audio is cut into the model's windows, gated and featurised exactly as
-    file analysis does (:func:`ser_engine.core.iter_window_features`); the
+    file analysis does (:func:`ser_engine.dsp.core.iter_window_features`); the
     speech windows' uncalibrated logits give the shift
     (:func:`shift_from_logits`).
 
@@ -247,7 +247,7 @@ def profile_from_files(
 ) -> VoiceProfile:
     """Make a voice profile from audio files of one person's neutral speech.
 
-    Each file is decoded block-wise with :func:`ser_engine.audio.iter_audio_blocks`
+    Each file is decoded block-wise with :func:`ser_engine.dsp.audio.iter_audio_blocks`
     and analysed as ``ser analyze`` would; the speech windows of all files are pooled.
 
     Parameters

@@ -1,0 +1,1 @@
+"""The ``ser`` command line: the parser and one module per group of sub-commands."""

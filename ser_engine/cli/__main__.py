@@ -1,0 +1,7 @@
+"""``python -m ser_engine.cli``: the ``ser`` command line."""
+
+import sys
+
+from ser_engine.cli.main.main.main import main
+
+sys.exit(main())

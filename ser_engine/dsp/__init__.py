@@ -1,0 +1,1 @@
+"""Signal processing: decoding, resampling, the one featurizer, speech gate, smoothing and the window core."""

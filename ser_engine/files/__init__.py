@@ -1,0 +1,1 @@
+"""File analysis: finding audio files, analysing them window by window, writing results."""
