@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     sn.add_argument("--docs", type=Path, default=None, help="where encoder_results.json/.md go (default docs/, "
                     "or RUN_DIR with --quick)")
     sn.add_argument("--card", type=Path, default=None, help="model card to write (default "
-                    "models/MODEL_CARD.encoder.md, or RUN_DIR/MODEL_CARD.encoder.md with --quick)")
+                    "models/MODEL_CARD.md, or RUN_DIR/MODEL_CARD.md with --quick)")
     return p
 
 
@@ -97,7 +97,7 @@ def _encoder(args: argparse.Namespace) -> int:
 
     run_dir = args.run_dir or REPO / "training_runs" / ("encoder-quick" if args.quick else "encoder")
     docs = args.docs or (run_dir if args.quick else REPO / "docs")
-    card = args.card or (run_dir if args.quick else REPO / "models") / "MODEL_CARD.encoder.md"
+    card = args.card or (run_dir if args.quick else REPO / "models") / "MODEL_CARD.md"
     results = run_encoder(
         root=args.data,
         run_dir=run_dir,

@@ -2,6 +2,6 @@
 
 import sys
 
-from ser_engine.cli.main.main.main import main
+from ser_engine.cli.main import main
 
 sys.exit(main())

@@ -405,7 +405,7 @@ class EmotionModel:
             :func:`~ser_engine.dsp.core.iter_window_features` yields them); they are
             normalised here with the model's own statistics.
         batch_size : int
-            Windows per graph call (``>= 1``).
+            Windows per graph call (``>= 1``), at most the model's ``max_batch``.
 
         Returns
         -------
@@ -438,6 +438,8 @@ class EmotionModel:
             raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not np.isfinite(x).all():
             raise ParameterError("features contain NaN or infinite values")
+        if meta.max_batch is not None:
+            batch_size = min(batch_size, meta.max_batch)
         n = x.shape[0]
         affect = meta.affect
         logits = np.empty((n, len(meta.labels)), dtype=np.float32)

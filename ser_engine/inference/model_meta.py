@@ -194,6 +194,12 @@ class ModelMetadata:
         *uncertain*. 0.0 (absent in model.json): never uncertain.
     affect : AffectOutput, optional
         The graph's second output (affect dimensions); None (absent in model.json): none.
+    max_batch : int, optional
+        Windows per graph call at most; None (absent in model.json): any. A graph
+        quantised to int8 with dynamic activation ranges computes those ranges over
+        the whole call, so a window's numbers depend on the other windows of the
+        call; with ``max_batch`` 1 a window gives the same numbers alone (live) as in
+        a file (batches).
     """
 
     name: str
@@ -211,6 +217,7 @@ class ModelMetadata:
     uncertainty_threshold: float = 0.0
     voice_strength: float = 1.0
     affect: AffectOutput | None = None
+    max_batch: int | None = None
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -257,6 +264,9 @@ class ModelMetadata:
         u = self.uncertainty_threshold
         if not (_finite_number(u) and 0 <= u < 1):
             raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {u!r}")
+        mb = self.max_batch
+        if mb is not None and not (isinstance(mb, int) and not isinstance(mb, bool) and mb >= 1):
+            raise ModelError(f"model.json max_batch must be a positive integer, got {mb!r}")
         if self.affect is not None and self.affect.output_name == self.output_name:
             raise ModelError(
                 f"model.json affect.output_name {self.affect.output_name!r} is the emotion output's name too"
@@ -292,6 +302,8 @@ class ModelMetadata:
             out["uncertainty_threshold"] = self.uncertainty_threshold
         if self.affect is not None:
             out["affect"] = self.affect.to_dict()
+        if self.max_batch is not None:
+            out["max_batch"] = self.max_batch
         return out
 
     @classmethod
@@ -336,6 +348,7 @@ class ModelMetadata:
                 voice_strength=strength,
                 uncertainty_threshold=float(threshold),
                 affect=None if data.get("affect") is None else AffectOutput.from_dict(data["affect"]),
+                max_batch=data.get("max_batch"),
             )
         except KeyError as exc:
             raise ModelError(f"model.json lacks the key {exc.args[0]!r}") from exc

