@@ -177,7 +177,7 @@ def test_a_bug_on_the_worker_ends_the_session_as_a_reported_failure(
     rec, sr = sf.read(str(wav), dtype="float32")
     assert sr == SR
     assert len(rec) > 0
-    logged = [r for r in caplog.records if r.name == "ser.live" and r.exc_info]
+    logged = [r for r in caplog.records if r.name == "ser.session" and r.exc_info]
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert logged[0].exc_info[1] is errors[0].__cause__  # the traceback reached the log

@@ -457,14 +457,15 @@ def test_analyze_with_profile_changes_the_probabilities(calibrated: Path, corpus
 
 @pytest.mark.corpus
 def test_profile_of_another_model_or_broken_is_refused(calibrated: Path, corpus_dir: Path, tiny_model_dir: Path,
-                                                       tmp_path: Path) -> None:
+                                                       shipped_model_dir: Path, tmp_path: Path) -> None:
     clip = crema(corpus_dir, "ANG")[0]
+    shipped = json.loads((shipped_model_dir / "model.json").read_text())["name"]
     p = ser("analyze", "--model", tiny_model_dir, "--profile", calibrated, clip)
     no_traceback(p)
     assert p.returncode == 1
     assert p.stdout == ""
     line = p.stderr.strip()
-    assert line.startswith("ser: profile 'Speaker 1002' was made for model ser-cnn2d (sha ")
+    assert line.startswith(f"ser: profile 'Speaker 1002' was made for model {shipped} (sha ")
     assert line.endswith("; record a new profile")
     assert "\n" not in line
     broken = tmp_path / "broken.json"
@@ -481,7 +482,7 @@ def test_profile_of_another_model_or_broken_is_refused(calibrated: Path, corpus_
 def test_uncertain_in_json_csv_and_table(corpus_dir: Path, shipped_model_dir: Path, tiny_model_dir: Path,
                                          tmp_path: Path, files: dict[str, Path]) -> None:
     threshold = json.loads((shipped_model_dir / "model.json").read_text())["uncertainty_threshold"]
-    clips = [crema(corpus_dir, e)[i] for e in ("ANG", "SAD", "HAP", "FEA", "DIS", "NEU") for i in range(3)]
+    clips = [crema(corpus_dir, e)[i] for e in ("ANG", "SAD", "HAP", "FEA", "DIS", "NEU") for i in range(5)]
     data = json.loads(ser("analyze", "--format", "json", "--segments", *clips).stdout)
     for r in data:
         assert r["uncertain"] == (r["confidence"] < threshold)
@@ -514,11 +515,12 @@ def test_uncertain_in_json_csv_and_table(corpus_dir: Path, shipped_model_dir: Pa
 
 
 def test_info_says_whether_the_model_can_be_calibrated(tiny_model_dir: Path, shipped_model_dir: Path) -> None:
-    threshold = json.loads((shipped_model_dir / "model.json").read_text())["uncertainty_threshold"]
+    meta = json.loads((shipped_model_dir / "model.json").read_text())
+    threshold, strength = meta["uncertainty_threshold"], meta["voice_calibration"]["strength"]
     p = ser("info")
     assert p.returncode == 0
     info = {line.split("  ")[0].strip(): line for line in p.stdout.splitlines()}
-    assert "supported, strength 0.5 (reference: neutral speech" in info["voice calibration"]
+    assert f"supported, strength {strength:g} (reference: neutral speech" in info["voice calibration"]
     assert f"{threshold:g} (a top probability below it" in info["uncertainty threshold"]
     data = json.loads(ser("info", "--format", "json").stdout)
     assert data["supports_voice_calibration"] is True
@@ -563,7 +565,7 @@ def test_listen_with_profile(calibrated: Path, corpus_dir: Path, virtual_mic: Vi
     p = ser("listen", "--model", tiny_model_dir, "--profile", calibrated, "--duration", "1")
     no_traceback(p)
     assert p.returncode == 1
-    assert "was made for model ser-cnn2d" in p.stderr
+    assert f"was made for model {json.loads((shipped_model_dir / 'model.json').read_text())['name']}" in p.stderr
     assert "record a new profile" in p.stderr
     assert "listening on" not in p.stderr
 

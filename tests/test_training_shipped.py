@@ -20,32 +20,43 @@ from ser_engine.inference.model import EmotionModel
 from training.corpora import HARMONISED_LABELS, load_all
 from training.evaluate import classification_metrics
 from training.splits import assign, load_split, split_hash
+from training.whisper.embedder import whisper_feature_config
+from training.whisper.weights import WHISPER_BASE_SHA256
 
 
 def test_metadata_agrees_with_graph_and_featurizer(shipped_model_dir: Path, shipped_model: EmotionModel) -> None:
     meta = json.loads((shipped_model_dir / "model.json").read_text())
     graph = onnx.load(str(shipped_model_dir / "model.onnx")).graph
     assert [i.name for i in graph.input] == [meta["input_name"]] == ["features"]
-    assert [o.name for o in graph.output] == [meta["output_name"]] == ["logits"]
+    # emotion logits, then the arousal/valence logits model.json names
+    outputs = [o.name for o in graph.output]
+    assert outputs == [meta["output_name"], meta["affect"]["output_name"]] == ["logits", "affect"]
+    assert meta["affect"]["names"] == ["arousal", "valence"] == list(shipped_model.affect_names)
     dims = graph.input[0].type.tensor_type.shape.dim
     assert len(dims) == 3
-    assert dims[2].dim_value == 64
+    assert dims[2].dim_value == 80
     assert not dims[1].dim_value  # dynamic time axis, as model.json says
-    assert meta["input_shape"] == [None, None, 64]
+    assert meta["input_shape"] == [None, None, 80]
     out_dims = graph.output[0].type.tensor_type.shape.dim
     assert out_dims[1].dim_value in (0, len(meta["labels"]))
     assert tuple(meta["labels"]) == HARMONISED_LABELS == shipped_model.labels
     cfg = FeatureConfig.from_dict(meta["feature_config"])
-    # the same featurizer settings as the engine's defaults, plus fitted statistics
-    assert cfg.with_stats(mean=[0] * 64, std=[1] * 64) == FeatureConfig().with_stats(mean=[0] * 64, std=[1] * 64)
-    assert cfg.is_fitted
-    assert 0.2 < meta["temperature"] < 5
+    # Whisper's log-mel and normalisation, the config the encoder was trained with
+    assert cfg == whisper_feature_config()
+    assert meta["max_batch"] == 1  # int8 activation ranges are per call: one window per call
+    assert 0.2 < meta["temperature"] < 10
     assert meta["provenance"]["split_sha256"] == split_hash()
-    assert (shipped_model_dir / "model.onnx").stat().st_size <= 10_000_000
-    assert (shipped_model_dir / "MODEL_CARD.md").is_file()
-    # a window of any length runs (dynamic time axis)
-    probs = shipped_model.predict(np.zeros((2, 150, 64), np.float32)).probabilities
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert meta["provenance"]["encoder"]["weights_sha256"] == WHISPER_BASE_SHA256
+    assert (shipped_model_dir / "model.onnx").stat().st_size <= 60_000_000
+    card = (shipped_model_dir / "MODEL_CARD.md").read_text()
+    assert "MIT" in card
+    assert WHISPER_BASE_SHA256 in card
+    # a window of another length runs (dynamic time axis), probabilities and affect scores in range
+    out = shipped_model.predict(np.zeros((2, 150, 80), np.float32))
+    np.testing.assert_allclose(out.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert out.affect is not None
+    assert out.affect.shape == (2, 2)
+    assert ((out.affect > 0) & (out.affect < 1)).all()
 
 
 @pytest.mark.corpus

@@ -110,11 +110,11 @@ def test_embedder_validates_its_input(tiny_onnx: dict[str, Path]) -> None:
     assert emb(np.zeros((0, 100, 80), dtype=np.float32)).shape == (0, 3, 32)
 
 
-def test_other_onnx_is_not_an_embedder() -> None:
+def test_other_onnx_is_not_an_embedder(tiny_model_dir: Path) -> None:
     from training.whisper.embedder import Embedder
 
     with pytest.raises(ParameterError, match="not a Whisper embedder"):
-        Embedder(ROOT / "models" / "model.onnx")
+        Embedder(tiny_model_dir / "model.onnx")
 
 
 def _string(s: str) -> bytes:
