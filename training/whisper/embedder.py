@@ -72,33 +72,28 @@ def whisper_feature_config() -> Any:
 
 
 def window_features(*, y: npt.ArrayLike, featurizer: Any) -> FloatArray:
-    """Normalised features of a clip's analysis windows (every ``hop_s``, ``window_s`` long).
+    """Normalised features of a clip's speech windows, cut as ``ser analyze`` cuts them.
 
     Parameters
     ----------
     y : array_like, shape (n,)
-        Mono signal at the featurizer's sample rate; a clip shorter than one window is
-        centre-padded with zeros, as the engine does.
+        Mono signal at the featurizer's sample rate.
     featurizer : ser_engine.dsp.features.Featurizer
         Configured by :func:`whisper_feature_config`.
 
     Returns
     -------
-    ndarray, shape (n_windows, n_frames, n_mels), float32
+    ndarray, shape (n_speech_windows, n_frames, n_mels), float32
+        The windows of :func:`ser_engine.dsp.core.iter_window_features` the speech gate
+        passes, normalised.
     """
+    from training.features import speech_window_features
+
     x = np.asarray(y, dtype=np.float32)
     if x.ndim != 1 or x.shape[0] == 0:
         raise ParameterError(f"expected a non-empty 1-D signal, got shape {x.shape}")
-    cfg = featurizer.config
-    w, hop = cfg.window_samples, cfg.hop_samples
-    if x.shape[0] < w:
-        padded = np.zeros(w, dtype=np.float32)
-        start = (w - x.shape[0]) // 2
-        padded[start : start + x.shape[0]] = x
-        x = padded
-    starts = np.arange(0, x.shape[0] - w + 1, hop)
-    windows = np.lib.stride_tricks.sliding_window_view(x, w)[starts]
-    out: FloatArray = featurizer(windows)
+    frames, _ = speech_window_features([x], config=featurizer.config, featurizer=featurizer)
+    out: FloatArray = featurizer.normalize(frames)
     return out
 
 
