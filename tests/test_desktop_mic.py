@@ -99,7 +99,7 @@ def test_live_mode_hears_speech_and_silence(qtbot, tmp_path: Path, virtual_mic, 
 
 def test_live_result_agrees_with_file_analysis(qtbot, tmp_path: Path, virtual_mic, corpus_dir: Path,
                                                shipped_model: EmotionModel) -> None:
-    """On clips where file analysis is confident, the live stream names the same dominant emotion."""
+    """On clips where file analysis is confident, the live window over the clip names the same emotion."""
     candidates = [  # a fixed set over four speakers and several emotions
         corpus_dir / "ravdess" / "Actor_01" / "03-01-05-02-01-01-01.flac",
         corpus_dir / "ravdess" / "Actor_11" / "03-01-08-02-01-01-11.flac",
@@ -139,9 +139,12 @@ def test_live_result_agrees_with_file_analysis(qtbot, tmp_path: Path, virtual_mi
         qtbot.waitUntil(lambda e=end_pos: bool(preds) and preds[-1].end_s > e + 3.2, timeout=15000)
         window = [p for p in preds[n0:] if p.speech and p.end_s > start_pos and p.start_s < end_pos + 0.2]
         assert window, f"no speech predicted while {clip.name} played"
+        # The live window centred on the clip sees what file analysis saw (the clip centred in a window,
+        # within one hop); windows holding only its start or end are another question for the model.
+        middle = (start_pos + end_pos) / 2
+        centred = min(window, key=lambda p: abs((p.start_s + p.end_s) / 2 - middle))
         labels = shipped_model.labels
-        mean = np.mean([[p.raw_probabilities[lab] for lab in labels] for p in window], axis=0)
-        live = labels[int(np.argmax(mean))]
+        live = labels[int(np.argmax([centred.raw_probabilities[lab] for lab in labels]))]
         if live != label:
             disagreements.append(f"{clip.name}: file {label}, live {live}")
     view.stop()
