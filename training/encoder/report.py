@@ -314,12 +314,26 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _shareable(results: dict[str, Any]) -> dict[str, Any]:
+    """Return ``results`` with this machine's folders as repository-relative paths or names, for ``docs/``."""
+    out: dict[str, Any] = json.loads(json.dumps(results, default=str))
+    cache = out.get("data", {}).get("embedding_cache")
+    if isinstance(cache, dict) and cache.get("folder"):
+        cache["folder"] = Path(cache["folder"]).name  # the cache key, under ~/.cache/ser/embeddings
+    if out.get("model_dir"):
+        out["model_dir"] = _portable(Path(out["model_dir"]))
+    old = out.get("evaluation", {}).get("old_model")
+    if isinstance(old, dict) and old.get("dir"):
+        old["dir"] = _portable(Path(old["dir"]))
+    return out
+
+
 def write_results(*, results: dict[str, Any], docs_dir: Path) -> tuple[Path, Path]:
     """Write ``encoder_results.json`` and ``encoder_results.md`` into ``docs_dir``."""
     docs_dir.mkdir(parents=True, exist_ok=True)
     j = docs_dir / "encoder_results.json"
     m = docs_dir / "encoder_results.md"
-    j.write_text(json.dumps(clean_json(results), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    j.write_text(json.dumps(clean_json(_shareable(results)), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     m.write_text(render_markdown(results), encoding="utf-8")
     return j, m
 
