@@ -36,7 +36,7 @@ from ser_engine.config import FeatureConfig
 from ser_engine.dsp.features import Featurizer
 from ser_engine.errors import ParameterError
 from training.corpora import Clip
-from training.features import WindowSet, default_cache_dir, featurize_clips, gate_policy
+from training.features import GATE_CACHE_TOKEN, WindowSet, default_cache_dir, featurize_clips
 from training.whisper.embedder import whisper_feature_config
 
 __all__ = [
@@ -100,7 +100,7 @@ def embedding_dir(*, embedder_path: str | Path, config: FeatureConfig, cache_dir
     payload = {
         "embedder_sha256": _sha256(Path(embedder_path)),
         "config": config.to_dict(),
-        "gate": gate_policy(),
+        "gate": GATE_CACHE_TOKEN,
         "windows_per_call": WINDOWS_PER_CALL,
         "version": CACHE_VERSION,
     }

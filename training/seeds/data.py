@@ -231,14 +231,14 @@ class ItemFeatures:
 
 
 def _cache_key(items: Sequence[Item], specs: Sequence[ViewSpec], seed: int) -> str:
-    from training.features import gate_policy
+    from training.features import GATE_CACHE_TOKEN
 
     payload = {
         "configs": {s: seed_feature_config(s).to_dict() for s in sorted({v.feature_set for v in specs})},
         "views": [v.key for v in specs],
         "items": [[it.clip.path, it.copy] for it in items],
         "seed": seed if any(it.copy for it in items) else None,
-        "gate": gate_policy(),
+        "gate": GATE_CACHE_TOKEN,
         "version": _VERSION,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
