@@ -3,7 +3,8 @@
 :func:`summarize_batch` counts (no Qt) what the file table shows: each analysed file's
 dominant emotion as the table's "Dominant emotion" column labels it (a confident emotion,
 ``uncertain (…?)`` counted as *Uncertain*, ``no speech``), the failed files, and the
-confidences of the files with speech in bins over [0, 1]. :class:`BatchChart` draws it in
+confidences of the files with speech in bins over [0, 1] (:func:`confidence_bin_edges`: the
+model's uncertainty threshold is a bin edge, so no bar straddles its line). :class:`BatchChart` draws it in
 two panels in the app's dark theme and palette, and exports the panels as a PNG, written
 atomically and privately like the CSV and JSON exports (:mod:`desktop_app.export`).
 """
@@ -31,9 +32,10 @@ from ser_engine.files.export import safe_text
 from ser_engine.live.recorder import make_private_folder
 
 __all__ = ["CONFIDENCE_BINS", "DEFAULT_PNG_NAME", "FAILED", "NO_SPEECH", "UNCERTAIN", "BatchChart", "BatchSummary",
-           "atomic_write_bytes", "summarize_batch"]
+           "atomic_write_bytes", "confidence_bin_edges", "summarize_batch"]
 
-CONFIDENCE_BINS = 10  # histogram bins over [0, 1]
+CONFIDENCE_BINS = 10  # histogram bins over [0, 1] (about as many when the threshold is an edge)
+BAR_FILL = 0.92  # a histogram bar's share of its bin: the rest is a gap, split on both sides
 DEFAULT_PNG_NAME = "batch_summary.png"
 UNCERTAIN, NO_SPEECH, FAILED = "Uncertain", "No speech", "Failed"  # the chart's categories after the emotions
 HISTOGRAM_COLOR = "#6C8EBF"  # not an emotion colour: confidence is not an emotion
@@ -60,7 +62,8 @@ class BatchSummary:
     confidence_counts : tuple of int
         Files with speech (confident and uncertain) per confidence bin.
     bin_edges : tuple of float
-        ``len(confidence_counts) + 1`` edges over [0, 1]; the last bin includes 1.
+        ``len(confidence_counts) + 1`` increasing edges from 0 to 1 (:func:`confidence_bin_edges`);
+        each bin holds ``left <= confidence < right``, the last one 1 as well.
     """
 
     labels: tuple[str, ...]
@@ -88,8 +91,39 @@ class BatchSummary:
         return [*rows, (UNCERTAIN, self.uncertain), (NO_SPEECH, self.no_speech), (FAILED, self.failed)]
 
 
+def confidence_bin_edges(threshold: float | None = None, bins: int = CONFIDENCE_BINS) -> tuple[float, ...]:
+    """Return the confidence histogram's bin edges over [0, 1], the uncertainty threshold among them.
+
+    A result is uncertain when its confidence is below the threshold, so a bin across the
+    threshold would mix uncertain and confident files in one bar, drawn across the threshold's
+    line. [0, threshold] and [threshold, 1] are each cut into equal bins, as many as fit at
+    about ``1 / bins`` wide (at least one each): the bins are nearly as wide as each other
+    and the bars left of the line count exactly the uncertain files. A threshold on the
+    ``1 / bins`` grid gives that grid.
+
+    Parameters
+    ----------
+    threshold : float or None
+        The model's uncertainty threshold; None, or a value outside (0, 1), for ``bins`` equal bins.
+    bins : int
+        About how many bins (the bin width is about ``1 / bins``).
+
+    Returns
+    -------
+    tuple of float
+        Increasing edges from 0.0 to 1.0, ``threshold`` exactly one of them when it is in (0, 1).
+    """
+    # each edge computed on its own (i / n, not a running sum): 0.3 is 3 / 10, exactly as typed
+    if threshold is None or not 0.0 < threshold < 1.0:
+        return tuple(i / bins for i in range(bins + 1))
+    t = float(threshold)
+    below = max(1, round(t * bins))
+    above = max(1, round((1.0 - t) * bins))
+    return (*(t * i / below for i in range(below)), t, *(t + (1.0 - t) * i / above for i in range(1, above)), 1.0)
+
+
 def summarize_batch(results: Sequence[FileResult | None], labels: Sequence[str] = (), *,
-                    bins: int = CONFIDENCE_BINS) -> BatchSummary:
+                    bins: int = CONFIDENCE_BINS, threshold: float | None = None) -> BatchSummary:
     """Count a batch's results as the file table shows them.
 
     Parameters
@@ -99,7 +133,9 @@ def summarize_batch(results: Sequence[FileResult | None], labels: Sequence[str] 
     labels : sequence of str
         The model's emotions, in order; a label met in ``results`` but not listed is added after them.
     bins : int
-        Confidence histogram bins over [0, 1].
+        About how many confidence histogram bins over [0, 1] (see :func:`confidence_bin_edges`).
+    threshold : float or None
+        The model's uncertainty threshold: a bin edge, so no bin holds files on both sides of it.
 
     Returns
     -------
@@ -107,7 +143,8 @@ def summarize_batch(results: Sequence[FileResult | None], labels: Sequence[str] 
     """
     labs = list(labels)
     emotions = dict.fromkeys(labs, 0)
-    counts = np.zeros(bins, dtype=np.int64)
+    edges = confidence_bin_edges(threshold, bins)
+    confidences: list[float] = []
     uncertain = no_speech = failed = pending = 0
     for r in results:
         if r is None:
@@ -124,9 +161,11 @@ def summarize_batch(results: Sequence[FileResult | None], labels: Sequence[str] 
                     labs.append(r.label)
                     emotions[r.label] = 0
                 emotions[r.label] += 1
-            conf = min(max(float(r.confidence or 0.0), 0.0), 1.0)
-            counts[min(int(conf * bins), bins - 1)] += 1
-    edges = tuple(float(e) for e in np.linspace(0.0, 1.0, bins + 1))
+            confidences.append(min(max(float(r.confidence or 0.0), 0.0), 1.0))
+    n_bins = len(edges) - 1
+    # bin i holds edges[i] <= confidence < edges[i + 1]; a confidence of 1 goes in the last bin
+    index = np.clip(np.searchsorted(edges, np.asarray(confidences, dtype=float), side="right") - 1, 0, n_bins - 1)
+    counts = np.bincount(index, minlength=n_bins)
     return BatchSummary(labels=tuple(labs), emotions=emotions, uncertain=uncertain, no_speech=no_speech,
                         failed=failed, pending=pending, confidence_counts=tuple(int(c) for c in counts),
                         bin_edges=edges)
@@ -164,6 +203,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _percent_text(fraction: float) -> str:
+    """``0.29`` -> ``"29"``, ``0.123`` -> ``"12.3"``: a percentage to a tenth, without a trailing ``.0``."""
+    return f"{round(100 * fraction, 1):g}"
 
 
 def _count_ticks(axis: pg.AxisItem, top: float) -> None:
@@ -205,7 +249,7 @@ class BatchChart(QWidget):
         self._folder = folder or (lambda: os.path.expanduser("~"))
         self.threshold = uncertainty_threshold
         self.results: Sequence[FileResult | None] = ()
-        self.summary = summarize_batch((), self.labels)
+        self.summary = summarize_batch((), self.labels, threshold=uncertainty_threshold)
         self._stale = False
         self._counted_at, self._count_cost_s = 0.0, 0.0
         self.export_error_box: QMessageBox | None = None
@@ -246,22 +290,41 @@ class BatchChart(QWidget):
         cp.setTitle("Confidence of the dominant emotion", size="12pt")
         cp.setMouseEnabled(x=False, y=False)
         cp.setXRange(0, 100, padding=0.02)
-        edges = 100 * np.asarray(self.summary.bin_edges)
-        self._hist = pg.BarGraphItem(x0=edges[:-1], width=np.diff(edges) * 0.92, height=np.zeros(len(edges) - 1),
+        self._hist = pg.BarGraphItem(x0=np.zeros(1), width=np.zeros(1), height=np.zeros(1),  # set by _draw
                                      brush=pg.mkBrush(HISTOGRAM_COLOR), pen=pg.mkPen("#A9C1E3", width=1))
         cp.addItem(self._hist)
         self.threshold_line: pg.InfiniteLine | None = None
-        if uncertainty_threshold:
-            self.threshold_line = pg.InfiniteLine(
-                pos=100 * uncertainty_threshold, angle=90,
-                pen=pg.mkPen(UNCERTAIN_COLOR, width=1.5, style=Qt.PenStyle.DashLine),
-                label=f"uncertain below {100 * uncertainty_threshold:.0f} %",
-                labelOpts={"position": 0.95, "color": UNCERTAIN_COLOR, "anchors": [(0, 0.5), (0, 0.5)]})
-            cp.addItem(self.threshold_line)
+        self._place_threshold_line()
         pl.addWidget(self.confidence_plot, 1)
         root.addWidget(self.plots, 1)
         self.setMinimumHeight(260)
         self._draw()
+
+    def _place_threshold_line(self) -> None:
+        """Draw the dashed "uncertain below" line at :attr:`threshold` (none without a threshold)."""
+        if self.threshold_line is not None:
+            self.confidence_plot.removeItem(self.threshold_line)
+            self.threshold_line = None
+        t = self.threshold
+        if t:
+            self.threshold_line = pg.InfiniteLine(
+                pos=100 * t, angle=90,
+                pen=pg.mkPen(UNCERTAIN_COLOR, width=1.5, style=Qt.PenStyle.DashLine),
+                label=f"uncertain below {_percent_text(t)} %",
+                labelOpts={"position": 0.95, "color": UNCERTAIN_COLOR, "anchors": [(0, 0.5), (0, 0.5)]})
+            self.confidence_plot.addItem(self.threshold_line)
+
+    def set_threshold(self, threshold: float | None) -> None:
+        """Move the uncertainty threshold (the user changed the minimum confidence): line and bins follow.
+
+        Results already analysed keep their own "uncertain" decision; only the histogram's bin
+        edges and the dashed line move, so that no bar straddles the new line.
+        """
+        self.threshold = threshold
+        self._place_threshold_line()
+        self._stale = True
+        if self.isVisible():
+            self.refresh()
 
     # ------------------------------------------------------------------ data
     def set_results(self, results: Sequence[FileResult | None], *, partial: bool = False) -> None:
@@ -288,7 +351,7 @@ class BatchChart(QWidget):
         if self._stale:
             self._stale = False
             t0 = time.monotonic()
-            self.summary = summarize_batch(self.results, self.labels)
+            self.summary = summarize_batch(self.results, self.labels, threshold=self.threshold)
             self._draw()
             self._counted_at = time.monotonic()
             self._count_cost_s = self._counted_at - t0
@@ -309,6 +372,13 @@ class BatchChart(QWidget):
     def displayed_histogram(self) -> list[int]:
         """Return the confidence histogram as drawn: files per bin."""
         return [round(float(h)) for h in np.asarray(self._hist.opts["height"], dtype=float)]
+
+    def displayed_bars(self) -> list[tuple[float, float, int]]:
+        """Return the confidence histogram's bars as drawn: (left %, right %, files) each."""
+        opts = self._hist.opts
+        x0 = np.asarray(opts["x0"], dtype=float)
+        right = x0 + np.asarray(opts["width"], dtype=float)
+        return [(float(a), float(b), n) for a, b, n in zip(x0, right, self.displayed_histogram(), strict=True)]
 
     # ------------------------------------------------------------------ drawing
     def _build_bars(self, names: list[str]) -> None:
@@ -355,7 +425,10 @@ class BatchChart(QWidget):
         ep.setXRange(0, top * 1.12 + 0.5, padding=0)
         _count_ticks(ep.getAxis("bottom"), top)
         hist = np.array(s.confidence_counts, dtype=float)
-        self._hist.setOpts(height=hist)
+        edges = 100 * np.asarray(s.bin_edges, dtype=float)
+        widths = np.diff(edges)
+        # each bar inside its bin, the gap split on both sides: no bar touches the threshold's line
+        self._hist.setOpts(x0=edges[:-1] + widths * (1 - BAR_FILL) / 2, width=widths * BAR_FILL, height=hist)
         cp = self.confidence_plot.getPlotItem()
         hist_top = max(1.0, float(hist.max()))
         cp.setYRange(0, hist_top * 1.25, padding=0)  # room above the bars for the threshold's label

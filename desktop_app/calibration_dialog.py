@@ -5,13 +5,23 @@ Steps (one page each):
 1. *Why and what to read* — the input device, a live level meter, **Start**.
 2. *Recording* — a 3-2-1 countdown, then ~15 s of recording with a progress bar and the
    seconds left, the level meter live, **Stop early**.
-3. *Result* — seconds of speech used, what the model heard in the neutral voice before and
-   after calibration, a name, **Save** / **Record again** / **Cancel**; or, when there was too
-   little speech, silence or a device problem, the reason and **Record again**.
+3. *Result* — seconds of speech used, then how the recording's *held-out* neutral speech reads
+   before and after calibration (:func:`ser_engine.inference.profile_check.check_held_out`:
+   each half of the speech scored with a profile made from the other half; said plainly when
+   calibration does not help), a name, **Save** / **Record again** / **Cancel**; or, when there
+   was too little speech, silence or a device problem, the reason and **Record again**. Nothing
+   is saved before **Save**; after it the page says the profile is saved and active, and
+   **Close** closes the dialog.
 
 The microphone is read through :class:`ser_engine.live.inputs.LiveInput`, whose callback only
 copies into a ring buffer; the GUI timer reads the newest samples for the meter, and the
-profile is built (resampling, speech gate, features, model) on a worker thread.
+profile is built (resampling, speech gate, features, model) on a worker thread, which then runs
+the held-out check while the result is already shown. The saved profile is made from all of the
+speech; the check's profiles exist only for the check.
+
+The dialog does not know about live listening: whoever paused listening to open it resumes on
+:attr:`CalibrationDialog.closed`, emitted once when the dialog closes, after its microphone is
+released.
 """
 
 from __future__ import annotations
@@ -31,23 +41,23 @@ from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop_app.app_log import bug_message
-from desktop_app.palette import emotion_color, label_text
-from desktop_app.profiles import ProfileManager, top_labels
+from desktop_app.profiles import ProfileManager
 from desktop_app.widgets import LevelMeter
 from ser_engine.dsp.audio import resample
 from ser_engine.dsp.gate import level_dbfs
 from ser_engine.errors import DeviceError, ProfileError, SerError
 from ser_engine.inference.model import EmotionModel
 from ser_engine.inference.profile import MIN_SPEECH_S, VoiceProfile, profile_from_audio
+from ser_engine.inference.profile_check import HeldOutCheck, check_held_out
 from ser_engine.logs import get_logger
 
 __all__ = ["CALIBRATION_TEXT", "CalibrationDialog", "InputFactory"]
@@ -67,6 +77,10 @@ WHY_TEXT = (
 )
 TICK_MS = 33
 LEVEL_S = 0.05
+WIDTH = 720
+"""The dialog's default width; its height follows the current page's content."""
+WARN_COLOR = "#E69F00"
+GOOD_COLOR = "#009E73"
 
 InputFactory = Callable[..., Any]
 """Builds a microphone input like :class:`ser_engine.live.session.LiveInput` (``device, ring_seconds=``)."""
@@ -80,6 +94,50 @@ def _default_input(device: int | str | None, *, ring_seconds: float) -> Any:
 
 class _Signals(QObject):
     done = Signal(int, object)  # attempt, VoiceProfile or error message
+    checked = Signal(int, object)  # attempt, HeldOutCheck or the reason the check could not be made
+
+
+class _Pages(QWidget):
+    """The dialog's pages, one shown at a time (the part of :class:`QStackedWidget`'s API used here).
+
+    Unlike a stacked widget, whose size is its largest page's, the pages not shown are hidden
+    widgets of a box layout and take no room: the dialog's size hint is the current page's, so
+    fitting the dialog to it leaves no empty band under a short page.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._box = QVBoxLayout(self)
+        self._box.setContentsMargins(0, 0, 0, 0)
+        self._pages: list[QWidget] = []
+        self._current = -1
+
+    def addWidget(self, page: QWidget) -> int:
+        """Add a page (hidden unless it is the first); returns its index."""
+        self._pages.append(page)
+        self._box.addWidget(page)
+        if self._current < 0:
+            self._current = 0
+        page.setVisible(len(self._pages) - 1 == self._current)
+        return len(self._pages) - 1
+
+    def count(self) -> int:
+        """Return the number of pages."""
+        return len(self._pages)
+
+    def currentIndex(self) -> int:
+        """Return the index of the page shown."""
+        return self._current
+
+    def currentWidget(self) -> QWidget:
+        """Return the page shown."""
+        return self._pages[self._current]
+
+    def setCurrentIndex(self, index: int) -> None:
+        """Show page ``index`` and hide the others."""
+        self._current = index
+        for i, page in enumerate(self._pages):
+            page.setVisible(i == index)
 
 
 class CalibrationDialog(QDialog):
@@ -101,17 +159,34 @@ class CalibrationDialog(QDialog):
         Seconds of recording (the user may stop early).
     input_factory : callable, optional
         Builds the input (default :class:`ser_engine.live.session.LiveInput`).
+    gate_sensitivity : float
+        Speech gate sensitivity in [0, 1] for the profile and its check.
+
+    Attributes
+    ----------
+    recording : ndarray or None
+        The last recording's samples at the input's rate (:attr:`rate`).
+    profile : VoiceProfile or None
+        The profile made from all of the recording's speech (the one **Save** saves).
+    check, check_error : HeldOutCheck or None, str or None
+        The held-out check of ``profile`` once made, or why it could not be made.
 
     Signals
     -------
     saved(object)
         The path of the saved profile file.
     state_changed(str)
-        ``"intro"``, ``"countdown"``, ``"recording"``, ``"analysing"``, ``"result"``, ``"failed"``.
+        ``"intro"``, ``"countdown"``, ``"recording"``, ``"analysing"``, ``"result"``, ``"failed"``,
+        ``"saved"``.
+    closed(bool)
+        Emitted once when the dialog closes (Save then Close, Cancel, Escape, the window's close
+        button), after its microphone is released, so live listening paused for the calibration
+        can open the device again; True when a profile was saved.
     """
 
     saved = Signal(object)
     state_changed = Signal(str)
+    closed = Signal(bool)
 
     def __init__(self, *, model: EmotionModel, profiles: ProfileManager, device: int | str | None = None,
                  device_name: str = "the default input", countdown_s: int = 3, record_s: float = 15.0,
@@ -128,9 +203,13 @@ class CalibrationDialog(QDialog):
         self._factory: InputFactory = input_factory or _default_input
         self.input: Any = None
         self.state = "intro"
+        self.recording: np.ndarray | None = None
         self.profile: VoiceProfile | None = None
+        self.check: HeldOutCheck | None = None  # the held-out check of the profile shown
+        self.check_error: str | None = None  # why the held-out check could not be made
         self.error: str | None = None
         self.saved_path: Any = None
+        self._closed = False
         self._record_start = 0
         self._recorded_s = 0.0
         self._countdown_left = 0
@@ -138,6 +217,7 @@ class CalibrationDialog(QDialog):
         self._thread: threading.Thread | None = None
         self._signals = _Signals()
         self._signals.done.connect(self._on_done)
+        self._signals.checked.connect(self._on_checked)
         self.setWindowTitle("Calibrate to my voice")
         self.setModal(True)
         self._build()
@@ -147,7 +227,6 @@ class CalibrationDialog(QDialog):
         self.count_timer = QTimer(self)
         self.count_timer.setInterval(1000)
         self.count_timer.timeout.connect(self._count)
-        self.resize(720, 560)
         QTimer.singleShot(0, self._open_input)
 
     # ------------------------------------------------------------------ layout
@@ -156,7 +235,7 @@ class CalibrationDialog(QDialog):
         self.steps = QLabel()
         self.steps.setStyleSheet("color:#909090; font-size:11pt;")
         root.addWidget(self.steps)
-        self.pages = QStackedWidget()
+        self.pages = _Pages()
         root.addWidget(self.pages, 1)
 
         # step 1 ------------------------------------------------------------
@@ -226,6 +305,16 @@ class CalibrationDialog(QDialog):
         self.result_text.setTextFormat(Qt.TextFormat.RichText)
         self.result_text.setStyleSheet("font-size:13pt;")
         sl.addWidget(self.result_text)
+        self.check_text = QLabel()  # the held-out check: before/after and what it means
+        self.check_text.setWordWrap(True)
+        self.check_text.setTextFormat(Qt.TextFormat.RichText)
+        self.check_text.setStyleSheet("font-size:13pt;")
+        sl.addWidget(self.check_text)
+        self.save_note = QLabel()  # before Save: nothing is saved yet; after it: saved and active
+        self.save_note.setWordWrap(True)
+        self.save_note.setTextFormat(Qt.TextFormat.RichText)
+        self.save_note.setStyleSheet("font-size:12pt;")
+        sl.addWidget(self.save_note)
         name_row = QHBoxLayout()
         self.name_label = QLabel("Name:")
         name_row.addWidget(self.name_label)
@@ -252,6 +341,8 @@ class CalibrationDialog(QDialog):
         buttons.addStretch(1)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.reject)
+        self.close_button = QPushButton("Close")  # after Save: the profile is kept whichever way it closes
+        self.close_button.clicked.connect(self.accept)
         self.again_button = QPushButton("Record again")
         self.again_button.clicked.connect(self.record_again)
         self.stop_button = QPushButton("Stop early")
@@ -261,7 +352,8 @@ class CalibrationDialog(QDialog):
         self.start_button.clicked.connect(self.start)
         self.save_button = QPushButton("Save")
         self.save_button.clicked.connect(self.save)
-        for b in (self.cancel_button, self.again_button, self.stop_button, self.start_button, self.save_button):
+        for b in (self.cancel_button, self.again_button, self.stop_button, self.start_button, self.save_button,
+                  self.close_button):
             buttons.addWidget(b)
         root.addLayout(buttons)
         self._set_state("intro")
@@ -276,13 +368,61 @@ class CalibrationDialog(QDialog):
         self.steps.setText("   ›   ".join(
             f"<b style='color:#E0E0E0'>{i + 1}. {n}</b>" if i + 1 == step else f"{i + 1}. {n}"
             for i, n in enumerate(names)))
-        self.busy.setVisible(state == "analysing")
         self.meter_row.setVisible(page < 2)  # the microphone is closed on the result page
         ok = state == "result"
         for w in (self.name_label, self.name_edit):
             w.setVisible(ok)
+        self._update_notes()
+        self._update_busy()
         self._update_buttons()
+        self._fit_height()
         self.state_changed.emit(state)
+
+    @property
+    def checking(self) -> bool:
+        """Whether the held-out check of the profile shown is still running."""
+        return self.state == "result" and self.check is None and self.check_error is None
+
+    def _update_notes(self) -> None:
+        s = self.state
+        # after Save, the check stays on the page if it had finished (a running one is dropped)
+        self.check_text.setVisible(s == "result" or (
+            s == "saved" and (self.check is not None or self.check_error is not None)))
+        # a check that found no improvement already says that nothing is saved before Save
+        self.save_note.setVisible(s == "saved" or (s == "result" and (self.check is None or self.check.improved)))
+
+    def _update_busy(self) -> None:
+        self.busy.setVisible(self.state == "analysing" or self.checking)
+
+    def _fit_height(self) -> None:
+        """Make the dialog exactly as high as the current page's content needs at its width: no empty band.
+
+        The height is also the minimum (the content is never cut); the width cannot go below
+        :data:`WIDTH`, where that height was measured. Enlarged by the user, the room goes under
+        the page's content.
+        """
+        layout = self.layout()
+        if layout is None:
+            return
+        width = max(self.width(), WIDTH)
+        need = self.height()
+        for _ in range(4):  # measure until the height holds (resizing re-wraps nothing at a fixed width)
+            # A label's new text or a widget shown or hidden reaches the outer layouts only through layout
+            # requests posted one nesting level at a time; drop every cached size now instead.
+            for w in self.findChildren(QWidget):
+                w.updateGeometry()
+            for lay in self.findChildren(QLayout):
+                lay.invalidate()
+            layout.invalidate()
+            layout.activate()
+            need = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else -1
+            if need <= 0:
+                need = layout.totalSizeHint().height()
+            if need == self.height() and width == self.width():
+                break
+            self.setMinimumSize(WIDTH, need)
+            self.resize(width, need)
+        self.setMinimumSize(WIDTH, need)
 
     def _update_buttons(self) -> None:
         s = self.state
@@ -292,6 +432,8 @@ class CalibrationDialog(QDialog):
         self.retry_input_button.setVisible(s == "intro" and not opened)
         self.stop_button.setVisible(s in ("countdown", "recording"))
         self.stop_button.setText("Stop early" if s == "recording" else "Back")
+        self.cancel_button.setVisible(s != "saved")
+        self.close_button.setVisible(s == "saved")
         self.again_button.setVisible(s in ("result", "failed"))
         self.save_button.setVisible(s == "result")
         self.save_button.setEnabled(s == "result" and bool(self.name_edit.text().strip()))
@@ -433,6 +575,7 @@ class CalibrationDialog(QDialog):
         if audio is None:
             self._show_failure("The recording was lost", "the input buffer overflowed; please record again.")
             return
+        self.recording = audio
         self._recorded_s = audio.shape[0] / rate
         self._attempt += 1
         attempt = self._attempt
@@ -442,19 +585,29 @@ class CalibrationDialog(QDialog):
         model, sens, signals = self.model, self.gate_sensitivity, self._signals
         target = model.feature_config.sample_rate
 
-        def work() -> None:  # worker thread: resample, gate, features, model
+        def work() -> None:  # worker thread: resample, gate, features, model; then the held-out check
             try:
                 y = np.asarray(audio, dtype=np.float32)
                 if rate != target:
                     y = resample(y, orig_sr=rate, target_sr=target)
+                # The profile saved is made from all of the speech; the check's own profiles from halves of it.
                 prof = profile_from_audio(y, model=model, name="My voice", sources=("microphone",),
                                           gate_sensitivity=sens)
                 signals.done.emit(attempt, prof)
             except ProfileError as exc:
                 signals.done.emit(attempt, str(exc))
+                return
             except Exception as exc:  # a bug: said in the dialog, the traceback in the log
                 log.exception("analysing the calibration recording failed")
                 signals.done.emit(attempt, f"the recording could not be analysed: {bug_message(exc)}")
+                return
+            try:
+                signals.checked.emit(attempt, check_held_out(audio=y, model=model, gate_sensitivity=sens))
+            except ProfileError as exc:
+                signals.checked.emit(attempt, str(exc))
+            except Exception as exc:  # a bug: the profile stays usable; the reason is shown, the traceback logged
+                log.exception("checking the voice profile on held-out speech failed")
+                signals.checked.emit(attempt, bug_message(exc))
 
         self._thread = threading.Thread(target=work, name="ser-calibration", daemon=True)
         self._thread.start()
@@ -484,38 +637,85 @@ class CalibrationDialog(QDialog):
         self.result_text.setText(detail)
         self._set_state("failed")
 
-    @staticmethod
-    def _describe(probs: dict[str, float]) -> str:
-        return ", ".join(f"<span style='color:{emotion_color(lab)}'><b>{label_text(lab)}</b></span> "
-                         f"{p * 100:.0f} %" for lab, p in top_labels(probs))
-
     def _show_result(self, profile: VoiceProfile) -> None:
+        self.check, self.check_error = None, None
         self.result_title.setText("Your voice profile is ready")
-        self.result_title.setStyleSheet("color:#009E73;")
+        self.result_title.setStyleSheet(f"color:{GOOD_COLOR};")
         self.result_text.setText(
             f"Speech used: <b>{profile.speech_s:.1f} s</b> ({profile.n_windows} analysis windows) "
-            f"of {self._recorded_s:.1f} s recorded.<br><br>"
-            f"In your neutral voice the model heard<br>"
-            f"&nbsp;&nbsp;before calibration: {self._describe(profile.before)}<br>"
-            f"&nbsp;&nbsp;after calibration: {self._describe(profile.after)}<br><br>"
-            "Saved, it becomes the active voice profile in live mode; the Files tab uses it when "
-            "<i>Use voice profile</i> is ticked.")
+            f"of {self._recorded_s:.1f} s recorded.")
+        self.check_text.setText("Checking how your neutral speech reads with and without calibration…")
+        self.save_note.setText("Nothing is saved until you press <b>Save</b>.")
         self._set_state("result")
         self.name_edit.setFocus()
         self.name_edit.selectAll()
+
+    @Slot(int, object)
+    def _on_checked(self, attempt: int, outcome: object) -> None:
+        if attempt != self._attempt or self.state != "result" or self.profile is None:
+            return  # the user moved on (recorded again, saved or closed)
+        if isinstance(outcome, HeldOutCheck):
+            self.check = outcome
+            self.check_text.setText(self.describe_check(outcome))
+        else:
+            self.check_error = str(outcome) or "unknown reason"
+            self.check_text.setText(
+                f"<span style='color:{WARN_COLOR}'>How well calibration works on your voice could not be "
+                f"checked: {self.check_error}.</span> The profile can still be saved.")
+        self._update_notes()
+        self._update_busy()
+        self._fit_height()
+
+    @staticmethod
+    def describe_check(check: HeldOutCheck, *, saved: bool = False) -> str:
+        """Say what the held-out check found, and plainly when calibration does not help.
+
+        Parameters
+        ----------
+        check : HeldOutCheck
+        saved : bool
+            The profile has been saved: no advice about saving it.
+
+        Returns
+        -------
+        str
+            Rich text for the result page.
+        """
+        label = check.label
+        lines = (
+            f"Your held-out {label} speech: read as {label} in <b>{check.before_share * 100:.0f} %</b> of windows "
+            f"before calibration, <b>{check.after_share * 100:.0f} %</b> after "
+            f"(mean {label} probability {check.before_mean * 100:.0f} % before, {check.after_mean * 100:.0f} % "
+            f"after).<br><span style='font-size:11pt; color:#909090'>Held out: each half of your speech was "
+            f"scored with a profile made from the other half only ({check.n_held_out} of "
+            f"{check.n_windows} windows; the {check.n_straddling} that cross the middle are not scored).</span><br>")
+        if check.improved:
+            return lines + (f"<span style='color:{GOOD_COLOR}'>Calibration makes your {label} speech read as "
+                            f"{label} more often.</span>")
+        if check.before_share >= 1.0:
+            why = f"it already read as {label} in every held-out window without calibration"
+        elif check.after_share < check.before_share:
+            why = f"fewer held-out windows read as {label} with it"
+        else:
+            why = f"as many held-out windows read as {label} with it as without"
+        advice = "" if saved else (" It is saved only if you press <b>Save</b>; <b>Record again</b> tries a new "
+                                   "recording, <b>Cancel</b> changes nothing.")
+        return lines + (f"<span style='color:{WARN_COLOR}'>Calibration did not make your {label} speech read more "
+                        f"{label} ({why}).{advice}</span>")
 
     @Slot()
     def record_again(self) -> None:
         """Drop the result and start over from the first step."""
         self.profile, self.error = None, None
+        self.check, self.check_error = None, None
         self.result_title.setStyleSheet("")
         self._set_state("intro")
         self._open_input()
 
     @Slot()
     def save(self) -> None:
-        """Save the profile under the name given (made active); closes the dialog."""
-        if self.profile is None:
+        """Save the profile under the name given (made active); the page then says so, and **Close** closes."""
+        if self.profile is None or self.state != "result":
             return
         name = self.name_edit.text().strip()
         if not name:
@@ -524,20 +724,32 @@ class CalibrationDialog(QDialog):
         try:
             path = self.profiles.save(profile)
         except (OSError, ProfileError) as exc:
-            self.result_text.setText(self.result_text.text() + f"<br><span style='color:#E69F00'>"
-                                     f"Cannot save the profile: {exc}</span>")
+            self.save_note.setText(f"<span style='color:{WARN_COLOR}'>Cannot save the profile: {exc}</span>")
+            self._fit_height()
             return
         self.saved_path = path
+        self._attempt += 1  # a check still running is not shown on the saved page
+        self.result_title.setText(f"Saved: “{name}”")
+        if self.check is not None:
+            self.check_text.setText(self.describe_check(self.check, saved=True))
+        self.save_note.setText(
+            "It is now the active voice profile in live mode; the Files tab uses it when "
+            "<i>Use voice profile</i> is ticked.")
+        self._set_state("saved")
+        self.close_button.setDefault(True)
+        self.close_button.setFocus()
         self.saved.emit(path)
-        self.accept()
 
     # ------------------------------------------------------------------ closing
     def done(self, result: int) -> None:
-        """Close the dialog with ``result``, closing the microphone first (Qt's API)."""
+        """Close the dialog with ``result``, closing the microphone first (Qt's API); then emit :attr:`closed`."""
         self.count_timer.stop()
         self._close_input()
         self._attempt += 1  # a result still being computed is dropped
         super().done(result)
+        if not self._closed:
+            self._closed = True
+            self.closed.emit(self.saved_path is not None)
 
     def closeEvent(self, event: Any) -> None:
         """Close the microphone with the window (Qt's event handler)."""

@@ -55,18 +55,40 @@ from desktop_app.widgets import ColorKey, ProbabilityBars, export_failed_box, mi
 from ser_engine.dsp.audio import AUDIO_EXTENSIONS, find_audio_files, load_audio
 from ser_engine.errors import AudioError
 from ser_engine.files.analysis import FileResult, Segment, analyze_paths
+from ser_engine.files.paths import display_path
 from ser_engine.inference.model import EmotionModel
 from ser_engine.live.stream import StreamSettings
 
 __all__ = ["COLUMNS", "DRAIN_INTERVAL_MS", "EMPTY_TABLE_TEXT", "AnalysisWorker", "BatchCounts", "FileTable",
            "FileTableModel", "FileView",
-           "result_label_text", "timeline_spans", "voiced_timeline"]
+           "error_reason", "result_label_text", "timeline_spans", "voiced_timeline"]
 
 log = logging.getLogger("ser.app")
 
 COLUMNS = ("File", "Duration (s)", "Dominant emotion", "Confidence (%)", "Speech (s)", "Status")
 DRAIN_INTERVAL_MS = 100  # results from the batch threads are applied to the table this often
 EMPTY_TABLE_TEXT = "Drop files or folders here, or Open files…"  # the progress bar of an empty table
+_NO_MAXIMUM = 16777215  # Qt's QWIDGETSIZE_MAX (not exported by PySide6): no maximum height
+
+
+def error_reason(path: Path, message: str) -> str:
+    """Return a failed file's error without the file it names: the reason, for the table's Status cell.
+
+    The engine's messages start with the file (``"/data/a.wav: not an audio file (it contains
+    text)"``), which the File column already shows and which would push the reason out of a
+    narrow cell. A leading path or file name followed by ``": "`` is dropped, repeatedly (a
+    message wrapped twice names the file twice); the path is matched as given and as the engine
+    writes it (:func:`~ser_engine.files.paths.display_path`, for names that are not UTF-8). A
+    message not starting with the file is returned whole, and so is one that would be left empty.
+    """
+    names = {os.fspath(path), display_path(path), path.name, display_path(path.name)}
+    prefixes = sorted((f"{n}: " for n in names if n), key=len, reverse=True)  # the full path before its name
+    text = message.strip()
+    while True:
+        prefix = next((p for p in prefixes if text.startswith(p) and text[len(p):].strip()), None)
+        if prefix is None:
+            return text or message
+        text = text[len(prefix):].lstrip()
 
 
 def result_label_text(label: str | None, uncertain: bool) -> str:
@@ -267,8 +289,9 @@ class FileTableModel(QAbstractTableModel):
         warning = _warning(res)
         if res is None:
             cells = ["", "", "", "", "queued"]
-        elif not res.ok:
-            cells = [f"{res.duration_s:.2f}" if res.duration_s else "", "", "", "", f"error: {res.error}"]
+        elif not res.ok:  # the reason only: the file is in the File column, the full message in the tooltip
+            reason = error_reason(path, res.error or "failed")
+            cells = [f"{res.duration_s:.2f}" if res.duration_s else "", "", "", "", f"error: {reason}"]
         elif res.label is None:
             cells = [f"{res.duration_s:.2f}", "no speech", "", f"{res.speech_s:.2f}", "ok"]
         else:
@@ -510,19 +533,47 @@ class FileView(QWidget):
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
         # Top to bottom: the tool bar, the drop hint (beside the voice-profile box), the last batch's
-        # outcome, then a splitter with the file table above the detail tabs.
+        # outcome, then a splitter with the file table above the detail tabs. The detail tabs fold
+        # to their tab bar while they have nothing to show (no file selected, the batch chart not
+        # chosen), so the table gets the height.
         root = QVBoxLayout(self)
         self._build_tool_bar(root=root)
         self._build_hint_row(root=root)
         self._build_outcome_row(root=root)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self._build_table())
-        split.addWidget(self._build_detail_tabs())
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
-        split.setSizes([260, 520])
-        root.addWidget(split, 1)
+        self.split = QSplitter(Qt.Orientation.Vertical)
+        self.split.addWidget(self._build_table())
+        self.split.addWidget(self._build_detail_tabs())
+        self.split.setStretchFactor(0, 2)
+        self.split.setStretchFactor(1, 3)
+        self._open_sizes = [260, 520]  # the splitter's sizes when the detail opens (the user's once dragged)
+        self.split.setSizes(self._open_sizes)
+        self.detail_open = True
+        root.addWidget(self.split, 1)
+        self._fit_detail()
         self._update_buttons()
+
+    def _fit_detail(self) -> None:
+        """Open the detail tabs when a file is selected or the batch chart is chosen; else fold them.
+
+        Folded, the tabs keep only their tab bar (the batch chart stays one click away) and the
+        table takes the rest of the height; opened, the splitter gets back the sizes it had.
+        """
+        want = self.table.selectionModel().hasSelection() or self.detail_tabs.currentWidget() is self.batch_chart
+        if want == self.detail_open:
+            return
+        self.detail_open = want
+        tabs = self.detail_tabs
+        handle = self.split.handle(1)
+        if want:
+            tabs.setMaximumHeight(_NO_MAXIMUM)
+            handle.setEnabled(True)
+            self.split.setSizes(self._open_sizes)
+        else:
+            sizes = self.split.sizes()
+            if len(sizes) == 2 and min(sizes) > 0:
+                self._open_sizes = sizes
+            tabs.setMaximumHeight(tabs.tabBar().sizeHint().height())
+            handle.setEnabled(False)  # nothing to drag open: selecting a file opens the detail
 
     def _build_tool_bar(self, *, root: QVBoxLayout) -> None:
         """Add the Open, Cancel, Export and Clear buttons around the batch progress bar."""
@@ -599,8 +650,9 @@ class FileView(QWidget):
         for col, sample in ((1, "00000.00"), (2, "uncertain (surprised?)"), (3, "100"), (4, "00000.00")):
             width = max(fm.horizontalAdvance(COLUMNS[col]), fm.horizontalAdvance(sample)) + 24
             self.table.setColumnWidth(col, width)
+        # the Status column takes the rest of the width: a failed file's reason must be readable there
         hdr.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
-        self.table.setColumnWidth(0, 320)
+        self.table.setColumnWidth(0, 280)  # about 40 characters of file name (the full path is its tooltip)
         vh = self.table.verticalHeader()
         vh.setVisible(False)
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
@@ -620,8 +672,10 @@ class FileView(QWidget):
         self.batch_chart.message.connect(self.message)
         self.detail_tabs = QTabWidget()  # the selected file, or the batch summary chart
         self.detail_tabs.addTab(detail, "Selected file")
+        self.detail_tabs.setTabToolTip(0, "Select a file in the table to see its waveform and emotion timeline")
         self.detail_tabs.addTab(self.batch_chart, "Batch summary")
         self.table.clicked.connect(lambda _index: self.detail_tabs.setCurrentIndex(0))
+        self.detail_tabs.currentChanged.connect(lambda _index: self._fit_detail())
         return self.detail_tabs
 
     def _build_plots(self) -> QVBoxLayout:
@@ -865,6 +919,7 @@ class FileView(QWidget):
 
     # ------------------------------------------------------------------ detail
     def _selection_changed(self, *_args: object) -> None:
+        self._fit_detail()
         row = self.table.currentRow()
         if 0 <= row < len(self.results):
             self._show_result(row)
@@ -1024,7 +1079,8 @@ class FileView(QWidget):
         if self.worker is not None:
             return
         self.player.stop()
-        self.table_model.clear()
+        self.table_model.clear()  # (the selection goes without a selectionChanged signal)
+        self._fit_detail()
         self._n_done = 0
         self.progress.setValue(0)
         self.progress.setMaximum(1)

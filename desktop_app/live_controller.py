@@ -103,6 +103,9 @@ class LiveController(QObject):
     running_changed(bool)
     recording_changed(str)
         The WAV path while recording, "" when a recording stops.
+    recording_saved(str)
+        A recording was closed complete: its WAV path (the CSV is beside it). Sent
+        whichever way it stopped: the Record button, Stop, or a restart.
     recording_failed(str)
         A recording stopped because its files could not be written (disk full...):
         the engine's message (file, reason, what was kept). Listening goes on.
@@ -115,6 +118,7 @@ class LiveController(QObject):
     failed = Signal(str)
     running_changed = Signal(bool)
     recording_changed = Signal(str)
+    recording_saved = Signal(str)
     recording_failed = Signal(str)
     input_silence = Signal(str)
     # internal: emitted from the worker thread, delivered queued on the GUI thread
@@ -266,6 +270,8 @@ class LiveController(QObject):
                 saved = path if result is not None and not failed else None
         if path is not None:
             self.recording_changed.emit("")
+        if saved is not None:
+            self.recording_saved.emit(str(saved))
         return saved
 
     # ------------------------------------------------------------------ delivery (GUI thread)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QStandardItemModel
+from PySide6.QtCore import QRectF, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsItem,
@@ -36,6 +36,7 @@ from desktop_app.settings import AppSettings
 from desktop_app.widgets import (
     ColorKey,
     EmotionDisplay,
+    FitLabel,
     FixedViewCurve,
     LevelMeter,
     ProbabilityBars,
@@ -168,6 +169,7 @@ class LiveView(QWidget):
             self.controller.failed.connect(self.on_failed)
             self.controller.running_changed.connect(self._on_running_changed)
             self.controller.recording_changed.connect(self._on_recording_changed)
+            self.controller.recording_saved.connect(self._on_recording_saved)
             self.controller.recording_failed.connect(self.on_recording_failed)
             self.controller.input_silence.connect(self.on_input_silence)
         self.timer = QTimer(self)
@@ -265,12 +267,38 @@ class LiveView(QWidget):
         root.addLayout(grid, 3)
 
     def _build_level_meter(self, *, root: QVBoxLayout) -> None:
-        """Add the input level meter."""
+        """Add the input level meter and, beside it, where the current or last recording is."""
         meter_row = QHBoxLayout()
         meter_row.addWidget(QLabel("Level:"))
         self.meter = LevelMeter()
+        self.meter.setMinimumWidth(300)  # stays readable when the recording's path shares the row
         meter_row.addWidget(self.meter, 1)
+        self._build_recording_row(meter_row)
         root.addLayout(meter_row)
+
+    def _build_recording_row(self, row: QHBoxLayout) -> None:
+        """Add the recording's path (selectable, elided in the middle) with Open folder and Copy path.
+
+        Hidden until the first recording; from then on it stays, naming the file being
+        recorded or the last one saved, so the path can be read (and the folder opened)
+        long after the status-bar message is gone. It shares the level meter's row so
+        the page keeps its height in the default window.
+        """
+        self.recording_file: Path | None = None  # the file the row names
+        self.recording_label = FitLabel(elide=Qt.TextElideMode.ElideMiddle)
+        self.recording_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.recording_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.open_folder_button = QPushButton("Open folder")
+        self.open_folder_button.setToolTip("Open the folder holding the recording (its WAV and CSV files)")
+        self.open_folder_button.clicked.connect(self.open_recording_folder)
+        self.copy_path_button = QPushButton("Copy path")
+        self.copy_path_button.setToolTip("Copy the recording's full path to the clipboard")
+        self.copy_path_button.clicked.connect(self.copy_recording_path)
+        row.addWidget(self.recording_label, 1)
+        row.addWidget(self.open_folder_button)
+        row.addWidget(self.copy_path_button)
+        for w in (self.recording_label, self.open_folder_button, self.copy_path_button):
+            w.setVisible(False)
 
     def _build_waveform(self, *, root: QVBoxLayout) -> None:
         """Add the scrolling waveform plot, set up to repaint as little as it can at 30 fps."""
@@ -431,20 +459,27 @@ class LiveView(QWidget):
 
     @Slot()
     def open_calibration(self) -> Any:
-        """Open the guided "Calibrate to my voice" dialog (listening pauses while it records)."""
+        """Open the guided "Calibrate to my voice" dialog.
+
+        Listening pauses while the dialog holds the microphone and resumes when it closes
+        (with the new profile if one was saved); if it was stopped, it stays stopped.
+        """
         if self.profiles is None or self.model is None:
             return None
         from desktop_app.calibration_dialog import CalibrationDialog
 
-        if self.running:
+        resume = self.running
+        if resume:
             self.stop()
-            self.message.emit("Listening stopped for the calibration")
+            self.message.emit("Listening paused for the calibration")
         device = self.current_device()
         dlg = CalibrationDialog(model=self.model, profiles=self.profiles,
                                 device=None if device is None else device.index,
                                 device_name=device.name if device is not None else "the default input",
                                 gate_sensitivity=self.settings.stream_settings.gate_sensitivity, parent=self)
         dlg.saved.connect(lambda path: self.message.emit(f"Voice profile saved: {path}"))
+        if resume:
+            dlg.closed.connect(lambda _saved: self.start())
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.calibration_dialog = dlg
         dlg.open()
@@ -653,9 +688,8 @@ class LiveView(QWidget):
         if self.controller is None or not self.running:
             return
         if self.controller.recording_path is not None:
-            saved = self.controller.stop_recording()  # None when it failed: recording_failed says why
-            if saved is not None:
-                self.message.emit(f"Recording saved: {saved}")
+            # saved: recording_saved names the file; failed: recording_failed says why
+            self.controller.stop_recording()
             return
         folder = Path(self.settings.recordings_folder)
         stem = self.recording_stem()
@@ -703,8 +737,41 @@ class LiveView(QWidget):
     @Slot(str)
     def _on_recording_changed(self, path: str) -> None:
         if path:
+            self._show_recording_file(Path(path), "Recording to:")
             self.message.emit(f"Recording to {path}")
+        elif self.recording_file is not None:  # stopped: "Saved:" follows when it was saved complete
+            self._show_recording_file(self.recording_file, "Last recording:")
         self._update_buttons()
+
+    @Slot(str)
+    def _on_recording_saved(self, path: str) -> None:
+        """Name the saved recording in the row beside the meter and in the status bar."""
+        self._show_recording_file(Path(path), "Saved:")
+        self.message.emit(f"Recording saved: {path}")
+
+    def _show_recording_file(self, path: Path, what: str) -> None:
+        self.recording_file = path
+        self.recording_label.setText(f"{what} {path}")
+        for w in (self.recording_label, self.open_folder_button, self.copy_path_button):
+            w.setVisible(True)
+
+    @Slot()
+    def open_recording_folder(self) -> bool:
+        """Open the folder of the recording the row names in the system's file manager."""
+        if self.recording_file is None:
+            return False
+        folder = self.recording_file.parent
+        opened = QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        if not opened:  # no file manager registered (a bare desktop): the path is still shown
+            self.message.emit(f"Cannot open the folder {folder}: no file manager answered")
+        return bool(opened)
+
+    @Slot()
+    def copy_recording_path(self) -> None:
+        """Copy the full path of the recording the row names (the label may show it elided)."""
+        if self.recording_file is not None:
+            QGuiApplication.clipboard().setText(str(self.recording_file))
+            self.message.emit(f"Copied {self.recording_file}")
 
     # ------------------------------------------------------------------ banners
     def show_banner(self, text: str) -> None:

@@ -14,11 +14,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ser_engine.cli.commands import SUBCOMMANDS, is_subcommand
 
-__all__ = ["main", "run_app"]
+if TYPE_CHECKING:
+    from desktop_app.settings import AppSettings
+    from ser_engine.inference.model import EmotionModel
+
+__all__ = ["app_model", "main", "run_app"]
 
 
 def _epilog() -> str:
@@ -112,7 +116,7 @@ def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequen
     from PySide6.QtWidgets import QApplication
 
     from desktop_app.app_log import install_excepthooks
-    from desktop_app.main_window import MainWindow, load_model
+    from desktop_app.main_window import MainWindow
     from desktop_app.settings import APPLICATION, ORGANISATION, AppSettings, default_settings
     from desktop_app.theme import apply_theme
 
@@ -125,7 +129,7 @@ def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequen
     apply_theme(app)
     store = QSettings(str(settings_file), QSettings.Format.IniFormat) if settings_file else default_settings()
     settings = AppSettings(store)
-    model, error = load_model(model_dir)
+    model, error = app_model(model_dir, settings)
     window = MainWindow(settings=settings, model=model, model_error=error)
     window.show()
     if paths and model is not None:
@@ -143,6 +147,30 @@ def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequen
     stopped_by = _stop_on_signals(window)
     code = int(app.exec())
     return 128 + stopped_by[0] if stopped_by else code
+
+
+def app_model(model_dir: Path | None, settings: AppSettings) -> tuple[EmotionModel | None, str | None]:
+    """Load the model the window works with: the user's minimum confidence (Settings) applied.
+
+    Parameters
+    ----------
+    model_dir : Path or None
+        The model's folder (None: the bundled model).
+    settings : AppSettings
+        Holds ``min_confidence`` (None: the model's own threshold).
+
+    Returns
+    -------
+    tuple
+        ``(model, None)``, or ``(None, message naming the path and the problem)`` when it
+        cannot be loaded (:func:`desktop_app.main_window.load_model`).
+    """
+    from desktop_app.main_window import load_model
+
+    model, error = load_model(model_dir)
+    if model is not None:  # every analysis, live or of files, then marks "uncertain" by the user's value
+        model = model.with_min_confidence(settings.min_confidence)
+    return model, error
 
 
 def _stop_on_signals(window: Any) -> list[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
@@ -14,6 +14,7 @@ from desktop_app.live_view import DeviceInfo, LiveView, list_devices, status_sep
 from desktop_app.profiles import ProfileManager
 from desktop_app.settings import AppSettings
 from desktop_app.settings_dialog import SettingsDialog
+from desktop_app.widgets import FitLabel
 from ser_engine import version
 from ser_engine.errors import ModelError
 from ser_engine.inference.model import EmotionModel, default_model_dir
@@ -23,6 +24,8 @@ from ser_engine.timing import fixed_window_s
 __all__ = ["MainWindow", "icon_path", "load_model"]
 
 log = get_logger("app")
+
+MESSAGE_MS = 8000  # how long a status-bar message stays
 
 
 def icon_path() -> Path:
@@ -84,6 +87,19 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._tab_changed)
 
         sb = self.statusBar()
+        # Messages go into a label of their own, left of the permanent fields, that takes all the
+        # width they leave; a message that still does not fit is cut in the middle (its start and
+        # its file name stay) and whole in the tooltip. QStatusBar.showMessage would clip it at the
+        # first permanent field instead: the live figures alone can leave it a few letters.
+        self.status_message = FitLabel(elide=Qt.TextElideMode.ElideMiddle)
+        self.status_message.setObjectName("status_message")
+        self.status_message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        sb.addWidget(self.status_message, 1)
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(self.clear_status_message)
+        self._live_status_yields = False  # the live figures make way for a message that needs their room
+        self.status_message.elided.connect(self._message_elided)
         for w in self.live.status_widgets():
             sb.addPermanentWidget(w)
         self.model_label = QLabel(f"model: {model.name}" if model is not None else "model: none")
@@ -95,9 +111,9 @@ class MainWindow(QMainWindow):
         if self.profiles is not None:
             self.profiles.changed.connect(self._show_profile)
         self._show_profile()
-        self._show_live_status(self.tabs.currentWidget() is self.live)
-        self.live.message.connect(lambda m: sb.showMessage(m, 8000))
-        self.files.message.connect(lambda m: sb.showMessage(m, 8000))
+        self._show_live_status()
+        self.live.message.connect(self.show_status_message)
+        self.files.message.connect(self.show_status_message)
         self._build_menu()
         geo = settings.window_geometry
         if geo:
@@ -172,11 +188,36 @@ class MainWindow(QMainWindow):
 
     def _tab_changed(self, index: int) -> None:
         self.settings.last_tab = index
-        self._show_live_status(self.tabs.widget(index) is self.live)
+        self._show_live_status()
 
-    def _show_live_status(self, visible: bool) -> None:
+    def _show_live_status(self) -> None:
+        """Show the live figures on the Live tab, unless a message needs their room."""
+        visible = self.tabs.currentWidget() is self.live and not self._live_status_yields
         for w in self.live.status_widgets():
             w.setVisible(visible)
+
+    @Slot(str)
+    def show_status_message(self, message: str) -> None:
+        """Show ``message`` in the status bar for :data:`MESSAGE_MS` (the full text is its tooltip)."""
+        self.status_message.setText(message)
+        self._message_timer.start(MESSAGE_MS)
+
+    @Slot()
+    def clear_status_message(self) -> None:
+        """Remove the status-bar message; the live figures come back."""
+        self._message_timer.stop()
+        self.status_message.setText("")
+        if self._live_status_yields:
+            self._live_status_yields = False
+            self._show_live_status()
+
+    @Slot(bool)
+    def _message_elided(self, cut: bool) -> None:
+        # A message too long for the room beside the live figures: they hide until it goes
+        # (as QStatusBar hides its normal widgets for a message), so it is read whole when it can be.
+        if cut and self.status_message.full_text() and not self._live_status_yields:
+            self._live_status_yields = True
+            self._show_live_status()
 
     def show_model_error(self) -> QMessageBox:
         """Open a (window-modal, non-blocking) dialog naming the model path and the problem."""
@@ -199,10 +240,30 @@ class MainWindow(QMainWindow):
         def apply() -> None:
             if self.live.controller is not None:
                 self.live.controller.update_settings(self.settings.stream_settings)
+            self.apply_min_confidence()
 
         dlg.accepted.connect(apply)
         dlg.open()
         return dlg
+
+    def apply_min_confidence(self) -> None:
+        """Give the live view, the Files tab and the voice profiles the minimum confidence of the settings.
+
+        From now on a top probability below it is shown as "uncertain"; files already analysed
+        keep their results. The live view switches models as it does for a new voice profile.
+        """
+        if self.model is None or self.model.min_confidence == self.settings.min_confidence:
+            return
+        self.model = self.model.with_min_confidence(self.settings.min_confidence)
+        self.files.model = self.model
+        self.live.model = self.model
+        if self.profiles is not None:
+            self.profiles.set_min_confidence(self.settings.min_confidence)
+        self.files.batch_chart.set_threshold(self.model.metadata.uncertainty_threshold)
+        self.show_status_message(
+            f"Minimum confidence {100 * self.model.metadata.uncertainty_threshold:.0f} %: "
+            "applies to what is analysed from now on"
+        )
 
     def _about(self) -> None:
         name = self.model.name if self.model is not None else "none"

@@ -174,6 +174,25 @@ class ProfileManager(QObject):
             self.settings.voice_profile = str(e.path)
             self.changed.emit()
 
+    def set_min_confidence(self, value: float | None) -> None:
+        """Give the plain model and every profiled model the user's minimum confidence (None: the model's own).
+
+        :meth:`model_for` then returns new models, and :attr:`changed` is emitted so that
+        the live view switches to them (as when the active profile changes); nothing
+        happens when the value is already the one in use.
+
+        Raises
+        ------
+        ParameterError
+            ``value`` is not in [0, 1) (:meth:`EmotionModel.with_min_confidence
+            <ser_engine.inference.model.EmotionModel.with_min_confidence>`).
+        """
+        if value == self.base_model.min_confidence:
+            return
+        self.base_model = self.base_model.with_min_confidence(value)
+        self._models = {path: m.with_min_confidence(value) for path, m in self._models.items()}
+        self.changed.emit()
+
     def model_for(self, *, use_profile: bool = True) -> EmotionModel:
         """Return the calibrated model for the active profile, or the plain model."""
         if use_profile:

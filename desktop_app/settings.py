@@ -13,6 +13,7 @@ from PySide6.QtCore import QByteArray, QObject, QSettings, Signal
 
 from ser_engine.errors import ParameterError
 from ser_engine.inference.model import EmotionModel
+from ser_engine.inference.model_meta import ConfidenceTradeoff
 from ser_engine.live.session import settings_for
 from ser_engine.live.stream import StreamSettings
 from ser_engine.timing import MAX_WINDOW_S
@@ -49,6 +50,13 @@ def _as_float(raw: object) -> float:
         raise ValueError("not a number") from None
     if not math.isfinite(value):
         raise ValueError("not a finite number")
+    return value
+
+
+def _as_min_confidence(raw: object) -> float:
+    value = _as_float(raw)
+    if not 0 <= value < 1:
+        raise ValueError("not at least 0 and less than 1")
     return value
 
 
@@ -150,7 +158,7 @@ def _private_copy(path: Path) -> Path:
 
 
 class AppSettings(QObject):
-    """Preferences: analysis window/hop, smoothing, gate sensitivity, device, folders, voice profile.
+    """Preferences: analysis (window/hop, smoothing, gate, minimum confidence), device, folders, voice profile.
 
     Parameters
     ----------
@@ -172,6 +180,9 @@ class AppSettings(QObject):
         super().__init__(parent)
         self._store = store
         self.defaults = StreamSettings()  # window and hop follow the model once use_model_defaults() is called
+        # the model's own threshold and its validation tradeoff, for the settings dialog (use_model_defaults)
+        self.model_min_confidence: float | None = None
+        self.confidence_tradeoff: ConfidenceTradeoff | None = None
         self._reported: set[str] = set()
         self._keep_damaged_file()
         self._make_private()
@@ -225,7 +236,7 @@ class AppSettings(QObject):
 
     def check(self) -> list[str]:
         """Read and validate every stored value; returns the keys that were invalid (defaults used)."""
-        _ = (self.stream_settings, self.input_device, self.last_folder, self.recordings_folder,
+        _ = (self.stream_settings, self.min_confidence, self.input_device, self.last_folder, self.recordings_folder,
              self.voice_profile, self.files_use_profile, self.window_geometry, self.last_tab)
         return sorted(self._reported)
 
@@ -267,9 +278,14 @@ class AppSettings(QObject):
     def use_model_defaults(self, model: EmotionModel) -> None:
         """Default window and hop: the model's own (its FeatureConfig), as ``ser analyze`` and ``ser listen`` use.
 
-        A window or hop the user chose (stored) is kept.
+        A window or hop the user chose (stored) is kept. The model's own uncertainty
+        threshold (:attr:`model_min_confidence`, whatever minimum confidence the model was
+        given) and its validation tradeoff (:attr:`confidence_tradeoff`) are kept too,
+        for the settings dialog to show.
         """
         self.defaults = settings_for(model)
+        self.model_min_confidence = model.default_min_confidence
+        self.confidence_tradeoff = model.metadata.confidence_tradeoff
 
     @property
     def stream_settings(self) -> StreamSettings:
@@ -314,6 +330,35 @@ class AppSettings(QObject):
             self._store.setValue("analysis/hop_s", float(s.hop_s))
         self._store.setValue("analysis/smoothing", float(s.smoothing))
         self._set("analysis/gate_sensitivity", float(s.gate_sensitivity))
+
+    @property
+    def min_confidence(self) -> float | None:
+        """The user's minimum confidence in [0, 1), below which a prediction is *uncertain*; None: the model's own.
+
+        Applied with :meth:`EmotionModel.with_min_confidence
+        <ser_engine.inference.model.EmotionModel.with_min_confidence>` (``ser --min-confidence``).
+        """
+        value: float | None = self._get("analysis/min_confidence", _as_min_confidence, None)
+        return value
+
+    @min_confidence.setter
+    def min_confidence(self, value: float | None) -> None:
+        key = "analysis/min_confidence"
+        if value is None:  # the model's own: nothing stored, so it follows the model
+            self._store.remove(key)
+            self._set_removed(key)
+            return
+        try:
+            checked = _as_min_confidence(value)
+        except ValueError as exc:
+            raise ParameterError(f"the minimum confidence must be at least 0 and less than 1, got {value!r} "
+                                 f"({exc})") from None
+        self._set(key, checked)
+
+    def _set_removed(self, key: str) -> None:
+        self._store.sync()
+        self._reported.discard(key)
+        self.changed.emit()
 
     # ------------------------------------------------------------------ devices and folders
     @property

@@ -1,4 +1,4 @@
-"""Shared widgets: level meter, big emotion label, probability bars, plot styling."""
+"""Shared widgets: level meter, big emotion label, text that fits its width, probability bars, plot styling."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, label_text
@@ -17,6 +17,7 @@ from ser_engine.live.ringbuffer import RingBuffer
 __all__ = [
     "ColorKey",
     "EmotionDisplay",
+    "FitLabel",
     "FixedViewCurve",
     "LevelMeter",
     "ProbabilityBars",
@@ -220,19 +221,151 @@ class LevelMeter(QWidget):
         p.end()
 
 
+class FitLabel(QLabel):
+    """A one-line label that shows its text's beginning within whatever width it is given.
+
+    The text is drawn in the label's font when it fits. When it does not, the font
+    shrinks (with ``min_point_size``), never below that floor; when even the floor
+    is too wide, the text is elided (``elide``: at the right for a sentence, in the
+    middle for a path, so its start and its file name stay). A centred label that is
+    too narrow therefore never loses both ends of its text.
+
+    The label asks the layout for room for the whole text in its full font, but
+    accepts any width: a long text never makes the window wider. ``text()`` is what
+    is shown; :meth:`full_text` is the whole text, which is also the tooltip and the
+    accessible name (screen readers read all of it).
+
+    Parameters
+    ----------
+    text : str
+        The initial text.
+    min_point_size : float, optional
+        The smallest font size (points) to shrink to before eliding; None: never shrink.
+    elide : Qt.TextElideMode
+        Where to cut a text that does not fit even at the floor.
+
+    Signals
+    -------
+    elided(bool)
+        The shown text became a cut one (True) or the whole text again (False).
+    """
+
+    elided = Signal(bool)
+
+    def __init__(self, text: str = "", *, min_point_size: float | None = None,
+                 elide: Qt.TextElideMode = Qt.TextElideMode.ElideRight, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._cut = False  # the text shown lacks part of the whole text
+        self._min_pt = min_point_size
+        self._elide = elide
+        self._base: QFont | None = None  # the full-size font; None: the inherited one, never changed here
+        self.setTextFormat(Qt.TextFormat.PlainText)  # elision and measuring are on plain text
+        self.setWordWrap(False)
+        self.setText(text)
+
+    # QLabel's own setters, so every caller gets the fitting
+    def setText(self, text: str, /) -> None:
+        """Show ``text``, shrunk or elided to fit (Qt's API; :meth:`full_text` returns it whole)."""
+        if text == self._full and self.toolTip() == text:  # unchanged (the live view repeats its state)
+            return
+        self._full = text
+        self.setToolTip(text)
+        self.setAccessibleName(text)
+        self.updateGeometry()  # the size hint is the whole text's
+        self._fit()
+
+    def setFont(self, font: QFont | str | Sequence[str], /) -> None:
+        """Use ``font`` as the full-size font (Qt's API); the label shrinks from it when needed."""
+        self._base = QFont(font) if isinstance(font, QFont) else None
+        super().setFont(font)
+        self.updateGeometry()
+        self._fit()
+
+    def full_text(self) -> str:
+        """Return the whole text (``text()`` is the part shown)."""
+        return self._full
+
+    def base_font(self) -> QFont:
+        """Return the full-size font the label shrinks from."""
+        return QFont(self._base) if self._base is not None else self.font()
+
+    def set_italic(self, italic: bool) -> None:
+        """Draw the text in italics (in the font, not a style sheet, so the fitting measures it)."""
+        base = self.base_font()
+        if base.italic() != italic:
+            base.setItalic(italic)
+            self.setFont(base)
+
+    def sizeHint(self) -> QSize:
+        """Room for the whole text in the full-size font (Qt's API)."""
+        fm = QFontMetrics(self.base_font())
+        m = self.contentsMargins()
+        extra_w = m.left() + m.right() + 2 * self.margin()
+        extra_h = m.top() + m.bottom() + 2 * self.margin()
+        return QSize(fm.horizontalAdvance(self._full) + extra_w, fm.height() + extra_h)
+
+    def minimumSizeHint(self) -> QSize:
+        """Any width down to an ellipsis, at the full font's height (Qt's API)."""
+        hint = self.sizeHint()
+        fm = QFontMetrics(self.base_font())
+        return QSize(min(hint.width(), fm.horizontalAdvance("…") * 2), hint.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Fit the text to the new width (Qt's event handler)."""
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        width = max(0, self.contentsRect().width() - 2 * self.margin())
+        text = self._full
+        font = self.base_font()
+        size = font.pointSizeF()
+        if self._base is not None and self._min_pt is not None and size > 0:
+            advance = QFontMetrics(font).horizontalAdvance(text)
+            while advance > width and size > self._min_pt:
+                # jump near the size that fits (widths scale about linearly), then on in half points
+                guess = math.floor(2 * size * width / max(1, advance)) / 2
+                size = max(self._min_pt, min(size - 0.5, guess))
+                font.setPointSizeF(size)
+                advance = QFontMetrics(font).horizontalAdvance(text)
+            if font != self.font():
+                super().setFont(font)
+        fm = QFontMetrics(font)
+        if fm.horizontalAdvance(text) > width:
+            text = fm.elidedText(text, self._elide, width)
+        if text != super().text():
+            super().setText(text)
+        cut = text != self._full
+        if cut != self._cut:
+            self._cut = cut
+            self.elided.emit(cut)
+
+    def is_elided(self) -> bool:
+        """Whether the text shown is cut (it lacks part of :meth:`full_text`)."""
+        return self._cut
+
+
 class EmotionDisplay(QWidget):
-    """The current emotion in large type with its confidence, or a clear state text."""
+    """The current emotion in large type with its confidence, or a clear state text.
+
+    Both lines are :class:`FitLabel`: in a narrow window the type shrinks (to a
+    floor) before anything is cut, and then only the end is.
+    """
+
+    TITLE_PT, TITLE_MIN_PT = 44, 20
+    DETAIL_PT, DETAIL_MIN_PT = 16, 10
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel("Stopped")
-        self.detail = QLabel("Press Start to listen to the microphone")
+        self.title = FitLabel("Stopped", min_point_size=self.TITLE_MIN_PT)
+        self.detail = FitLabel("Press Start to listen to the microphone", min_point_size=self.DETAIL_MIN_PT)
         f = QFont()
-        f.setPointSize(44)
+        f.setPointSize(self.TITLE_PT)
         f.setBold(True)
         self.title.setFont(f)
         g = QFont()
-        g.setPointSize(16)
+        g.setPointSize(self.DETAIL_PT)
         self.detail.setFont(g)
         for w in (self.title, self.detail):
             w.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -244,7 +377,8 @@ class EmotionDisplay(QWidget):
         self._colour("#B0B0B0")
 
     def _colour(self, colour: str, *, italic: bool = False) -> None:
-        self.title.setStyleSheet(f"color: {colour};" + (" font-style: italic;" if italic else ""))
+        self.title.setStyleSheet(f"color: {colour};")
+        self.title.set_italic(italic)
 
     def show_emotion(self, label: str, confidence: float) -> None:
         """Show an emotion and the model's confidence in it."""

@@ -2,7 +2,7 @@
 # Build the Debian package from the bundle: dist/ser_<version>_<arch>.deb
 #   bash packaging/build_bundle.sh && bash packaging/build_deb.sh
 # SER_DIST / SER_BUILD as for build_bundle.sh.
-# Installs the bundle under /opt/ser, launchers /usr/bin/ser-app and /usr/bin/ser,
+# Installs the bundle under /opt/ser (not /opt itself: no package owns it), launchers /usr/bin/ser-app and /usr/bin/ser,
 # a freedesktop entry and a hicolor icon. No maintainer scripts: the menu and icon caches
 # are refreshed by the desktop-file-utils / hicolor-icon-theme dpkg triggers.
 set -euo pipefail
@@ -38,5 +38,23 @@ sed -e "s/@GLIBC@/$GLIBC/" -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s
 mkdir -p "$DIST"
 # zstd: 6 s instead of 2 min for xz -6, 75 MB instead of 61 MB. dpkg reads it since 1.21.18
 # (Debian 12, Ubuntu 21.10), and the bundle needs the build host's glibc anyway.
-dpkg-deb --root-owner-group -Zzstd -z9 --build "$STAGE" "$OUT" > /dev/null
+# The data archive is compressed below; here only the (small) control archive keeps level 1.
+dpkg-deb --root-owner-group -Zzstd -z1 --build "$STAGE" "$OUT" > /dev/null
+# dpkg-deb lists every folder of the stage, /opt itself too. No package owns /opt (base-files
+# makes it), so the package would claim it and `dpkg -r ser` would say "directory '/opt' not empty
+# so not removed" on every system with anything else in /opt. Take the ./opt/ entry out of the
+# data archive and put the archive back in the .deb (an ar archive: debian-binary, control.tar.zst,
+# data.tar.zst; `ar r` replaces the member in its place). /usr, /usr/share... stay: they are
+# listed by many packages, as in every .deb.
+DATA="$(mktemp -d)"
+trap 'rm -rf "$DATA"' EXIT
+dpkg-deb --fsys-tarfile "$OUT" > "$DATA/data.tar"
+tar --delete --no-recursion -f "$DATA/data.tar" ./opt/
+zstd -q -9 -T0 --rm "$DATA/data.tar" -o "$DATA/data.tar.zst"
+OUT_ABS="$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")"
+(cd "$DATA" && ar rD "$OUT_ABS" data.tar.zst)
+if dpkg-deb -c "$OUT" | awk '{print $6}' | grep -qx './opt/'; then
+  echo "error: $OUT still lists ./opt/" >&2
+  exit 1
+fi
 echo "deb: $OUT ($(du -h "$OUT" | cut -f1), installed ${INSTALLED_KB} KiB)"

@@ -268,10 +268,21 @@ if [[ "$MODE" == app ]]; then
     echo "starting ser-app"
     exec ser-app "$@"
   fi
+  # --self-test, --version and --help end by themselves: no window to stop, nothing to say about one
+  ends_by_itself=0
+  for arg in "$@"; do
+    case "$arg" in
+      --self-test | --version | -h | --help) ends_by_itself=1 ;;
+    esac
+  done
   echo "No display found (DISPLAY and WAYLAND_DISPLAY are unset): starting ser-app on a"
-  echo "virtual X server (xvfb-run), so it runs but no window is visible. On a desktop,"
-  echo "run this command from a terminal of the graphical session to get the window."
-  echo "Stop it with Ctrl+C."
+  if ((ends_by_itself)); then
+    echo "virtual X server (xvfb-run); it ends by itself."
+  else
+    echo "virtual X server (xvfb-run), so it runs but no window is visible. On a desktop,"
+    echo "run this command from a terminal of the graphical session to get the window."
+    echo "Stop it with Ctrl+C."
+  fi
   exec xvfb-run -a -s "-screen 0 1280x800x24" ser-app "$@"
 fi
 

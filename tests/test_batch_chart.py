@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import stat
 from collections import Counter
 from pathlib import Path
@@ -15,11 +16,13 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QFileDialog
 
 from desktop_app.batch_chart import (
+    CONFIDENCE_BINS,
     DEFAULT_PNG_NAME,
     FAILED,
     NO_SPEECH,
     UNCERTAIN,
     BatchChart,
+    confidence_bin_edges,
     summarize_batch,
 )
 from desktop_app.file_view import COLUMNS, BatchCounts, FileView
@@ -96,9 +99,12 @@ def _assert_chart_matches_table(view: FileView) -> None:
     counts = view.batch_counts()
     assert sum(v for k, v in shown.items() if k not in (NO_SPEECH, FAILED)) == counts.ok
     assert (shown[NO_SPEECH], shown[FAILED]) == (counts.no_speech, counts.failed)
-    # the histogram holds every file with speech, each in the bin of its confidence
+    # the histogram holds every file with speech, each in the bin of its confidence; the model's
+    # threshold is a bin edge
     conf = [r.confidence for r in view.results if r is not None and r.ok and r.label is not None]
-    expect = np.histogram(np.clip(conf, 0, 1), bins=10, range=(0, 1))[0]
+    edges = chart.summary.bin_edges
+    assert view.model.metadata.uncertainty_threshold in edges
+    expect = np.histogram(np.clip(conf, 0, 1), bins=edges)[0]  # [a, b) bins, the last one [a, 1]
     assert chart.displayed_histogram() == expect.tolist()
     assert sum(expect) == counts.ok
     assert f"{counts.ok} with speech" in chart.title.text()
@@ -236,3 +242,67 @@ def test_chart_widget_alone_counts_when_shown(qtbot) -> None:
     assert "2 of 3 files analysed" in chart.title.text()
     assert chart.threshold_line is not None
     assert chart.threshold_line.value() == pytest.approx(45)
+
+
+def _spread_results(threshold: float) -> list[FileResult | None]:
+    """Files with speech at confidences across [0, 1], at the threshold and a hair either side of it."""
+    confs = [*np.linspace(0.0, 1.0, 101), threshold, np.nextafter(threshold, 0.0), np.nextafter(threshold, 1.0)]
+    rows: list[FileResult | None] = [
+        _res(LABELS[i % len(LABELS)], float(c), uncertain=bool(c < threshold)) for i, c in enumerate(confs)
+    ]
+    return [*rows, _res(None), _res(ok=False), None]  # no speech, failed, pending: not in the histogram
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("threshold", [0.29, 0.45, 0.5, 0.123, 0.01, 0.999])
+def test_no_histogram_bar_straddles_the_threshold_line(qtbot, threshold: float) -> None:
+    chart = BatchChart(LABELS, uncertainty_threshold=threshold)
+    qtbot.addWidget(chart)
+    rows = _spread_results(threshold)
+    chart.set_results(rows)
+    chart.resize(900, 400)
+    chart.show()
+    qtbot.waitExposed(chart)
+    n_speech = sum(1 for r in rows if r is not None and r.ok and r.label is not None)
+    n_uncertain = sum(1 for r in rows if r is not None and r.uncertain)
+    line = 100 * threshold
+    assert chart.threshold_line is not None
+    assert chart.threshold_line.value() == pytest.approx(line)
+
+    # the bins: the threshold is one of the edges, no bin has it strictly inside, about 1/10 wide each
+    edges = chart.summary.bin_edges
+    assert edges[0] == 0.0
+    assert edges[-1] == 1.0
+    assert threshold in edges
+    assert not any(a < threshold < b for a, b in itertools.pairwise(edges))
+    widths = np.diff(edges)
+    assert widths.min() > 0
+    assert widths.max() <= 1.5 / CONFIDENCE_BINS
+
+    # the bars as drawn: none from left of the line to right of it, every file with speech counted once
+    bars = chart.displayed_bars()
+    assert len(bars) == len(edges) - 1
+    assert not [(a, b) for a, b, _ in bars if a < line < b]
+    assert sum(n for _, _, n in bars) == n_speech
+    # left of the line: exactly the uncertain files (the table's "uncertain (…?)" rows)
+    assert sum(n for _, b, n in bars if b <= line) == n_uncertain == chart.displayed_counts()[UNCERTAIN]
+    # each file in the bin of its confidence: [left, right), 1 in the last bin
+    conf = [r.confidence for r in rows if r is not None and r.ok and r.label is not None]
+    assert chart.displayed_histogram() == np.histogram(conf, bins=edges)[0].tolist()
+
+
+def test_bin_edges_put_the_threshold_on_an_edge_and_count_it_confident() -> None:
+    assert confidence_bin_edges(None) == pytest.approx(np.linspace(0, 1, 11))
+    assert confidence_bin_edges(0.5) == pytest.approx(np.linspace(0, 1, 11))  # on the grid: the grid
+    for bad in (0.0, 1.0, -0.2, 1.5):  # no threshold inside (0, 1): plain bins
+        assert confidence_bin_edges(bad) == pytest.approx(np.linspace(0, 1, 11))
+    edges = confidence_bin_edges(0.29)
+    assert 0.29 in edges
+    assert len(edges) == 11
+    s = summarize_batch([_res("sad", 0.29), _res("sad", 0.2899, uncertain=True), _res("sad", 1.0)], LABELS,
+                        threshold=0.29)
+    k = s.bin_edges.index(0.29)
+    assert s.confidence_counts[k - 1] == 1  # just below: the last bin left of the line
+    assert s.confidence_counts[k] == 1  # at the threshold: confident, the first bin right of it
+    assert s.confidence_counts[-1] == 1  # 1.0: in the last bin
+    assert sum(s.confidence_counts) == s.ok == 3

@@ -883,3 +883,186 @@ def test_listen_lines_carry_arousal_and_valence_only_for_a_model_with_affect(
             assert line == f"{p.end_s:9.2f}s  speech   {lab:<10} {p.confidence:.2f}  {probs}"
             assert json.loads(listen_line(p, fmt="jsonl", affect=names)) == json.loads(json.dumps(p.to_dict()))
         assert "arousal" not in listen_line(quiet, fmt="table", affect=names)
+
+
+# ----------------------------------------------------------------------------- --min-confidence
+TRADEOFF = {
+    "measured_on": "validation clips of 23 speakers (n=1000)",
+    "points": [
+        {"min_confidence": 0.0, "coverage": 1.0, "accuracy": 0.6},
+        {"min_confidence": 0.2, "coverage": 0.9, "accuracy": 0.64},
+        {"min_confidence": 0.4, "coverage": 0.5, "accuracy": 0.8},
+    ],
+}
+
+
+def model_copy(src: Path, dst: Path, **changes: object) -> Path:
+    """Copy a model folder and change keys of its model.json."""
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "model.json").read_text())
+    meta.update(changes)
+    (dst / "model.json").write_text(json.dumps(meta))
+    return dst
+
+
+@pytest.mark.corpus
+def test_min_confidence_decides_what_is_uncertain_on_real_clips(corpus_dir: Path, shipped_model_dir: Path) -> None:
+    threshold = json.loads((shipped_model_dir / "model.json").read_text())["uncertainty_threshold"]
+    assert threshold > 0  # else the default run below proves nothing
+    clips = [crema(corpus_dir, e)[i] for e in ("ANG", "SAD", "NEU") for i in range(2)]
+    runs = {}
+    for value in ("0", "0.99"):
+        p = ser("analyze", "--format", "json", "--segments", "--min-confidence", value, *clips)
+        assert p.returncode == 0, p.stderr
+        runs[value] = json.loads(p.stdout)
+    speech = [s for r in runs["0"] for s in r["segments"] if s["speech"]]
+    assert speech
+    assert all(r["label"] is not None and r["uncertain"] is False for r in runs["0"])
+    assert all(s["uncertain"] is False for s in speech)
+    assert all(r["label"] is not None and r["uncertain"] is True for r in runs["0.99"])
+    assert all(s["uncertain"] is True for r in runs["0.99"] for s in r["segments"] if s["speech"])
+    # the labels and probabilities do not change: only what is called uncertain
+    assert [r["probabilities"] for r in runs["0"]] == [r["probabilities"] for r in runs["0.99"]]
+    # the table names each uncertain file's guess
+    table = ser("analyze", "--min-confidence", "0.99", *clips).stdout.splitlines()[1:]
+    for line, r in zip(table, runs["0.99"], strict=True):
+        assert f"  uncertain ({r['label']}?) " in line
+        assert f" {r['confidence']:.2f} " in line
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("1", "must be at least 0 and less than 1 (a fraction: 0.45 for 45 %), got '1'"),
+    ("1.5", "must be at least 0 and less than 1 (a fraction: 0.45 for 45 %), got '1.5'"),
+    ("45", "must be at least 0 and less than 1 (a fraction: 0.45 for 45 %), got '45'"),
+    ("-0.1", "must be at least 0 and less than 1 (a fraction: 0.45 for 45 %), got '-0.1'"),
+    ("45%", "give a fraction, not a percentage (0.45 for 45 %), got '45%'"),
+    ("nan", "must be a finite number, got 'nan'"),
+    ("high", "not a number: 'high'"),
+])
+def test_a_bad_min_confidence_is_a_usage_error_naming_the_flag(tiny_model_dir: Path, files: dict[str, Path],
+                                                               value: str, message: str) -> None:
+    for cmd in (["analyze", files["good"]], ["listen", "--duration", "1"]):
+        p = ser(*cmd, "--model", tiny_model_dir, "--min-confidence", value)
+        no_traceback(p)
+        assert p.returncode == 2, (cmd[0], p.stderr)
+        assert p.stderr.splitlines()[-1] == f"ser: error: argument --min-confidence: {message}", (cmd[0], p.stderr)
+        assert p.stdout == ""
+
+
+def test_min_confidence_help_states_the_models_default(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from ser_engine.inference.model import ModelMetadata
+
+    shipped = json.loads((ROOT / "models" / "model.json").read_text())
+    for cmd in ("analyze", "listen"):
+        p = ser(cmd, "--help")
+        assert p.returncode == 0, p.stderr
+        text = " ".join(p.stdout.split())  # argparse wraps the help
+        assert "--min-confidence P" in text
+        assert f"(default: the model's own threshold, {shipped['uncertainty_threshold']:g} for the bundled model" \
+            in text
+        if "confidence_tradeoff" not in shipped:
+            assert "on validation" not in text
+    # a model with measured points: the help says what its default gives
+    d = model_copy(tiny_model_dir, tmp_path / "m", uncertainty_threshold=0.3, confidence_tradeoff=TRADEOFF)
+    at = ModelMetadata.load(d / "model.json").tradeoff_at()
+    assert at is not None
+    p = ser("analyze", "--help", extra_env={"SER_MODEL_DIR": str(d)})
+    text = " ".join(p.stdout.split())
+    assert "0.3 for $SER_MODEL_DIR's model, which on validation answers about 70 % of the clips, about 72 % of " \
+           "those right" in text
+    assert at.describe() in text
+    # a model folder that cannot be read leaves the plain help (no traceback, exit 0)
+    p = ser("analyze", "--help", extra_env={"SER_MODEL_DIR": str(tmp_path / "missing")})
+    assert p.returncode == 0, p.stderr
+    assert "(default: the model's own threshold; see `ser info`)" in " ".join(p.stdout.split())
+
+
+def test_info_reports_the_threshold_with_its_validation_coverage_and_accuracy(tiny_model_dir: Path,
+                                                                               tmp_path: Path) -> None:
+    d = model_copy(tiny_model_dir, tmp_path / "m", uncertainty_threshold=0.2, confidence_tradeoff=TRADEOFF)
+    p = ser("info", "--model", d)
+    assert p.returncode == 0, p.stderr
+    rows = {line[:21].strip(): line[21:].strip() for line in p.stdout.splitlines()}
+    assert rows["uncertainty threshold"].startswith("0.2 (a top probability below it is shown as 'uncertain'")
+    assert "--min-confidence" in rows["uncertainty threshold"]
+    assert rows["on validation"] == ("at 0.2 it answers 90 % of the clips, 64 % of those right "
+                                     f"(measured on {TRADEOFF['measured_on']})")
+    assert rows["at 0"] == "answers 100 % of the clips, 60 % of those right"
+    assert rows["at 0.4"] == "answers 50 % of the clips, 80 % of those right"
+    data = json.loads(ser("info", "--model", d, "--json").stdout)
+    assert data["uncertainty_threshold"] == 0.2
+    assert data["confidence_tradeoff"] == TRADEOFF
+    assert data["validation_at_threshold"] == {"min_confidence": 0.2, "coverage": 0.9, "accuracy": 0.64,
+                                               "estimated": False, "measured_on": TRADEOFF["measured_on"]}
+    # between two measured points: an estimate, said so
+    e = model_copy(tiny_model_dir, tmp_path / "e", uncertainty_threshold=0.3, confidence_tradeoff=TRADEOFF)
+    rows = {line[:21].strip(): line[21:].strip() for line in ser("info", "--model", e).stdout.splitlines()}
+    assert rows["on validation"].startswith("at 0.3 it answers about 70 % of the clips, about 72 % of those right")
+    estimate = json.loads(ser("info", "--model", e, "--json").stdout)["validation_at_threshold"]
+    assert estimate["estimated"] is True
+    assert (estimate["coverage"], estimate["accuracy"]) == pytest.approx((0.7, 0.72))
+    # without measured points: nothing about them
+    p = ser("info", "--model", tiny_model_dir)
+    assert "on validation" not in p.stdout
+    data = json.loads(ser("info", "--model", tiny_model_dir, "--json").stdout)
+    assert data["validation_at_threshold"] is None
+    assert "confidence_tradeoff" not in data
+
+
+def test_segments_table_has_a_header_and_names_the_guess_of_uncertain_windows(tiny_model_dir: Path, tmp_path: Path,
+                                                                              files: dict[str, Path]) -> None:
+    d = model_copy(tiny_model_dir, tmp_path / "m", uncertainty_threshold=0.99)
+    args = ("analyze", "--model", d, "--workers", "1", "--segments", files["good"], files["silence"])
+    data = json.loads(ser(*args, "--format", "json").stdout)
+    p = ser(*args)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    header, windows = lines[0], lines[1]
+    assert header.split()[:5] == ["file", "duration", "speech", "emotion", "conf"]
+    assert windows.startswith("    ")
+    assert windows.split() == ["window", "(s)", "audio", "emotion", "conf"]
+    conf_end = windows.index("conf") + len("conf")  # numbers are right-aligned under their header
+    good = data[0]
+    file_row = next(line for line in lines if "good.wav" in line)
+    assert f"  uncertain ({good['label']}?) " in file_row
+    assert file_row[:header.index("conf") + len("conf")].endswith(f"{good['confidence']:.2f}")
+    rows = [line for line in lines[2:] if line.startswith("    ")]
+    speech = [s for s in good["segments"] if s["speech"]]
+    speech_rows = [line for line in rows if line.split()[1] == "speech"]
+    assert len(speech_rows) == len(speech) > 0
+    for line, seg in zip(speech_rows, speech, strict=False):
+        assert seg["uncertain"] is True
+        assert f" uncertain ({seg['label']}?) " in line
+        assert line[:conf_end].endswith(f"{seg['probabilities'][seg['label']]:.2f}")
+    silence_rows = [line for line in rows if line.split()[1] == "silence"]
+    assert silence_rows
+    assert all(line.split()[2:] == ["-"] for line in silence_rows)  # no emotion, no confidence
+    # without --segments there is no window header; with a model that is never uncertain, the plain label
+    p = ser("analyze", "--model", d, "--min-confidence", "0", "--segments", files["good"])
+    assert f"  {good['label']} " in p.stdout
+    assert "uncertain" not in p.stdout
+    plain = ser("analyze", "--model", d, files["good"]).stdout.splitlines()
+    assert len(plain) == 2
+    assert "window (s)" not in plain[0] + plain[1]
+
+
+@pytest.mark.mic
+def test_listen_with_min_confidence(tiny_model_dir: Path, virtual_mic: VirtualMic) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ser_engine.cli", "listen", "--model", str(tiny_model_dir), "--duration", "8",
+         "--format", "jsonl", "--min-confidence", "0.9999"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
+    )
+    output = ProcessOutput(proc)
+    output.wait_for_line("stdout", lambda line: line.startswith("{"), what="the first prediction (audio flows)")
+    virtual_mic.play(synth_speechlike(seconds=4.0, level=0.4)).wait(timeout=20)
+    out, err = output.finish(timeout=60)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    speech = [x for x in lines if x["speech"]]
+    assert speech
+    assert all(x["uncertain"] is True and x["label"] is not None for x in speech)
+    # the table's start line says the minimum confidence in use
+    p = ser("listen", "--model", tiny_model_dir, "--duration", "1", "--min-confidence", "0.5", timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "; minimum confidence 0.5" in p.stderr

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from desktop_support import corpus_clips, file_view, run_batch, temp_settings
+from desktop_support import corpus_clips, file_view, no_devices, run_batch, temp_settings
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QStyle
 
-from desktop_app.file_view import COLUMNS, FileView, timeline_spans, voiced_timeline
+from desktop_app.file_view import COLUMNS, FileView, error_reason, timeline_spans, voiced_timeline
 from desktop_app.palette import label_text
 from ser_engine.files.analysis import Segment, analyze_file
 from ser_engine.files.export import FILE_COLUMNS
@@ -63,10 +64,10 @@ def test_batch_fills_table_timeline_and_exports(qtbot, capsys, tmp_path: Path, c
         assert float(_cell(view, r, 3)) == pytest.approx(100 * (expect.confidence or 0), abs=0.5)
         assert float(_cell(view, r, 4)) == pytest.approx(expect.speech_s, abs=0.01)
         assert _cell(view, r, 5) == "ok"
-    # failing files: their row says why, the batch still finished
-    assert _cell(view, rows["not_audio.wav"], 5).startswith("error:")
-    assert "not_audio.wav" in _cell(view, rows["not_audio.wav"], 5)
-    assert "missing.flac" in _cell(view, rows["missing.flac"], 5)
+    # failing files: their row says why (the reason; the file is in its own column), the batch still finished
+    assert _cell(view, rows["not_audio.wav"], 5) == "error: not an audio file (it contains text)"
+    assert _cell(view, rows["missing.flac"], 5) == "error: file not found"
+    assert view.table.item(rows["missing.flac"], 5).toolTip() == f"{missing}: file not found"
 
     # the detail pane: select a clip -> timeline spans cover its duration, waveform loads
     r0 = rows[clips[0].name]
@@ -439,3 +440,119 @@ def test_a_bug_in_the_batch_is_shown_with_the_log_file_and_the_view_stays_usable
     assert not _run(qtbot, view, clips[:2])
     assert [_cell(view, r, 5) for r in range(len(clips), len(clips) + 2)] == ["ok", "ok"]
     assert "Analysis finished" in view.batch_summary.text()
+
+
+# ---------------------------------------------------------------------------
+# the window at its default size: readable errors, room for the table
+# ---------------------------------------------------------------------------
+def test_error_reason_drops_the_file_the_message_starts_with() -> None:
+    import os
+
+    p = Path("/data/session 1/take.wav")
+    assert error_reason(p, "/data/session 1/take.wav: file not found") == "file not found"
+    assert error_reason(p, "take.wav: empty file (0 bytes)") == "empty file (0 bytes)"
+    # named twice (a message wrapped again): both go; a colon inside the reason stays
+    assert error_reason(p, "take.wav: /data/session 1/take.wav: cannot read (a: b)") == "cannot read (a: b)"
+    # not starting with the file: whole
+    assert error_reason(p, "the batch stopped: take.wav") == "the batch stopped: take.wav"
+    assert error_reason(p, "/data/session 1/take.wav.bak: file not found") == (
+        "/data/session 1/take.wav.bak: file not found")
+    assert error_reason(p, "/data/session 1/take.wav:") == "/data/session 1/take.wav:"  # nothing would be left
+    # a name that is not UTF-8, as the engine writes it (backslash escapes)
+    odd = Path(os.fsdecode(b"/data/caf\xe9.wav"))
+    assert error_reason(odd, "/data/caf\\xe9.wav: not an audio file (it contains text)") == (
+        "not an audio file (it contains text)")
+
+
+def _bad_files(folder: Path, n: int) -> list[Path]:
+    """Write ``n`` files named .wav/.flac/.mp3 that are not audio (garbage, text, cut headers, empty)."""
+    rng = np.random.default_rng(7)
+    folder.mkdir(parents=True)
+    out = []
+    for i in range(n):
+        kind = i % 4
+        p = folder / f"bad_{i:02d}.{('wav', 'wav', 'wav', 'flac')[kind]}"
+        if kind == 0:
+            p.write_bytes(rng.bytes(4000))  # random bytes
+        elif kind == 1:
+            p.write_text("a text file, not a recording\n")
+        elif kind == 2:
+            p.write_bytes(b"RIFF\x00\x00\x00\x00WAVE" + rng.bytes(200))  # a WAV header cut short
+        else:
+            p.write_bytes(b"")
+        out.append(p)
+    return out
+
+
+def _visible_rows(view: FileView) -> int:
+    """Rows the table's viewport holds: its height over a row's height (every row has the default height)."""
+    return view.table.viewport().height() // view.table.verticalHeader().defaultSectionSize()
+
+
+def test_default_window_shows_error_reasons_and_many_rows(qtbot, tmp_path: Path, tiny_model: EmotionModel) -> None:
+    from desktop_app.main_window import MainWindow
+
+    files = _bad_files(tmp_path / "deep" / "folder" / "of" / "recordings", 20)
+    w = MainWindow(settings=temp_settings(tmp_path), model=tiny_model, device_lister=no_devices)
+    qtbot.addWidget(w)
+    w.tabs.setCurrentWidget(w.files)
+    w.show()
+    qtbot.waitExposed(w)
+    assert (w.width(), w.height()) == (1280, 860)  # the default size (no saved geometry)
+    view = w.files
+    assert not run_batch(qtbot, view, files)
+    assert view.table.rowCount() == len(files)
+    table, model = view.table, view.table_model
+    assert all(table.rowHeight(row) == table.verticalHeader().defaultSectionSize() for row in range(len(files)))
+
+    # nothing analysed, nothing selected: the detail folds to its tab bar, the table takes the height
+    assert not table.selectionModel().hasSelection()
+    qtbot.waitUntil(lambda: _visible_rows(view) >= 15, timeout=5000)
+    assert table.visualRect(model.index(14, 0)).bottom() < table.viewport().height()  # row 15 is on screen
+    assert view.detail_tabs.tabBar().isVisible()  # the batch chart is one click away
+
+    # each error cell: the reason, not the path; the whole message on hover; the reason fits its cell
+    status = COLUMNS.index("Status")
+    margin = table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
+    fm = table.fontMetrics()
+    reasons = set()
+    for row, path in enumerate(view.paths):
+        res = view.results[row]
+        assert res is not None
+        assert not res.ok
+        assert res.error
+        assert res.error.startswith(f"{path}: ")  # what the engine says names the file...
+        cell = table.item(row, status)
+        text = cell.text()
+        reason = text.removeprefix("error: ")
+        assert text == f"error: {reason}"
+        assert res.error == f"{path}: {reason}"  # ...the cell says the rest
+        assert path.name not in text
+        assert "recordings" not in text
+        assert cell.toolTip() == res.error
+        assert model.data(model.index(row, status), Qt.ItemDataRole.ToolTipRole) == res.error
+        assert table.item(row, 0).text() == path.name
+        rect = table.visualRect(model.index(row, status))
+        assert rect.right() < table.viewport().width()  # no scrolling to reach the reason
+        assert fm.horizontalAdvance(text) + 2 * margin <= rect.width(), (text, rect.width())
+        reasons.add(reason)
+    assert len(reasons) == 4  # four kinds of bad file, four different reasons
+    assert table.horizontalScrollBar().maximum() == 0
+
+    # a selected file opens the detail (its plots need the height); Clear folds it again
+    folded_rows = _visible_rows(view)
+    table.selectRow(0)
+    qtbot.waitUntil(lambda: view.detail_tabs.height() >= 250, timeout=5000)
+    assert view.detail_tabs.currentIndex() == 0
+    assert _visible_rows(view) < folded_rows
+    assert "could not be analysed" in view.summary.text()
+    view.clear()
+    qtbot.waitUntil(lambda: _visible_rows(view) == folded_rows, timeout=5000)
+    assert view.detail_tabs.height() < 60
+
+    # choosing the batch chart opens it with nothing selected
+    view.detail_tabs.setCurrentWidget(view.batch_chart)
+    qtbot.waitUntil(lambda: view.batch_chart.height() >= view.batch_chart.minimumHeight(), timeout=5000)
+    assert view.batch_chart.isVisible()
+    view.detail_tabs.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: _visible_rows(view) == folded_rows, timeout=5000)

@@ -332,6 +332,67 @@ def test_overruns_are_counted_and_shown(qtbot, tmp_path: Path, tiny_model: Emoti
     view.stop()
 
 
+def test_a_saved_recording_is_named_beside_the_meter_with_open_folder(qtbot, tmp_path: Path, tiny_model: EmotionModel,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtCore import QUrl
+    from PySide6.QtGui import QDesktopServices, QGuiApplication
+
+    from desktop_app.self_test import synth_speech
+
+    view = _view(qtbot, tmp_path, tiny_model, array_session_factory(synth_speech(seconds=60.0), 16000))
+    folder = tmp_path / "recordings"
+    view.settings.recordings_folder = str(folder)
+    row = (view.recording_label, view.open_folder_button, view.copy_path_button)
+    assert not any(w.isVisibleTo(view) for w in row)  # nothing to name before the first recording
+    messages: list[str] = []
+    view.message.connect(messages.append)
+    assert view.start()
+
+    def record_a_little() -> Path:
+        session = view.controller.session
+        view.toggle_recording()
+        wav = view.controller.recording_path
+        assert wav is not None, view.banner.text()
+        assert view.recording_label.full_text() == f"Recording to: {wav}"
+        t0 = session.stats().seconds
+        qtbot.waitUntil(lambda: session.stats().seconds >= t0 + 0.5, timeout=10000)  # half a second recorded
+        return wav
+
+    # stopped with the Record button
+    first = record_a_little()
+    view.toggle_recording()
+    assert first.is_file()
+    assert view.recording_label.full_text() == f"Saved: {first}"
+    assert view.recording_label.toolTip() == f"Saved: {first}"
+    assert messages.count(f"Recording saved: {first}") == 1
+    assert all(w.isVisible() for w in row)
+    qtbot.waitUntil(lambda: view.recording_label.fontMetrics().horizontalAdvance(view.recording_label.text())
+                    <= view.recording_label.contentsRect().width())
+    shown = view.recording_label.text()
+    assert shown.startswith("Saved: ")
+    assert shown.endswith(first.name)  # elided, if at all, in the middle: the file name stays
+    # stopped with Stop while recording: the recording is saved and said so too
+    second = record_a_little()
+    assert second != first
+    view.stop()
+    assert not view.running
+    assert second.is_file()
+    assert view.recording_label.full_text() == f"Saved: {second}"
+    assert messages.count(f"Recording saved: {second}") == 1
+    # Open folder: the system's file manager gets the folder holding the recording
+    opened: list[QUrl] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
+    qtbot.mouseClick(view.open_folder_button, Qt.MouseButton.LeftButton)
+    assert opened == [QUrl.fromLocalFile(str(folder))]
+    # without a file manager the view says so and the path stays shown
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda _url: False)
+    assert view.open_recording_folder() is False
+    assert messages[-1] == f"Cannot open the folder {folder}: no file manager answered"
+    qtbot.mouseClick(view.copy_path_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == str(second)
+    assert view.recording_label.isVisible()  # the row stays until the next recording
+
+
 def test_scrolling_envelope_matches_a_full_recomputation() -> None:
     """The incremental waveform envelope equals min/max over the newest samples, however they arrive."""
     from desktop_app.widgets import ScrollingEnvelope
@@ -597,3 +658,34 @@ def test_manage_dialog_renames_and_deletes_with_confirmation(qtbot, tmp_path: Pa
     assert not broken.exists()
     assert [e.name for e in profiles.entries] == ["Old laptop"]
     dlg.accept()
+
+
+@pytest.mark.parametrize("listening", [True, False])
+def test_calibration_pauses_listening_and_resumes_it_when_the_dialog_closes(
+    qtbot, tmp_path: Path, shipped_model: EmotionModel, listening: bool
+) -> None:
+    """Listening stops while the dialog owns the microphone and comes back when it closes; stopped stays stopped."""
+    from desktop_app.profiles import ProfileManager
+
+    settings = temp_settings(tmp_path)
+    profiles = ProfileManager(settings=settings, model=shipped_model)
+    quiet = np.random.default_rng(0).normal(0, 1e-4, 16000 * 600).astype(np.float32)  # outlives the test
+    ctl = LiveController(shipped_model, factory=array_session_factory(quiet, 16000))
+    view = LiveView(settings=settings, model=shipped_model, controller=ctl, device_lister=no_devices,
+                    profiles=profiles)
+    qtbot.addWidget(view)
+    view.show()
+    messages: list[str] = []
+    view.message.connect(messages.append)
+    if listening:
+        assert view.start()
+    dlg = view.open_calibration()
+    assert dlg is not None
+    assert not view.running  # the dialog has the microphone
+    assert ("Listening paused for the calibration" in messages) == listening
+    with qtbot.waitSignal(dlg.closed, timeout=10000) as closed:
+        dlg.reject()
+    assert closed.args == [False]
+    assert view.running == listening
+    if listening:
+        view.stop()

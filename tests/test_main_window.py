@@ -104,6 +104,36 @@ def test_settings_dialog_from_window_updates_settings(qtbot, tmp_path: Path, tin
     assert settings.stream_settings.hop_s == 1.0
 
 
+def test_minimum_confidence_from_settings_reaches_live_files_profiles_and_chart(
+    qtbot, tmp_path: Path, tiny_model: EmotionModel
+) -> None:
+    """Accepting a new minimum confidence applies at once: every model in use and the histogram's line."""
+    settings = temp_settings(tmp_path)
+    w = MainWindow(settings=settings, model=tiny_model, device_lister=no_devices)
+    qtbot.addWidget(w)
+    dlg = w.open_settings()
+    dlg.min_confidence_default.setChecked(False)
+    dlg.min_confidence.setValue(62)
+    dlg.accept()
+    assert settings.min_confidence == pytest.approx(0.62)
+    for model in (w.model, w.files.model, w.live.model, w.profiles.model_for()):
+        assert model.metadata.uncertainty_threshold == pytest.approx(0.62)
+        assert model.is_uncertain(0.61)
+        assert not model.is_uncertain(0.63)
+    chart = w.files.batch_chart
+    assert chart.threshold == pytest.approx(0.62)
+    assert chart.threshold_line is not None
+    assert chart.threshold_line.value() == pytest.approx(62)
+    # back to the model's own value
+    dlg = w.open_settings()
+    dlg.min_confidence_default.setChecked(True)
+    dlg.accept()
+    assert settings.min_confidence is None
+    own = tiny_model.metadata.uncertainty_threshold
+    assert w.profiles.model_for().metadata.uncertainty_threshold == own
+    assert chart.threshold == own
+
+
 @pytest.mark.corpus
 def test_files_dropped_on_the_live_tab_go_to_file_mode(qtbot, tmp_path: Path, corpus_dir: Path,
                                                        tiny_model: EmotionModel) -> None:
@@ -232,3 +262,153 @@ def test_ser_app_help_lists_the_subcommands_as_ser_does(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["devices", "--help"])
     assert "usage: ser devices" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------
+# nothing is cut: the live state texts and the status-bar messages, at the default and the minimum size
+# ---------------------------------------------------------------------------
+def _fits(label) -> None:
+    """Assert ``label`` (a FitLabel) is shown and its text fits its width."""
+    shown = label.text()
+    assert label.isVisible()
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width(), (shown, label.width())
+
+
+def _shown_whole(label) -> None:
+    """Assert ``label`` (a FitLabel) shows its whole text within its width."""
+    _fits(label)
+    assert label.text() == label.full_text(), (label.text(), label.full_text())
+
+
+def _resize(qtbot, w: MainWindow, which: str) -> None:
+    """Resize ``w`` to the default size, or to the smallest it allows now (a banner can change that)."""
+    from PySide6.QtCore import QSize
+
+    size = QSize(1280, 860) if which == "default" else w.minimumSize()
+    w.resize(size)
+    qtbot.waitUntil(lambda: w.size() == size.expandedTo(w.minimumSize()))
+
+
+def test_every_live_state_text_fits_at_the_default_and_the_minimum_size(qtbot, tmp_path: Path,
+                                                                       tiny_model: EmotionModel) -> None:
+    from PySide6.QtCore import QSize
+
+    from desktop_app.live_view import NO_MICROPHONE_TEXT, DeviceInfo
+    from ser_engine.errors import DeviceError
+    from ser_engine.live.stream import Prediction
+
+    devices: list[DeviceInfo] = []
+    # the real controller (it needs a device), with a device list the test controls
+    w = MainWindow(settings=temp_settings(tmp_path), model=tiny_model, device_lister=lambda: (list(devices), None))
+    qtbot.addWidget(w)
+    w.tabs.setCurrentWidget(w.live)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.size() == QSize(1280, 860)  # the default size (no saved geometry)
+    view, display = w.live, w.live.emotion
+
+    def no_microphone() -> None:
+        devices.clear()
+        view.refresh_devices()
+        assert display.detail.full_text() == NO_MICROPHONE_TEXT
+
+    def device_back() -> None:
+        devices.append(DeviceInfo(3, "USB mic", True, 48000.0))
+        view.refresh_devices()
+
+    def cannot_open() -> None:
+        def failing(*_: object, **__: object) -> None:
+            raise DeviceError("cannot open input device 3 at 16000 Hz: Invalid sample rate")
+
+        view.controller.factory = failing
+        assert view.start() is False
+
+    def bug_on_start() -> None:
+        def buggy(*_: object, **__: object) -> None:
+            raise ZeroDivisionError("float division by zero")
+
+        view.controller.factory = buggy
+        assert view.start() is False
+
+    def prediction(label: str | None, *, uncertain: bool = False) -> None:
+        probs = {lab: (0.55 if lab == label else 0.45 / 6) for lab in tiny_model.labels} if label else {}
+        view.on_prediction(Prediction(start_s=0, end_s=3, speech=label is not None, label=label,
+                                      confidence=0.55 if label else 0.0, probabilities=probs, uncertain=uncertain))
+
+    # every state the live view shows, reached the way the app reaches it
+    states = [no_microphone, device_back, cannot_open, bug_on_start, view._reset_display, lambda: prediction(None),
+              lambda: view.on_failed("input device 'USB mic' disappeared (stream aborted)"),
+              lambda: view._on_running_changed(False),
+              lambda: view.set_unavailable("No model", "the model could not be loaded (see the message)"),
+              lambda: view.set_unavailable("No model loaded", "live analysis is disabled until a model is available")]
+    states += [lambda lab=lab: prediction(lab) for lab in tiny_model.labels]
+    states += [lambda lab=lab: prediction(lab, uncertain=True) for lab in tiny_model.labels]
+    states += [lambda lab=lab: display.show_emotion(lab, 0.99) for lab in KNOWN_LABELS]  # any model's labels
+    seen = set()
+    for name in ("default", "minimum"):
+        for show in states:
+            show()
+            _resize(qtbot, w, name)
+            seen.add(display.title.full_text())
+            for label in (display.title, display.detail):
+                qtbot.waitUntil(lambda label=label: _shown_whole(label), timeout=3000)
+            assert display.title.toolTip() == display.title.full_text(), name
+    assert {"Listening — no speech", "Listening…", "Stopped", "Input lost", "No microphone", "Uncertain",
+            "No model"} <= seen
+
+
+def test_status_bar_messages_are_shown_whole_with_the_live_figures(qtbot, tmp_path: Path,
+                                                                  tiny_model: EmotionModel) -> None:
+    from desktop_app.live_controller import array_session_factory
+    from desktop_app.self_test import synth_speech
+
+    settings = temp_settings(tmp_path)
+    folder = tmp_path / "recordings"
+    settings.recordings_folder = str(folder)
+    w = MainWindow(settings=settings, model=tiny_model, device_lister=no_devices,
+                   session_factory=array_session_factory(synth_speech(seconds=60.0), 16000))
+    qtbot.addWidget(w)
+    w.tabs.setCurrentWidget(w.live)
+    w.show()
+    qtbot.waitExposed(w)
+    view = w.live
+    figures = [lab for lab in view.status_widgets() if lab.objectName() != "status_separator"]
+    assert view.start()
+    qtbot.waitUntil(lambda: view.status_delay.text().startswith("delay sound→prediction"), timeout=10000)
+    view.toggle_recording()
+    session = view.controller.session
+    t0 = session.stats().seconds
+    qtbot.waitUntil(lambda: session.stats().seconds >= t0 + 0.5, timeout=10000)  # half a second recorded
+    view.toggle_recording()
+    wav = next(folder.glob("*.wav"))
+    message = f"Recording saved: {wav}"
+    assert w.status_message.full_text() == message
+    assert w.status_message.toolTip() == message
+    label = w.status_message
+
+    def roomy() -> None:
+        _fits(label)
+        # the room the permanent fields leave it: most of the bar, not a few letters
+        assert label.width() >= 0.6 * w.width()
+
+    for name in ("default", "minimum"):
+        _resize(qtbot, w, name)
+        qtbot.waitUntil(roomy, timeout=3000)
+        assert label.geometry().right() < w.profile_label.geometry().left(), name  # beside it, not under
+        # what happened and the file name are read; a folder too long for the room is cut in the middle
+        assert label.text().startswith("Recording saved: /"), name
+        assert label.text().endswith(wav.name), name
+        if name == "default":
+            assert label.text() == message
+    # the figures made way for the message; they come back when it goes
+    assert not any(lab.isVisible() for lab in figures)
+    w.clear_status_message()
+    qtbot.waitUntil(lambda: all(lab.isVisible() for lab in figures))
+    assert w.status_message.text() == ""
+    # at the default size a short message leaves the figures where they are
+    w.resize(1280, 860)
+    qtbot.waitUntil(lambda: w.size().width() == 1280)
+    view.message.emit("Listening to the microphone")
+    qtbot.waitUntil(lambda: _shown_whole(w.status_message), timeout=3000)
+    assert all(lab.isVisible() for lab in figures)
+    view.stop()

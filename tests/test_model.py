@@ -340,3 +340,207 @@ def test_uncertain_flags_follow_the_threshold(tiny_model_dir: Path, tmp_path: Pa
         assert any(p.uncertain for p in spoken) is (threshold > 0)
         assert all(p.uncertain is False for p in preds if not p.speech)
         assert spoken[0].to_dict()["uncertain"] is spoken[0].uncertain
+
+
+# ----------------------------------------------------------------------------- the user's minimum confidence
+@pytest.fixture
+def model_with_threshold(tiny_model_dir: Path, tmp_path: Path) -> EmotionModel:
+    """Load the tiny model with an uncertainty threshold of 0.4 in its model.json."""
+    d = copy_model(tiny_model_dir, tmp_path / "t")
+    edit_json(d, uncertainty_threshold=0.4)
+    return EmotionModel.load(d)
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1.0, 1.5, float("nan"), float("inf"), True, "0.5"])
+def test_min_confidence_out_of_range_is_refused(model_with_threshold: EmotionModel, bad: object) -> None:
+    with pytest.raises(ParameterError) as info:
+        model_with_threshold.with_min_confidence(bad)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "minimum confidence must be a number at least 0 and less than 1" in message
+    assert repr(bad) in message
+    assert model_with_threshold.metadata.uncertainty_threshold == 0.4
+
+
+@pytest.mark.parametrize(("value", "threshold", "uncertain_at_0_3", "uncertain_at_0_6"), [
+    (None, 0.4, True, False),  # the model's own
+    (0.0, 0.0, False, False),  # never uncertain
+    (0.25, 0.25, False, False),
+    (0.5, 0.5, True, False),
+    (0.99, 0.99, True, True),
+])
+def test_with_min_confidence_replaces_the_threshold_of_a_copy(model_with_threshold: EmotionModel, value: float | None,
+                                                              threshold: float, uncertain_at_0_3: bool,
+                                                              uncertain_at_0_6: bool) -> None:
+    original = model_with_threshold
+    meta_before = original.metadata
+    m = original.with_min_confidence(value)
+    assert m is not original
+    assert m.metadata.uncertainty_threshold == threshold
+    assert m.metadata == replace(meta_before, uncertainty_threshold=threshold)  # nothing else changes
+    assert m.min_confidence == value
+    assert m.default_min_confidence == 0.4
+    assert m.is_uncertain(0.3) is uncertain_at_0_3
+    assert m.is_uncertain(0.6) is uncertain_at_0_6
+    assert m._session is original._session  # a copy, not a second session
+    assert m.fingerprint == original.fingerprint  # the model set is the same: its profiles still apply
+    # the original is untouched
+    assert original.metadata is meta_before
+    assert original.metadata.uncertainty_threshold == 0.4
+    assert original.min_confidence is None
+    assert original.is_uncertain(0.3)
+    assert not original.is_uncertain(0.45)
+    # None gives the model's own threshold back, from any copy
+    assert m.with_min_confidence(None).metadata.uncertainty_threshold == 0.4
+    assert m.with_min_confidence(None).min_confidence is None
+
+
+@pytest.mark.parametrize("order", ["profile first", "min confidence first"])
+def test_min_confidence_and_profile_combine_in_either_order(model_with_threshold: EmotionModel, order: str) -> None:
+    base = model_with_threshold
+    shift = np.array([1.5, -0.5, 0.25, 0.0, -2.0, 0.75, 3.0], np.float32)
+    profile = tiny_profile(base, shift)
+    if order == "profile first":
+        m = base.with_profile(profile).with_min_confidence(0.8)
+    else:
+        m = base.with_min_confidence(0.8).with_profile(profile)
+    assert m.profile is profile
+    assert m.metadata.uncertainty_threshold == 0.8
+    assert m.is_uncertain(0.7)
+    x = frames_like_speech(3, 120, seed=5)
+    np.testing.assert_allclose(m.predict(x).logits, base.predict(x).logits - shift, atol=1e-6)
+    # undoing one keeps the other
+    plain = m.with_profile(None)
+    assert plain.profile is None
+    assert plain.metadata.uncertainty_threshold == 0.8
+    own = m.with_min_confidence(None)
+    assert own.profile is profile
+    assert own.metadata.uncertainty_threshold == 0.4
+    assert base.profile is None
+    assert base.metadata.uncertainty_threshold == 0.4
+
+
+def test_analysis_and_streamer_follow_the_min_confidence(tiny_model: EmotionModel, tmp_path: Path) -> None:
+    """File analysis and the live streamer ask the model: a copy's minimum confidence is all they need."""
+    import soundfile as sf
+    from conftest import synth_speechlike
+
+    from ser_engine.files.analysis import analyze_file
+    from ser_engine.live.stream import Streamer, StreamSettings
+
+    wav = tmp_path / "speech.wav"
+    y = synth_speechlike(seconds=4.0, seed=3)
+    sf.write(str(wav), y, 16000)
+    for value, uncertain in ((0.0, False), (0.9999, True)):
+        m = tiny_model.with_min_confidence(value)
+        res = analyze_file(wav, m)
+        assert res.label is not None
+        assert res.uncertain is uncertain
+        speech = [s for s in res.segments if s.speech]
+        assert speech
+        assert all(s.uncertain is uncertain and s.label is not None for s in speech)
+        st = Streamer(m, settings=StreamSettings(smoothing=0.0))
+        preds = [st.push_block(y[i : i + 8000], end_sample=i + 8000) for i in range(0, 64000, 8000)]
+        spoken = [p for p in preds if p.speech]
+        assert spoken
+        assert all(p.uncertain is uncertain for p in spoken)
+
+
+# ----------------------------------------------------------------------------- confidence_tradeoff in model.json
+TRADEOFF = {
+    "measured_on": "validation clips of the 23 validation speakers (n=1000)",
+    "points": [
+        {"min_confidence": 0.0, "coverage": 1.0, "accuracy": 0.6},
+        {"min_confidence": 0.2, "coverage": 0.9, "accuracy": 0.64},
+        {"min_confidence": 0.4, "coverage": 0.5, "accuracy": 0.8},
+    ],
+}
+
+
+def test_confidence_tradeoff_parses_round_trips_and_interpolates(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from ser_engine.inference.model_meta import TradeoffPoint
+
+    d = copy_model(tiny_model_dir, tmp_path / "c")
+    edit_json(d, uncertainty_threshold=0.3, confidence_tradeoff=TRADEOFF)
+    m = EmotionModel.load(d)
+    tradeoff = m.metadata.confidence_tradeoff
+    assert tradeoff is not None
+    assert tradeoff.measured_on == TRADEOFF["measured_on"]
+    assert [p.to_dict() for p in tradeoff.points] == TRADEOFF["points"]
+    # round trip: to_dict holds it as model.json did, and load(save()) gives the same metadata
+    assert m.metadata.to_dict()["confidence_tradeoff"] == TRADEOFF
+    m.metadata.save(tmp_path / "again.json")
+    assert ModelMetadata.load(tmp_path / "again.json") == m.metadata
+    # a measured point is given as measured
+    at = tradeoff.at(0.2)
+    assert at == TradeoffPoint(0.2, 0.9, 0.64)
+    assert not at.estimated
+    assert at.describe() == "answers 90 % of the clips, 64 % of those right"
+    # between two points: linear, and said to be an estimate
+    mid = m.metadata.tradeoff_at()  # the model's own threshold, 0.3
+    assert mid is not None
+    assert (mid.min_confidence, mid.coverage, mid.accuracy) == pytest.approx((0.3, 0.7, 0.72))
+    assert mid.estimated
+    assert mid.describe() == "answers about 70 % of the clips, about 72 % of those right"
+    # the user's minimum confidence moves the point the metadata gives
+    assert m.with_min_confidence(0.4).metadata.tradeoff_at() == TradeoffPoint(0.4, 0.5, 0.8)
+    # outside what was measured: nothing is said
+    assert tradeoff.at(0.41) is None
+    assert m.metadata.tradeoff_at(0.9) is None
+
+
+def test_models_without_a_tradeoff_say_nothing_about_it(tiny_model: EmotionModel) -> None:
+    assert tiny_model.metadata.confidence_tradeoff is None
+    assert tiny_model.metadata.tradeoff_at() is None
+    assert tiny_model.metadata.tradeoff_at(0.5) is None
+    assert "confidence_tradeoff" not in tiny_model.metadata.to_dict()
+
+
+def _points(*rows: tuple[object, object, object]) -> list[dict[str, object]]:
+    return [{"min_confidence": t, "coverage": c, "accuracy": a} for t, c, a in rows]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ([], "confidence_tradeoff must be an object with measured_on and points"),
+    ({"points": _points((0.0, 1.0, 0.6))}, "measured_on must be a non-empty string"),
+    ({"measured_on": "  ", "points": _points((0.0, 1.0, 0.6))}, "measured_on must be a non-empty string"),
+    ({"measured_on": "v", "points": []}, "points must list at least one point"),
+    ({"measured_on": "v", "points": "0.3"}, "points must be a list of objects"),
+    ({"measured_on": "v", "points": _points((0.0, 1.0, 0.6)), "extra": 1}, "unknown keys: extra"),
+    ({"measured_on": "v", "points": [{"min_confidence": 0.0, "coverage": 1.0}]},
+     "points[0] must be an object with exactly the keys min_confidence, coverage, accuracy"),
+    ({"measured_on": "v", "points": [[0.0, 1.0, 0.6]]}, "points[0] must be an object"),
+    ({"measured_on": "v", "points": _points((0.0, 1.0, "0.6"))}, "points[0].accuracy must be a number"),
+    ({"measured_on": "v", "points": _points((0.0, 1.0, True))}, "points[0].accuracy must be a number"),
+    ({"measured_on": "v", "points": _points((0.0, 1.0, 0.6), (1.0, 0.1, 0.9))},
+     "points[1].min_confidence must be a number in [0, 1)"),
+    ({"measured_on": "v", "points": _points((-0.1, 1.0, 0.6))}, "points[0].min_confidence must be a number in [0, 1)"),
+    ({"measured_on": "v", "points": _points((0.0, 1.2, 0.6))}, "points[0].coverage must be a number in [0, 1]"),
+    ({"measured_on": "v", "points": _points((0.0, 1.0, -0.5))}, "points[0].accuracy must be a number in [0, 1]"),
+    ({"measured_on": "v", "points": _points((0.3, 0.8, 0.6), (0.2, 0.9, 0.5))},
+     "points must be sorted by min_confidence without repeats: points[1] has 0.2 after 0.3"),
+    ({"measured_on": "v", "points": _points((0.2, 0.9, 0.6), (0.2, 0.9, 0.6))}, "without repeats"),
+    ({"measured_on": "v", "points": _points((0.1, 0.8, 0.6), (0.2, 0.9, 0.7))},
+     "points[1].coverage 0.9 is above the coverage 0.8 at the lower min_confidence 0.1"),
+])
+def test_bad_confidence_tradeoff_is_refused_with_a_clear_message(tiny_model_dir: Path, tmp_path: Path, value: object,
+                                                                 message: str) -> None:
+    d = copy_model(tiny_model_dir, tmp_path / "m")
+    edit_json(d, confidence_tradeoff=value)
+    with pytest.raises(ModelError) as info:
+        EmotionModel.load(d)
+    assert message in str(info.value)
+    assert "model.json confidence_tradeoff" in str(info.value)
+    assert str(d / "model.json") in str(info.value)
+
+
+@pytest.mark.corpus
+def test_the_shipped_model_loads_without_a_tradeoff_or_with_one(shipped_model_dir: Path, tmp_path: Path) -> None:
+    """The shipped model.json may or may not carry measured points: both load, and the minimum confidence applies."""
+    m = EmotionModel.load(shipped_model_dir)
+    own = m.metadata.uncertainty_threshold
+    assert m.with_min_confidence(0.5).metadata.uncertainty_threshold == 0.5
+    assert m.with_min_confidence(None).metadata.uncertainty_threshold == own
+    d = copy_model(shipped_model_dir, tmp_path / "s")
+    edit_json(d, confidence_tradeoff=TRADEOFF)
+    with_tradeoff = EmotionModel.load(d)
+    assert with_tradeoff.metadata.tradeoff_at(0.2) is not None

@@ -11,11 +11,13 @@ user through ``sudo -n`` (``scripts/setup.sh test`` asks for the password once, 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import venv
 import zipfile
@@ -221,12 +223,15 @@ def _as_root(argv: list[str]) -> list[str]:
     return as_root(argv, why="installing the .deb (deselect with -m 'not packaging')")
 
 
-def _dpkg(*args: str) -> None:
-    """Run dpkg with the given arguments, waiting up to 2 min for another dpkg/apt to release its lock."""
+def _dpkg(*args: str) -> str:
+    """Run dpkg with the given arguments, waiting up to 2 min for another dpkg/apt to release its lock.
+
+    Returns its stderr (dpkg's warnings).
+    """
     for _ in range(60):
         proc = subprocess.run(_as_root(["dpkg", *args]), capture_output=True, text=True, check=False)
         if proc.returncode == 0:
-            return
+            return proc.stderr
         if "lock" not in proc.stderr:
             break
         time.sleep(2)
@@ -271,6 +276,63 @@ def test_deb_metadata_and_layout(deb: Path) -> None:
                  "./usr/share/icons/hicolor/256x256/apps/ser-app.png", "./opt/ser/_internal/models/model.onnx"):
         assert f" {path}" in listing or f" {path} ->" in listing, f"{path} not in the .deb"
     assert not any(word in listing.lower() for word in FORBIDDEN)
+    assert _data_entries(deb)["./opt/ser/"].isdir()
+    assert "./opt/" not in _data_entries(deb)  # /opt is no package's: the .deb ships /opt/ser only
+
+
+def _data_entries(deb: Path) -> dict[str, tarfile.TarInfo]:
+    """Read the entries of a .deb's data archive (what dpkg unpacks), by name."""
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as archive:
+        return {m.name if m.name == "./" or not m.isdir() else m.name.rstrip("/") + "/": m for m in archive}
+
+
+@pytest.fixture(scope="module")
+def small_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build a .deb with build_deb.sh from a stand-in bundle: the packaging script in seconds, not the bundle."""
+    base = tmp_path_factory.mktemp("small_deb")
+    bundle = base / "dist" / "ser"
+    (bundle / "_internal").mkdir(parents=True)
+    (bundle / "ser-app").write_text("#!/bin/sh\necho ser-app\n")
+    (bundle / "ser-app").chmod(0o755)
+    (bundle / "_internal" / "data.txt").write_text("the bundle's files\n")
+    env = {**os.environ, "SER_DIST": str(base / "dist"), "SER_BUILD": str(base / "build")}
+    _run(["bash", "packaging/build_deb.sh"], cwd=ROOT, env=env, timeout=300)
+    (pkg,) = (base / "dist").glob("ser_*.deb")
+    return pkg
+
+
+def test_deb_ships_opt_ser_but_not_opt_itself(small_deb: Path, tmp_path: Path) -> None:
+    """/opt belongs to no package: shipping it made `dpkg -r ser` warn "directory '/opt' not empty"."""
+    entries = _data_entries(small_deb)
+    assert "./opt/" not in entries
+    assert entries["./opt/ser/"].isdir()
+    assert entries["./opt/ser/ser-app"].mode & 0o111
+    assert entries["./opt/ser/_internal/data.txt"].isfile()
+    assert {"./usr/bin/ser", "./usr/bin/ser-app", "./usr/share/applications/ser-app.desktop"} <= set(entries)
+    assert all(m.uname == "root" and m.gname == "root" for m in entries.values())
+    # the archive is still a valid .deb: its members in dpkg's order, its control readable
+    members = subprocess.run(["ar", "t", str(small_deb)], capture_output=True, text=True, check=True).stdout.split()
+    assert members == ["debian-binary", "control.tar.zst", "data.tar.zst"]
+    assert "Package: ser" in _run(["dpkg-deb", "-I", str(small_deb)], cwd=tmp_path)
+    # unpacked and removed by dpkg in a private root (no root needed, the machine is not touched) where
+    # something else lives in /opt, as on a user's machine: no warning, /opt and the other stay
+    root = tmp_path / "root"
+    for d in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "opt/other"):
+        (root / d).mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text("")
+    (root / "opt/other/file").write_text("not ours\n")
+    dpkg = ["dpkg", f"--root={root}", f"--log={tmp_path / 'dpkg.log'}", "--force-not-root",
+            "--force-script-chrootless"]
+    env = {**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}  # dpkg wants ldconfig there
+    unpack = subprocess.run([*dpkg, "--unpack", str(small_deb)], capture_output=True, text=True, env=env, check=False)
+    assert unpack.returncode == 0, unpack.stderr
+    assert (root / "opt/ser/ser-app").is_file()
+    remove = subprocess.run([*dpkg, "--remove", "ser"], capture_output=True, text=True, env=env, check=False)
+    assert remove.returncode == 0, remove.stderr
+    assert "not empty so not removed" not in remove.stderr, remove.stderr
+    assert not (root / "opt/ser").exists()
+    assert (root / "opt/other/file").read_text() == "not ours\n"
 
 
 def test_deb_install_run_and_remove(installed_deb: set[str], clips: list[Path], tmp_path: Path) -> None:
@@ -291,7 +353,8 @@ def test_deb_install_run_and_remove(installed_deb: set[str], clips: list[Path], 
                           clips[1])
     assert "self-test passed" in _run(["/usr/bin/ser-app", "--self-test"], cwd=tmp_path, env=env, timeout=300)
 
-    _dpkg("-r", "ser")
+    warnings = _dpkg("-r", "ser")
+    assert "not empty so not removed" not in warnings, warnings  # the package claims no folder it shares
     assert _dpkg_status("ser") in {"unknown", "deinstall ok not-installed", "unknown ok not-installed"}
     after = _snapshot()
     assert after - before == set(), f"left behind after dpkg -r: {sorted(after - before)[:20]}"

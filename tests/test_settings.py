@@ -135,6 +135,10 @@ CORRUPT = [
     ("window", "tab", "7", "last_tab", 0),  # out of range
     ("window", "tab", "-1", "last_tab", 0),
     ("window", "tab", "1.5", "last_tab", 0),
+    ("analysis", "min_confidence", "1", "min_confidence", None),  # out of [0, 1)
+    ("analysis", "min_confidence", "-0.2", "min_confidence", None),
+    ("analysis", "min_confidence", "often", "min_confidence", None),
+    ("analysis", "min_confidence", "nan", "min_confidence", None),
 ]
 
 
@@ -197,6 +201,7 @@ def test_valid_values_of_every_key_are_read_back_without_notes(tmp_path: Path, c
     s.files_use_profile = True
     s.window_geometry = geometry
     s.last_tab = 1
+    s.min_confidence = 0.45
     with caplog.at_level("WARNING", logger="ser.app"):
         again = temp_settings(tmp_path)
     assert again.check() == []
@@ -209,6 +214,7 @@ def test_valid_values_of_every_key_are_read_back_without_notes(tmp_path: Path, c
     assert again.files_use_profile is True
     assert again.window_geometry == geometry
     assert again.last_tab == 1
+    assert again.min_confidence == 0.45
 
 
 @pytest.mark.usefixtures("qapp")
@@ -322,3 +328,188 @@ def test_window_and_hop_default_to_the_models_as_in_ser(qtbot, tmp_path: Path, t
     again.use_model_defaults(model)
     assert (again.stream_settings.window_s, again.stream_settings.hop_s, again.stream_settings.smoothing) == \
         (2.5, 0.25, 0.7)
+
+
+# ----------------------------------------------------------------------------- minimum confidence
+TRADEOFF = {
+    "measured_on": "validation clips of 23 speakers (n=1000)",
+    "points": [
+        {"min_confidence": 0.0, "coverage": 1.0, "accuracy": 0.6},
+        {"min_confidence": 0.2, "coverage": 0.9, "accuracy": 0.64},
+        {"min_confidence": 0.4, "coverage": 0.5, "accuracy": 0.8},
+    ],
+}
+
+
+def _model(tiny_model_dir: Path, tmp_path: Path, **changes: object):  # type: ignore[no-untyped-def]
+    """Load a copy of the tiny model with changed model.json keys."""
+    import json
+    import shutil
+
+    from ser_engine.inference.model import EmotionModel
+
+    d = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, d)
+    meta = json.loads((d / "model.json").read_text())
+    meta.update(changes)
+    (d / "model.json").write_text(json.dumps(meta))
+    return EmotionModel.load(d)
+
+
+def test_min_confidence_round_trip(qtbot, tmp_path: Path) -> None:
+    s = temp_settings(tmp_path)
+    assert s.min_confidence is None  # the model's own by default
+    with qtbot.waitSignal(s.changed, timeout=1000):
+        s.min_confidence = 0.45
+    assert temp_settings(tmp_path).min_confidence == 0.45
+    s.min_confidence = 0.0  # never uncertain: a value of its own, not "the default"
+    assert temp_settings(tmp_path).min_confidence == 0.0
+    with qtbot.waitSignal(s.changed, timeout=1000):
+        s.min_confidence = None
+    assert temp_settings(tmp_path).min_confidence is None
+    assert "min_confidence" not in (tmp_path / "settings.ini").read_text()  # follows the model again
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ParameterError, match="minimum confidence must be at least 0 and less than 1"):
+            s.min_confidence = bad
+    assert temp_settings(tmp_path).min_confidence is None
+
+
+@pytest.mark.parametrize("tradeoff", [True, False], ids=["with tradeoff", "without tradeoff"])
+def test_settings_dialog_sets_the_min_confidence(qtbot, tmp_path: Path, tiny_model_dir: Path, tradeoff: bool) -> None:
+    extra = {"confidence_tradeoff": TRADEOFF} if tradeoff else {}
+    model = _model(tiny_model_dir, tmp_path, uncertainty_threshold=0.3, **extra)
+    s = temp_settings(tmp_path)
+    s.use_model_defaults(model.with_min_confidence(0.1))  # the model's own value whatever the app applied
+    assert s.model_min_confidence == 0.3
+    dlg = SettingsDialog(s)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    # the model's default: ticked, its value shown greyed, what it gives on validation below
+    assert dlg.min_confidence_default.isChecked()
+    assert dlg.min_confidence_default.text() == "The model's default (30 %)"
+    assert not dlg.min_confidence.isEnabled()
+    assert dlg.min_confidence.value() == 30
+    assert dlg.min_confidence_value() is None
+    assert dlg.tradeoff.isVisible() is tradeoff
+    if tradeoff:
+        assert dlg.tradeoff.text() == "On validation this answers about 70 % of the clips, about 72 % of those right."
+        assert TRADEOFF["measured_on"] in dlg.tradeoff.toolTip()
+    # the user's own value
+    dlg.min_confidence_default.setChecked(False)
+    assert dlg.min_confidence.isEnabled()
+    dlg.min_confidence.setValue(40)
+    if tradeoff:
+        assert dlg.tradeoff.text() == "On validation this answers 50 % of the clips, 80 % of those right."
+        dlg.min_confidence.setValue(60)
+        assert dlg.tradeoff.text() == "Not measured on validation for this value."
+        dlg.min_confidence.setValue(40)
+    dlg.accept()
+    assert s.min_confidence == 0.4
+    assert temp_settings(tmp_path).min_confidence == 0.4
+    # opened again: the value, not the default; Restore defaults goes back to the model's
+    again = SettingsDialog(s)
+    qtbot.addWidget(again)
+    assert not again.min_confidence_default.isChecked()
+    assert again.min_confidence.value() == 40
+    again._defaults()
+    assert again.min_confidence_default.isChecked()
+    assert again.min_confidence.value() == 30
+    again.accept()
+    assert s.min_confidence is None
+
+
+def test_settings_dialog_leaves_an_untouched_min_confidence_as_stored(qtbot, tmp_path: Path) -> None:
+    s = temp_settings(tmp_path)
+    s.min_confidence = 0.455  # finer than the box's whole percent
+    dlg = SettingsDialog(s)  # no model known: the default has no number
+    qtbot.addWidget(dlg)
+    assert dlg.min_confidence_default.text() == "The model's default"
+    assert not dlg.tradeoff.isVisibleTo(dlg)
+    dlg.hop_s.setValue(0.25)
+    dlg.accept()
+    assert s.min_confidence == 0.455
+    assert s.stream_settings.hop_s == 0.25
+
+
+def test_settings_dialog_shows_the_whole_recordings_folder(qtbot, tmp_path: Path) -> None:
+    """The default folder (~/ser-recordings) fits whole; a longer one is elided in the middle, never cut."""
+    s = temp_settings(tmp_path)
+    home_default = s.recordings_folder
+    assert home_default == str(Path.home() / "ser-recordings")
+    dlg = SettingsDialog(s)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    field = dlg.folder
+    assert field.text() == home_default
+    assert field.toolTip() == home_default
+    assert field.displayed_text() == home_default
+    assert field.width() > field.fontMetrics().horizontalAdvance(home_default)
+    # a path longer than the field: its start and its folder's name stay in view, the full path is the tooltip
+    long = str(tmp_path / ("a-long-folder-name-" * 8) / "ser-recordings")
+    s.recordings_folder = long
+    dlg2 = SettingsDialog(s)
+    qtbot.addWidget(dlg2)
+    dlg2.show()
+    qtbot.waitExposed(dlg2)
+    field = dlg2.folder
+    assert field.text() == long
+    assert field.toolTip() == long
+    shown = field.displayed_text()
+    assert "…" in shown
+    head, tail = shown.split("…")
+    assert long.startswith(head)
+    assert long.endswith(tail)
+    assert head.startswith("/")
+    assert tail.endswith("ser-recordings")
+    field.grab()  # paints the elided path
+    field.setFocus()  # being edited: the whole path
+    qtbot.waitUntil(field.hasFocus, timeout=2000)
+    assert field.displayed_text() == long
+    field.setText("/somewhere/else")
+    assert field.toolTip() == "/somewhere/else"
+
+
+def test_profiles_and_the_app_model_follow_the_min_confidence(qtbot, tmp_path: Path, tiny_model_dir: Path) -> None:
+    from test_profile import make_profile
+
+    from desktop_app.main import app_model
+    from desktop_app.profiles import ProfileManager
+    from ser_engine.inference.profile import ProfileStore
+
+    s = temp_settings(tmp_path)
+    model, error = app_model(tiny_model_dir, s)
+    assert error is None
+    assert model is not None
+    assert model.metadata.uncertainty_threshold == 0.0  # the tiny model's own
+    s.min_confidence = 0.6
+    model, _ = app_model(tiny_model_dir, s)
+    assert model is not None
+    assert model.metadata.uncertainty_threshold == 0.6
+    assert model.default_min_confidence == 0.0
+    missing, why = app_model(tmp_path / "no-model", s)
+    assert missing is None
+    assert why is not None
+    assert "no-model" in why
+    store = ProfileStore(tmp_path / "profiles")
+    path = store.save(make_profile(model, name="Anna"))
+    profiles = ProfileManager(settings=s, model=model, store=store)
+    profiles.set_active(path)
+    calibrated = profiles.model_for()
+    assert calibrated.profile is not None
+    assert calibrated.metadata.uncertainty_threshold == 0.6
+    with qtbot.waitSignal(profiles.changed, timeout=1000):
+        profiles.set_min_confidence(0.3)
+    for m in (profiles.model_for(), profiles.model_for(use_profile=False)):
+        assert m.metadata.uncertainty_threshold == 0.3
+    assert profiles.model_for().profile is not None
+    assert profiles.model_for().profile == calibrated.profile
+    with qtbot.assertNotEmitted(profiles.changed):
+        profiles.set_min_confidence(0.3)  # already in use: nothing to switch
+    profiles.set_min_confidence(None)
+    assert profiles.model_for().metadata.uncertainty_threshold == 0.0
+    profiles.refresh()  # profiles read again keep the current minimum confidence
+    assert profiles.model_for().metadata.uncertainty_threshold == 0.0
+    with pytest.raises(ParameterError):
+        profiles.set_min_confidence(1.5)

@@ -24,12 +24,21 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ser_engine.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, load_model, load_profile, window_hop
+from ser_engine.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    apply_min_confidence,
+    err,
+    load_model,
+    load_profile,
+    window_hop,
+)
 
 if TYPE_CHECKING:
     from ser_engine.files.analysis import FileResult
 
-__all__ = ["cmd_analyze"]
+__all__ = ["cmd_analyze", "emotion_text"]
 
 
 class _Progress:
@@ -98,19 +107,33 @@ def _fit(text: str, width: int) -> str:
     return text + " " * (width - w)
 
 
+def emotion_text(label: str | None, *, uncertain: bool) -> str:
+    """Return the table's emotion cell: the label, "uncertain (neutral?)" with the model's guess, "-" for none."""
+    if label is None:
+        return "-"
+    return f"uncertain ({label}?)" if uncertain else label
+
+
 class _TableWriter:
     """``ser analyze``'s default output: one aligned line per file (and per window with ``--segments``).
 
+    An uncertain result (its top probability below the model's threshold or ``--min-confidence``)
+    shows as "uncertain (neutral?)": the model's guess, with its probability in the ``conf``
+    column, for files and windows alike. With ``--segments`` a second header line names the
+    columns of the indented window rows (window, audio: speech or silence, emotion, conf).
     For a model with affect dimensions (``affect``), a column each (``arousal``, ``valence``: the
     score as 0.82, blank without speech) comes after ``conf`` and after each window's probability.
     """
 
-    def __init__(self, out: TextIO, *, segments: bool, paths: Sequence[str], affect: Sequence[str] = ()) -> None:
+    def __init__(self, out: TextIO, *, segments: bool, paths: Sequence[str], affect: Sequence[str] = (),
+                 labels: Sequence[str] = ()) -> None:
         self.out = out
         self.segments = segments
         self.affect = tuple(affect)
         self.count = 0
         self._path_width = max(12, min(60, max((_width(_printable(p)) for p in paths), default=12)))
+        # wide enough for the longest "uncertain (label?)" of the model's labels
+        self._emotion_width = max([10] + [len(emotion_text(lab, uncertain=True)) for lab in labels])
 
     def _affect_cells(self, scores: dict[str, float] | None) -> str:
         """Return the affect cells (each right-aligned under its name, two spaces before); '' without affect."""
@@ -118,35 +141,38 @@ class _TableWriter:
                        for k in self.affect)
 
     def begin(self) -> None:
-        w = self._path_width
+        w, e = self._path_width, self._emotion_width
         heads = "".join(f"  {k:>{max(4, len(k))}}" for k in self.affect)
-        self.out.write(f"{'file':<{w}}  {'duration':>8}  {'speech':>7}  {'emotion':<10} {'conf':>5}{heads}  top\n")
+        self.out.write(f"{'file':<{w}}  {'duration':>8}  {'speech':>7}  {'emotion':<{e}} {'conf':>5}{heads}  top\n")
+        if self.segments:  # the indented window rows under each file
+            self.out.write(f"    {'window (s)':<17} {'audio':<8} {'emotion':<{e}} {'conf':>5}{heads}".rstrip()
+                           + "\n")
 
     def write(self, r: FileResult) -> None:
         name = _printable(str(r.to_dict()["path"]))  # valid Unicode (non-UTF-8 bytes as \\xNN), one line
-        w = self._path_width
+        w, e = self._path_width, self._emotion_width
         self.count += 1
         name = _fit(name, w)  # padded to w columns (a CJK character takes two)
         if not r.ok:
-            self.out.write(f"{name}  {'':>8}  {'':>7}  {'FAILED':<10} {'':>5}"
+            self.out.write(f"{name}  {'':>8}  {'':>7}  {'FAILED':<{e}} {'':>5}"
                            f"{self._affect_cells(None)}  see stderr\n")
             return
         if r.label is None:
             emotion, conf, top = "no speech", "", ""
         else:
-            emotion, conf = ("uncertain" if r.uncertain else r.label), f"{r.confidence:.2f}"
+            emotion, conf = emotion_text(r.label, uncertain=r.uncertain), f"{r.confidence:.2f}"
             best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:3]
             top = " ".join(f"{k}={v:.2f}" for k, v in best)
-        self.out.write(f"{name}  {r.duration_s:>7.2f}s  {r.speech_s:>6.2f}s  {emotion:<10} {conf:>5}"
+        self.out.write(f"{name}  {r.duration_s:>7.2f}s  {r.speech_s:>6.2f}s  {emotion:<{e}} {conf:>5}"
                        f"{self._affect_cells(r.affect)}  {top}\n")
         if r.warning:
             self.out.write(f"    partial: {r.warning}\n")
         if self.segments:
             for s in r.segments:
-                lab = "uncertain" if s.uncertain else (s.label or "-")
-                p = s.probabilities.get(s.label, 0.0) if s.label else 0.0
+                lab = emotion_text(s.label, uncertain=s.uncertain)
+                p = f"{s.probabilities.get(s.label, 0.0):.2f}" if s.label else ""
                 sp = "speech" if s.speech else "silence"
-                line = f"    {s.start_s:8.2f}-{s.end_s:<8.2f} {sp:<8} {lab:<10} {p:.2f}{self._affect_cells(s.affect)}"
+                line = f"    {s.start_s:8.2f}-{s.end_s:<8.2f} {sp:<8} {lab:<{e}} {p:>5}{self._affect_cells(s.affect)}"
                 self.out.write(line.rstrip() + "\n")
 
     def end(self) -> None:
@@ -304,7 +330,7 @@ def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
     from ser_engine.files.analysis import FileResult
     from ser_engine.files.export import ResultWriter, finite_result
 
-    model = load_model(args.model)
+    model = apply_min_confidence(args, load_model(args.model))
     if args.profile:
         model, _ = load_profile(args.profile, model)
     window_s, hop_s = window_hop(args, model)
@@ -317,7 +343,8 @@ def _analyze(args: argparse.Namespace, cancel: threading.Event) -> int:
         writer: ResultWriter | _TableWriter
         if args.format == "table":
             shown = [display_path(f) for f in files] + [display_path(p) for p, _ in problems]
-            writer = _TableWriter(out, segments=args.segments, paths=shown, affect=model.affect_names)
+            writer = _TableWriter(out, segments=args.segments, paths=shown, affect=model.affect_names,
+                                  labels=model.labels if model.metadata.uncertainty_threshold > 0 else ())
         else:
             writer = ResultWriter(out, fmt=args.format, labels=model.labels, segments=args.segments,
                                   affect=model.affect_names)

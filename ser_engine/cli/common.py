@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from ser_engine.inference.profile import VoiceProfile
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
-           "UsageError", "err", "load_model", "load_profile", "say", "start_logging", "window_hop"]
+           "UsageError", "apply_min_confidence", "err", "load_model", "load_profile", "say", "start_logging",
+           "window_hop"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -55,6 +56,26 @@ def window_hop(args: argparse.Namespace, model: EmotionModel) -> tuple[float, fl
     except ParameterError as exc:
         raise UsageError(str(exc)) from exc
     return cfg.window_s, cfg.hop_s
+
+
+def apply_min_confidence(args: argparse.Namespace, model: EmotionModel) -> EmotionModel:
+    """Apply ``--min-confidence`` to ``model`` (not given: the model as it is, with its own threshold).
+
+    Raises
+    ------
+    UsageError
+        The value is not in [0, 1) (the parser has already checked it; this names the flag
+        should a caller pass a namespace of its own).
+    """
+    from ser_engine.errors import ParameterError
+
+    value = getattr(args, "min_confidence", None)
+    if value is None:
+        return model
+    try:
+        return model.with_min_confidence(value)
+    except ParameterError as exc:
+        raise UsageError(f"argument --min-confidence: {exc}") from exc
 
 
 def err(message: str) -> None:

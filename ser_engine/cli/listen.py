@@ -20,6 +20,7 @@ from ser_engine.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    apply_min_confidence,
     err,
     load_model,
     load_profile,
@@ -125,7 +126,7 @@ def _listen(args: argparse.Namespace, done: threading.Event, signalled: list[int
     if args.overwrite and not args.record:
         raise UsageError("argument --overwrite: only with --record")
     record = _record_paths(args)
-    model = load_model(args.model)
+    model = apply_min_confidence(args, load_model(args.model))
     profile = None
     if args.profile:
         model, profile = load_profile(args.profile, model)
@@ -189,6 +190,7 @@ def _listen(args: argparse.Namespace, done: threading.Event, signalled: list[int
             rate = inp.device_rate if inp is not None else 0
             err(f"listening on {dev!r} at {rate} Hz; window {settings.window_s:g} s, hop {settings.hop_s:g} s"
                 + (f"; voice profile {profile.name!r}" if profile is not None else "")
+                + (f"; minimum confidence {model.min_confidence:g}" if model.min_confidence is not None else "")
                 + ("" if args.duration else "; Ctrl+C to stop"))
         if record is not None and not done.is_set():
             session.start_recording(*record, overwrite=args.overwrite)

@@ -46,7 +46,7 @@ from ser_engine.errors import OutputError, SerError
 from ser_engine.logs import FILE_ONLY, get_logger
 from ser_engine.timing import MAX_HOP_S, MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S
 
-__all__ = ["build_parser", "command", "main"]
+__all__ = ["build_parser", "command", "main", "min_confidence_help"]
 
 logger = get_logger(__name__)
 
@@ -63,9 +63,20 @@ log file: $XDG_STATE_HOME/ser/ser.log (default ~/.local/state/ser/ser.log)"""
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # options whose help is worked out only when the help is shown (it reads the model's metadata,
+        # which every other start-up must not pay for)
+        self.help_later: list[tuple[argparse.Action, Callable[[], str]]] = []
+
     def error(self, message: str) -> Any:  # usage errors: one line, exit 2, no traceback
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"ser: error: {message}\n")
+
+    def format_help(self) -> str:
+        for action, text in self.help_later:
+            action.help = text()
+        return super().format_help()
 
 
 def _number(text: str) -> float:
@@ -114,6 +125,43 @@ def _smoothing(text: str) -> float:
     if not 0 <= v < 1:
         raise argparse.ArgumentTypeError(f"must be at least 0 and less than 1, got {text!r}")
     return v
+
+
+def _min_confidence(text: str) -> float:
+    """Parse ``--min-confidence`` of analyze and listen: a fraction in [0, 1)."""
+    if text.strip().endswith("%"):
+        raise argparse.ArgumentTypeError(f"give a fraction, not a percentage (0.45 for 45 %), got {text!r}")
+    v = _number(text)
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and less than 1 (a fraction: 0.45 for 45 %), "
+                                         f"got {text!r}")
+    return v
+
+
+_MIN_CONFIDENCE_HELP = ("show a prediction whose top probability is below P as 'uncertain' (with its guess); "
+                        "P is a fraction in [0, 1), 0: never uncertain (default: the model's own threshold")
+
+
+def min_confidence_help() -> str:
+    """Return the help of ``--min-confidence``: the default model's threshold and, when measured, what it gives.
+
+    It reads the default model's ``model.json`` (``$SER_MODEL_DIR`` or the bundled model),
+    so it is called only when the help is shown; a model that cannot be read leaves the
+    plain text. Percent signs are doubled for argparse.
+    """
+    from ser_engine.inference.model import META_FILE, ModelMetadata, default_model_dir
+
+    try:
+        meta = ModelMetadata.load(default_model_dir() / META_FILE)
+    except (SerError, OSError):
+        return _MIN_CONFIDENCE_HELP + "; see `ser info`)"
+    which = "$SER_MODEL_DIR's model" if os.environ.get("SER_MODEL_DIR") else "the bundled model"
+    text = f"{_MIN_CONFIDENCE_HELP}, {meta.uncertainty_threshold:g} for {which}"
+    at = meta.tradeoff_at()
+    if at is not None:
+        text += f", which on validation {at.describe()}"
+    text += "; `ser info` shows a model's threshold" + (" and what other values give" if at is not None else "")
+    return (text + ")").replace("%", "%%")
 
 
 def _workers(text: str) -> int:
@@ -169,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     hop_help = (f"seconds between windows, {MIN_HOP_S:g}-{MAX_HOP_S:g} and at most the window "
                 "(default: the model's)")
     sensitivity_help = "speech gate sensitivity 0..1 (default: %(default)s)"
+
+    def min_confidence_option(parser: argparse.ArgumentParser) -> None:
+        action = parser.add_argument("--min-confidence", type=_min_confidence, default=None, metavar="P",
+                                     help=_MIN_CONFIDENCE_HELP + ")")
+        assert isinstance(parser, _Parser)
+        parser.help_later.append((action, min_confidence_help))
+
     a = parsers["analyze"]
     a.add_argument("paths", nargs="+", metavar="PATH", help="audio files and/or folders")
     a.add_argument("--model", metavar="DIR", help=model_help)
@@ -190,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal and there are several files)")
     a.add_argument("--profile", metavar="PROFILE", help=profile_help)
+    min_confidence_option(a)
 
     listen = parsers["listen"]
     listen.add_argument("--device", metavar="D",
@@ -206,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "an existing WAV or WAV.csv is refused unless --overwrite is given")
     listen.add_argument("--overwrite", action="store_true", help="with --record: replace WAV and WAV.csv if they exist")
     listen.add_argument("--profile", metavar="PROFILE", help=profile_help)
+    min_confidence_option(listen)
 
     c = parsers["calibrate"]
     c.description = ("Make a voice profile from at least 8 s (better 15 s or more) of one person's "

@@ -19,6 +19,7 @@ from ser_engine.cli.common import EXIT_OK, EXIT_USAGE, err, load_model, say
 
 if TYPE_CHECKING:
     from ser_engine.inference.model import EmotionModel
+    from ser_engine.inference.model_meta import ModelMetadata
 
 __all__ = ["cmd_calibrate", "cmd_info", "model_location"]
 
@@ -150,6 +151,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         data["location"] = model_location(args.model)
         data["supports_voice_calibration"] = meta.voice_reference is not None
         data["uncertainty_threshold"] = meta.uncertainty_threshold
+        # coverage and accuracy on validation at that threshold (null: not measured for this model)
+        at = meta.tradeoff_at()
+        data["validation_at_threshold"] = None if at is None or meta.confidence_tradeoff is None else {
+            **at.to_dict(), "estimated": at.estimated, "measured_on": meta.confidence_tradeoff.measured_on}
         if model.affect_names:  # what each affect score means (model.json's "affect" says how it is computed)
             from ser_engine.files.export import affect_meaning
 
@@ -172,6 +177,20 @@ def _uar(metrics: dict[str, Any], key: str) -> str | None:
         return None
     n = allm.get("n")
     return f"UAR {allm['uar']:.3f}" + (f" (n={n})" if isinstance(n, int) else "")
+
+
+def _tradeoff_rows(meta: ModelMetadata) -> list[tuple[str, str]]:
+    """Rows of what the threshold costs on validation: at the model's own, then at each measured value."""
+    tradeoff = meta.confidence_tradeoff
+    if tradeoff is None:
+        return []
+    rows = []
+    at = meta.tradeoff_at()
+    if at is not None:
+        rows.append(("  on validation", f"at {meta.uncertainty_threshold:g} it {at.describe()} "
+                                        f"(measured on {tradeoff.measured_on})"))
+    rows.extend((f"  at {pt.min_confidence:g}", pt.describe()) for pt in tradeoff.points)
+    return rows
 
 
 def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
@@ -219,8 +238,11 @@ def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
                                "(CSV columns and JSON keys of the same names)"))
         rows.extend((f"  {k}", affect_meaning(k)) for k in model.affect_names)
     rows.append(("uncertainty threshold",
-                 f"{meta.uncertainty_threshold:g} (a top probability below it is shown as 'uncertain')"
-                 if meta.uncertainty_threshold else "none (predictions are never marked uncertain)"))
+                 f"{meta.uncertainty_threshold:g} (a top probability below it is shown as 'uncertain'; "
+                 "`ser analyze`/`ser listen` --min-confidence P sets another)"
+                 if meta.uncertainty_threshold else "none (predictions are never marked uncertain; "
+                                                    "`ser analyze`/`ser listen` --min-confidence P sets one)"))
+    rows.extend(_tradeoff_rows(meta))
     try:
         import onnxruntime
 

@@ -20,8 +20,10 @@ subtracted, ``softmax(logits / temperature)`` (and the affect scores) out.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import importlib.util
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -199,6 +201,10 @@ class EmotionModel:
         self._digests: tuple[str, str] | None = None
         self._profile: VoiceProfile | None = None
         self._shift: FloatArray | None = None
+        # model.json's own threshold, kept apart from metadata.uncertainty_threshold, which a user's
+        # minimum confidence replaces (with_min_confidence): None gives this one back
+        self._own_threshold = metadata.uncertainty_threshold
+        self._min_confidence: float | None = None
 
     # ------------------------------------------------------------------
     @classmethod
@@ -386,11 +392,57 @@ class EmotionModel:
         other._shift = None if profile is None else np.asarray(profile.logit_shift, dtype=np.float32)
         return other
 
+    @property
+    def default_min_confidence(self) -> float:
+        """The threshold of ``model.json`` (``uncertainty_threshold``), whatever :meth:`with_min_confidence` set."""
+        return self._own_threshold
+
+    @property
+    def min_confidence(self) -> float | None:
+        """The user's minimum confidence set by :meth:`with_min_confidence` (None: the model's own)."""
+        return self._min_confidence
+
+    def with_min_confidence(self, value: float | None) -> EmotionModel:
+        """Return a model that marks a prediction *uncertain* below the user's minimum confidence.
+
+        The copy's :attr:`metadata` has ``uncertainty_threshold`` replaced by ``value``;
+        everything that asks the model (:meth:`is_uncertain`: file analysis, the
+        streamer; ``metadata.uncertainty_threshold``: the app's batch chart) follows it.
+        It shares this model's session and featurizer and keeps its voice profile
+        (:meth:`with_profile` keeps the minimum confidence in turn, so the two combine
+        in either order). The fingerprint is the model set's files, so voice profiles
+        still apply. This object is not modified.
+
+        Parameters
+        ----------
+        value : float or None
+            In ``[0, 1)``: a top probability below it is uncertain; 0: never
+            uncertain. None: the model's own threshold (:attr:`default_min_confidence`).
+
+        Returns
+        -------
+        EmotionModel
+
+        Raises
+        ------
+        ParameterError
+            ``value`` is not a number in ``[0, 1)``.
+        """
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and math.isfinite(value) and 0 <= value < 1):
+            raise ParameterError(f"the minimum confidence must be a number at least 0 and less than 1 "
+                                 f"(0: never uncertain), got {value!r}")
+        threshold = self._own_threshold if value is None else float(value)
+        other = copy.copy(self)
+        other.metadata = dataclasses.replace(self.metadata, uncertainty_threshold=threshold)
+        other._min_confidence = None if value is None else threshold
+        return other
+
     def is_uncertain(self, top_probability: float) -> bool:
         """Whether a prediction with this top probability is *uncertain*.
 
         True when ``top_probability < metadata.uncertainty_threshold`` (never for
-        a model without a threshold).
+        a model without a threshold, or with a minimum confidence of 0).
         """
         return bool(top_probability < self.metadata.uncertainty_threshold)
 

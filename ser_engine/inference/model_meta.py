@@ -2,8 +2,9 @@
 
 :class:`ModelMetadata` is the single source of truth at run time: labels,
 :class:`~ser_engine.config.FeatureConfig` with its normalisation statistics,
-calibration temperature, uncertainty threshold, voice calibration reference,
-the optional affect output (:class:`AffectOutput`), provenance.
+calibration temperature, uncertainty threshold and what it costs on validation
+(:class:`ConfidenceTradeoff`), voice calibration reference, the optional affect
+output (:class:`AffectOutput`), provenance.
 :class:`~ser_engine.inference.model.EmotionModel` loads it beside the ONNX graph.
 :func:`softmax` (emotion probabilities) and :func:`sigmoid` (affect scores) are
 the only output functions of the project; training imports them too.
@@ -11,6 +12,7 @@ the only output functions of the project; training imports them too.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -30,7 +32,9 @@ __all__ = [
     "MODEL_FILE",
     "MODEL_FILES",
     "AffectOutput",
+    "ConfidenceTradeoff",
     "ModelMetadata",
+    "TradeoffPoint",
     "sigmoid",
     "softmax",
 ]
@@ -158,6 +162,155 @@ class AffectOutput:
 
 
 @dataclass(frozen=True)
+class TradeoffPoint:
+    """What a minimum confidence gives on validation clips: how many are answered, how many of those right.
+
+    Parameters
+    ----------
+    min_confidence : float
+        The threshold, in ``[0, 1)``: a clip whose top probability is below it is *uncertain*.
+    coverage : float
+        In ``[0, 1]``: the share of the clips answered (not uncertain).
+    accuracy : float
+        In ``[0, 1]``: the share of the answered clips whose emotion is right.
+    estimated : bool
+        Interpolated between measured points (:meth:`ConfidenceTradeoff.at`), not
+        measured itself; not part of ``model.json`` nor of equality.
+    """
+
+    min_confidence: float
+    coverage: float
+    accuracy: float
+    estimated: bool = field(default=False, compare=False)
+
+    def describe(self) -> str:
+        """Say the point in words: "answers 78 % of the clips, 71 % of those right" ("about" when estimated)."""
+        about = "about " if self.estimated else ""
+        return (f"answers {about}{100 * self.coverage:.0f} % of the clips, {about}{100 * self.accuracy:.0f} % "
+                "of those right")
+
+    def to_dict(self) -> dict[str, float]:
+        """Return the point as one object of ``confidence_tradeoff.points``."""
+        return {"min_confidence": self.min_confidence, "coverage": self.coverage, "accuracy": self.accuracy}
+
+
+_POINT_KEYS = ("min_confidence", "coverage", "accuracy")
+
+
+@dataclass(frozen=True)
+class ConfidenceTradeoff:
+    """Coverage and accuracy against the minimum confidence, measured on validation clips.
+
+    In ``model.json``: ``"confidence_tradeoff": {"measured_on": "...", "points":
+    [{"min_confidence": 0.0, "coverage": 1.0, "accuracy": 0.62}, ...]}``. A user who
+    raises the minimum confidence gets fewer answers, each more often right; these
+    points say how many and how often, so the choice can be made knowingly.
+
+    Parameters
+    ----------
+    points : tuple of TradeoffPoint
+        At least one, in strictly increasing ``min_confidence``. Coverage cannot grow
+        with the threshold (a clip uncertain at one threshold is uncertain at every
+        higher one), so it must not increase from one point to the next. Leave out
+        thresholds at which no clip is answered (their accuracy is undefined).
+    measured_on : str
+        What the points were measured on (which clips, how many), non-empty.
+    """
+
+    points: tuple[TradeoffPoint, ...]
+    measured_on: str
+
+    def __post_init__(self) -> None:
+        where = "model.json confidence_tradeoff"
+        if not (isinstance(self.measured_on, str) and self.measured_on.strip()):
+            raise ModelError(f"{where}.measured_on must be a non-empty string saying what the points were "
+                             "measured on")
+        if not self.points:
+            raise ModelError(f"{where}.points must list at least one point")
+        for i, pt in enumerate(self.points):
+            for key in _POINT_KEYS:
+                v = getattr(pt, key)
+                upper_open = key == "min_confidence"  # a threshold of 1 would make everything uncertain
+                if not (_finite_number(v) and v >= 0 and (v < 1 if upper_open else v <= 1)):
+                    bounds = "[0, 1)" if upper_open else "[0, 1]"
+                    raise ModelError(f"{where}.points[{i}].{key} must be a number in {bounds}, got {v!r}")
+        for i, (a, b) in enumerate(itertools.pairwise(self.points), start=1):
+            if not b.min_confidence > a.min_confidence:
+                raise ModelError(f"{where}.points must be sorted by min_confidence without repeats: "
+                                 f"points[{i}] has {b.min_confidence!r} after {a.min_confidence!r}")
+            if b.coverage > a.coverage:
+                raise ModelError(f"{where}.points[{i}].coverage {b.coverage!r} is above the coverage "
+                                 f"{a.coverage!r} at the lower min_confidence {a.min_confidence!r}; coverage "
+                                 "cannot grow with the threshold")
+
+    def at(self, min_confidence: float) -> TradeoffPoint | None:
+        """Estimate coverage and accuracy at a threshold from the measured points.
+
+        Between two measured points both are interpolated linearly (the point is
+        ``estimated``); at a measured point that point is returned.
+
+        Parameters
+        ----------
+        min_confidence : float
+
+        Returns
+        -------
+        TradeoffPoint or None
+            With ``min_confidence`` the threshold asked for; None outside the
+            measured range (nothing was measured there to say).
+        """
+        pts = self.points
+        t = float(min_confidence)
+        if not (pts[0].min_confidence <= t <= pts[-1].min_confidence):
+            return None
+        for a, b in itertools.pairwise(pts):
+            if a.min_confidence <= t <= b.min_confidence:
+                w = (t - a.min_confidence) / (b.min_confidence - a.min_confidence)
+                if w == 0:
+                    return a
+                if w == 1:
+                    return b
+                return TradeoffPoint(min_confidence=t, coverage=a.coverage + w * (b.coverage - a.coverage),
+                                     accuracy=a.accuracy + w * (b.accuracy - a.accuracy), estimated=True)
+        return pts[0]  # a single point, asked for exactly
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``confidence_tradeoff`` object of ``model.json``."""
+        return {"measured_on": self.measured_on, "points": [p.to_dict() for p in self.points]}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> ConfidenceTradeoff:
+        """Parse and validate the ``confidence_tradeoff`` object of ``model.json``.
+
+        Raises
+        ------
+        ModelError
+            Not an object, missing or unknown keys, values out of range, points out of order.
+        """
+        where = "model.json confidence_tradeoff"
+        if not isinstance(value, dict):
+            raise ModelError(f"{where} must be an object with measured_on and points")
+        unknown = sorted(set(value) - {"measured_on", "points"})
+        if unknown:
+            raise ModelError(f"{where} has unknown keys: {', '.join(unknown)}")
+        points = value.get("points")
+        if not isinstance(points, list):
+            raise ModelError(f"{where}.points must be a list of objects with {', '.join(_POINT_KEYS)}")
+        parsed: list[TradeoffPoint] = []
+        for i, item in enumerate(points):
+            if not isinstance(item, dict) or set(item) != set(_POINT_KEYS):
+                got = sorted(item) if isinstance(item, dict) else type(item).__name__
+                raise ModelError(f"{where}.points[{i}] must be an object with exactly the keys "
+                                 f"{', '.join(_POINT_KEYS)}, got {got}")
+            for key in _POINT_KEYS:
+                if not _finite_number(item[key]):
+                    raise ModelError(f"{where}.points[{i}].{key} must be a number, got {item[key]!r}")
+            parsed.append(TradeoffPoint(min_confidence=float(item["min_confidence"]),
+                                        coverage=float(item["coverage"]), accuracy=float(item["accuracy"])))
+        return cls(points=tuple(parsed), measured_on=value.get("measured_on", ""))
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     """Contents of ``model.json``.
 
@@ -191,7 +344,12 @@ class ModelMetadata:
         offset a profile removes (chosen on validation voices; 1.0 when absent).
     uncertainty_threshold : float
         In ``[0, 1)``; a prediction whose top probability is below it is
-        *uncertain*. 0.0 (absent in model.json): never uncertain.
+        *uncertain*. 0.0 (absent in model.json): never uncertain. A user's own
+        minimum confidence replaces it
+        (:meth:`~ser_engine.inference.model.EmotionModel.with_min_confidence`).
+    confidence_tradeoff : ConfidenceTradeoff, optional
+        Coverage and accuracy on validation clips against the threshold; None
+        (absent in model.json): not measured (:meth:`tradeoff_at` says None).
     affect : AffectOutput, optional
         The graph's second output (affect dimensions); None (absent in model.json): none.
     max_batch : int, optional
@@ -218,6 +376,7 @@ class ModelMetadata:
     voice_strength: float = 1.0
     affect: AffectOutput | None = None
     max_batch: int | None = None
+    confidence_tradeoff: ConfidenceTradeoff | None = None
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -300,11 +459,23 @@ class ModelMetadata:
             }
         if self.uncertainty_threshold:
             out["uncertainty_threshold"] = self.uncertainty_threshold
+        if self.confidence_tradeoff is not None:
+            out["confidence_tradeoff"] = self.confidence_tradeoff.to_dict()
         if self.affect is not None:
             out["affect"] = self.affect.to_dict()
         if self.max_batch is not None:
             out["max_batch"] = self.max_batch
         return out
+
+    def tradeoff_at(self, min_confidence: float | None = None) -> TradeoffPoint | None:
+        """Return coverage and accuracy on validation at a threshold (default: :attr:`uncertainty_threshold`).
+
+        None when the model has no ``confidence_tradeoff`` or the threshold is outside
+        its measured range (:meth:`ConfidenceTradeoff.at`).
+        """
+        if self.confidence_tradeoff is None:
+            return None
+        return self.confidence_tradeoff.at(self.uncertainty_threshold if min_confidence is None else min_confidence)
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelMetadata:
@@ -349,6 +520,8 @@ class ModelMetadata:
                 uncertainty_threshold=float(threshold),
                 affect=None if data.get("affect") is None else AffectOutput.from_dict(data["affect"]),
                 max_batch=data.get("max_batch"),
+                confidence_tradeoff=None if data.get("confidence_tradeoff") is None
+                else ConfidenceTradeoff.from_dict(data["confidence_tradeoff"]),
             )
         except KeyError as exc:
             raise ModelError(f"model.json lacks the key {exc.args[0]!r}") from exc
