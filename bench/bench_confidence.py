@@ -10,10 +10,10 @@ curves are reported beside it, never used.
 
 Usage::
 
-    python bench/bench_confidence.py [--workers 2] [--write-model]
+    python bench/bench_confidence.py [--workers 2] [--write-model] [--reuse]
 
 Writes ``bench/results/confidence.json`` and, with ``--write-model``, the validation curve and
-the chosen threshold into ``models/model.json`` (``confidence_tradeoff``,
+the chosen threshold into ``models/model.json`` (``--reuse``: from the last run's JSON) (``confidence_tradeoff``,
 ``uncertainty_threshold``).
 """
 
@@ -26,6 +26,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,12 +62,32 @@ def curve(conf: np.ndarray, right: np.ndarray) -> list[dict[str, float]]:
     return rows
 
 
+def write_model(out: dict[str, Any]) -> None:
+    """Put the chosen threshold and the validation curve into ``models/model.json``."""
+    meta_path = REPO / "models" / "model.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    val = out["curves"]["validation"]
+    meta["uncertainty_threshold"] = out["chosen_threshold"]
+    meta["confidence_tradeoff"] = {
+        "measured_on": f"{val['clips']} validation clips (validation speakers of the training corpora and the "
+        "unseen validation corpus), top probability of each clip, no voice profile",
+        "points": val["points"],
+    }
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {meta_path}: uncertainty_threshold {out['chosen_threshold']}")
+
+
 def main() -> int:
     """Analyse the clips, print and write the curves (and the model's threshold with --write-model)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--write-model", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="take the curves from bench/results/confidence.json")
     args = ap.parse_args()
+    path = REPO / "bench" / "results" / "confidence.json"
+    if args.reuse:
+        write_model(json.loads(path.read_text(encoding="utf-8")))
+        return 0
     model = EmotionModel.load(REPO / "models").with_min_confidence(0.0)
     clips, part_of, _ = prepare_clips(root=DEFAULT_DATA)
     wanted = [c for c in clips if part_of[c.path] in {p for ps in GROUPS.values() for p in ps}]
@@ -97,7 +118,6 @@ def main() -> int:
     chosen = max(r["min_confidence"] for r in val if r["coverage"] >= TARGET_COVERAGE)
     out["chosen_threshold"] = chosen
     out["rule"] = f"largest grid value answering >= {TARGET_COVERAGE:.0%} of the validation clips"
-    path = REPO / "bench" / "results" / "confidence.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     for name, c in out["curves"].items():  # type: ignore[attr-defined]
@@ -105,17 +125,7 @@ def main() -> int:
         print(f"{name:42s} {c['clips']:5d} clips, all {c['accuracy_all']:.3f}; at {chosen:.2f}: "
               f"answered {at['coverage']:.3f}, right {at['accuracy']:.3f}")
     if args.write_model:
-        meta_path = REPO / "models" / "model.json"
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        meta["uncertainty_threshold"] = chosen
-        meta["confidence_tradeoff"] = {
-            "measured_on": "c_val validation clips (validation speakers of the training corpora and the unseen "
-            "validation corpus), clip-level top probability, no voice profile".replace(
-                "c_val", str(out["curves"]["validation"]["clips"])),  # type: ignore[index]
-            "points": val,
-        }
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {meta_path}: uncertainty_threshold {chosen}")
+        write_model(out)
     return 0
 
 

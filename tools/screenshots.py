@@ -1,8 +1,9 @@
 """Screenshots of the real app (offscreen) for docs/screenshots/: live mode with real speech, file mode with a batch.
 
-Live mode records from the default input, so run it with the PulseAudio
-virtual microphone of DEVELOPERS.md (vmic null sink as the default source);
-corpus speech is played into it with ``paplay``. File mode analyses real
+Live mode records from the default input: the script starts the tests' private
+PulseAudio daemon (``tests/private_pulse.py``: a null sink ``vmic`` whose monitor is
+the default source, nothing reaches the user's sound server) and plays corpus speech
+into it with ``paplay``. Both shots are taken at the app's default window size. File mode analyses real
 clips from ../shared/data/ser. Nothing from the corpora is written to the
 repository, only the PNGs.
 
@@ -54,6 +55,20 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args = p.parse_args()
 
+    sys.path.insert(0, str(ROOT / "tests"))
+    from private_pulse import start_private_pulse  # before PortAudio starts: it reads the variables once
+
+    pulse, why = start_private_pulse()
+    if why is not None:
+        print(f"the private PulseAudio daemon did not start: {why}", file=sys.stderr)
+        return 1
+    try:
+        return _shoot(args)
+    finally:
+        pulse.stop()
+
+
+def _shoot(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -71,7 +86,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ser-shots-"))
     settings = AppSettings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))
     w = MainWindow(settings=settings, model=model)
-    w.resize(1400, 920)
+    w.resize(1280, 860)  # the app's default size (MainWindow without a saved geometry)
     w.show()
 
     def wait(seconds: float, cond=None) -> None:

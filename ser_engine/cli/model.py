@@ -170,13 +170,31 @@ _INFO_WIDTH = 21
 
 
 def _uar(metrics: dict[str, Any], key: str) -> str | None:
-    """Format ``metrics[key]["all"]`` as "UAR 0.594 (n=4784)"; None when not recorded."""
+    """Format ``metrics[key]["all"]`` as "UAR 72.0 % pooled over 4784 clips"; None when not recorded."""
     block = metrics.get(key)
     allm = block.get("all") if isinstance(block, dict) else None
     if not isinstance(allm, dict) or not isinstance(allm.get("uar"), (int, float)):
         return None
     n = allm.get("n")
-    return f"UAR {allm['uar']:.3f}" + (f" (n={n})" if isinstance(n, int) else "")
+    return f"UAR {100 * allm['uar']:.1f} % pooled" + (f" over {n} clips" if isinstance(n, int) else "")
+
+
+def _corpus_mean_uar(metrics: dict[str, Any], key: str) -> str | None:
+    """Format the mean over corpora of ``metrics[key]``'s UAR with each corpus's, the figure the docs quote.
+
+    Corpora differ in size, so the pooled UAR leans to the biggest; each unseen corpus stands for
+    a new kind of voice, so they count alike. Falls back to :func:`_uar` for older metadata.
+    """
+    block = metrics.get(key)
+    if not isinstance(block, dict) or not isinstance(block.get("mean_corpus_uar"), (int, float)):
+        return _uar(metrics, key)
+    per = {k: v["uar"] for k, v in block.items()
+           if k not in ("all", "mean_corpus_uar") and isinstance(v, dict) and isinstance(v.get("uar"), (int, float))}
+    allm = block.get("all")
+    n = allm.get("n") if isinstance(allm, dict) else None
+    detail = ", ".join(f"{k} {100 * u:.1f} %" for k, u in per.items())
+    return (f"mean UAR {100 * block['mean_corpus_uar']:.1f} % over {len(per)} corpora ({detail}"
+            + (f"; {n} clips)" if isinstance(n, int) else ")"))
 
 
 def _tradeoff_rows(meta: ModelMetadata) -> list[tuple[str, str]]:
@@ -221,7 +239,7 @@ def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
     else:
         rows.append(("held-out corpora", "not recorded"))
     test = _uar(metrics, "test_speakers")
-    unseen = _uar(metrics, "unseen_corpora")
+    unseen = _corpus_mean_uar(metrics, "unseen_corpora")
     rows.append(("test speakers", test + " (speakers of the training corpora never trained on)" if test
                  else "not recorded"))
     rows.append(("unseen corpora", unseen + " (corpora never trained on: nearer to what new voices get)" if unseen
