@@ -5,7 +5,9 @@ unseen validation corpus) and of the test parts goes through ``ser analyze``'s o
 (:func:`ser_engine.files.analysis.analyze_paths`, the shipped ``models/``, no voice profile).
 For each threshold ``t`` on a grid: coverage (share of clips whose top probability is at least
 ``t``, i.e. answered) and accuracy (share right among the answered). The threshold shipped in
-``model.json`` is chosen on the validation clips only (:data:`TARGET_COVERAGE`); the test
+``model.json`` is chosen on the validation clips only, by ``ser-train encoder``'s rule
+(:func:`training.crosscorpus.threshold_for_coverage`: the largest threshold answering at least
+:data:`training.crosscorpus.TARGET_COVERAGE` of them); the test
 curves are reported beside it, never used.
 
 Usage::
@@ -35,13 +37,10 @@ sys.path.insert(0, str(REPO))
 
 from ser_engine.files.analysis import analyze_paths  # noqa: E402
 from ser_engine.inference.model import EmotionModel  # noqa: E402
+from training.crosscorpus import TARGET_COVERAGE, threshold_for_coverage, tradeoff_points  # noqa: E402
 from training.encoder.run import prepare_clips  # noqa: E402
 from training.pipeline import DEFAULT_DATA  # noqa: E402
 
-GRID = tuple(round(0.05 * i, 2) for i in range(4, 19))  # 0.20 ... 0.90
-TARGET_COVERAGE = 0.8
-"""The shipped threshold: the largest grid value at which at least this share of the
-validation clips is still answered (the least confident fifth is marked uncertain)."""
 GROUPS = {
     "validation": ("val", "unseen_val"),
     "validation speakers (training corpora)": ("val",),
@@ -49,17 +48,6 @@ GROUPS = {
     "test speakers (training corpora)": ("test",),
     "unseen test corpora": ("unseen_test",),
 }
-
-
-def curve(conf: np.ndarray, right: np.ndarray) -> list[dict[str, float]]:
-    """Coverage and answered accuracy at every grid threshold (clips with speech only)."""
-    rows = []
-    for t in GRID:
-        answered = conf >= t
-        n = int(answered.sum())
-        rows.append({"min_confidence": t, "coverage": round(n / len(conf), 4),
-                     "accuracy": round(float(right[answered].mean()) if n else 0.0, 4)})
-    return rows
 
 
 def write_model(out: dict[str, Any]) -> None:
@@ -111,11 +99,11 @@ def main() -> int:
         rows = [results[c.path] for c in wanted if part_of[c.path] in parts and c.path in results]
         conf = np.array([r[0] for r in rows])
         right = np.array([r[1] for r in rows])
-        curves[name] = curve(conf, right)
+        curves[name] = tradeoff_points(confidence=conf, right=right)
         out["curves"][name] = {"clips": len(rows), "accuracy_all": round(float(right.mean()), 4),
                                "points": curves[name]}
     val = curves["validation"]
-    chosen = max(r["min_confidence"] for r in val if r["coverage"] >= TARGET_COVERAGE)
+    chosen = threshold_for_coverage(val)
     out["chosen_threshold"] = chosen
     out["rule"] = f"largest grid value answering >= {TARGET_COVERAGE:.0%} of the validation clips"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ser_engine.errors import ParameterError
 from training.corpora import HARMONISED_LABELS, Clip
 from training.crosscorpus import (
     adaptation_eval,
@@ -13,6 +14,8 @@ from training.crosscorpus import (
     per_corpus_metrics,
     selective,
     speaker_mean_reference,
+    threshold_for_coverage,
+    tradeoff_points,
     voice_reference,
 )
 from training.features import WindowSet
@@ -115,3 +118,37 @@ def test_selective_and_threshold_choice() -> None:
     # nothing reaches the target accuracy: the best answered accuracy at >= 30 % coverage
     t2, _ = choose_threshold(probs, 1 - y)
     assert selective(probs, 1 - y, t2)["coverage"] >= 0.3
+
+
+@pytest.mark.parametrize(
+    ("confidence", "right", "grid", "expected"),
+    [
+        # 4 clips: answered share and accuracy of the answered at each threshold
+        ([0.2, 0.4, 0.6, 0.8], [False, True, False, True], (0.3, 0.5, 0.7, 0.9),
+         [(0.3, 0.75, 0.6667), (0.5, 0.5, 0.5), (0.7, 0.25, 1.0), (0.9, 0.0, 0.0)]),
+        # a clip exactly at the threshold is answered
+        ([0.5, 0.5], [True, False], (0.5,), [(0.5, 1.0, 0.5)]),
+    ],
+)
+def test_tradeoff_points_count_answered_clips_and_their_accuracy(confidence, right, grid, expected) -> None:
+    points = tradeoff_points(confidence=confidence, right=right, grid=grid)
+    assert [(p["min_confidence"], p["coverage"], p["accuracy"]) for p in points] == expected
+
+
+@pytest.mark.parametrize(
+    ("coverages", "coverage", "expected"),
+    [
+        ([1.0, 0.9, 0.8, 0.79, 0.5], 0.8, 0.3),  # the largest still answering 80 %
+        ([1.0, 0.9, 0.85, 0.82, 0.81], 0.8, 0.4),
+        ([0.7, 0.6, 0.5, 0.4, 0.3], 0.8, 0.2),  # none does: the first
+    ],
+)
+def test_threshold_for_coverage_takes_the_largest_that_answers_enough(coverages, coverage, expected) -> None:
+    points = [{"min_confidence": t, "coverage": c, "accuracy": 0.5}
+              for t, c in zip((0.2, 0.25, 0.3, 0.35, 0.4), coverages, strict=True)]
+    assert threshold_for_coverage(points, coverage=coverage) == expected
+
+
+def test_tradeoff_points_refuse_mismatched_input() -> None:
+    with pytest.raises(ParameterError, match="equal non-empty"):
+        tradeoff_points(confidence=[0.5, 0.6], right=[True])

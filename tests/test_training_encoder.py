@@ -82,6 +82,11 @@ def test_quick_run_writes_a_model_the_engine_runs(first: dict[str, Any], corpus_
     assert meta["provenance"]["encoder"]["blocks_run"] == first["results"]["build"]["blocks"]
     assert meta["voice_calibration"]["reference_logits"]
     assert 0 <= meta["uncertainty_threshold"] < 1
+    # the threshold is the stated rule applied to the validation curve the model carries
+    points = meta["confidence_tradeoff"]["points"]
+    answering = [p["min_confidence"] for p in points if p["coverage"] >= 0.8]
+    assert meta["uncertainty_threshold"] == (max(answering) if answering else points[0]["min_confidence"])
+    assert model.metadata.tradeoff_at() is not None
     # the graph has the affect output beside the logits, (batch, 2)
     import onnxruntime as ort
 

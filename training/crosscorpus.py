@@ -251,6 +251,51 @@ def selective(probs: npt.ArrayLike, y: npt.ArrayLike, threshold: float) -> dict[
     }
 
 
+TRADEOFF_GRID = tuple(round(0.05 * i, 2) for i in range(4, 19))
+"""Thresholds of a model's ``confidence_tradeoff`` curve: 0.20, 0.25, ... 0.90."""
+TARGET_COVERAGE = 0.8
+"""The encoder model's threshold rule: at least this share of the validation clips stays answered."""
+
+
+def tradeoff_points(
+    *, confidence: npt.ArrayLike, right: npt.ArrayLike, grid: tuple[float, ...] = TRADEOFF_GRID
+) -> list[dict[str, float]]:
+    """Coverage and accuracy of the answered clips at each threshold (``confidence_tradeoff`` points).
+
+    Parameters
+    ----------
+    confidence : array_like, shape (n_clips,)
+        Each clip's top probability.
+    right : array_like of bool, shape (n_clips,)
+        Whether each clip's top label is its true label.
+    grid : tuple of float
+        Thresholds, increasing.
+
+    Returns
+    -------
+    list of dict
+        ``{"min_confidence", "coverage", "accuracy"}`` per threshold, rounded to 4 decimals
+        (accuracy 0 where nothing is answered).
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    ok = np.asarray(right, dtype=bool)
+    if conf.ndim != 1 or conf.shape != ok.shape or conf.size == 0:
+        raise ParameterError(f"confidence and right must be equal non-empty 1-D arrays, got {conf.shape}, {ok.shape}")
+    rows = []
+    for t in grid:
+        answered = conf >= t
+        n = int(answered.sum())
+        rows.append({"min_confidence": float(t), "coverage": round(n / conf.size, 4),
+                     "accuracy": round(float(ok[answered].mean()) if n else 0.0, 4)})
+    return rows
+
+
+def threshold_for_coverage(points: list[dict[str, float]], *, coverage: float = TARGET_COVERAGE) -> float:
+    """Return the largest threshold of ``points`` whose coverage is at least ``coverage`` (else the first)."""
+    fine = [p["min_confidence"] for p in points if p["coverage"] >= coverage]
+    return max(fine) if fine else points[0]["min_confidence"]
+
+
 def choose_threshold(probs: npt.ArrayLike, y: npt.ArrayLike) -> tuple[float, list[dict[str, float]]]:
     """Choose the "uncertain" threshold on validation clips.
 

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ParameterError
 from ser_engine.inference.model import META_FILE, MODEL_FILE, ModelMetadata
-from ser_engine.inference.model_meta import AffectOutput
+from ser_engine.inference.model_meta import AffectOutput, ConfidenceTradeoff
 from training.encoder.head import AFFECT_AXES, DenseHead, EncoderHead
 from training.export import PARITY_TOLERANCE, ExportError
 
@@ -237,11 +237,14 @@ def write_model(
     uncertainty_threshold: float,
     provenance: dict[str, Any],
     metrics: dict[str, Any],
+    confidence_tradeoff: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``model.json`` beside ``model.onnx`` and check that the engine loads the pair.
 
     The JSON is :class:`ser_engine.inference.model_meta.ModelMetadata`'s, with the ``"affect"`` output
-    (probability of high arousal / positive valence = sigmoid(logit / t)) and ``max_batch`` 1.
+    (probability of high arousal / positive valence = sigmoid(logit / t)), ``max_batch`` 1 and,
+    when given, the ``confidence_tradeoff`` measured on validation
+    (:func:`training.crosscorpus.tradeoff_points`).
 
     Returns
     -------
@@ -271,6 +274,7 @@ def write_model(
         ),
         # int8 activation ranges are per graph call: one window per call gives the same numbers live and in files
         max_batch=1,
+        confidence_tradeoff=None if confidence_tradeoff is None else ConfidenceTradeoff.from_dict(confidence_tradeoff),
     )
     data = meta.to_dict()
     d = Path(model_dir)

@@ -398,7 +398,8 @@ def run_encoder(
             labels=LABELS, feature_config=WHISPER_FEATURES, temperature=cal["temperature"],
             affect_temperature=selection.affect_temperature, voice_reference=cal["reference_logits"],
             voice_fitted_on=cal["reference_fitted_on"], voice_strength=cal["strength"],
-            uncertainty_threshold=cal["threshold"], provenance=prov, metrics=model_metrics(results),
+            uncertainty_threshold=cal["threshold"], confidence_tradeoff=cal["confidence_tradeoff"],
+            provenance=prov, metrics=model_metrics(results),
         )
         out_dir.mkdir(parents=True, exist_ok=True)
         for f in ("model.onnx", "model.json"):
@@ -440,7 +441,14 @@ def _calibrate(
     *, head: EncoderHead, parts: dict[str, WindowSet], gate_model: Any, workers: int, log: Log
 ) -> dict[str, Any]:
     """Choose the temperature, voice reference and strength, uncertainty threshold: validation clips only."""
-    from training.crosscorpus import choose_threshold, per_corpus_metrics, voice_reference
+    from training.crosscorpus import (
+        TARGET_COVERAGE,
+        choose_threshold,
+        per_corpus_metrics,
+        threshold_for_coverage,
+        tradeoff_points,
+        voice_reference,
+    )
     from training.encoder.evaluate import profiled_metrics
     from training.evaluate import fit_temperature
 
@@ -465,9 +473,14 @@ def _calibrate(
         log(f"voice strength {st}: calibrated validation UAR {rows[-1]['group_uar']}")
     strength = max(rows, key=lambda r: (r["score"], r["strength"]))["strength"]
     zero = per_corpus_metrics(logits=logits, windows=sel, labels=LABELS, temperature=temperature)
-    threshold, table = choose_threshold(zero["_probs"], zero["_y"])
+    _, table = choose_threshold(zero["_probs"], zero["_y"])
+    probs, y_val = np.asarray(zero["_probs"]), np.asarray(zero["_y"])
+    answered = ~np.isnan(probs[:, 0])
+    points = tradeoff_points(confidence=probs[answered].max(axis=1),
+                             right=probs[answered].argmax(axis=1) == y_val[answered])
+    threshold = threshold_for_coverage(points)
     log(f"temperature {temperature:.3f}; voice reference from {n_ref} speakers, strength {strength}; "
-        f"uncertainty threshold {threshold:.2f}")
+        f"uncertainty threshold {threshold:.2f} (the largest answering >= {TARGET_COVERAGE:.0%} of validation clips)")
     return {
         "temperature": temperature,
         "temperature_fitted_on": "validation speakers + unseen-corpus validation (clip NLL)",
@@ -480,6 +493,13 @@ def _calibrate(
         "strength_rule": "voice profiles of >= 8 s of neutral speech per speaker; mean calibrated UAR of the "
         "validation speakers and the unseen-corpus validation",
         "threshold": threshold,
+        "threshold_rule": f"largest of {points[0]['min_confidence']:g}, ... answering >= {TARGET_COVERAGE:.0%} of the "
+        "validation clips",
+        "confidence_tradeoff": {
+            "measured_on": f"{int(answered.sum())} validation clips (validation speakers of the training corpora and "
+            "the unseen validation corpus), top probability of each clip, no voice profile",
+            "points": points,
+        },
         "threshold_table": table,
         "_reference": reference,
     }
