@@ -23,6 +23,7 @@ from training.encoder.build import check_merged_parity
 from training.encoder.embed import EmbedStats, embed_clips
 from training.encoder.evaluate import clip_voiced_seconds, profile_clips
 from training.encoder.head import DenseHead, EncoderHead, select_head
+from training.encoder.report import target_verdicts
 from training.encoder.run import (
     LABELS,
     QUICK_PER_LABEL,
@@ -108,7 +109,11 @@ def test_quick_run_writes_a_model_the_engine_runs(first: dict[str, Any], corpus_
     md = (first["run_dir"] / "encoder_results.md").read_text(encoding="utf-8")
     assert "old CNN" in md
     assert "QUICK SMOKE RUN" in md
-    assert "random tiny encoder" in (first["run_dir"] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    card = (first["run_dir"] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "random tiny encoder" in card
+    met, missed = target_verdicts(first["results"])
+    assert "## Targets missed and met" in card
+    assert all(phrase in card for phrase in met + missed)
     old = first["results"]["evaluation"]["old"]
     assert set(old) == {"test", "unseen_test"}
     new = first["results"]["evaluation"]["new"]
@@ -235,3 +240,30 @@ def test_profiles_hold_eight_seconds_of_voiced_speech_as_ser_calibrate_counts(co
     # the seconds `ser calibrate` counts for the same files
     made = profile_from_files([Path(mine[i].path) for i in chosen], model=model, name="t", min_speech_s=8.0)
     assert made.speech_s == pytest.approx(prof.speech_s[speaker], abs=1e-3)
+
+
+def _verdict_results(*, unseen: float, zero: float, cal: float, test_uar: float, ece_test: float,
+                     ece_unseen: float, arousal: float, valence: float) -> dict[str, Any]:
+    new = {
+        "unseen_test": {
+            "zero_shot": {"mean_corpus_uar": unseen, "all": {"ece": ece_unseen}},
+            "calibrated": {"model_strength": {"zero_shot": {"mean_corpus_uar": zero},
+                                              "calibrated": {"mean_corpus_uar": cal}}},
+            "affect": {"arousal": {"affect_output": {"mean_corpus_uar": arousal}},
+                       "valence": {"affect_output": {"mean_corpus_uar": {"uar": valence}}}},
+        },
+        "test": {"zero_shot": {"all": {"uar": test_uar, "ece": ece_test}}},
+    }
+    return {"evaluation": {"new": new}}
+
+
+def test_target_verdicts_sort_each_figure_by_its_target() -> None:
+    met, missed = target_verdicts(_verdict_results(unseen=0.333, zero=0.337, cal=0.356, test_uar=0.72,
+                                                   ece_test=0.141, ece_unseen=0.05, arousal=0.81, valence=0.6))
+    assert met == ["test speakers' UAR (72.0 % against >= 70.0 %)",
+                   "ECE on unseen corpora (5.0 % against <= 12.0 %)",
+                   "arousal on unseen corpora (81.0 % against >= 80.0 %)"]
+    assert missed == ["unseen-corpus mean UAR, zero-shot (33.3 % against >= 45.0 %)",
+                      "the gain from a voice profile on unseen corpora (+1.9 points against +5)",
+                      "ECE on test speakers (14.1 % against <= 8.0 %)",
+                      "valence on unseen corpora (60.0 % against >= 65.0 %)"]

@@ -29,7 +29,7 @@ TARGETS = {
     "arousal": 0.80,
     "valence": 0.65,
 }
-"""The issue's targets ("Hear new voices")."""
+"""The encoder model's accuracy targets (its design brief), on data never used for training or selection."""
 
 
 def clean_json(obj: Any) -> Any:
@@ -219,6 +219,48 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
     return rows
 
 
+def target_verdicts(results: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Say which of :data:`TARGETS` the new model meets: (met, missed), one phrase each.
+
+    Each phrase names the figure, its value and the target, e.g. ``"test speakers' UAR
+    (72.0 % against >= 70.0 %)"``; a figure the run did not measure is left out.
+    """
+    new = results["evaluation"]["new"]
+    sn = "model_strength"
+    zero = _get(new, "unseen_test", "calibrated", sn, "zero_shot", "mean_corpus_uar")
+    cal = _get(new, "unseen_test", "calibrated", sn, "calibrated", "mean_corpus_uar")
+    gain = None if zero is None or cal is None else float(cal) - float(zero)
+
+    def affect(axis: str) -> Any:
+        v = _get(new, "unseen_test", "affect", axis, "affect_output", "mean_corpus_uar")
+        return v["uar"] if isinstance(v, dict) else v
+
+    checks: list[tuple[str, Any, float, bool, str]] = [  # name, value, target, higher is better, unit
+        ("unseen-corpus mean UAR, zero-shot", _get(new, "unseen_test", "zero_shot", "mean_corpus_uar"),
+         TARGETS["unseen_zero_shot"], True, "%"),
+        ("the gain from a voice profile on unseen corpora", gain, TARGETS["calibration_gain"], True, "points"),
+        ("test speakers' UAR", _get(new, "test", "zero_shot", "all", "uar"), TARGETS["test_speakers"], True, "%"),
+        ("ECE on test speakers", _get(new, "test", "zero_shot", "all", "ece"), TARGETS["ece_test"], False, "%"),
+        ("ECE on unseen corpora", _get(new, "unseen_test", "zero_shot", "all", "ece"), TARGETS["ece_unseen"],
+         False, "%"),
+        ("arousal on unseen corpora", affect("arousal"), TARGETS["arousal"], True, "%"),
+        ("valence on unseen corpora", affect("valence"), TARGETS["valence"], True, "%"),
+    ]
+    met: list[str] = []
+    missed: list[str] = []
+    for name, value, target, higher, unit in checks:
+        if value is None or (isinstance(value, float) and value != value):
+            continue
+        v = float(value)
+        ok = v >= target if higher else v <= target
+        if unit == "points":
+            text = f"{name} ({100 * v:+.1f} points against +{100 * target:.0f})"
+        else:
+            text = f"{name} ({_pct(v)} against {'>=' if higher else '<='} {_pct(target)})"
+        (met if ok else missed).append(text)
+    return met, missed
+
+
 def _cell(v: Any) -> str:
     if isinstance(v, tuple):
         return " / ".join(_pct(x) for x in v)
@@ -395,7 +437,13 @@ def write_card(*, results: dict[str, Any], path: Path) -> Path:
     ]
     for name, new, old, target in rows:
         lines.append(f"| {name} | {_cell(new)} | {_cell(old)} | {target} |")
+    met, missed = target_verdicts(results)
     lines += [
+        "",
+        "## Targets missed and met",
+        "",
+        "Missed: " + ("; ".join(missed) if missed else "none") + ".",
+        "Met: " + ("; ".join(met) if met else "none") + ". Speed and size: `docs/benchmarks.md`.",
         "",
         "## Limitations",
         "",
