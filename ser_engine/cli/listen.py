@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ser_engine.cli.analyze import emotion_text
 from ser_engine.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -45,7 +46,7 @@ def listen_line(p: Prediction, *, fmt: str, affect: Sequence[str] = ()) -> str:
     ----------
     p : Prediction
     fmt : {"table", "jsonl"}
-        ``table``: time, speech/silence, emotion (or ``uncertain``), confidence, then the
+        ``table``: time, speech/silence, emotion (or ``uncertain (sad?)`` with the model's guess), confidence, then the
         affect scores (``arousal=0.82 valence=0.40``, a model with affect only) and the
         probabilities; ``jsonl``: :func:`ser_engine.files.export.prediction_dict`.
     affect : sequence of str
@@ -62,7 +63,7 @@ def listen_line(p: Prediction, *, fmt: str, affect: Sequence[str] = ()) -> str:
     if not p.speech:
         return f"{p.end_s:9.2f}s  silence  {'-':<10} {'':4}  level {p.level_dbfs:.0f} dBFS"
     probs = " ".join(f"{k}={v:.2f}" for k, v in p.probabilities.items())
-    lab = "uncertain" if p.uncertain else p.label
+    lab = emotion_text(p.label, uncertain=p.uncertain)  # "uncertain (sad?)", as ser analyze prints it
     # a model's affect scores first, two spaces before the emotions' probabilities
     scores = " ".join(f"{k}={p.affect[k]:.2f}" for k in affect if k in p.affect)
     if scores:
