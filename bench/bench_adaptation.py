@@ -183,6 +183,20 @@ def run(data: dict[str, dict[str, Array]], kind: str, seed: int = 5) -> dict[str
         r["neutral-centred, all speech - offset"] = score(
             neu_head(centred(x, spk, {s: c - offset for s, c in group_means(x, spk, np.ones(len(x), bool)).items()})))
         r["_speakers_profiled"] = {"n": float(len(prof))}
+        # the guard question: does the zero-shot arousal of a speaker's material tell calm-only material apart?
+        high = np.isin(classes, ["angry", "fearful", "happy", "surprised"])
+        aroused = base(x)[:, high].sum(axis=1)
+        every, calm_only = [], []
+        for s in np.unique(spk):
+            mine = spk == s
+            every.append(float(aroused[mine].mean()))
+            if (mine & calm).any():
+                calm_only.append(float(aroused[mine & calm].mean()))
+        pct = (0, 10, 50, 90, 100)
+        r["_guard_high_arousal_all_speech"] = dict(zip(map(str, pct), np.percentile(every, pct).round(3).tolist(),
+                                                       strict=True))
+        r["_guard_high_arousal_calm_only"] = dict(zip(map(str, pct), np.percentile(calm_only, pct).round(3).tolist(),
+                                                      strict=True))
         results[p] = r
     return results
 
@@ -206,6 +220,11 @@ def main() -> int:
             if v.startswith("_"):
                 continue
             print(f"| {v} | " + " | ".join(f"{100 * res[p][v]['mean']:.1f}" for p in PARTS) + " |")
+        for p in PARTS:
+            g_all, g_calm = res[p]["_guard_high_arousal_all_speech"], res[p]["_guard_high_arousal_calm_only"]
+            print(f"guard, {p}: speakers' mean high-arousal probability (min/median/max) all speech "
+                  f"{g_all['0']}/{g_all['50']}/{g_all['100']}, "
+                  f"calm clips only {g_calm['0']}/{g_calm['50']}/{g_calm['100']}")
     path = REPO / "bench" / "results" / "adaptation.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

@@ -51,17 +51,21 @@ GROUPS = {
 
 
 def write_model(out: dict[str, Any]) -> None:
-    """Put the chosen threshold and the validation curve into ``models/model.json``."""
+    """Put the chosen threshold and the validation curve into ``models/model.json`` (its own key order)."""
+    import dataclasses
+
+    from ser_engine.inference.model_meta import ConfidenceTradeoff, ModelMetadata
+
     meta_path = REPO / "models" / "model.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
     val = out["curves"]["validation"]
-    meta["uncertainty_threshold"] = out["chosen_threshold"]
-    meta["confidence_tradeoff"] = {
+    tradeoff = ConfidenceTradeoff.from_dict({
         "measured_on": f"{val['clips']} validation clips (validation speakers of the training corpora and the "
         "unseen validation corpus), top probability of each clip, no voice profile",
         "points": val["points"],
-    }
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    })
+    meta = dataclasses.replace(ModelMetadata.load(meta_path), uncertainty_threshold=out["chosen_threshold"],
+                               confidence_tradeoff=tradeoff)
+    meta_path.write_text(json.dumps(meta.to_dict(), indent=2) + "\n", encoding="utf-8")
     print(f"wrote {meta_path}: uncertainty_threshold {out['chosen_threshold']}")
 
 
