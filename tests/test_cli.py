@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -20,6 +22,8 @@ from conftest import ROOT, VirtualMic, synth_speechlike
 from waiting import ProcessOutput
 
 from ser_engine.inference.model import EmotionModel
+from ser_engine.inference.profile import VoiceProfile
+from ser_engine.inference.profile_check import HeldOutCheck
 
 SR = 16000
 KEYS = ["path", "ok", "error", "duration_s", "speech_s", "label", "confidence", "uncertain", "probabilities",
@@ -367,16 +371,22 @@ def crema(corpus_dir: Path, emotion: str) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def calibrated(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def calibration_run(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                    ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """Write a voice profile with `ser calibrate` from 11 real neutral clips (about 12 s of voiced speech)."""
     out = tmp_path_factory.mktemp("profile") / "speaker-1002.json"
     p = ser("calibrate", *crema(corpus_dir, "NEU")[:11], "--output", out, "--name", "Speaker 1002")
     no_traceback(p)
     assert p.returncode == 0, p.stderr
     assert "speech used:" in p.stdout
-    assert "before" in p.stdout
-    assert "after calibration" in p.stdout
-    return out
+    assert "held-out check:" in p.stdout
+    return out, p
+
+
+@pytest.fixture(scope="module")
+def calibrated(calibration_run: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    """Return the voice profile `ser calibrate` wrote from 11 real neutral clips of speaker 1002."""
+    return calibration_run[0]
 
 
 @pytest.mark.corpus
@@ -426,6 +436,150 @@ def test_calibrate_refuses_silence_short_speech_and_missing_files(corpus_dir: Pa
     assert p.returncode == 1
     assert "does not exist" in p.stderr
     no_traceback(p)
+
+
+HELD_OUT_LINE = re.compile(
+    r"^  held-out check: your neutral speech read as neutral in (\d+) % of windows before calibration, "
+    r"(\d+) % after \(mean neutral probability (\d\.\d\d) -> (\d\.\d\d); (\d+) halves, (\d+) windows scored\)$",
+    re.MULTILINE)
+NOT_IMPROVED = "calibration did not make this neutral speech read more neutral"
+
+
+def joined_audio(files: list[Path]) -> np.ndarray:
+    """Decode the files at the model's rate and join them in order, nothing added between them."""
+    from ser_engine.dsp.audio import load_audio
+
+    return np.concatenate([load_audio(f, sample_rate=SR).samples for f in files])
+
+
+def assert_reports_check(stdout: str, files: list[Path], model: EmotionModel) -> HeldOutCheck:
+    """Assert that `ser calibrate` printed the held-out check of ``files``, computed here on its own; return it."""
+    from ser_engine.inference.profile_check import check_held_out
+
+    check = check_held_out(audio=joined_audio(files), model=model)
+    found = HELD_OUT_LINE.findall(stdout)
+    assert len(found) == 1, stdout
+    before, after, mean_before, mean_after, halves, n = found[0]
+    assert (before, after) == (f"{check.before_share * 100:.0f}", f"{check.after_share * 100:.0f}"), stdout
+    assert (mean_before, mean_after) == (f"{check.before_mean:.2f}", f"{check.after_mean:.2f}"), stdout
+    assert (int(halves), int(n)) == (len(check.folds), check.n_held_out), stdout
+    # said not to improve exactly when no more held-out windows read as neutral after calibration than before
+    after_n, before_n = (sum(f.after_neutral for f in check.folds), sum(f.before_neutral for f in check.folds))
+    assert (NOT_IMPROVED in stdout) == (after_n <= before_n), stdout
+    return check
+
+
+@pytest.mark.corpus
+def test_calibrate_reports_the_held_out_check_not_the_in_sample_figures(
+        calibration_run: tuple[Path, subprocess.CompletedProcess[str]], corpus_dir: Path,
+        shipped_model: EmotionModel) -> None:
+    out, p = calibration_run
+    check = assert_reports_check(p.stdout, crema(corpus_dir, "NEU")[:11], shipped_model)
+    assert check.improved  # speaker 1002 reads as neutral more often with the profile
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"voice profile 'Speaker 1002' written to {out}"
+    assert lines[1].startswith("  speech used: ")
+    assert HELD_OUT_LINE.fullmatch(lines[2]), lines
+    assert lines[3].startswith("  use it with: ")
+    assert len(lines) == 4, lines
+    # the profile's own before/after (over the very windows it was made from) is not printed
+    assert "the model said" not in p.stdout
+    assert "on the calibration speech itself" not in p.stdout
+    assert p.stderr == ""
+
+
+@pytest.mark.corpus
+def test_calibrate_says_plainly_when_calibration_did_not_help(corpus_dir: Path, shipped_model: EmotionModel,
+                                                             tmp_path: Path) -> None:
+    # CREMA-D speaker 1020's neutral clips read as neutral as often with the profile as without
+    clips = sorted((corpus_dir / "crema-d").glob("1020_*_NEU_*.ogg"))
+    assert len(clips) >= 10
+    out = tmp_path / "p.json"
+    p = ser("calibrate", *clips, "--output", out, "-v")
+    no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    check = assert_reports_check(p.stdout, clips, shipped_model)
+    assert not check.improved, "this speaker was chosen because the profile does not help it"
+    line = next(x for x in p.stdout.splitlines() if NOT_IMPROVED in x)
+    assert "the profile was still written" in line
+    assert "recording more, or cleaner, neutral speech may help" in line
+    # --verbose adds the profile's own figures, said to be measured on the calibration speech itself
+    prof = VoiceProfile.load(out)
+    inside = [x for x in p.stdout.splitlines() if "before" in x and not HELD_OUT_LINE.fullmatch(x) and
+              NOT_IMPROVED not in x]
+    assert len(inside) == 1, p.stdout
+    top = max(prof.before, key=lambda k: prof.before[k])
+    assert inside[0].startswith("  on the calibration speech itself the model said ")
+    assert f" {top} {prof.before[top]:.2f} before" in inside[0]
+
+
+@pytest.mark.corpus
+def test_calibrate_writes_the_profile_when_the_check_cannot_be_made(corpus_dir: Path, shipped_model: EmotionModel,
+                                                                   tmp_path: Path) -> None:
+    from ser_engine.dsp.audio import load_audio
+    from ser_engine.errors import ProfileError
+    from ser_engine.inference.profile_check import check_held_out
+
+    # Half-second bursts of real speech 4 s apart, then six whole clips: enough speech for a profile,
+    # but the first half of the speech windows (mostly the bursts') holds too little voiced speech.
+    clips = crema(corpus_dir, "NEU")
+    bursts = []
+    for f in clips[:5]:
+        y = load_audio(f, sample_rate=SR).samples
+        i = int(np.argmax(np.convolve(y ** 2, np.ones(SR // 2), "valid")))
+        bursts += [y[i:i + SR // 2], np.zeros(4 * SR, np.float32)]
+    sparse = tmp_path / "bursts.wav"
+    sf.write(str(sparse), np.concatenate(bursts), SR, subtype="FLOAT")
+    inputs = [sparse, *clips[5:]]
+    with pytest.raises(ProfileError, match="too little speech to hold part of it out") as info:
+        check_held_out(audio=joined_audio(inputs), model=shipped_model)
+    out = tmp_path / "p.json"
+    p = ser("calibrate", *inputs, "--output", out)
+    no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    assert VoiceProfile.load(out).sources == tuple(f.name for f in inputs)
+    assert f"  note: the held-out check could not be made: {info.value}; the profile was still written" \
+        in p.stdout.splitlines(), p.stdout
+    assert "held-out check:" not in p.stdout
+    assert p.stderr == ""
+
+
+def _made_up_check(before: int, after: int, *, per_fold: int = 10) -> HeldOutCheck:
+    """Make up a check of two folds of ``per_fold`` windows, ``before``/``after`` of each read as neutral."""
+    from ser_engine.inference.profile_check import FoldCheck
+
+    prof = VoiceProfile(name="x", model_name="m", model_sha256="0" * 64, labels=("neutral", "sad"),
+                        logit_shift=(0.0, 0.0), speech_s=4.0, n_windows=per_fold, created="2000-01-01T00:00:00Z",
+                        sources=("x",), before={"neutral": 0.5, "sad": 0.5}, after={"neutral": 0.5, "sad": 0.5})
+    fold = FoldCheck(calibration_span=(0.0, 1.0), held_out_span=(1.0, 2.0), profile=prof, n_held_out=per_fold,
+                     before_neutral=before, after_neutral=after, before_mean=0.3, after_mean=0.35)
+    n = 2 * per_fold
+    return HeldOutCheck(label="neutral", before_share=2 * before / n, after_share=2 * after / n, before_mean=0.3,
+                        after_mean=0.35, n_windows=n + 3, n_held_out=n, n_straddling=3, split_s=1.0,
+                        folds=(fold, fold))
+
+
+@pytest.mark.parametrize(("before", "after", "why"), [
+    (3, 6, None),
+    (6, 6, "(as many held-out windows read as neutral with it as without)"),
+    (6, 3, "(fewer held-out windows read as neutral with it)"),
+    (0, 0, "(as many held-out windows read as neutral with it as without)"),
+    (10, 10, "(it already read as neutral in every held-out window without calibration)"),
+])
+def test_calibrate_held_out_wording(before: int, after: int, why: str | None) -> None:
+    from ser_engine.cli.model import held_out_lines
+
+    lines = held_out_lines(_made_up_check(before, after))
+    assert lines[0] == (f"held-out check: your neutral speech read as neutral in {before * 10} % of windows before "
+                        f"calibration, {after * 10} % after (mean neutral probability 0.30 -> 0.35; 2 halves, "
+                        "20 windows scored)")
+    if why is None:  # more windows read as neutral: the figures say it all
+        assert lines == lines[:1]
+        return
+    assert len(lines) == 2
+    assert lines[1].startswith(f"{NOT_IMPROVED} {why}; the profile was still written")
+    # advice to record again only when there was something left to gain
+    assert ("recording more, or cleaner, neutral speech may help" in lines[1]) == (before < 10)
 
 
 @pytest.mark.corpus
@@ -879,7 +1033,7 @@ def test_listen_lines_carry_arousal_and_valence_only_for_a_model_with_affect(
         assert not quiet.speech
         line = listen_line(p, fmt="table", affect=names)
         probs = " ".join(f"{k}={v:.2f}" for k, v in p.probabilities.items())
-        lab = "uncertain" if p.uncertain else p.label
+        lab = f"uncertain ({p.label}?)" if p.uncertain else p.label
         if names:
             scores = f"arousal={p.affect['arousal']:.2f} valence={p.affect['valence']:.2f}"
             assert line == f"{p.end_s:9.2f}s  speech   {lab:<10} {p.confidence:.2f}  {scores}  {probs}"
@@ -889,6 +1043,9 @@ def test_listen_lines_carry_arousal_and_valence_only_for_a_model_with_affect(
             assert line == f"{p.end_s:9.2f}s  speech   {lab:<10} {p.confidence:.2f}  {probs}"
             assert json.loads(listen_line(p, fmt="jsonl", affect=names)) == json.loads(json.dumps(p.to_dict()))
         assert "arousal" not in listen_line(quiet, fmt="table", affect=names)
+        # an uncertain window names the model's guess, as ser analyze's table does
+        guess = dataclasses.replace(p, uncertain=True)
+        assert f"speech   uncertain ({p.label}?) {p.confidence:.2f}" in listen_line(guess, fmt="table", affect=names)
 
 
 # ----------------------------------------------------------------------------- --min-confidence

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +21,17 @@ from ser_engine.cli.common import EXIT_OK, EXIT_USAGE, err, load_model, say
 if TYPE_CHECKING:
     from ser_engine.inference.model import EmotionModel
     from ser_engine.inference.model_meta import ModelMetadata
+    from ser_engine.inference.profile_check import HeldOutCheck
 
-__all__ = ["cmd_calibrate", "cmd_info", "model_location"]
+__all__ = ["check_files_held_out", "cmd_calibrate", "cmd_info", "held_out_lines", "model_location"]
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Run ``ser calibrate FILE... -o PROFILE.json``: make a voice profile.
+    """Run ``ser calibrate FILE... -o PROFILE.json``: make a voice profile and check it on held-out speech.
+
+    The profile is written first; the held-out check (:func:`check_files_held_out`) then
+    says how speech the profile did not see reads with it. A check that cannot be made
+    is a note in the output: the profile stays written and the exit status is 0.
 
     Parameters
     ----------
@@ -37,7 +43,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     int
         The exit status.
     """
-    from ser_engine.errors import ProfileError
+    from ser_engine.errors import AudioError, ParameterError, ProfileError
     from ser_engine.inference.profile import profile_from_files
 
     out = Path(args.output)
@@ -54,16 +60,109 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     profile = profile_from_files(args.files, model=model, name=name, gate_sensitivity=args.sensitivity)
     profile.save(out)
 
-    def top(probs: dict[str, float]) -> str:
-        k = max(probs, key=lambda lab: probs[lab])
-        return f"{k} {probs[k]:.2f}"
-
     n = len(args.files)
     say(f"voice profile {profile.name!r} written to {out}")
     say(f"  speech used: {profile.speech_s:.1f} s in {profile.n_windows} windows from {n} file{'s' * (n != 1)}")
-    say(f"  on this speech the model said {top(profile.before)} before, {top(profile.after)} after calibration")
+    # The check comes after the profile is written and announced: whatever it finds, the profile stays.
+    try:
+        check = check_files_held_out(args.files, model=model, gate_sensitivity=args.sensitivity)
+    except (AudioError, ParameterError, ProfileError) as exc:
+        say(f"  note: the held-out check could not be made: {exc}; the profile was still written")
+    else:
+        for line in held_out_lines(check):
+            say(f"  {line}")
+    if getattr(args, "verbose", False):
+        # The profile's own before/after: mean probabilities over the very windows it was made from,
+        # so it says little about new speech (the held-out check above does); shown only on request.
+        say(f"  on the calibration speech itself the model said {_top(profile.before)} before, "
+            f"{_top(profile.after)} after calibration")
     say(f"  use it with: ser analyze --profile {out} ...  /  ser listen --profile {out}")
     return EXIT_OK
+
+
+def _top(probs: dict[str, float]) -> str:
+    """Name the most probable label with its probability: "neutral 0.36"."""
+    k = max(probs, key=lambda lab: probs[lab])
+    return f"{k} {probs[k]:.2f}"
+
+
+def check_files_held_out(files: Sequence[str | os.PathLike[str]], *, model: EmotionModel,
+                         gate_sensitivity: float) -> HeldOutCheck:
+    """Run the held-out check on the audio a profile of ``files`` is made from.
+
+    Each file is decoded as :func:`~ser_engine.inference.profile.profile_from_files` decodes
+    it (:func:`~ser_engine.dsp.audio.iter_audio_blocks` at the model's rate), and the files
+    are joined in the order given, sample after sample with nothing added between them: the
+    check needs one recording to split in time. (The profile itself keeps the files apart,
+    so a few of the check's windows span two files where no profile window does.)
+
+    Parameters
+    ----------
+    files : sequence of path-like
+        The recordings the profile was made from.
+    model : EmotionModel
+        The model the profile is made for.
+    gate_sensitivity : float
+        The speech gate sensitivity the profile was made with.
+
+    Returns
+    -------
+    HeldOutCheck
+        :func:`~ser_engine.inference.profile_check.check_held_out` of the joined audio, for ``"neutral"``.
+
+    Raises
+    ------
+    ProfileError
+        Too little speech to hold half of it out (the message says how much was found).
+    AudioError
+        A file could not be decoded this time (the message names it).
+    ParameterError
+        The model has no ``"neutral"`` label.
+    """
+    import numpy as np
+
+    from ser_engine.dsp.audio import iter_audio_blocks
+    from ser_engine.inference.profile_check import check_held_out
+
+    sr = model.feature_config.sample_rate
+    blocks = [block for f in files for block in iter_audio_blocks(f, sample_rate=sr)]
+    audio = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    return check_held_out(audio=audio, model=model, label="neutral", gate_sensitivity=gate_sensitivity)
+
+
+def held_out_lines(check: HeldOutCheck) -> list[str]:
+    """Say what the held-out check found, and plainly when calibration did not help.
+
+    The same finding as the app's calibration dialog: a profile made from each half of the
+    speech scored the other half's speech windows; "improved" means more of them read as the
+    label (their most probable emotion) with calibration than without.
+
+    Parameters
+    ----------
+    check : HeldOutCheck
+
+    Returns
+    -------
+    list of str
+        The figures, then, when calibration did not improve them, a line saying so.
+    """
+    label = check.label
+    lines = [f"held-out check: your {label} speech read as {label} in {check.before_share * 100:.0f} % of windows "
+             f"before calibration, {check.after_share * 100:.0f} % after (mean {label} probability "
+             f"{check.before_mean:.2f} -> {check.after_mean:.2f}; {len(check.folds)} halves, "
+             f"{check.n_held_out} windows scored)"]
+    if check.improved:
+        return lines
+    if check.before_share >= 1.0:
+        # nothing left to gain: advice to record again would not help
+        lines.append(f"calibration did not make this {label} speech read more {label} (it already read as {label} "
+                     "in every held-out window without calibration); the profile was still written")
+        return lines
+    why = (f"fewer held-out windows read as {label} with it" if check.after_share < check.before_share
+           else f"as many held-out windows read as {label} with it as without")
+    lines.append(f"calibration did not make this {label} speech read more {label} ({why}); the profile was still "
+                 f"written, but recording more, or cleaner, {label} speech may help")
+    return lines
 
 
 def _check_replaceable(out: Path, *, inputs: list[str]) -> None:
