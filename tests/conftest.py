@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import subprocess
@@ -32,6 +33,19 @@ def _private_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     patch.setenv("XDG_STATE_HOME", str(state))
     yield state
     patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def _qt_garbage_dies_on_the_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Collect a Qt test's reference cycles on the GUI thread, right after it.
+
+    Widgets caught in cycles (a lambda connected to a signal holding its view) are otherwise
+    freed whenever the cyclic collector next runs, which may be on an audio or worker thread
+    that happens to allocate: Qt then destroys GUI objects off the GUI thread and aborts.
+    """
+    yield
+    if "qtbot" in request.fixturenames:
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)

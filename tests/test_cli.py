@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import ROOT, VirtualMic, synth_speechlike
+from tiny_model import TRADEOFF
 from waiting import ProcessOutput
 
 from ser_engine.inference.model import EmotionModel
@@ -1049,14 +1050,6 @@ def test_listen_lines_carry_arousal_and_valence_only_for_a_model_with_affect(
 
 
 # ----------------------------------------------------------------------------- --min-confidence
-TRADEOFF = {
-    "measured_on": "validation clips of 23 speakers (n=1000)",
-    "points": [
-        {"min_confidence": 0.0, "coverage": 1.0, "accuracy": 0.6},
-        {"min_confidence": 0.2, "coverage": 0.9, "accuracy": 0.64},
-        {"min_confidence": 0.4, "coverage": 0.5, "accuracy": 0.8},
-    ],
-}
 
 
 def model_copy(src: Path, dst: Path, **changes: object) -> Path:

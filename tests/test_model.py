@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_model import TINY_LABELS, build_tiny_model
+from tiny_model import TINY_LABELS, TRADEOFF, build_tiny_model
 
 from ser_engine.config import FeatureConfig
 from ser_engine.errors import ModelError, ParameterError, ProfileError
@@ -446,14 +446,6 @@ def test_analysis_and_streamer_follow_the_min_confidence(tiny_model: EmotionMode
 
 
 # ----------------------------------------------------------------------------- confidence_tradeoff in model.json
-TRADEOFF = {
-    "measured_on": "validation clips of the 23 validation speakers (n=1000)",
-    "points": [
-        {"min_confidence": 0.0, "coverage": 1.0, "accuracy": 0.6},
-        {"min_confidence": 0.2, "coverage": 0.9, "accuracy": 0.64},
-        {"min_confidence": 0.4, "coverage": 0.5, "accuracy": 0.8},
-    ],
-}
 
 
 def test_confidence_tradeoff_parses_round_trips_and_interpolates(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from desktop_support import temp_settings
 from PySide6.QtCore import QSettings
+from tiny_model import TRADEOFF
 
 from desktop_app.settings import AppSettings
 from desktop_app.settings_dialog import SettingsDialog
@@ -331,14 +332,6 @@ def test_window_and_hop_default_to_the_models_as_in_ser(qtbot, tmp_path: Path, t
 
 
 # ----------------------------------------------------------------------------- minimum confidence
-TRADEOFF = {
-    "measured_on": "validation clips of 23 speakers (n=1000)",
-    "points": [
-        {"min_confidence": 0.0, "coverage": 1.0, "accuracy": 0.6},
-        {"min_confidence": 0.2, "coverage": 0.9, "accuracy": 0.64},
-        {"min_confidence": 0.4, "coverage": 0.5, "accuracy": 0.8},
-    ],
-}
 
 
 def _model(tiny_model_dir: Path, tmp_path: Path, **changes: object):  # type: ignore[no-untyped-def]
