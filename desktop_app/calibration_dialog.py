@@ -441,7 +441,13 @@ class CalibrationDialog(QDialog):
     # ------------------------------------------------------------------ input
     @Slot()
     def _open_input(self) -> bool:
-        """Open the microphone (step 1's meter runs from it); says why when it cannot."""
+        """Open the microphone (step 1's meter runs from it); says why when it cannot.
+
+        Never after the dialog has closed: the first opening is queued at construction, and a
+        dialog closed before it runs must not leave a stream running for a deleted dialog.
+        """
+        if self._closed:
+            return False
         self._close_input()
         self.device_label.setText(f"Microphone: <b>{self.device_name}</b>")
         reason: str | None = None

@@ -242,6 +242,26 @@ class _FakeInput:
         self.stopped = True
 
 
+def test_a_dialog_closed_at_once_never_opens_the_microphone(qtbot, tmp_path: Path,
+                                                             shipped_model: EmotionModel) -> None:
+    """The first opening is queued at construction; closing before it runs leaves no stream behind."""
+    from PySide6.QtCore import QTimer
+
+    made: list[_FakeInput] = []
+
+    def factory(device, *, ring_seconds):
+        made.append(_FakeInput(device, ring_seconds=ring_seconds))
+        return made[-1]
+
+    dlg, _ = _dialog(qtbot, tmp_path, shipped_model, input_factory=factory)
+    dlg.reject()
+    after: list[bool] = []
+    QTimer.singleShot(0, lambda: after.append(True))  # zero timers fire in order: the dialog's queued one first
+    qtbot.waitUntil(lambda: bool(after), timeout=2000)
+    assert made == []
+    assert dlg.input is None
+
+
 def test_a_microphone_that_cannot_open_is_explained(qtbot, tmp_path: Path, shipped_model: EmotionModel) -> None:
     made: list[_FakeInput] = []
 
