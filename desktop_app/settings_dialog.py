@@ -34,7 +34,7 @@ __all__ = ["PathEdit", "SettingsDialog"]
 class PathEdit(QLineEdit):
     """A line edit for a path: while it is not being edited, a path too long for it is elided in the middle.
 
-    "/home/anna/…/ser-recordings" keeps both the start and the folder's own name in view;
+    A middle-elided path ("~/Documents/…/ser-recordings") keeps both the start and the folder's own name in view;
     the full path is the tooltip, and it comes back whole as soon as the field has the
     focus (to be edited). :meth:`text` is always the full path.
     """
