@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -279,20 +280,30 @@ def test_info_and_devices(tiny_model_dir: Path) -> None:
     assert sum(d["is_default"] for d in devices) == 1
 
 
-@pytest.mark.mic
-def test_listen_streams_jsonl(tiny_model_dir: Path, virtual_mic: VirtualMic, tmp_path: Path) -> None:
-    rec = tmp_path / "rec.wav"
+def _listen_while_speech_plays(
+    virtual_mic: VirtualMic, model_dir: Path, *options: str
+) -> tuple[subprocess.Popen[str], str, str, list[dict[str, Any]]]:
+    """Run ``ser listen --format jsonl`` on the virtual microphone; 4 s of speech-like sound play once audio flows.
+
+    Returns the finished process, its stdout and stderr, and the JSON lines.
+    """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ser_engine.cli", "listen", "--model", str(tiny_model_dir), "--duration", "14",
-         "--format", "jsonl", "--record", str(rec)],
+        [sys.executable, "-m", "ser_engine.cli", "listen", "--model", str(model_dir), "--format", "jsonl", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
     )
     output = ProcessOutput(proc)
     output.wait_for_line("stdout", lambda line: line.startswith("{"), what="the first prediction (audio flows)")
     virtual_mic.play(synth_speechlike(seconds=4.0, level=0.4)).wait(timeout=20)
     out, err = output.finish(timeout=60)
+    return proc, out, err, [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.mark.mic
+def test_listen_streams_jsonl(tiny_model_dir: Path, virtual_mic: VirtualMic, tmp_path: Path) -> None:
+    rec = tmp_path / "rec.wav"
+    proc, _out, err, lines = _listen_while_speech_plays(virtual_mic, tiny_model_dir, "--duration", "14",
+                                                         "--record", str(rec))
     assert proc.returncode == 0, err
-    lines = [json.loads(line) for line in out.splitlines()]
     # one prediction per 0.5 s hop of stream time, from the first audio through the 14 s
     assert [x["end_s"] for x in lines[:28]] == pytest.approx([0.5 * (i + 1) for i in range(28)], abs=0.01)
     assert set(lines[0]) >= {"start_s", "end_s", "speech", "label", "confidence", "probabilities"}
@@ -1204,17 +1215,9 @@ def test_segments_table_has_a_header_and_names_the_guess_of_uncertain_windows(ti
 
 @pytest.mark.mic
 def test_listen_with_min_confidence(tiny_model_dir: Path, virtual_mic: VirtualMic) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ser_engine.cli", "listen", "--model", str(tiny_model_dir), "--duration", "8",
-         "--format", "jsonl", "--min-confidence", "0.9999"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
-    )
-    output = ProcessOutput(proc)
-    output.wait_for_line("stdout", lambda line: line.startswith("{"), what="the first prediction (audio flows)")
-    virtual_mic.play(synth_speechlike(seconds=4.0, level=0.4)).wait(timeout=20)
-    out, err = output.finish(timeout=60)
+    proc, _out, err, lines = _listen_while_speech_plays(virtual_mic, tiny_model_dir, "--duration", "8",
+                                                         "--min-confidence", "0.9999")
     assert proc.returncode == 0, err
-    lines = [json.loads(line) for line in out.splitlines()]
     speech = [x for x in lines if x["speech"]]
     assert speech
     assert all(x["uncertain"] is True and x["label"] is not None for x in speech)

@@ -425,16 +425,21 @@ def test_settings_dialog_leaves_an_untouched_min_confidence_as_stored(qtbot, tmp
     assert s.stream_settings.hop_s == 0.25
 
 
+def _shown_dialog(qtbot, settings: AppSettings) -> SettingsDialog:
+    """Return a settings dialog on screen (offscreen), laid out."""
+    dlg = SettingsDialog(settings)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    return dlg
+
+
 def test_settings_dialog_shows_the_whole_recordings_folder(qtbot, tmp_path: Path) -> None:
     """The default folder (~/ser-recordings) fits whole; a longer one is elided in the middle, never cut."""
     s = temp_settings(tmp_path)
     home_default = s.recordings_folder
     assert home_default == str(Path.home() / "ser-recordings")
-    dlg = SettingsDialog(s)
-    qtbot.addWidget(dlg)
-    dlg.show()
-    qtbot.waitExposed(dlg)
-    field = dlg.folder
+    field = _shown_dialog(qtbot, s).folder
     assert field.text() == home_default
     assert field.toolTip() == home_default
     assert field.displayed_text() == home_default
@@ -442,11 +447,7 @@ def test_settings_dialog_shows_the_whole_recordings_folder(qtbot, tmp_path: Path
     # a path longer than the field: its start and its folder's name stay in view, the full path is the tooltip
     long = str(tmp_path / ("a-long-folder-name-" * 8) / "ser-recordings")
     s.recordings_folder = long
-    dlg2 = SettingsDialog(s)
-    qtbot.addWidget(dlg2)
-    dlg2.show()
-    qtbot.waitExposed(dlg2)
-    field = dlg2.folder
+    field = _shown_dialog(qtbot, s).folder
     assert field.text() == long
     assert field.toolTip() == long
     shown = field.displayed_text()
