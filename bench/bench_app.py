@@ -59,6 +59,36 @@ def _rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of every thread of this process now: ``{tid: (kernel name, seconds)}``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(tid)] = (comm, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def thread_split(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+                 names: dict[int, str], wall: float) -> list[tuple[str, float]]:
+    """Per-thread CPU between two :func:`thread_cpu` snapshots, as % of one core, busiest first.
+
+    Python threads are named by ``names`` (native id -> name); the others keep their kernel
+    name (native threads: PortAudio's callback thread, the PulseAudio client's, BLAS, Qt).
+    Threads that ended between the snapshots are not counted.
+    """
+    rows = []
+    for tid, (comm, sec) in after.items():
+        used = sec - before.get(tid, (comm, 0.0))[1]
+        rows.append((names.get(tid, f"{comm} ({tid})"), 100.0 * used / wall))
+    return sorted(rows, key=lambda r: -r[1])
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -143,6 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from PySide6.QtWidgets import QApplication
 
     from desktop_app import qt_messages
+    from desktop_app.main import single_threaded_blas
     from desktop_app.main_window import MainWindow, load_model
     from desktop_app.settings import AppSettings
     from desktop_app.theme import apply_theme
@@ -153,6 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     model, err = load_model(args.model_dir)
     if model is None:
         raise SystemExit(f"bench_app: {err}")
+    single_threaded_blas()  # as the app's start-up does
     tmp = Path(tempfile.mkdtemp(prefix="bench-app-"))
     settings = AppSettings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))
     window = MainWindow(settings=settings, model=model)
@@ -191,6 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     n_pred0 = live.predictions_received
     proc = subprocess.Popen(["paplay", "-d", "vmic", str(wav)])
     w0, c0, g0 = time.monotonic(), time.process_time(), time.thread_time()
+    t0 = thread_cpu()
 
     def poll() -> bool:
         rss.append(_rss_mb())
@@ -198,6 +231,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     wait_until(poll, args.seconds + 120, every_ms=1000)
     wall, cpu, gui = time.monotonic() - w0, time.process_time() - c0, time.thread_time() - g0
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    names[threading.main_thread().native_id or 0] = "GUI"
+    threads = thread_split(t0, thread_cpu(), names, wall)
     stats = live.controller.stats()
     n_pred = live.predictions_received - n_pred0
     speech_steps = len(compute)
@@ -260,6 +296,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "seconds": wall,
         "cpu_pct": 100.0 * cpu / wall,
         "gui_pct": 100.0 * gui / wall,
+        "threads": threads,
         "rss_peak_mb": _rss_mb("VmHWM"),
         "rss_mean_mb": statistics.mean(rss) if rss else float("nan"),
         "rss_max_mb": max(rss) if rss else float("nan"),
@@ -282,6 +319,14 @@ def _fmt_ms(vals: list[float]) -> str:
     if not vals:
         return "not measured"
     return f"median {statistics.median(vals):.0f} ms, max {max(vals):.0f} ms (n={len(vals)})"
+
+
+def _fmt_threads(rows: object, floor: float = 0.5) -> str:
+    """``name x.x %`` for the threads of :func:`thread_split` that used at least ``floor`` % of a core."""
+    assert isinstance(rows, list)
+    shown = [f"{name} {pct:.1f} %" for name, pct in rows if pct >= floor]
+    rest = len(rows) - len(shown)
+    return ", ".join(shown) + (f" ({rest} other threads under {floor:g} % each)" if rest else "")
 
 
 def section(r: dict[str, object]) -> str:
@@ -328,7 +373,7 @@ def section(r: dict[str, object]) -> str:
         "",
         f"CPU split: the GUI thread (30 fps waveform and meter repaint, widgets) {float(r['gui_pct']):.1f} %, "  # type: ignore[arg-type]
         f"the other threads (PortAudio callback, engine worker with resampling, features and ONNX Runtime) "
-        f"{float(r['cpu_pct']) - float(r['gui_pct']):.1f} % of one core. "  # type: ignore[arg-type]
+        f"{float(r['cpu_pct']) - float(r['gui_pct']):.1f} % of one core; per thread: {_fmt_threads(r['threads'])}. "  # type: ignore[arg-type]
         f"{r['predictions']} predictions ({r['speech_steps']} on speech) during the speech run. "
         "The onset delays include PulseAudio's and PortAudio's buffering, the worker's 10 ms polling, the "
         "~33 ms repaint period (waveform) and the wait for the next hop boundary (prediction).",

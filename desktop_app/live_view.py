@@ -16,7 +16,6 @@ from PySide6.QtCore import QRectF, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
-    QGraphicsItem,
     QGraphicsView,
     QGridLayout,
     QHBoxLayout,
@@ -41,6 +40,7 @@ from desktop_app.widgets import (
     LevelMeter,
     ProbabilityBars,
     ScrollingEnvelope,
+    cache_axes,
     style_plot,
 )
 from ser_engine.dsp.gate import level_dbfs
@@ -312,8 +312,7 @@ class LiveView(QWidget):
         # No grid here: grid lines belong to the axes, whose bounds then cover the plot, so every
         # 30 fps waveform update would repaint both axes too (about half the GUI thread's time).
         wp.showGrid(x=False, y=False)
-        for name in ("left", "bottom"):  # the axes never change: repaint them from a cached pixmap
-            wp.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        cache_axes(wp)
         self.wave_plot.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.BoundingRectViewportUpdate)
         self.wave_plot.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState, True)
         self.wave_plot.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing, True)
@@ -333,6 +332,7 @@ class LiveView(QWidget):
         tp.setYRange(0, 100, padding=0.02)
         tp.setXRange(-TIMELINE_S, 0, padding=0)
         tp.setMouseEnabled(x=False, y=False)
+        cache_axes(tp)  # with the grid, the axes cover the plot: every new prediction would repaint them
         self.timeline_curves = {
             lab: tp.plot(pen=pg.mkPen(emotion_color(lab), width=2.5), name=label_text(lab), connect="finite")
             for lab in self.labels
@@ -351,6 +351,7 @@ class LiveView(QWidget):
         ap.getAxis("left").setTicks([[(v, f"{v}") for v in (0, 50, 100)], [(v, "") for v in (25, 75)]])
         ap.setXLink(self.timeline_plot.getPlotItem())
         ap.setMouseEnabled(x=False, y=False)
+        cache_axes(ap)
         ap.addItem(pg.InfiniteLine(pos=50, angle=0, pen=pg.mkPen("#808080", width=1, style=Qt.PenStyle.DashLine)))
         self.affect_curves = {
             name: ap.plot(pen=pg.mkPen(affect_axis(name, index=i).color, width=2.5), connect="finite")

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from desktop_app.settings import AppSettings
     from ser_engine.inference.model import EmotionModel
 
-__all__ = ["app_model", "main", "run_app"]
+__all__ = ["app_model", "main", "run_app", "single_threaded_blas"]
 
 
 def _epilog() -> str:
@@ -130,6 +130,7 @@ def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequen
     store = QSettings(str(settings_file), QSettings.Format.IniFormat) if settings_file else default_settings()
     settings = AppSettings(store)
     model, error = app_model(model_dir, settings)
+    single_threaded_blas()
     window = MainWindow(settings=settings, model=model, model_error=error)
     window.show()
     if paths and model is not None:
@@ -147,6 +148,21 @@ def run_app(*, model_dir: Path | None, settings_file: Path | None, paths: Sequen
     stopped_by = _stop_on_signals(window)
     code = int(app.exec())
     return 128 + stopped_by[0] if stopped_by else code
+
+
+def single_threaded_blas() -> None:
+    """Limit NumPy's BLAS (and any OpenMP pool) to one thread for the rest of the process.
+
+    The live worker and file analysis each limit it while they run (threadpoolctl), but
+    those limits are the process's and each puts back what it found when it ends: a file
+    batch that started before listening and ended during it would give the live worker
+    a second BLAS thread again, which spins after every small matrix product. Nothing in
+    the app gains from a second BLAS thread, so the app sets one for good, once NumPy is
+    loaded (threadpoolctl sees only the libraries loaded so far).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
 
 
 def app_model(model_dir: Path | None, settings: AppSettings) -> tuple[EmotionModel | None, str | None]:

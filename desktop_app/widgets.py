@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QResizeEvent
-from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop_app.palette import SILENCE_COLOR, UNCERTAIN_COLOR, emotion_color, label_text
 from ser_engine.live.ringbuffer import RingBuffer
@@ -22,6 +22,7 @@ __all__ = [
     "LevelMeter",
     "ProbabilityBars",
     "ScrollingEnvelope",
+    "cache_axes",
     "min_max_envelope",
     "style_plot",
 ]
@@ -42,6 +43,18 @@ def style_plot(plot: pg.PlotItem, *, left: str, bottom: str, left_units: str | N
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMenuEnabled(False)
     plot.hideButtons()
+
+
+def cache_axes(plot: pg.PlotItem) -> None:
+    """Paint the plot's left and bottom axes (with their grid lines) from a cached pixmap.
+
+    An axis of a fixed range never changes, but it is repainted whenever a curve over it
+    changes (its grid lines make it cover the plot), which replays all its ticks, labels
+    and lines; from the cache that is one copy of pixels. A range or size change
+    redraws the cache.
+    """
+    for name in ("left", "bottom"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def min_max_envelope(y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -437,6 +450,7 @@ class ProbabilityBars(pg.PlotWidget):  # type: ignore[misc]
         item.setYRange(0, 100, padding=0.02)
         item.setXRange(-0.6, len(self.labels) - 0.4, padding=0)
         item.setMouseEnabled(x=False, y=False)
+        cache_axes(item)  # new bars every hop would repaint the axes, which the grid makes cover the plot
         self.values = np.zeros(len(self.labels))
         brushes = [pg.mkBrush(emotion_color(lab)) for lab in self.labels]
         self._bars = pg.BarGraphItem(x=np.arange(len(self.labels)), height=self.values, width=0.7, brushes=brushes,

@@ -689,3 +689,16 @@ def test_calibration_pauses_listening_and_resumes_it_when_the_dialog_closes(
     assert view.running == listening
     if listening:
         view.stop()
+
+
+def test_every_plot_paints_its_axes_from_a_cache(qtbot, tmp_path: Path, affect_model: EmotionModel) -> None:
+    # curves over the axes change 30 times a second (waveform) or every hop (timelines, bars):
+    # the axes, which never change, must not be redrawn with them
+    from PySide6.QtWidgets import QGraphicsItem
+
+    view = LiveView(settings=temp_settings(tmp_path), model=affect_model, device_lister=no_devices)
+    qtbot.addWidget(view)
+    for plot in (view.wave_plot, view.timeline_plot, view.affect_plot, view.bars):
+        for name in ("left", "bottom"):
+            axis = plot.getPlotItem().getAxis(name)
+            assert axis.cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache, (plot, name)

@@ -412,3 +412,18 @@ def test_status_bar_messages_are_shown_whole_with_the_live_figures(qtbot, tmp_pa
     qtbot.waitUntil(lambda: _shown_whole(w.status_message), timeout=3000)
     assert all(lab.isVisible() for lab in figures)
     view.stop()
+
+
+def test_the_app_keeps_blas_to_one_thread() -> None:
+    # in a fresh process: the limit is the process's for good
+    import subprocess
+    import sys
+
+    code = ("import numpy\n"
+            "from threadpoolctl import threadpool_info\n"
+            "from desktop_app.main import single_threaded_blas\n"
+            "single_threaded_blas()\n"
+            "print(sorted({pool['num_threads'] for pool in threadpool_info()}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[1]"

@@ -141,3 +141,16 @@ def test_every_state_text_of_the_emotion_display_fits(qtbot, width: int) -> None
     assert display.title.font().italic()  # in the font, where the fitting measures it
     display.show_no_speech()
     assert not display.title.font().italic()
+
+
+def test_probability_bars_paint_their_axes_from_a_cache(qtbot) -> None:
+    # the grid makes the axes cover the plot: new bars every hop must not replay all their ticks
+    from PySide6.QtWidgets import QGraphicsItem
+
+    from desktop_app.widgets import ProbabilityBars
+
+    bars = ProbabilityBars(("angry", "happy", "neutral"))
+    qtbot.addWidget(bars)
+    item = bars.getPlotItem()
+    for name in ("left", "bottom"):
+        assert item.getAxis(name).cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache, name
