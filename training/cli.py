@@ -87,13 +87,16 @@ def _parser() -> argparse.ArgumentParser:
                     "or RUN_DIR with --quick)")
     sn.add_argument("--card", type=Path, default=None, help="model card to write (default "
                     "models/MODEL_CARD.md, or RUN_DIR/MODEL_CARD.md with --quick)")
+    sn.add_argument("--compare-with", type=Path, default=None, metavar="MODEL_DIR",
+                    help="the earlier model the tables put beside the new one, e.g. the log-mel CNN of an older "
+                    "commit (default: models/ at git HEAD)")
     return p
 
 
 def _encoder(args: argparse.Namespace) -> int:
     """``ser-train encoder``: run :func:`training.encoder.run.run_encoder`."""
     from training.encoder.run import run_encoder
-    from training.pipeline import REPO
+    from training.pipeline import REPO, _portable
 
     run_dir = args.run_dir or REPO / "training_runs" / ("encoder-quick" if args.quick else "encoder")
     docs = args.docs or (run_dir if args.quick else REPO / "docs")
@@ -107,7 +110,9 @@ def _encoder(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         workers=args.workers,
         quick=args.quick,
-        command="ser-train encoder" + (" --quick" if args.quick else ""),
+        old_model_dir=args.compare_with,
+        command="ser-train encoder" + (" --quick" if args.quick else "")
+        + (f" --compare-with {_portable(args.compare_with)}" if args.compare_with else ""),
     )
     print(f"wrote {results['model_dir']}/model.onnx and model.json, {docs}/encoder_results.md, {card}")
     return 0

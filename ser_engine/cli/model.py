@@ -331,7 +331,9 @@ def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
     rows.append(("trained on", ", ".join(map(str, corpora)) if isinstance(corpora, list) and corpora
                  else "not recorded"))
     held = prov.get("held_out_corpora")
-    if isinstance(held, dict) and held:
+    if isinstance(prov.get("held_out"), str):
+        rows.append(("held out", str(prov["held_out"])))
+    elif isinstance(held, dict) and held:
         parts = [f"{', '.join(map(str, v))} ({str(k).replace('unseen_', '').replace('val', 'validation')})"
                  for k, v in held.items() if isinstance(v, list) and v]
         rows.append(("held-out corpora", "; ".join(parts) or "none"))
@@ -341,8 +343,10 @@ def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
     unseen = _corpus_mean_uar(metrics, "unseen_corpora")
     rows.append(("test speakers", test + " (speakers of the training corpora never trained on)" if test
                  else "not recorded"))
-    rows.append(("unseen corpora", unseen + " (corpora never trained on: nearer to what new voices get)" if unseen
-                 else "not recorded"))
+    method = metrics.get("unseen_corpora_method")
+    how = f"{method}: nearer to what new voices get" if isinstance(method, str) else \
+        "corpora never trained on: nearer to what new voices get"
+    rows.append(("unseen corpora", f"{unseen} ({how})" if unseen else "not recorded"))
     rows.append(("voice calibration",
                  f"supported, strength {meta.voice_strength:g} (reference: "
                  f"{meta.voice_reference_fitted_on or 'not described'}); see `ser calibrate`"

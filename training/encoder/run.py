@@ -346,7 +346,35 @@ def run_encoder(
         selection = select_head(parts={p: parts[p] for p in ("train", "val", "unseen_val")}, labels=LABELS,
                                 with_mlp=with_mlp, log=say)
         results["selection"] = selection.to_dict()
+
+    # the recipe: each selection corpus left out in turn (the unseen test corpora are not read) ------
+    with _stage("recipe", timings, say):
+        from training.encoder.refit import choose_recipe
+
+        selection, results["recipe"] = choose_recipe(parts=parts, selection=selection, labels=LABELS, log=say)
+        results["selection"]["candidate"] = selection.candidate.to_dict()
+        results["selection"]["affect_temperature"] = list(selection.affect_temperature)
     head = selection.head
+
+    # calibrate (validation only) ----------------------------------------------------------------
+    with _stage("calibrate", timings, say):
+        cal = _calibrate(head=head, parts=parts, gate_model=old, workers=workers, log=say)
+        results["calibration"] = {k_: v for k_, v in cal.items() if not k_.startswith("_")}
+
+    # evaluate (test parts are read here, first) ------------------------------------------------
+    with _stage("evaluate", timings, say):
+        evaluation = _evaluate(head=head, selection=selection, parts=parts, cal=cal, old=old, old_dir=old_dir,
+                               cache_dir=feat_cache, workers=workers, log=say)
+        results["evaluation"] = evaluation
+
+    # the shipped read-out: the recipe fitted on every corpus, judged by leaving each out ----------
+    with _stage("refit", timings, say):
+        from training.encoder.refit import refit_all
+
+        shipped = refit_all(parts=parts, selection=selection, labels=LABELS, log=say)
+        ship_cal = _shipped_calibration(shipped=shipped, strength=cal["strength"], log=say)
+        results["shipped"] = _shipped_tables(shipped=shipped, cal=ship_cal, test=parts["test"])
+    head = shipped["head"]
     k = head.n_blocks
 
     # build ----------------------------------------------------------------------------------------
@@ -375,30 +403,19 @@ def run_encoder(
                                                          WHISPER_FEATURES.n_features, repeats=50), 2),
         }
 
-    # calibrate (validation only) ----------------------------------------------------------------
-    with _stage("calibrate", timings, say):
-        cal = _calibrate(head=head, parts=parts, gate_model=old, workers=workers, log=say)
-        results["calibration"] = {k_: v for k_, v in cal.items() if not k_.startswith("_")}
-
-    # evaluate (test parts are read here, first) ------------------------------------------------
-    with _stage("evaluate", timings, say):
-        evaluation = _evaluate(head=head, selection=selection, parts=parts, cal=cal, old=old, old_dir=old_dir,
-                               cache_dir=feat_cache, workers=workers, log=say)
-        results["evaluation"] = evaluation
-
     # model files ---------------------------------------------------------------------------------
     with _stage("write", timings, say):
         from training.encoder.build import write_model
         from training.encoder.report import model_metrics, provenance
 
         prov = provenance(results=results, spec=spec, b4=b4, bk=bk, root=root, command=command,
-                          corpora=[c for c in corpora if c not in sum(HELD_OUT.values(), ())])
+                          corpora=list(shipped["corpora"]))
         write_model(
             model_dir=staging, name=f"ser-whisper-b{k}" if spec.kind == "base" else f"ser-whisper-{spec.tag}-b{k}",
-            labels=LABELS, feature_config=WHISPER_FEATURES, temperature=cal["temperature"],
-            affect_temperature=selection.affect_temperature, voice_reference=cal["reference_logits"],
-            voice_fitted_on=cal["reference_fitted_on"], voice_strength=cal["strength"],
-            uncertainty_threshold=cal["threshold"], confidence_tradeoff=cal["confidence_tradeoff"],
+            labels=LABELS, feature_config=WHISPER_FEATURES, temperature=ship_cal["temperature"],
+            affect_temperature=shipped["affect_temperature"], voice_reference=ship_cal["reference_logits"],
+            voice_fitted_on=ship_cal["reference_fitted_on"], voice_strength=ship_cal["strength"],
+            uncertainty_threshold=ship_cal["threshold"], confidence_tradeoff=ship_cal["confidence_tradeoff"],
             provenance=prov, metrics=model_metrics(results),
         )
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -409,7 +426,7 @@ def run_encoder(
 
     with _stage("engine", timings, say):
         results["engine_check"] = _engine_check(out_dir=out_dir, ws=parts["test"], head=head,
-                                                temperature=cal["temperature"], log=say)
+                                                temperature=ship_cal["temperature"], log=say)
 
     timings["total"] = round(time.perf_counter() - t_all, 1)
     from training.encoder.report import clean_json, write_card, write_results
@@ -502,6 +519,70 @@ def _calibrate(
         },
         "threshold_table": table,
         "_reference": reference,
+    }
+
+
+def _shipped_calibration(*, shipped: dict[str, Any], strength: float, log: Log) -> dict[str, Any]:
+    """Threshold, confidence curve and voice reference of the shipped read-out, from its out-of-fold logits.
+
+    The temperature is :func:`training.encoder.refit.refit_all`'s; the voice strength is the one
+    chosen with the unseen corpora held out (the profiles it needs exist only for those parts).
+    """
+    from training.crosscorpus import TARGET_COVERAGE, threshold_for_coverage, tradeoff_points, voice_reference
+
+    probs, y = np.asarray(shipped["_probs"]), np.asarray(shipped["_y"])
+    answered = ~np.isnan(probs[:, 0])
+    points = tradeoff_points(confidence=probs[answered].max(axis=1),
+                             right=probs[answered].argmax(axis=1) == y[answered])
+    threshold = threshold_for_coverage(points)
+    reference, n_ref = voice_reference(logits=shipped["oof"].emotion, windows=shipped["pool"])
+    n_corpora = len(shipped["corpora"])
+    log(f"shipped read-out: uncertainty threshold {threshold:.2f} (the largest answering >= {TARGET_COVERAGE:.0%} "
+        f"of {int(answered.sum())} clips scored without their corpus); voice reference from {n_ref} speakers")
+    return {
+        "temperature": shipped["temperature"],
+        "temperature_fitted_on": f"clips of all {n_corpora} corpora, each scored by a read-out fitted without its "
+        "corpus (clip NLL)",
+        "reference_logits": [round(float(v), 6) for v in reference],
+        "reference_speakers": n_ref,
+        "reference_fitted_on": f"neutral speech windows of {n_ref} speakers of {n_corpora} corpora, each scored by a "
+        "read-out fitted without their corpus; mean of per-speaker means",
+        "strength": strength,
+        "threshold": threshold,
+        "threshold_rule": f"largest of {points[0]['min_confidence']:g}, ... answering >= {TARGET_COVERAGE:.0%} of "
+        "the clips, each scored by a read-out fitted without its corpus",
+        "confidence_tradeoff": {
+            "measured_on": f"{int(answered.sum())} clips of {n_corpora} corpora, each scored by a read-out fitted "
+            "without its corpus (leave-one-corpus-out), top probability of each clip, no voice profile",
+            "points": points,
+        },
+        "_reference": reference,
+    }
+
+
+def _shipped_tables(*, shipped: dict[str, Any], cal: dict[str, Any], test: WindowSet) -> dict[str, Any]:
+    """Figures of the shipped read-out: each corpus left out in turn, and the test speakers."""
+    from training.encoder.evaluate import model_tables
+    from training.encoder.refit import SHIPPING_PARTS
+
+    logits = {"left_out": shipped["oof"].emotion}
+    parts = {"left_out": shipped["pool"]}
+    affect = {"left_out": shipped["oof"].affect}
+    if test.clips:
+        logits["test"] = shipped["head"].emotion(test.features)
+        parts["test"] = test
+        affect["test"] = shipped["head"].affect(test.features)
+    tables = model_tables(logits=logits, parts=parts, labels=LABELS, temperature=cal["temperature"],
+                          threshold=cal["threshold"], reference=None, strength=cal["strength"], profiles={},
+                          affect_logits=affect, affect_temperature=shipped["affect_temperature"])
+    return {
+        "corpora": list(shipped["corpora"]),
+        "fitted_on_parts": list(SHIPPING_PARTS),
+        "train_windows": shipped["train_windows"],
+        "train_clips": len(shipped["pool"].clips),
+        "affect_temperature": list(shipped["affect_temperature"]),
+        "calibration": {k: v for k, v in cal.items() if not k.startswith("_")},
+        "tables": tables,
     }
 
 
