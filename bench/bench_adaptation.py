@@ -15,11 +15,22 @@ trained on, read-outs of one block (logistic regression, or the shipped head's k
   (all - neutral) offset.
 
 Clip prediction: mean of its windows' probabilities; score: UAR per corpus, then the mean over
-corpora. Usage::
+corpora. Those heads are fitted on the training speakers of the eight original corpora (the
+comparison made for the previous read-out, the MLP; key ``heads``).
 
-    python bench/bench_adaptation.py [--block 4] [--heads lr,mlp]
+Second section (key ``linear_loco``): the read-out shipped since 2026-12-06, logistic regression
+(C = 0.01, class-balanced, standardised) on block 4, each of the eleven corpora left out in turn:
+fitted on every non-test window of the other ten, scored on all the left-out corpus's clips
+(7-class argmax, UAR over the classes present), mean over the eleven; and fitted on every non-test
+window of all eleven, scored on the test speakers' clips pooled. Two heads: the shipped kind,
+adapted by a logit shift (a speaker's windows moved by their centre minus the population centre),
+and one trained on speaker-centred vectors; centres from all the speaker's speech, calm clips only
+(neutral, sad; all speech for a speaker without any) or 3, 6, 12 random clips (``--seed``). Usage::
 
-Writes ``bench/results/adaptation.json`` and prints a Markdown table.
+    python bench/bench_adaptation.py [--block 4] [--heads lr,mlp] [--no-loco] [--seed 0]
+
+``--heads ''`` skips the first section. Updates ``bench/results/adaptation.json`` (the keys of a
+section not run are kept) and prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import argparse
 import json
 import platform
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,6 +54,8 @@ sys.path.insert(0, str(REPO))
 Array = np.ndarray
 Head = Callable[[Array], Array]
 PARTS = ("unseen_val", "unseen_test", "test")
+ALL_PARTS = ("train", "val", "test", "unseen_val", "unseen_test")
+CALM = ("neutral", "sad")
 PROFILE_S = 8.0
 
 
@@ -59,7 +73,7 @@ def load(block: int) -> dict[str, dict[str, Array]]:
                      workers=1, log=lambda _m: None)
     parts, _ = split_parts(ws, part_of=part_of)
     out = {}
-    for p in ("train", *PARTS):
+    for p in ALL_PARTS:
         w = parts[p]
         n_win = w.windows_per_clip()
         out[p] = {
@@ -148,7 +162,10 @@ def run(data: dict[str, dict[str, Array]], kind: str, seed: int = 5) -> dict[str
         x, ci = q["x"], q["ci"]
         spk = q["speaker"][ci]
         lab = q["label"][ci]
-        score = lambda probs, keep=None, q=q: mean_corpus_uar(probs, q, classes, keep)  # noqa: E731
+
+        def score(probs: Array, keep: Array | None = None, q: dict[str, Array] = q) -> dict[str, float]:
+            return mean_corpus_uar(probs, q, classes, keep)
+
         r: dict[str, dict[str, float]] = {}
         r["base"] = score(base(x))
         r["speaker-centred, all speech"] = score(spk_head(centred(x, spk, group_means(x, spk, np.ones(len(x), bool)))))
@@ -166,17 +183,18 @@ def run(data: dict[str, dict[str, Array]], kind: str, seed: int = 5) -> dict[str
         for s in np.unique(q["speaker"]):
             neutral = rng.permutation(np.flatnonzero((q["speaker"] == s) & (q["label"] == "neutral")
                                                      & (q["seconds"] > 0)))
-            total, chosen = 0.0, []
+            total = 0.0
+            taken: list[int] = []
             for c in neutral:
-                chosen.append(c)
+                taken.append(int(c))
                 total += q["seconds"][c]
                 if total >= PROFILE_S:
                     break
             if total < PROFILE_S:
                 continue
-            prof[s] = x[np.isin(ci, chosen)].mean(0)
+            prof[s] = x[np.isin(ci, taken)].mean(0)
             keep |= q["speaker"] == s
-            keep[chosen] = False
+            keep[taken] = False
         r["base, profiled speakers' other clips"] = score(base(x), keep)
         r["neutral-centred, population centre"] = score(neu_head(x - ref))
         r["neutral-centred, voice profile"] = score(neu_head(centred(x, spk, prof)), keep)
@@ -186,14 +204,15 @@ def run(data: dict[str, dict[str, Array]], kind: str, seed: int = 5) -> dict[str
         # the guard question: does the zero-shot arousal of a speaker's material tell calm-only material apart?
         high = np.isin(classes, ["angry", "fearful", "happy", "surprised"])
         aroused = base(x)[:, high].sum(axis=1)
-        every, calm_only = [], []
+        spk_all: list[float] = []
+        calm_only: list[float] = []
         for s in np.unique(spk):
             mine = spk == s
-            every.append(float(aroused[mine].mean()))
+            spk_all.append(float(aroused[mine].mean()))
             if (mine & calm).any():
                 calm_only.append(float(aroused[mine & calm].mean()))
         pct = (0, 10, 50, 90, 100)
-        r["_guard_high_arousal_all_speech"] = dict(zip(map(str, pct), np.percentile(every, pct).round(3).tolist(),
+        r["_guard_high_arousal_all_speech"] = dict(zip(map(str, pct), np.percentile(spk_all, pct).round(3).tolist(),
                                                        strict=True))
         r["_guard_high_arousal_calm_only"] = dict(zip(map(str, pct), np.percentile(calm_only, pct).round(3).tolist(),
                                                       strict=True))
@@ -201,16 +220,185 @@ def run(data: dict[str, dict[str, Array]], kind: str, seed: int = 5) -> dict[str
     return results
 
 
+# --- the linear read-out as shipped (since 2026-12-06), each corpus left out in turn -------------------------
+
+
+def pool_parts(*, data: dict[str, dict[str, Array]]) -> dict[str, Array]:
+    """Every part's windows in one set: vectors, global clip index, and per window its speaker, label, corpus, part."""
+    xs, cis, spk, lab, corp, part = [], [], [], [], [], []
+    offset = 0
+    for p in ALL_PARTS:
+        q = data[p]
+        xs.append(q["x"])
+        cis.append(q["ci"] + offset)
+        offset += len(q["label"])
+        spk.append(q["speaker"][q["ci"]])
+        lab.append(q["label"][q["ci"]])
+        corp.append(q["corpus"][q["ci"]])
+        part.append(np.full(len(q["ci"]), p))
+    return {"x": np.concatenate(xs), "ci": np.concatenate(cis), "speaker": np.concatenate(spk),
+            "label": np.concatenate(lab), "corpus": np.concatenate(corp), "part": np.concatenate(part)}
+
+
+def fit_linear(*, x: Array, y: Array, labels: tuple[str, ...]) -> tuple[Array, Array]:
+    """Fit the shipped read-out's recipe, folded into raw-vector weights: logits = x @ W + b over ``labels``.
+
+    Standardised, class-balanced logistic regression (C = 0.01); a class absent from ``y`` gets
+    weight 0 and bias -30 (never predicted).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = LogisticRegression(C=0.01, class_weight="balanced", max_iter=500).fit((x - mu) / sd, y)
+    cols = np.array([labels.index(str(c)) for c in est.classes_])
+    w = np.zeros((x.shape[1], len(labels)))
+    b = np.full(len(labels), -30.0)
+    w[:, cols] = (est.coef_ / sd).T
+    b[cols] = est.intercept_ - (mu / sd) @ est.coef_.T
+    return w, b
+
+
+def clip_uar(*, logits: Array, ci: Array, label: Array, labels: tuple[str, ...]) -> float:
+    """UAR over the classes present of clips scored by the mean of their windows' softmax probabilities."""
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    probs = e / e.sum(1, keepdims=True)
+    clips, inv = np.unique(ci, return_inverse=True)
+    acc = np.zeros((len(clips), len(labels)))
+    np.add.at(acc, inv, probs)
+    first = np.zeros(len(clips), dtype=np.int64)
+    first[inv[::-1]] = np.arange(len(ci))[::-1]  # a window of each clip, for its label
+    truth = label[first]
+    pred = np.array(labels)[acc.argmax(1)]
+    return float(np.mean([np.mean(pred[truth == c] == c) for c in sorted(set(truth))]))
+
+
+def speaker_centres(*, x: Array, speaker: Array, use: Array | None = None) -> dict[str, Array]:
+    """Each speaker's mean vector over its windows in ``use`` (over all its windows when it has none there)."""
+    out = {}
+    for s in np.unique(speaker):
+        mine = speaker == s
+        if use is not None and (mine & use).any():
+            mine &= use
+        out[str(s)] = x[mine].mean(0)
+    return out
+
+
+def random_clip_centres(*, x: Array, speaker: Array, ci: Array, k: int, rng: np.random.Generator) -> dict[str, Array]:
+    """Each speaker's mean vector over the windows of ``k`` of its clips drawn at random (all, if fewer)."""
+    out = {}
+    for s in np.unique(speaker):
+        clips = np.unique(ci[speaker == s])
+        pick = rng.choice(clips, size=min(k, len(clips)), replace=False)
+        out[str(s)] = x[np.isin(ci, pick)].mean(0)
+    return out
+
+
+def adapt_linear(
+    *, pool: dict[str, Array], train: Array, test: Array, centred_head: bool, rng: np.random.Generator
+) -> dict[str, float]:
+    """Zero-shot and speaker-adapted UAR of a linear read-out fitted on ``train`` windows, scored on ``test``'s clips.
+
+    ``centred_head`` False: the shipped kind of head; a speaker is adapted by shifting their windows
+    by (their centre - the population centre, the mean of the training speakers' centres), which for a
+    linear head is the logit shift (mean logits of their speech - mean of the training speakers' mean
+    logits). True: a head fitted on speaker-centred vectors (each training speaker's mean subtracted);
+    zero-shot it subtracts the population centre, adapted the test speaker's own centre.
+    """
+    from training.corpora import HARMONISED_LABELS as labels
+
+    x_tr, spk_tr = pool["x"][train], pool["speaker"][train]
+    tr_centres = speaker_centres(x=x_tr, speaker=spk_tr)
+    population = np.mean(list(tr_centres.values()), axis=0)
+    if centred_head:
+        x_tr = x_tr - np.stack([tr_centres[str(s)] for s in spk_tr])
+    w, b = fit_linear(x=x_tr, y=pool["label"][train], labels=labels)
+    x, spk, ci, lab = pool["x"][test], pool["speaker"][test], pool["ci"][test], pool["label"][test]
+
+    def score(shifted: Array) -> float:
+        return clip_uar(logits=shifted @ w + b, ci=ci, label=lab, labels=labels)
+
+    centres = {
+        "all speech": speaker_centres(x=x, speaker=spk),
+        "calm clips only": speaker_centres(x=x, speaker=spk, use=np.isin(lab, CALM)),
+        **{f"{k} random clips": random_clip_centres(x=x, speaker=spk, ci=ci, k=k, rng=rng) for k in (3, 6, 12)},
+    }
+    res = {"zero-shot": score(x - population if centred_head else x)}
+    for name, by_speaker in centres.items():
+        c = np.stack([by_speaker[str(s)] for s in spk])
+        res[name] = score(x - c if centred_head else x - c + population)
+    return res
+
+
+def run_loco_linear(*, data: dict[str, dict[str, Array]], seed: int) -> dict[str, Any]:
+    """Speaker adaptation of the linear read-out, each of the eleven corpora left out in turn, and on test speakers.
+
+    Each corpus: fitted on every non-test window of the other corpora, scored on all the left-out
+    corpus's clips (UAR over the classes present), then the mean over corpora. Test speakers: fitted
+    on every non-test window of all corpora, scored on the test speakers' clips pooled (one UAR).
+    """
+    pool = pool_parts(data=data)
+    rng = np.random.default_rng(seed)
+    not_test = pool["part"] != "test"
+    corpora = [str(c) for c in np.unique(pool["corpus"])]
+    out: dict[str, Any] = {}
+    for centred_head, tag in ((False, "shipped head, logit shift"), (True, "speaker-centred head")):
+        per: dict[str, dict[str, float]] = {}
+        for held in corpora:
+            per[held] = adapt_linear(pool=pool, train=not_test & (pool["corpus"] != held),
+                                     test=pool["corpus"] == held, centred_head=centred_head, rng=rng)
+            print(f"{tag}, {held}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in per[held].items()), flush=True)
+        variants = list(per[corpora[0]])
+        test = adapt_linear(pool=pool, train=not_test, test=~not_test, centred_head=centred_head, rng=rng)
+        out[tag] = {"left_out_mean": {v: float(np.mean([per[c][v] for c in corpora])) for v in variants},
+                    "test_speakers_pooled": test, "per_corpus": per}
+    return out
+
+
+def print_loco(*, res: dict[str, Any]) -> None:
+    """Markdown table: mean of per-corpus UAR (corpora left out in turn) and test speakers, per variant."""
+    tags = list(res)
+    print("\n### linear read-out (block 4), each corpus left out in turn / test speakers pooled\n")
+    print("| centre | " + " | ".join(f"{t}: corpora left out / test speakers" for t in tags) + " |")
+    print("|---|" + "---|" * len(tags))
+    for v in res[tags[0]]["left_out_mean"]:
+        cells = [f"{100 * res[t]['left_out_mean'][v]:.1f} / {100 * res[t]['test_speakers_pooled'][v]:.1f}"
+                 for t in tags]
+        print(f"| {v} | " + " | ".join(cells) + " |")
+
+
+def machine() -> str:
+    """CPU model and core count (``/proc/cpuinfo`` where there is one)."""
+    import os
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores"
+
+
 def main() -> int:
-    """Measure and print; write bench/results/adaptation.json."""
+    """Measure and print; write (update) bench/results/adaptation.json."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--block", type=int, default=4)
-    ap.add_argument("--heads", default="lr,mlp")
+    ap.add_argument("--heads", default="lr,mlp", help="read-outs of the held-out comparison ('' to skip it)")
+    ap.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
+                    help="the linear read-out's adaptation, each corpus left out in turn (key linear_loco)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random clips (numpy Generator)")
     args = ap.parse_args()
     data = load(args.block)
-    out: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                           "machine": f"{platform.node()}, {platform.machine()}", "block": args.block, "heads": {}}
-    for kind in args.heads.split(","):
+    path = REPO / "bench" / "results" / "adaptation.json"
+    out: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    if args.heads:
+        out.update({"date": today, "machine": f"{platform.node()}, {platform.machine()}", "block": args.block,
+                    "heads": {}})
+    for kind in filter(None, args.heads.split(",")):
         res = run(data, kind)
         out["heads"][kind] = res
         print(f"\n### block {args.block}, head {kind}\n")
@@ -225,7 +413,12 @@ def main() -> int:
             print(f"guard, {p}: speakers' mean high-arousal probability (min/median/max) all speech "
                   f"{g_all['0']}/{g_all['50']}/{g_all['100']}, "
                   f"calm clips only {g_calm['0']}/{g_calm['50']}/{g_calm['100']}")
-    path = REPO / "bench" / "results" / "adaptation.json"
+    if args.loco:
+        t0 = time.perf_counter()
+        loco = run_loco_linear(data=data, seed=args.seed)
+        out["linear_loco"] = {"date": today, "machine": machine(), "block": args.block, "seed": args.seed,
+                              "seconds": round(time.perf_counter() - t0, 1), **loco}
+        print_loco(res=loco)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -23,7 +23,8 @@ from ser_engine.inference.model import EmotionModel
 pytestmark = [pytest.mark.gui, pytest.mark.mic, pytest.mark.corpus, pytest.mark.slow]
 
 NOISE_FLOOR_DB = -70.0
-CONFIDENT = 0.7  # file-analysis confidence above which live and file must agree
+CONFIDENT = 0.6  # file-analysis confidence above which live and file must agree (the shipped model is right
+# on about 94 % of test-speaker clips it answers at 0.6: docs/results.md)
 
 
 @pytest.fixture(autouse=True)

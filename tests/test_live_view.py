@@ -60,7 +60,8 @@ def test_predictions_reach_widgets_on_the_gui_thread(qtbot, tmp_path: Path, corp
     assert view.emotion.state == "no_speech"  # the clip ended in silence
     assert "no speech" in view.emotion.title.text()
     assert np.all(view.bars.values == 0)
-    # the timeline keeps the speech part (finite) and gaps for silence (NaN)
+    # the timeline keeps the speech part (finite) and gaps for silence (NaN); it is drawn on the repaint tick
+    view.repaint_tick()
     lab = tiny_model.labels[0]
     _, y = view.timeline_curves[lab].getData()
     assert np.isfinite(y).sum() == view.speech_predictions

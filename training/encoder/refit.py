@@ -9,9 +9,14 @@ the training corpora stay out, and they still measure it on voices it never hear
 
 What it gets on a corpus it never heard cannot be measured on that model, so it is estimated
 for the recipe: each corpus in turn is left out, the recipe is fitted on the others, and the
-left-out corpus is scored (leave-one-corpus-out, :func:`leave_corpus_out`). Those out-of-fold
+left-out corpus's clips in the pool are scored (leave-one-corpus-out,
+:func:`leave_corpus_out`): every clip but the test speakers'. Those out-of-fold
 logits are also what the shipped temperature, the uncertainty threshold and the voice
 reference are fitted on: every one of them then describes voices the read-out never heard.
+
+The recipe itself is chosen the same way before (:func:`choose_recipe`): one unseen validation
+corpus is a noisy judge, so the validation's choice and a few linear read-outs are each scored
+with every corpus of the selection parts left out in turn; the unseen test corpora stay unread.
 """
 
 from __future__ import annotations

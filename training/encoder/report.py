@@ -303,10 +303,10 @@ def shipped_markdown(results: dict[str, Any]) -> list[str]:
         f"({ship['train_windows']} speech windows of {ship['train_clips']} clips): that is the model in `models/`. "
         "A user's voice is in none of our corpora, and more languages in training carry further. What it gets on "
         "a corpus it never heard is estimated for the recipe: each corpus in turn is left out, the recipe is "
-        "fitted on the other corpora, and the left-out corpus is scored (all of its clips). Its temperature "
-        f"({cal['temperature']:.3f}), uncertainty threshold ({cal['threshold']:.2f}) and voice reference are fitted "
-        "on those out-of-fold scores; the test speakers of the eight training corpora score the shipped read-out "
-        "itself.",
+        "fitted on the other corpora, and the left-out corpus is scored (its clips outside the test speakers). "
+        f"Its temperature ({cal['temperature']:.3f}), uncertainty threshold ({cal['threshold']:.2f}) and voice "
+        "reference are fitted on those out-of-fold scores; the test speakers of the eight training corpora score "
+        "the shipped read-out itself.",
         "",
         "| corpus | left out in turn | the held-out protocol's read-out (above) |",
         "|---|---|---|",
