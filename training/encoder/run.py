@@ -2,12 +2,17 @@
 
 Stages: data (corpora, committed speaker split), embed (cached per-window block means of the int8
 embedder, :mod:`training.encoder.embed`), heads (fit on training speakers, chosen on validation,
-:mod:`training.encoder.head`), build (the k-block int8 embedder + head as one ONNX graph, parity),
-calibrate (temperature, voice reference and strength, uncertainty threshold: validation only),
-evaluate (test speakers and unseen test corpora, zero-shot and with voice profiles, beside the old
-CNN of ``models/`` at git HEAD, on the same clips), engine (the written model through
-:func:`ser_engine.files.analysis.analyze_file`), report. Test speakers and the unseen test corpora are
-read only in the evaluate stage, after every choice is made.
+:mod:`training.encoder.head`), recipe (the validation's choice and a few linear read-outs, each
+selection corpus left out in turn, :func:`training.encoder.refit.choose_recipe`), calibrate
+(temperature, voice reference and strength, uncertainty threshold: validation only), evaluate (the
+held-out protocol: test speakers and unseen test corpora, zero-shot and with voice profiles, beside
+an earlier model on the same clips), refit (the recipe fitted on every corpus but the test speakers;
+its temperature, threshold and voice reference from leave-one-corpus-out scores,
+:func:`training.encoder.refit.refit_all`), build (the k-block int8 embedder + that read-out as one
+ONNX graph, parity), engine (the written model through
+:func:`ser_engine.files.analysis.analyze_file`), report. Test speakers and the unseen test corpora
+are read only after every choice is made: the held-out protocol's evaluate stage scores them, the
+refit stage fits on the unseen test corpora, never on the test speakers.
 """
 
 from __future__ import annotations
