@@ -550,7 +550,10 @@ def _interrupted_at(tiny_model_dir: Path, rec: Path, *, mark: str | None, out_li
         if out_lines:
             lines.wait_out(out_lines)
         lines.proc.send_signal(signal.SIGINT)
-        code = lines.finish(timeout=30)  # a guard only: the exit follows the signal at once
+        try:
+            code = lines.finish(timeout=30)  # a guard only: the exit follows the signal at once
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"no exit 30 s after Ctrl-C at {mark!r}: stderr {lines.err[-15:]}, stdout {lines.out[-5:]}")
     finally:
         if lines.proc.poll() is None:
             lines.proc.kill()

@@ -61,15 +61,6 @@ def test_loads_and_predicts(tiny_model: EmotionModel) -> None:
         tiny_model.predict(x, batch_size=0)
 
 
-def test_session_threads_sleep_between_runs(tiny_model_dir: Path) -> None:
-    # a live session runs the graph twice a second: a pool's threads must not spin in between
-    model = EmotionModel.load(tiny_model_dir, threads=2)
-    opts = model._session.get_session_options()
-    assert opts.intra_op_num_threads == 2
-    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
-
-
 def test_temperature_scales_logits(tiny_model_dir: Path, tmp_path: Path) -> None:
     d = copy_model(tiny_model_dir, tmp_path / "t")
     edit_json(d, temperature=2.0)

@@ -186,11 +186,6 @@ class EmotionModel:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # With more than one thread, ONNX Runtime's pool threads busy-wait for the next piece of work
-        # by default; a live session runs the graph once per hop, so between runs they would only burn
-        # CPU. (With one thread there is no pool and these entries change nothing.)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         opts.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
