@@ -393,8 +393,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # inside the try: a Ctrl-C this early is "interrupted" too, never a traceback
         log_path = start_logging(verbose=args.verbose)
+        # the command's module is imported before its first log line: a Ctrl-C during an import can
+        # be swallowed by a library's own exception handling, and from that line on the command
+        # catches the signals itself (``ser listen``)
+        run = command(args.command)
         logger.debug("ser %s: %s", version(), args.command)
-        status = command(args.command)(args)
+        status = run(args)
         _flush_stdout(failed=status != EXIT_OK)  # here, not at exit: a full stdout is said, never exit 120
         return status
     except KeyboardInterrupt:
