@@ -190,6 +190,33 @@ def bench_live(model: Any, seconds: float = 300.0) -> dict[str, Any]:
     }
 
 
+def bench_window(model: Any, runs: int = 100, warmup: int = 5) -> dict[str, Any]:
+    """Thread CPU time of one 3 s speech window through ``EmotionModel.predict`` (one thread), and per window in 16s."""
+    from ser_engine.dsp.audio import load_audio
+
+    fz = model.featurizer
+    y = load_audio(ravdess_clips()[0]).samples
+    win = np.zeros(round(model.feature_config.window_s * 16000), dtype=np.float32)
+    win[: min(len(y), len(win))] = y[: len(win)]
+    feats = fz.frames(win)[None]
+    one: list[float] = []
+    for i in range(warmup + runs):
+        c0 = time.thread_time()
+        model.predict(feats)
+        if i >= warmup:
+            one.append((time.thread_time() - c0) * 1000)
+    batch = np.repeat(feats, 16, axis=0)
+    per: list[float] = []
+    for i in range(2 + 20):
+        c0 = time.thread_time()
+        model.predict(batch)
+        if i >= 2:
+            per.append((time.thread_time() - c0) * 1000 / 16)
+    return {"frames": int(feats.shape[1]), "runs": runs, "cpu_p50_ms": round(pct(one, 50), 2),
+            "cpu_p99_ms": round(pct(one, 99), 2), "cpu_min_ms": round(min(one), 2),
+            "batch16_per_window_p50_ms": round(pct(per, 50), 2)}
+
+
 # ----------------------------------------------------------------------------- file throughput
 def user_env() -> dict[str, str]:
     """Return the environment a user's shell gives ``ser``: no thread-pinning variables."""
@@ -417,7 +444,7 @@ def render(res: dict[str, Any]) -> str:
         f"libsndfile {m['libsndfile']}. Model: {res['model']}.",
         "",
     ]
-    parts = [res[k] for k in ("live", "cli", "memory", "coldstart", "baseline") if k in res]
+    parts = [res[k] for k in ("window", "live", "cli", "memory", "coldstart", "baseline") if k in res]
     loads = [p.get("loadavg", 0.0) for p in parts]
     dates = sorted({p.get("measured_at", res["date"]) for p in parts})
     if len(dates) > 1:
@@ -430,6 +457,14 @@ def render(res: dict[str, Any]) -> str:
             "",
         ]
     lines += ["| measure | result | target | met |", "|---|---|---|---|"]
+    window = res.get("window")
+    if window:
+        lines.append(
+            f"| one 3 s window ({window['frames']} frames) through `EmotionModel.predict`, one thread, thread CPU "
+            f"time over {window['runs']} runs | p50 {window['cpu_p50_ms']:.1f} ms, p99 {window['cpu_p99_ms']:.1f} ms "
+            f"(min {window['cpu_min_ms']:.1f}); in batches of 16: {window['batch16_per_window_p50_ms']:.1f} ms a "
+            f"window | p99 ≤ 30 ms | {'yes' if window['cpu_p99_ms'] <= 30 else 'no'} |"
+        )
     live = res.get("live")
     if live:
         met_live = "yes" if live["step_p99_ms"] <= 3 else "no"
@@ -542,7 +577,7 @@ def main() -> int:
     """Run the engine benchmarks; return the exit status."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model directory (default: models/, else the tiny test model)")
-    ap.add_argument("--only", default="live,cli,baseline,memory,coldstart")
+    ap.add_argument("--only", default="window,live,cli,baseline,memory,coldstart")
     ap.add_argument("--baseline-clips", type=int, default=240)
     ap.add_argument("--repeats", type=int, default=3, help="runs of each `ser analyze --workers N`")
     ap.add_argument("--live-before", help="JSON of the live part measured on an earlier revision, for comparison")
@@ -563,6 +598,7 @@ def main() -> int:
     if args.live_before:
         res["live_before"] = json.loads(Path(args.live_before).read_text())
     jobs = {
+        "window": lambda: bench_window(model),
         "live": lambda: bench_live(model),
         "cli": lambda: bench_cli(args.model, subset, (1, 2), args.repeats),
         "memory": lambda: bench_memory(args.model),  # before the baseline: TensorFlow bloats this process

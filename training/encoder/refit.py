@@ -61,6 +61,7 @@ SELECTION_PARTS: tuple[str, ...] = ("train", "val", "unseen_val")
 """Split parts the recipe is chosen on: the unseen test corpora and all test speakers stay out."""
 RECIPE_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("logreg", (4,), 0.01),
+    Candidate("logreg", (4,), 0.003),
     Candidate("logreg", (3,), 0.01),
     Candidate("logreg", (2, 3), 0.01),
 )

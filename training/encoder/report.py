@@ -94,7 +94,10 @@ def provenance(
         "blocks_run": results["build"]["blocks"],
         "blocks_read": sel["candidate"]["blocks"],
         "vector": "mean over the window's encoder frames of each read block's output",
-        "quantization": "int8 weights (ONNX Runtime dynamic quantization), activations quantised per call",
+        "graph": "tf2onnx export rewritten in fused operators (LayerNormalization, Gelu, MultiHeadAttention, "
+        "convolutions as MatMuls; training.whisper.fused)",
+        "quantization": "int8 MatMul weights per output channel, 7-bit range (ONNX Runtime dynamic quantization), "
+        "activations quantised per call",
         "embedder_sha256": _sha256(bk),
         "training_vectors_embedder_sha256": _sha256(b4),
     })

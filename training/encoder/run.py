@@ -205,7 +205,9 @@ def embedder_file(*, spec: WeightsSpec, n_blocks: int, cache_root: Path) -> Path
     from training.whisper.weights import whisper_cache_dir
 
     tag = "" if spec.kind == "base" else spec.tag + "-"
-    path = whisper_cache_dir(cache_dir=cache_root) / f"embedder-{tag}b{n_blocks}-int8.onnx"
+    from training.whisper.fused import FUSED_GRAPH
+
+    path = whisper_cache_dir(cache_dir=cache_root) / f"embedder-{tag}b{n_blocks}-int8-{FUSED_GRAPH}.onnx"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         _export_embedder(spec, n_blocks=n_blocks, path=path)

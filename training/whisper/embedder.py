@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from ser_engine.errors import ParameterError
 from training.export import PARITY_TOLERANCE, ExportError
+from training.whisper.fused import FUSED_GRAPH
 from training.whisper.weights import EncoderWeights
 
 __all__ = [
@@ -201,6 +202,7 @@ def export_embedder(
         "n_mels": weights.n_mels,
         "n_blocks": n_blocks,
         "d_model": weights.d_model,
+        "n_heads": weights.n_heads,
         "max_frames": 2 * weights.n_ctx,
         "weights": "float32",
     }
@@ -217,15 +219,21 @@ def export_embedder(
         return quantize_embedder(source=f32, path=out)
 
 
-def quantize_embedder(*, source: str | Path, path: str | Path) -> Path:
-    """Write a copy of a float32 embedder with int8 weights (ONNX Runtime dynamic quantization).
+def quantize_embedder(*, source: str | Path, path: str | Path, n_heads: int | None = None) -> Path:
+    """Write the int8 embedder of a float32 one: its graph in fused operators, int8 MatMul weights.
+
+    The float32 graph is written again in the operators ONNX Runtime fuses and checked against
+    the source before its weights are quantized (:func:`training.whisper.fused.fuse_embedder`);
+    activations are quantized on the fly, per batch.
 
     Parameters
     ----------
     source : path-like
         A float32 embedder (:func:`export_embedder` with ``quantize_int8=False``).
     path : path-like
-        The int8 ``.onnx`` to write (activations are quantized on the fly, per batch).
+        The int8 ``.onnx`` to write.
+    n_heads : int, optional
+        Attention heads (default: the source's metadata).
 
     Returns
     -------
@@ -233,16 +241,15 @@ def quantize_embedder(*, source: str | Path, path: str | Path) -> Path:
         ``path``.
     """
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    src, out = Path(source), Path(path)
+    from training.whisper.fused import fuse_embedder
+
+    src = Path(source)
     info = _read_metadata(onnx.load(str(src)), src)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8)
-    proto = onnx.load(str(out))
-    _set_metadata(proto, {**info, "weights": "int8"})
-    onnx.save(proto, str(out))
-    return out
+    heads = n_heads if n_heads is not None else info.get("n_heads")
+    if not isinstance(heads, int):
+        raise ParameterError(f"{src}: the number of attention heads is not recorded; pass n_heads")
+    return fuse_embedder(source=src, path=path, n_heads=heads)
 
 
 def _read_metadata(proto: Any, path: Path) -> dict[str, Any]:
@@ -394,7 +401,8 @@ def make_whisper_embedders(*, clips: list[Path], n_blocks: int = 4, cache_dir: s
     f32 = export_embedder(
         weights, n_blocks=n_blocks, path=folder / f"embedder-b{n_blocks}-f32.onnx", quantize_int8=False
     )
-    int8 = quantize_embedder(source=f32, path=folder / f"embedder-b{n_blocks}-int8.onnx")
+    int8 = quantize_embedder(source=f32, path=folder / f"embedder-b{n_blocks}-int8-{FUSED_GRAPH}.onnx",
+                             n_heads=weights.n_heads)
     cfg = whisper_feature_config()
     featurizer = Featurizer(cfg)
     feats = np.concatenate(
