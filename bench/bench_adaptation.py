@@ -240,18 +240,18 @@ def pool_parts(*, data: dict[str, dict[str, Array]]) -> dict[str, Array]:
             "label": np.concatenate(lab), "corpus": np.concatenate(corp), "part": np.concatenate(part)}
 
 
-def fit_linear(*, x: Array, y: Array, labels: tuple[str, ...]) -> tuple[Array, Array]:
-    """Fit the shipped read-out's recipe, folded into raw-vector weights: logits = x @ W + b over ``labels``.
+def fit_linear(*, x: Array, y: Array, labels: tuple[str, ...], c: float = 0.01) -> tuple[Array, Array]:
+    """Fit the linear read-out's recipe, folded into raw-vector weights: logits = x @ W + b over ``labels``.
 
-    Standardised, class-balanced logistic regression (C = 0.01); a class absent from ``y`` gets
-    weight 0 and bias -30 (never predicted).
+    Standardised, class-balanced logistic regression (inverse regularisation ``c``); a class absent
+    from ``y`` gets weight 0 and bias -30 (never predicted).
     """
     from sklearn.linear_model import LogisticRegression
 
     mu, sd = x.mean(0), x.std(0) + 1e-6
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = LogisticRegression(C=0.01, class_weight="balanced", max_iter=500).fit((x - mu) / sd, y)
+        est = LogisticRegression(C=c, class_weight="balanced", max_iter=500).fit((x - mu) / sd, y)
     cols = np.array([labels.index(str(c)) for c in est.classes_])
     w = np.zeros((x.shape[1], len(labels)))
     b = np.full(len(labels), -30.0)
