@@ -182,3 +182,49 @@ def test_a_bug_on_the_worker_ends_the_session_as_a_reported_failure(
     assert logged[0].exc_info is not None
     assert logged[0].exc_info[1] is errors[0].__cause__  # the traceback reached the log
     session.stop()
+
+
+def test_blas_is_single_threaded_while_a_session_runs(tiny_model: EmotionModel) -> None:
+    # the worker's per-hop features are a small matrix product: a second BLAS thread would only
+    # spin after each of them; the process's limits come back when the session ends
+    from threadpoolctl import threadpool_info
+
+    before = [pool["num_threads"] for pool in threadpool_info()]
+    seen: list[int] = []
+
+    def on_prediction(p: Prediction) -> None:  # on the worker thread, while the session runs
+        del p
+        seen.extend(pool["num_threads"] for pool in threadpool_info())
+
+    session = LiveSession(tiny_model, on_prediction=on_prediction,
+                          input_factory=lambda: ArrayInput(synth_speechlike(seconds=2.0), SR, speed=8.0))
+    session.start()
+    assert session.finished.wait(60)
+    session.stop()
+    assert seen
+    assert set(seen) == {1}
+    assert [pool["num_threads"] for pool in threadpool_info()] == before
+
+
+def test_the_worker_runs_the_streamer_only_when_samples_arrived(tiny_model: EmotionModel,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # blocks far apart: the worker looks at the ring many times between two of them, and only
+    # the looks that find new samples go on to the streamer
+    pushes: list[int] = []
+    real_push = Streamer.push
+
+    def counting_push(self: Streamer, *args: object, **kwargs: object) -> list[Prediction]:
+        pushes.append(1)
+        return real_push(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Streamer, "push", counting_push)
+    y = synth_speechlike(seconds=1.0)
+    inp = ArrayInput(y, SR, block_s=0.25)
+    preds: list[Prediction] = []
+    session = LiveSession(tiny_model, on_prediction=preds.append, input_factory=lambda: inp)
+    session.start()
+    assert session.finished.wait(60)
+    session.stop()
+    assert inp.callbacks == 4
+    assert 1 <= len(pushes) <= inp.callbacks + 1  # each block once at most, and the end
+    assert len(preds) == len(y) // tiny_model.feature_config.hop_samples

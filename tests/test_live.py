@@ -139,6 +139,27 @@ def test_callback_only_copies_and_counts() -> None:
     assert inp.overflows == 1
 
 
+@pytest.mark.usefixtures("virtual_mic")
+def test_input_is_called_back_with_blocks_of_a_fixed_length() -> None:
+    from ser_engine.live.inputs import BLOCK_S
+
+    frames: list[int] = []
+    inp = LiveInput()
+    real = inp._callback
+
+    def spy(indata: np.ndarray, n: int, time_info: object, status: object) -> None:
+        frames.append(n)
+        real(indata, n, time_info, status)
+
+    inp._callback = spy  # type: ignore[method-assign]
+    inp.start()
+    try:
+        wait_until(lambda: len(frames) >= 5, what="five callbacks of the input")
+    finally:
+        inp.stop()
+    assert set(frames) == {round(BLOCK_S * inp.device_rate)}
+
+
 def test_live_session_predicts_records_and_reports(
     virtual_mic: VirtualMic, tiny_model: EmotionModel, tmp_path: Path
 ) -> None:

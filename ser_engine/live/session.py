@@ -6,13 +6,19 @@ Threads
   (:class:`~ser_engine.live.inputs.LiveInput`) or an array feeder
   (:class:`~ser_engine.live.inputs.ArrayInput`) copies blocks into a ring buffer at
   the input's rate. Nothing else happens there.
-* **Worker thread** (:class:`LiveSession`): every few milliseconds it reads
+* **Worker thread** (:class:`LiveSession`): every :data:`POLL_S` it reads
   the new input samples, resamples them to 16 kHz (soxr stream) into
   the session's 16 kHz ring (:attr:`LiveSession.audio`, which the GUI reads
   for waveforms), appends them to the recording if one is running
   (:mod:`ser_engine.live.recorder`), runs the :class:`~ser_engine.live.stream.Streamer`
   and calls ``on_prediction`` and ``on_error`` (from the worker thread: a GUI
-  wraps them in queued signals).
+  wraps them in queued signals). It polls because the input's callback may not
+  signal anything (no locks on the audio thread); a poll that finds no new samples
+  costs a few microseconds. While it runs, NumPy's BLAS is limited to one thread
+  (threadpoolctl; the limit is the process's, as in file analysis): the features
+  of one hop are a small matrix product, and a second BLAS thread would wake for
+  it twice a second and then busy-wait for more work (OpenBLAS spins for a while
+  after each call), which costs more CPU than the rest of the worker but the model.
 
 Device loss (unplugged microphone, sound server gone) shows up as PortAudio
 finishing the stream, the stream becoming inactive, or no audio arriving for
@@ -45,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from ser_engine.dsp.audio import StreamResampler
 from ser_engine.errors import DeviceError, SerError
@@ -64,6 +71,7 @@ from ser_engine.logs import FILE_ONLY, get_logger
 from ser_engine.timing import config_for
 
 __all__ = [
+    "POLL_S",
     "SYNC_SECONDS",
     "InputDevice",
     "LiveInput",
@@ -79,6 +87,9 @@ __all__ = [
 ]
 
 logger = get_logger(__name__)
+
+POLL_S = 0.01
+"""Seconds between two looks of the worker at the input's ring (it adds up to this to every delay)."""
 
 
 class LiveInternalError(SerError):
@@ -353,6 +364,8 @@ class LiveSession:
 
     def _write_recording(self, item: npt.NDArray[np.float32] | Prediction) -> None:
         """Append audio or a prediction to the recording; on failure stop the recording and report it."""
+        if self._recorder is None:  # not recording (the usual case): no lock to take
+            return
         failed: tuple[Recorder, OSError] | None = None
         with self._lock:
             rec = self._recorder
@@ -408,30 +421,35 @@ class LiveSession:
         started = time.monotonic()
         last_data = started
         error: SerError | None = None
+        limits: threadpool_limits | None = None
         try:
+            limits = threadpool_limits(limits=1)  # see the module's docstring
             while not self._stop.is_set():
-                with self._lock:
-                    pending, self._pending_settings = self._pending_settings, None
-                if pending is not None:
-                    self.streamer.update_settings(pending)
+                if self._pending_settings is not None:  # (read without the lock: only None is skipped)
+                    with self._lock:
+                        pending, self._pending_settings = self._pending_settings, None
+                    if pending is not None:
+                        self.streamer.update_settings(pending)
                 ended = inp.exhausted  # read before the ring: all the input's samples are in it
-                block = reader_in.read_available()
-                self._lost_in = reader_in.lost
-                change = silence.feed(block)
-                if change is not None:
-                    self._notify_silence(change, since_s=stream_start_s + silence.since_s, inp=inp)
                 now = time.monotonic()
-                if block.shape[0] or ended:
-                    last_data = now
-                    self._got_audio.set()
-                    y = resampler.process(block, last=ended)
-                    if y.shape[0]:
-                        self.audio.write(y)
-                        self._arrivals.append((self.audio.write_position, inp.last_callback))
-                        self._write_recording(y)
-                for pred in self.streamer.push(reader16):
-                    self._emit(pred, inp)
-                self._lost16 = reader16.lost
+                if ended or reader_in.available():  # else nothing new: every step below would do nothing
+                    block = reader_in.read_available()
+                    self._lost_in = reader_in.lost
+                    change = silence.feed(block)
+                    if change is not None:
+                        self._notify_silence(change, since_s=stream_start_s + silence.since_s, inp=inp)
+                    if block.shape[0] or ended:
+                        last_data = now
+                        if not self._got_audio.is_set():
+                            self._got_audio.set()
+                        y = resampler.process(block, last=ended)
+                        if y.shape[0]:
+                            self.audio.write(y)
+                            self._arrivals.append((self.audio.write_position, inp.last_callback))
+                            self._write_recording(y)
+                    for pred in self.streamer.push(reader16):
+                        self._emit(pred, inp)
+                    self._lost16 = reader16.lost
                 if ended:  # an array input used up: every full hop is analysed, end without an error
                     inp.stop()
                     self._end_recording()
@@ -446,7 +464,7 @@ class LiveSession:
                 if err is not None:
                     error = err
                     break
-                self._stop.wait(0.01)
+                self._stop.wait(POLL_S)
         except SerError as exc:
             error = exc
         except Exception as exc:
@@ -459,6 +477,8 @@ class LiveSession:
             error = LiveInternalError(f"live analysis stopped by an internal error: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
         finally:
+            if limits is not None:
+                limits.restore_original_limits()
             if error is not None:
                 self.error = error
                 inp.stop()
