@@ -249,7 +249,12 @@ def quantize_embedder(*, source: str | Path, path: str | Path, n_heads: int | No
     heads = n_heads if n_heads is not None else info.get("n_heads")
     if not isinstance(heads, int):
         raise ParameterError(f"{src}: the number of attention heads is not recorded; pass n_heads")
-    return fuse_embedder(source=src, path=path, n_heads=heads)
+    out = fuse_embedder(source=src, path=path, n_heads=heads)
+    proto = onnx.load(str(out))
+    _set_metadata(proto, {**info, "weights": "int8", "graph": FUSED_GRAPH})
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+    return out
 
 
 def _read_metadata(proto: Any, path: Path) -> dict[str, Any]:

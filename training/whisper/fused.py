@@ -24,7 +24,6 @@ can saturate its 16-bit sums on full-range per-channel weights, which cost accur
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from pathlib import Path
@@ -41,7 +40,6 @@ FUSED_GRAPH = "fused-v1"
 """The ``graph`` entry of an embedder's metadata written by :func:`fuse_embedder`."""
 
 _MS = "com.microsoft"
-_META_KEY = "ser.whisper_embedder"
 _CHECK_TOLERANCE = 1e-3
 _I64 = np.int64
 _END = int(np.iinfo(np.int64).max)
@@ -270,7 +268,8 @@ def fuse_embedder(*, source: str | Path, path: str | Path, n_heads: int) -> Path
     source : path-like
         A float32 embedder (:func:`training.whisper.embedder.export_embedder`, ``quantize_int8=False``).
     path : path-like
-        The ``.onnx`` to write; its metadata says ``"weights": "int8"``, ``"graph": "fused-v1"``.
+        The ``.onnx`` to write, with the source's metadata (the caller records the change:
+        :func:`training.whisper.embedder.quantize_embedder`).
     n_heads : int
         Attention heads of the encoder.
 
@@ -307,15 +306,4 @@ def fuse_embedder(*, source: str | Path, path: str | Path, n_heads: int) -> Path
             # shape inference cannot type the com.microsoft operators' outputs
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
-    proto = onnx.load(str(out))
-    info: dict[str, Any] = {}
-    props = proto.metadata_props
-    for i in reversed(range(len(props))):
-        if props[i].key == _META_KEY:
-            info = json.loads(props[i].value)
-            del props[i]
-    entry = props.add()
-    entry.key, entry.value = _META_KEY, json.dumps({**info, "weights": "int8", "graph": FUSED_GRAPH}, sort_keys=True)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(out))
     return out
