@@ -249,17 +249,6 @@ def build_fused(f32: Any, *, n_heads: int) -> Any:
     return model
 
 
-def _run(path: Path, x: Array) -> Array:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    out: Array = np.asarray(sess.run(None, {"features": x})[0])
-    return out
-
-
 def fuse_embedder(*, source: str | Path, path: str | Path, n_heads: int) -> Path:
     """Write the fused int8 embedder of a float32 tf2onnx embedder.
 
@@ -287,6 +276,8 @@ def fuse_embedder(*, source: str | Path, path: str | Path, n_heads: int) -> Path
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from training.whisper.embedder import Embedder  # (that module imports this one)
+
     src, out = Path(source), Path(path)
     f32 = onnx.load(str(src))
     fused = build_fused(f32, n_heads=n_heads)
@@ -296,7 +287,7 @@ def fuse_embedder(*, source: str | Path, path: str | Path, n_heads: int) -> Path
         fused_path = Path(tmp) / "fused-f32.onnx"
         onnx.save(fused, str(fused_path))
         x = (np.random.default_rng(0).standard_normal((2, 298, n_mels)) * 0.5 - 0.3).astype(np.float32)
-        a, b = _run(src, x), _run(fused_path, x)
+        a, b = Embedder(src)(x), Embedder(fused_path)(x)
         err = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
         if err > _CHECK_TOLERANCE:
             raise ExportError(f"the fused graph differs from {src}: shapes {a.shape} / {b.shape}, max abs {err:.3g}")
