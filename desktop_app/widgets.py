@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
@@ -166,11 +166,19 @@ class FixedViewCurve(pg.PlotCurveItem):  # type: ignore[misc]
 
 
 class LevelMeter(QWidget):
-    """Horizontal dBFS meter (-60..0 dBFS) with a peak-hold clipping indicator."""
+    """Horizontal dBFS meter (-60..0 dBFS) with a numeric read-out and a peak-hold clipping indicator.
+
+    Fed about 30 times a second, it repaints only what changed: the bar when its filled width or
+    colour moves by a pixel, the number when its text changes (at most every ``TEXT_EVERY_S``
+    seconds, the pace a reader can follow), the clip light when it turns on or off.
+    """
 
     FLOOR_DB = -60.0
     CLIP_DB = -0.1  # a sample within 0.1 dB of full scale counts as clipping
     CLIP_HOLD_S = 1.5
+    TEXT_EVERY_S = 0.25
+    CLIP_W = 56
+    TEXT_W = 110
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -178,6 +186,9 @@ class LevelMeter(QWidget):
         self.peak_db = -math.inf
         self.clipping = False
         self._clip_left = 0.0
+        self._text_age = math.inf  # seconds since the number last changed
+        self.shown_text = self._format(self.level_db)
+        self._bar_state: tuple[int, str] = (0, self._colour(self.level_db))
         self.setMinimumHeight(34)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paints every pixel itself
@@ -187,50 +198,97 @@ class LevelMeter(QWidget):
         """Return the meter's preferred size (Qt's API)."""
         return QSize(360, 34)
 
+    @staticmethod
+    def _format(level_db: float) -> str:
+        return "−∞ dBFS" if not math.isfinite(level_db) else f"{level_db:6.1f} dBFS".replace("-", "−")
+
+    @staticmethod
+    def _colour(level_db: float) -> str:
+        return "#009E73" if level_db < -12 else ("#F0E442" if level_db < -3 else "#D55E00")
+
+    def bar_rect(self) -> QRect:
+        """Return the level bar's rectangle, in widget pixels."""
+        return QRect(0, 4, max(0, self.width() - self.CLIP_W - self.TEXT_W - 12), max(0, self.height() - 8))
+
+    def text_rect(self) -> QRect:
+        """Return the numeric read-out's rectangle (the gap left of it included), in widget pixels."""
+        bar = self.bar_rect()
+        return QRect(bar.right() + 1, 0, self.TEXT_W + 12, self.height())
+
+    def clip_rect(self) -> QRect:
+        """Return the clip light's rectangle, in widget pixels."""
+        return QRect(self.width() - self.CLIP_W, 0, self.CLIP_W, self.height())
+
+    def _fill_px(self, level_db: float) -> int:
+        frac = 0.0 if not math.isfinite(level_db) else (level_db - self.FLOOR_DB) / -self.FLOOR_DB
+        return round(self.bar_rect().width() * min(1.0, max(0.0, frac)))
+
     def set_level(self, rms_db: float, peak_db: float, dt: float) -> None:
-        """Show a level (RMS and peak, dBFS); ``dt`` seconds since the last one age the clip light."""
+        """Show a level (RMS and peak, dBFS); ``dt`` seconds since the last one age the clip light and the number."""
         self.level_db, self.peak_db = rms_db, peak_db
+        was_clipping = self.clipping
         if peak_db >= self.CLIP_DB:
             self._clip_left = self.CLIP_HOLD_S
         else:
             self._clip_left = max(0.0, self._clip_left - dt)
         self.clipping = self._clip_left > 0
-        self.update()
+        if self.clipping != was_clipping:
+            self.update(self.clip_rect())
+        bar_state = (self._fill_px(rms_db), self._colour(rms_db))
+        if bar_state != self._bar_state:
+            self._bar_state = bar_state
+            self.update(self.bar_rect())
+        self._text_age += dt
+        text = self._format(rms_db)
+        # silence and sound coming back show at once; a changing level at a readable pace
+        if text != self.shown_text and (self._text_age >= self.TEXT_EVERY_S
+                                        or not math.isfinite(rms_db) or "∞" in self.shown_text):
+            self.shown_text = text
+            self._text_age = 0.0
+            self.update(self.text_rect())
 
     def reset(self) -> None:
         """Show no level (the input closed)."""
         self.level_db = self.peak_db = -math.inf
         self._clip_left = 0.0
         self.clipping = False
+        self.shown_text = self._format(self.level_db)
+        self._text_age = math.inf
+        self._bar_state = (0, self._colour(self.level_db))
         self.update()
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Keep the bar's filled width in step with the new size (Qt's event handler)."""
+        super().resizeEvent(event)
+        self._bar_state = (self._fill_px(self.level_db), self._colour(self.level_db))
+
     def paintEvent(self, event: QPaintEvent) -> None:
-        """Paint the bar, the level in dBFS and the clip light (Qt's event handler)."""
-        del event  # Qt's signature: the whole meter is painted
+        """Paint the parts of the meter that ``event`` asks for: bar, number, clip light (Qt's event handler)."""
+        dirty = event.rect()
         p = QPainter(self)
-        p.fillRect(self.rect(), self.palette().window())
-        clip_w = 56
-        text_w = 110
-        bar = QRectF(0, 4, self.width() - clip_w - text_w - 12, self.height() - 8)
-        p.fillRect(bar, QColor("#202020"))
-        frac = 0.0 if not math.isfinite(self.level_db) else (self.level_db - self.FLOOR_DB) / -self.FLOOR_DB
-        frac = min(1.0, max(0.0, frac))
-        colour = "#009E73" if self.level_db < -12 else ("#F0E442" if self.level_db < -3 else "#D55E00")
-        p.fillRect(QRectF(bar.left(), bar.top(), bar.width() * frac, bar.height()), QColor(colour))
-        p.setPen(QColor("#606060"))
-        for db in (-48, -36, -24, -12, -6):
-            x = bar.left() + bar.width() * (db - self.FLOOR_DB) / -self.FLOOR_DB
-            p.drawLine(int(x), int(bar.top()), int(x), int(bar.bottom()))
-        p.setPen(QColor("#E0E0E0"))
+        bar, text, clip = self.bar_rect(), self.text_rect(), self.clip_rect()
+        if dirty.intersects(bar):
+            p.fillRect(QRect(0, 0, bar.width(), self.height()), self.palette().window())
+            p.fillRect(bar, QColor("#202020"))
+            fill, colour = self._bar_state
+            p.fillRect(QRect(bar.left(), bar.top(), fill, bar.height()), QColor(colour))
+            p.setPen(QColor("#606060"))
+            for db in (-48, -36, -24, -12, -6):
+                x = bar.left() + round(bar.width() * (db - self.FLOOR_DB) / -self.FLOOR_DB)
+                p.drawLine(x, bar.top(), x, bar.bottom())
         f = p.font()
         f.setPointSize(12)
         p.setFont(f)
-        txt = "−∞ dBFS" if not math.isfinite(self.level_db) else f"{self.level_db:6.1f} dBFS".replace("-", "−")
-        p.drawText(QRectF(bar.right() + 6, 0, text_w, self.height()), Qt.AlignmentFlag.AlignVCenter, txt)
-        clip = QRectF(self.width() - clip_w, 4, clip_w, self.height() - 8)
-        p.fillRect(clip, QColor("#D55E00") if self.clipping else QColor("#303030"))
-        p.setPen(QColor("#FFFFFF") if self.clipping else QColor("#707070"))
-        p.drawText(clip, Qt.AlignmentFlag.AlignCenter, "CLIP")
+        if dirty.intersects(text):
+            p.fillRect(text, self.palette().window())
+            p.setPen(QColor("#E0E0E0"))
+            p.drawText(text.adjusted(6, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, self.shown_text)
+        if dirty.intersects(clip):
+            p.fillRect(clip, self.palette().window())
+            light = clip.adjusted(0, 4, 0, -4)
+            p.fillRect(light, QColor("#D55E00") if self.clipping else QColor("#303030"))
+            p.setPen(QColor("#FFFFFF") if self.clipping else QColor("#707070"))
+            p.drawText(light, Qt.AlignmentFlag.AlignCenter, "CLIP")
         p.end()
 
 

@@ -1,10 +1,12 @@
-"""Shared widgets: a label that fits its text to its width (shrinks, then elides), the big emotion display."""
+"""Shared widgets: a text that fits its width (shrinks, then elides), the emotion display, the level meter."""
 
 from __future__ import annotations
 
+import math
+
 import desktop_support  # noqa: F401  (offscreen Qt before any QApplication)
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
@@ -154,3 +156,57 @@ def test_probability_bars_paint_their_axes_from_a_cache(qtbot) -> None:
     item = bars.getPlotItem()
     for name in ("left", "bottom"):
         assert item.getAxis(name).cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache, name
+
+
+class _PaintRects(QObject):
+    """Records the rectangle of every paint event of the watched widget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rects: list = []
+
+    def eventFilter(self, watched, event) -> bool:
+        del watched  # Qt's signature: one widget is watched
+        if event.type() == QEvent.Type.Paint:
+            self.rects.append(event.rect())
+        return False
+
+
+def test_level_meter_repaints_only_what_changed_and_the_number_at_a_readable_pace(qtbot) -> None:
+    from desktop_app.widgets import LevelMeter
+
+    meter = LevelMeter()
+    host = _host(qtbot, meter, 600)
+    assert host.isVisible()
+    spy = _PaintRects()
+    meter.installEventFilter(spy)
+    meter.set_level(-30.0, -20.0, 0.033)  # sound after silence: bar and number at once
+    qtbot.waitUntil(lambda: bool(spy.rects))
+    assert meter.shown_text.strip() == "−30.0 dBFS"
+    spy.rects.clear()
+    meter.set_level(-27.0, -20.0, 0.033)  # the bar moves; the number waits for its pace
+    qtbot.waitUntil(lambda: bool(spy.rects))
+    painted = spy.rects[-1]
+    assert painted.intersects(meter.bar_rect())
+    assert not painted.intersects(meter.text_rect())
+    assert not painted.intersects(meter.clip_rect())
+    assert meter.shown_text.strip() == "−30.0 dBFS"
+    for _ in range(8):  # 0.26 s later the number follows the level
+        meter.set_level(-27.0, -20.0, 0.033)
+    assert meter.shown_text.strip() == "−27.0 dBFS"
+    qtbot.waitUntil(lambda: any(r.intersects(meter.text_rect()) for r in spy.rects))
+    # full scale lights CLIP and holds it for CLIP_HOLD_S
+    spy.rects.clear()
+    meter.set_level(-3.0, 0.0, 0.033)
+    assert meter.clipping
+    qtbot.waitUntil(lambda: any(r.intersects(meter.clip_rect()) for r in spy.rects))
+    meter.set_level(-3.0, -6.0, LevelMeter.CLIP_HOLD_S - 0.1)
+    assert meter.clipping
+    meter.set_level(-3.0, -6.0, 0.2)
+    assert not meter.clipping
+    # silence shows at once
+    meter.set_level(-math.inf, -math.inf, 0.033)
+    assert meter.shown_text == "−∞ dBFS"
+    meter.reset()
+    assert meter.shown_text == "−∞ dBFS"
+    assert not meter.clipping
