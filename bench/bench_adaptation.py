@@ -18,16 +18,17 @@ Clip prediction: mean of its windows' probabilities; score: UAR per corpus, then
 corpora. Those heads are fitted on the training speakers of the eight original corpora (the
 comparison made for the previous read-out, the MLP; key ``heads``).
 
-Second section (key ``linear_loco``): the read-out shipped since 2026-12-06, logistic regression
-(C = 0.01, class-balanced, standardised) on block 4, each of the eleven corpora left out in turn:
-fitted on every non-test window of the other ten, scored on all the left-out corpus's clips
-(7-class argmax, UAR over the classes present), mean over the eleven; and fitted on every non-test
-window of all eleven, scored on the test speakers' clips pooled. Two heads: the shipped kind,
-adapted by a logit shift (a speaker's windows moved by their centre minus the population centre),
-and one trained on speaker-centred vectors; centres from all the speaker's speech, calm clips only
-(neutral, sad; all speech for a speaker without any) or 3, 6, 12 random clips (``--seed``). Usage::
+Second section (key ``linear_loco``): the shipped read-out's kind, logistic regression (``--c``,
+default the shipped C = 0.003; class-balanced, standardised) on block 4, each of the eleven corpora
+left out in turn: fitted on every non-test window of the other ten, scored on all the left-out
+corpus's clips (7-class argmax, UAR over the classes present), mean over the eleven; and fitted on
+every non-test window of all eleven, scored on the test speakers' clips pooled. Two heads: the
+shipped kind, adapted by a logit shift (a speaker's windows moved by their centre minus the
+population centre), and one trained on speaker-centred vectors; centres from all the speaker's
+speech, calm clips only (neutral, sad; all speech for a speaker without any) or 3, 6, 12 random
+clips (``--seed``). Usage::
 
-    python bench/bench_adaptation.py [--block 4] [--heads lr,mlp] [--no-loco] [--seed 0]
+    python bench/bench_adaptation.py [--block 4] [--heads lr,mlp] [--no-loco] [--seed 0] [--c 0.003]
 
 ``--heads ''`` skips the first section. Updates ``bench/results/adaptation.json`` (the keys of a
 section not run are kept) and prints Markdown tables.
@@ -296,7 +297,8 @@ def random_clip_centres(*, x: Array, speaker: Array, ci: Array, k: int, rng: np.
 
 
 def adapt_linear(
-    *, pool: dict[str, Array], train: Array, test: Array, centred_head: bool, rng: np.random.Generator
+    *, pool: dict[str, Array], train: Array, test: Array, centred_head: bool, rng: np.random.Generator,
+    c: float = 0.01,
 ) -> dict[str, float]:
     """Zero-shot and speaker-adapted UAR of a linear read-out fitted on ``train`` windows, scored on ``test``'s clips.
 
@@ -313,7 +315,7 @@ def adapt_linear(
     population = np.mean(list(tr_centres.values()), axis=0)
     if centred_head:
         x_tr = x_tr - np.stack([tr_centres[str(s)] for s in spk_tr])
-    w, b = fit_linear(x=x_tr, y=pool["label"][train], labels=labels)
+    w, b = fit_linear(x=x_tr, y=pool["label"][train], labels=labels, c=c)
     x, spk, ci, lab = pool["x"][test], pool["speaker"][test], pool["ci"][test], pool["label"][test]
 
     def score(shifted: Array) -> float:
@@ -331,7 +333,7 @@ def adapt_linear(
     return res
 
 
-def run_loco_linear(*, data: dict[str, dict[str, Array]], seed: int) -> dict[str, Any]:
+def run_loco_linear(*, data: dict[str, dict[str, Array]], seed: int, c: float = 0.01) -> dict[str, Any]:
     """Speaker adaptation of the linear read-out, each of the eleven corpora left out in turn, and on test speakers.
 
     Each corpus: fitted on every non-test window of the other corpora, scored on all the left-out
@@ -347,10 +349,10 @@ def run_loco_linear(*, data: dict[str, dict[str, Array]], seed: int) -> dict[str
         per: dict[str, dict[str, float]] = {}
         for held in corpora:
             per[held] = adapt_linear(pool=pool, train=not_test & (pool["corpus"] != held),
-                                     test=pool["corpus"] == held, centred_head=centred_head, rng=rng)
+                                     test=pool["corpus"] == held, centred_head=centred_head, rng=rng, c=c)
             print(f"{tag}, {held}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in per[held].items()), flush=True)
         variants = list(per[corpora[0]])
-        test = adapt_linear(pool=pool, train=not_test, test=~not_test, centred_head=centred_head, rng=rng)
+        test = adapt_linear(pool=pool, train=not_test, test=~not_test, centred_head=centred_head, rng=rng, c=c)
         out[tag] = {"left_out_mean": {v: float(np.mean([per[c][v] for c in corpora])) for v in variants},
                     "test_speakers_pooled": test, "per_corpus": per}
     return out
@@ -390,6 +392,8 @@ def main() -> int:
     ap.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
                     help="the linear read-out's adaptation, each corpus left out in turn (key linear_loco)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random clips (numpy Generator)")
+    ap.add_argument("--c", type=float, default=0.003,
+                    help="inverse regularisation of the linear read-out (the shipped recipe's C)")
     args = ap.parse_args()
     data = load(args.block)
     path = REPO / "bench" / "results" / "adaptation.json"
@@ -415,8 +419,8 @@ def main() -> int:
                   f"calm clips only {g_calm['0']}/{g_calm['50']}/{g_calm['100']}")
     if args.loco:
         t0 = time.perf_counter()
-        loco = run_loco_linear(data=data, seed=args.seed)
-        out["linear_loco"] = {"date": today, "machine": machine(), "block": args.block, "seed": args.seed,
+        loco = run_loco_linear(data=data, seed=args.seed, c=args.c)
+        out["linear_loco"] = {"date": today, "machine": machine(), "block": args.block, "seed": args.seed, "c": args.c,
                               "seconds": round(time.perf_counter() - t0, 1), **loco}
         print_loco(res=loco)
     path.parent.mkdir(parents=True, exist_ok=True)
