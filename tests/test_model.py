@@ -536,3 +536,30 @@ def test_the_shipped_model_loads_without_a_tradeoff_or_with_one(shipped_model_di
     edit_json(d, confidence_tradeoff=TRADEOFF)
     with_tradeoff = EmotionModel.load(d)
     assert with_tradeoff.metadata.tradeoff_at(0.2) is not None
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"head_output": "logits"}, "graph output of its own"),
+    ({"head_output": ""}, "graph output of its own"),
+    ({"head_output": 3}, "must be a string"),
+    ({"strength": 0.0}, r"\(0, 1\]"),
+    ({"strength": 1.5}, r"\(0, 1\]"),
+])
+def test_a_voice_calibration_head_is_validated(tmp_path: Path, change: dict, message: str) -> None:
+    d = build_tiny_model(tmp_path / "m", voice_head=True)
+    data = json.loads((d / "model.json").read_text())
+    assert data["voice_calibration"]["head_output"] == "voice_logits"  # written, and read back below
+    assert EmotionModel.load(d).metadata.voice_head_output == "voice_logits"
+    data["voice_calibration"].update(change)
+    (d / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=message):
+        EmotionModel.load(d)
+
+
+def test_a_voice_calibration_head_missing_from_the_graph_is_named(tmp_path: Path) -> None:
+    d = build_tiny_model(tmp_path / "m", voice_head=True)
+    data = json.loads((d / "model.json").read_text())
+    data["voice_calibration"]["head_output"] = "centred_logits"
+    (d / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="no output 'centred_logits'"):
+        EmotionModel.load(d)

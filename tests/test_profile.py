@@ -428,3 +428,39 @@ def test_profile_removes_the_fraction_of_the_offset_the_model_asks_for(
     half = profile_from_files(neutral, model=half_model, name="half")
     measured = np.array(full.logit_shift) / full_model.metadata.voice_strength
     np.testing.assert_allclose(half.logit_shift, 0.5 * measured, atol=1e-5)
+
+
+def test_a_calibration_head_blends_the_model_with_the_centred_head(tmp_path: Path) -> None:
+    # a model with a second, speaker-centred head: the profile measures that head, and a
+    # calibrated window is (1 - s) * own logits + s * (head logits - shift); without a
+    # profile the model's own head alone answers
+    import onnxruntime as ort
+    from conftest import synth_speechlike
+    from tiny_model import build_tiny_model
+
+    from ser_engine.dsp.core import iter_window_features
+    from ser_engine.inference.model import softmax
+
+    d = build_tiny_model(tmp_path / "blend", voice_head=True)
+    model = EmotionModel.load(d)
+    meta = model.metadata
+    assert meta.voice_head_output == "voice_logits"
+    assert meta.voice_strength == 0.5
+    y = synth_speechlike(seconds=12.0, sample_rate=model.feature_config.sample_rate, seed=3)
+    profile = profile_from_audio(y, model=model, name="blend")
+    frames = np.stack([wf.features for wf in iter_window_features([y], config=model.feature_config,
+                                                                  featurizer=model.featurizer, gate_sensitivity=0.5)
+                       if wf.speech and wf.features is not None])
+    assert profile.n_windows == len(frames)
+    session = ort.InferenceSession(str(d / "model.onnx"), providers=["CPUExecutionProvider"])
+    own, head = session.run(["logits", "voice_logits"], {"features": model.featurizer.normalize(frames)})
+    shift = head.mean(axis=0) - np.asarray(meta.voice_reference)
+    np.testing.assert_allclose(profile.logit_shift, shift, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.profile_logits(frames), head, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.predict(frames).logits, own, rtol=1e-5, atol=1e-5)
+    calibrated = model.with_profile(profile).predict(frames, batch_size=4).logits
+    np.testing.assert_allclose(calibrated, 0.5 * own + 0.5 * (head - shift), rtol=1e-4, atol=1e-4)
+    after = softmax(calibrated, temperature=meta.temperature).mean(axis=0)
+    np.testing.assert_allclose([profile.after[lab] for lab in model.labels], after, atol=1e-4)
+    # the profile moves the output only through the blend: not a plain shift of the model's own logits
+    assert not np.allclose(calibrated, own - np.asarray(profile.logit_shift), atol=1e-2)

@@ -40,8 +40,13 @@ def build_tiny_model(
     seed: int = 0,
     affect: tuple[str, ...] = (),
     affect_temperature: tuple[float, ...] | None = None,
+    voice_head: bool = False,
 ) -> Path:
-    """Write ``model.onnx`` and ``model.json`` into ``out_dir`` and return it."""
+    """Write ``model.onnx`` and ``model.json`` into ``out_dir`` and return it.
+
+    ``voice_head``: a second linear head, output ``voice_logits``, declared as the voice
+    calibration head (with a random reference and strength 0.5).
+    """
     cfg = config or FeatureConfig()
     if not cfg.is_fitted:
         if cfg.features == "logmel":  # statistics close to real speech log-mel values
@@ -67,6 +72,13 @@ def build_tiny_model(
         nodes.append(helper.make_node("MatMul", ["pooled", "WA"], ["affect"]))
         outputs.append(helper.make_tensor_value_info("affect", TensorProto.FLOAT, ["batch", len(affect)]))
         init.append(numpy_helper.from_array(wa, "WA"))
+    if voice_head:
+        wv = rng.normal(0, 1, (n_mels, n_out)).astype(np.float32)
+        bv = rng.normal(0, 1, n_out).astype(np.float32)
+        nodes += [helper.make_node("MatMul", ["pooled", "WV"], ["mv"]),
+                  helper.make_node("Add", ["mv", "BV"], ["voice_logits"])]
+        outputs.append(helper.make_tensor_value_info("voice_logits", TensorProto.FLOAT, ["batch", n_out]))
+        init += [numpy_helper.from_array(wv, "WV"), numpy_helper.from_array(bv, "BV")]
     graph = helper.make_graph(nodes, "tiny_ser", [inp], outputs, initializer=init)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="ser-tests")
     model.ir_version = 9
@@ -82,5 +94,9 @@ def build_tiny_model(
         provenance={"note": "built by tests/tiny_model.py; untrained"},
         affect=AffectOutput(output_name="affect", names=affect,
                             temperature=affect_temperature or (1.0,) * len(affect)) if affect else None,
+        voice_reference=tuple(float(v) for v in rng.normal(0, 1, n_out)) if voice_head else None,
+        voice_reference_fitted_on="random (tests/tiny_model.py)" if voice_head else "",
+        voice_strength=0.5 if voice_head else 1.0,
+        voice_head_output="voice_logits" if voice_head else None,
     ).save(out_dir / "model.json")
     return out_dir

@@ -44,6 +44,7 @@ from ser_engine.inference.model_meta import (
     MODEL_FILES,
     AffectOutput,
     ModelMetadata,
+    calibrated_logits,
     sigmoid,
     softmax,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "EmotionModel",
     "ModelMetadata",
     "ModelOutput",
+    "calibrated_logits",
     "default_model_dir",
     "model_fingerprint",
     "sigmoid",
@@ -292,6 +294,15 @@ class EmotionModel:
                     f"{where}: graph output {affect.output_name!r} has shape {ashape}, but model.json's affect "
                     f"names {len(affect.names)} dimensions ({', '.join(affect.names)})"
                 )
+        head = meta.voice_head_output
+        if head is not None:
+            if head not in names:
+                raise ModelError(f"{where}: graph has no output {head!r} for model.json's voice calibration "
+                                 f"head (outputs: {names})")
+            vshape = list(outputs[names.index(head)].shape)
+            if len(vshape) != 2 or (isinstance(vshape[1], int) and vshape[1] != len(meta.labels)):
+                raise ModelError(f"{where}: graph output {head!r} has shape {vshape}, but the voice calibration "
+                                 f"head needs one logit per label ({len(meta.labels)})")
 
     # ------------------------------------------------------------------
     @property
@@ -355,8 +366,9 @@ class EmotionModel:
     def with_profile(self, profile: VoiceProfile | None) -> EmotionModel:
         """Return a model calibrated to one voice, sharing this model's session, metadata and featurizer.
 
-        Its :meth:`predict` subtracts ``profile.logit_shift`` from the logits, so
-        everything built on the model (file analysis, the streamer, live
+        Its :meth:`predict` applies ``profile.logit_shift`` to the logits
+        (:func:`calibrated_logits`: subtracted, or with a voice calibration head a blend
+        of the two heads), so everything built on the model (file analysis, the streamer, live
         sessions) uses the profile unchanged. This object is not modified.
 
         Parameters
@@ -462,7 +474,7 @@ class EmotionModel:
         Returns
         -------
         ModelOutput
-            ``logits`` (profile shift subtracted), ``probabilities`` =
+            ``logits`` (a voice profile applied, :func:`calibrated_logits`), ``probabilities`` =
             ``softmax(logits / temperature)``, ``affect`` scores or None.
 
         Raises
@@ -475,6 +487,57 @@ class EmotionModel:
         SerError
             ONNX Runtime failed.
         """
+        x, batch_size = self._checked(frames, batch_size)
+        meta = self.metadata
+        n = x.shape[0]
+        affect = meta.affect
+        blend = self._shift is not None and meta.voice_head_output is not None
+        outputs = self._outputs + ([meta.voice_head_output] if blend and meta.voice_head_output else [])
+        logits = np.empty((n, len(meta.labels)), dtype=np.float32)
+        scores = None if affect is None else np.empty((n, len(affect.names)), dtype=np.float32)
+        head = np.empty((n, len(meta.labels)), dtype=np.float32) if blend else None
+        for i in range(0, n, batch_size):
+            outs = self._run(self.featurizer.normalize(x[i : i + batch_size]), outputs)
+            logits[i : i + batch_size] = outs[0]
+            if scores is not None:
+                scores[i : i + batch_size] = outs[1]
+            if head is not None:
+                head[i : i + batch_size] = outs[-1]
+        if self._shift is not None:
+            logits = calibrated_logits(logits=logits, head_logits=head, shift=self._shift,
+                                       strength=meta.voice_strength)
+        probabilities = softmax(logits, temperature=meta.temperature)
+        if scores is not None and affect is not None:
+            scores = sigmoid(scores, temperature=affect.temperature)
+        return ModelOutput(logits=logits, probabilities=probabilities, affect=scores)
+
+    def profile_logits(self, frames: npt.ArrayLike, *, batch_size: int = BATCH) -> FloatArray:
+        """Compute the logits a voice profile is measured on, for feature windows (no profile applied).
+
+        The voice calibration head's logits when the model has one
+        (``metadata.voice_head_output``), else the model's own logits.
+
+        Parameters
+        ----------
+        frames : array_like, shape (n_windows, n_frames, n_features)
+            As :meth:`predict` takes them.
+        batch_size : int
+
+        Returns
+        -------
+        ndarray, shape (n_windows, n_labels), float32
+        """
+        head = self.metadata.voice_head_output
+        if head is None:
+            return self.with_profile(None).predict(frames, batch_size=batch_size).logits
+        x, batch_size = self._checked(frames, batch_size)
+        out = np.empty((x.shape[0], len(self.labels)), dtype=np.float32)
+        for i in range(0, x.shape[0], batch_size):
+            out[i : i + batch_size] = self._run(self.featurizer.normalize(x[i : i + batch_size]), [head])[0]
+        return out
+
+    def _checked(self, frames: npt.ArrayLike, batch_size: int) -> tuple[FloatArray, int]:
+        """Validate feature windows and a batch size; the windows as float32 and the batch size the graph takes."""
         x = np.asarray(frames, dtype=np.float32)
         meta = self.metadata
         if x.ndim != 3:
@@ -492,26 +555,12 @@ class EmotionModel:
             raise ParameterError("features contain NaN or infinite values")
         if meta.max_batch is not None:
             batch_size = min(batch_size, meta.max_batch)
-        n = x.shape[0]
-        affect = meta.affect
-        logits = np.empty((n, len(meta.labels)), dtype=np.float32)
-        scores = None if affect is None else np.empty((n, len(affect.names)), dtype=np.float32)
-        for i in range(0, n, batch_size):
-            outs = self._run(self.featurizer.normalize(x[i : i + batch_size]))
-            logits[i : i + batch_size] = outs[0]
-            if scores is not None:
-                scores[i : i + batch_size] = outs[1]
-        if self._shift is not None:
-            logits = logits - self._shift
-        probabilities = softmax(logits, temperature=meta.temperature)
-        if scores is not None and affect is not None:
-            scores = sigmoid(scores, temperature=affect.temperature)
-        return ModelOutput(logits=logits, probabilities=probabilities, affect=scores)
+        return x, batch_size
 
-    def _run(self, x: FloatArray) -> list[FloatArray]:
-        """Run the graph on normalised features (batch, time, n_features): its requested outputs, finite."""
+    def _run(self, x: FloatArray, outputs: list[str]) -> list[FloatArray]:
+        """Run the graph on normalised features (batch, time, n_features): the ``outputs`` asked for, finite."""
         try:
-            outs = self._session.run(self._outputs, {self.metadata.input_name: np.ascontiguousarray(x)})
+            outs = self._session.run(outputs, {self.metadata.input_name: np.ascontiguousarray(x)})
         except Exception as exc:  # onnxruntime's errors derive from Exception directly (see __init__)
             raise SerError(f"inference failed: {exc}") from exc
         result = [np.asarray(o, dtype=np.float32) for o in outs]

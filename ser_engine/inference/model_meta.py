@@ -35,6 +35,7 @@ __all__ = [
     "ConfidenceTradeoff",
     "ModelMetadata",
     "TradeoffPoint",
+    "calibrated_logits",
     "sigmoid",
     "softmax",
 ]
@@ -89,6 +90,40 @@ def sigmoid(logits: npt.ArrayLike, *, temperature: npt.ArrayLike = 1.0) -> npt.N
     z = np.asarray(logits, dtype=np.float64) / t
     e = np.exp(-np.abs(z))  # never overflows: exp of a non-positive number
     out: npt.NDArray[np.float32] = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
+    return out
+
+
+def calibrated_logits(
+    *, logits: npt.ArrayLike, head_logits: npt.ArrayLike | None, shift: npt.ArrayLike, strength: float
+) -> npt.NDArray[np.float32]:
+    """Apply a voice profile's shift to a model's logits.
+
+    Without a voice calibration head: ``logits - shift``. With one:
+    ``(1 - strength) * logits + strength * (head_logits - shift)``, a blend of the
+    model's head and the speaker-centred head, centred on the profile.
+
+    Parameters
+    ----------
+    logits : array_like, shape (n_windows, n_labels)
+    head_logits : array_like, shape (n_windows, n_labels), or None
+        The voice calibration head's logits (``ModelMetadata.voice_head_output``).
+    shift : array_like, shape (n_labels,)
+        The profile's ``logit_shift``.
+    strength : float
+        ``ModelMetadata.voice_strength`` (the head's share of the blend; unused without a head,
+        where it is already in the shift).
+
+    Returns
+    -------
+    ndarray, shape (n_windows, n_labels), float32
+    """
+    z = np.asarray(logits, dtype=np.float32)
+    d = np.asarray(shift, dtype=np.float32)
+    if head_logits is None:
+        return z - d
+    h = np.asarray(head_logits, dtype=np.float32)
+    w = np.float32(strength)
+    out: npt.NDArray[np.float32] = (np.float32(1) - w) * z + w * (h - d)
     return out
 
 
@@ -342,6 +377,14 @@ class ModelMetadata:
     voice_strength : float
         ``voice_calibration.strength`` in ``[0, 2]``: the fraction of the measured
         offset a profile removes (chosen on validation voices; 1.0 when absent).
+        With a :attr:`voice_head_output`, the share of that head in the blend, in ``(0, 1]``.
+    voice_head_output : str, optional
+        ``voice_calibration.head_output``: a graph output holding a second head's logits
+        (a head fitted on speaker-centred vectors), which a voice profile blends in:
+        calibrated logits = (1 - strength) * logits + strength * (head logits - shift),
+        the shift being the profile's mean head logits minus ``voice_reference``
+        (:mod:`ser_engine.inference.profile`). None (absent): a profile shifts the
+        logits themselves.
     uncertainty_threshold : float
         In ``[0, 1)``; a prediction whose top probability is below it is
         *uncertain*. 0.0 (absent in model.json): never uncertain. A user's own
@@ -377,6 +420,7 @@ class ModelMetadata:
     affect: AffectOutput | None = None
     max_batch: int | None = None
     confidence_tradeoff: ConfidenceTradeoff | None = None
+    voice_head_output: str | None = None
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -420,6 +464,17 @@ class ModelMetadata:
                 raise ModelError("model.json voice_calibration.reference_logits must be finite numbers")
         if not (_finite_number(self.voice_strength) and 0 <= self.voice_strength <= 2):
             raise ModelError(f"model.json voice_calibration.strength must be in [0, 2], got {self.voice_strength!r}")
+        head = self.voice_head_output
+        if head is not None:
+            taken = {self.input_name, self.output_name} | ({self.affect.output_name} if self.affect else set())
+            if not isinstance(head, str) or not head or head in taken:
+                raise ModelError(f"model.json voice_calibration.head_output must name a graph output of its own, "
+                                 f"got {head!r}")
+            if ref is None:
+                raise ModelError("model.json voice_calibration.head_output needs reference_logits")
+            if not 0 < self.voice_strength <= 1:
+                raise ModelError(f"model.json voice_calibration.strength must be in (0, 1] with a head_output "
+                                 f"(the head's share of the blend), got {self.voice_strength!r}")
         u = self.uncertainty_threshold
         if not (_finite_number(u) and 0 <= u < 1):
             raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {u!r}")
@@ -457,6 +512,8 @@ class ModelMetadata:
                 "fitted_on": self.voice_reference_fitted_on,
                 "strength": self.voice_strength,
             }
+            if self.voice_head_output is not None:
+                out["voice_calibration"]["head_output"] = self.voice_head_output
         if self.uncertainty_threshold:
             out["uncertainty_threshold"] = self.uncertainty_threshold
         if self.confidence_tradeoff is not None:
@@ -499,7 +556,7 @@ class ModelMetadata:
             raise ModelError("model.json must hold a JSON object")
         try:
             fc = FeatureConfig.from_dict(data["feature_config"])
-            reference, fitted_on, strength = _parse_voice_calibration(data.get("voice_calibration"))
+            reference, fitted_on, strength, head = _parse_voice_calibration(data.get("voice_calibration"))
             threshold = data.get("uncertainty_threshold", 0.0)
             if not _finite_number(threshold):
                 raise ModelError(f"model.json uncertainty_threshold must be a number in [0, 1), got {threshold!r}")
@@ -517,6 +574,7 @@ class ModelMetadata:
                 voice_reference=reference,
                 voice_reference_fitted_on=fitted_on,
                 voice_strength=strength,
+                voice_head_output=head,
                 uncertainty_threshold=float(threshold),
                 affect=None if data.get("affect") is None else AffectOutput.from_dict(data["affect"]),
                 max_batch=data.get("max_batch"),
@@ -577,10 +635,10 @@ def _finite_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _parse_voice_calibration(value: Any) -> tuple[tuple[float, ...] | None, str, float]:
-    """``voice_calibration`` of model.json -> (reference logits or None, fitted_on, strength)."""
+def _parse_voice_calibration(value: Any) -> tuple[tuple[float, ...] | None, str, float, str | None]:
+    """``voice_calibration`` of model.json -> (reference logits or None, fitted_on, strength, head_output)."""
     if value is None:
-        return None, "", 1.0
+        return None, "", 1.0, None
     if not isinstance(value, dict):
         raise ModelError("model.json voice_calibration must be an object with reference_logits")
     ref = value.get("reference_logits")
@@ -592,4 +650,7 @@ def _parse_voice_calibration(value: Any) -> tuple[tuple[float, ...] | None, str,
     strength = value.get("strength", 1.0)
     if not _finite_number(strength):
         raise ModelError(f"model.json voice_calibration.strength must be a number in [0, 2], got {strength!r}")
-    return tuple(float(v) for v in ref), fitted_on, float(strength)
+    head = value.get("head_output")
+    if head is not None and not isinstance(head, str):
+        raise ModelError(f"model.json voice_calibration.head_output must be a string, got {head!r}")
+    return tuple(float(v) for v in ref), fitted_on, float(strength), head

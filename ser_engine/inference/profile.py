@@ -6,7 +6,10 @@ the model's mean logits on that speech lie from the model's mean logits on
 neutral speech of reference speakers (``voice_calibration.reference_logits``
 in ``model.json``). :meth:`ser_engine.inference.model.EmotionModel.with_profile` gives a
 model that subtracts that shift from every window's logits, before the
-temperature and the softmax.
+temperature and the softmax. A model may instead carry a second, speaker-centred head
+(``voice_calibration.head_output``): the profile then measures that head's logits, and a
+calibrated window's logits blend the model's own with the head's minus the shift
+(:func:`~ser_engine.inference.model.calibrated_logits`).
 
 The speech is cut, gated and featurised exactly as ``ser analyze`` does
 (:func:`ser_engine.dsp.core.iter_window_features`), and measured the same way: its
@@ -32,7 +35,7 @@ import numpy.typing as npt
 from ser_engine.dsp.audio import iter_audio_blocks
 from ser_engine.dsp.core import VoiceTrack, iter_window_features
 from ser_engine.errors import AudioError, ParameterError, ProfileError
-from ser_engine.inference.model import BATCH, EmotionModel, model_fingerprint, softmax
+from ser_engine.inference.model import BATCH, EmotionModel, calibrated_logits, model_fingerprint, softmax
 from ser_engine.inference.profile_store import (
     PROFILE_FORMAT,
     PROFILE_VERSION,
@@ -117,6 +120,7 @@ class _Collector:
         self.model = model.with_profile(None)
         self.gate_sensitivity = gate_sensitivity
         self.logits: list[FloatArray] = []
+        self.head_logits: list[FloatArray] = []  # what the profile is measured on (profile_logits)
         self.speech_s = 0.0
         self.n_windows = 0
 
@@ -139,7 +143,10 @@ class _Collector:
 
         def flush() -> None:
             if batch:
-                self.logits.append(m.predict(np.stack(batch)).logits)
+                frames = np.stack(batch)
+                logits = m.predict(frames).logits
+                self.logits.append(logits)
+                self.head_logits.append(logits if m.metadata.voice_head_output is None else m.profile_logits(frames))
                 batch.clear()
 
         for wf in iter_window_features(counted(blocks), config=m.feature_config, featurizer=m.featurizer,
@@ -159,12 +166,18 @@ class _Collector:
         if self.n_windows == 0 or self.speech_s < min_speech_s:
             found = "no speech found" if self.n_windows == 0 else f"only {self.speech_s:.1f} s of speech found"
             raise ProfileError(f"{where}: {found}; need at least {min_speech_s:g} s of normal speech")
+        meta = m.metadata
         logits = np.concatenate(self.logits)
-        reference = np.asarray(m.metadata.voice_reference, dtype=np.float32)
-        shift = shift_from_logits(window_logits=logits, reference=reference, strength=m.metadata.voice_strength)
-        t = m.metadata.temperature
+        measured = np.concatenate(self.head_logits)
+        reference = np.asarray(meta.voice_reference, dtype=np.float32)
+        blend = meta.voice_head_output is not None
+        # with a calibration head the strength is its share of the blend, applied by calibrated_logits
+        shift = shift_from_logits(window_logits=measured, reference=reference,
+                                  strength=1.0 if blend else meta.voice_strength)
+        t = meta.temperature
         before = softmax(logits, temperature=t).mean(axis=0)
-        after = softmax(logits - shift, temperature=t).mean(axis=0)
+        after = softmax(calibrated_logits(logits=logits, head_logits=measured if blend else None, shift=shift,
+                                          strength=meta.voice_strength), temperature=t).mean(axis=0)
         labels = m.labels
         return VoiceProfile(
             name=name.strip(),
