@@ -17,7 +17,6 @@ Usage: ``python bench/bench_affect.py`` (about 15 minutes on 2 cores). Writes
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import warnings
@@ -29,20 +28,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import bench_adaptation as ba  # noqa: E402  (the sibling script: its loader of cached vectors and read-out recipe)
 
 Array = np.ndarray
 HELD_OUT = ("uem-es", "emotiontts-ko")
 CS = (0.001, 0.003, 0.01)
-
-
-def _adaptation() -> Any:
-    """Import the sibling script, for its loader."""
-    spec = importlib.util.spec_from_file_location("bench_adaptation", REPO / "bench" / "bench_adaptation.py")
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def binary_uar(*, x: Array, y: Array, ci: Array, fit: Array, scored: Array, c: float) -> float:
@@ -69,7 +61,6 @@ def main() -> int:
     """Measure every read-out, print, write bench/results/affect.json."""
     from training.encoder.head import AFFECT_AXES
 
-    ba = _adaptation()
     pools = {b: ba.pool_parts(data=ba.load(b)) for b in (2, 3, 4)}
     pool = pools[4]
     readouts = {

@@ -36,7 +36,6 @@ Writes ``bench/results/profiles.json`` and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -48,37 +47,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import bench_adaptation as ba  # noqa: E402  (the sibling script: its loader of cached vectors and read-out recipe)
 
 Array = np.ndarray
 PROFILE_S = 8.0
 HELD_OUT = ("uem-es", "emotiontts-ko")
-
-
-def _adaptation() -> Any:
-    """Import the sibling script, for its loader and read-out recipe."""
-    spec = importlib.util.spec_from_file_location("bench_adaptation", REPO / "bench" / "bench_adaptation.py")
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _softmax(z: Array) -> Array:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
-def _uar(*, logits: Array, ci: Array, label: Array, labels: tuple[str, ...]) -> float:
-    """UAR over the classes present; a clip's prediction is the mean of its windows' probabilities."""
-    clips, inv = np.unique(ci, return_inverse=True)
-    acc = np.zeros((len(clips), len(labels)))
-    np.add.at(acc, inv, _softmax(logits))
-    first = np.zeros(len(clips), dtype=np.int64)
-    first[inv[::-1]] = np.arange(len(ci))[::-1]
-    truth = label[first]
-    pred = np.array(labels)[acc.argmax(1)]
-    return float(np.mean([np.mean(pred[truth == c] == c) for c in sorted(set(truth))]))
 
 
 def _means(x: Array, groups: Array, use: Array | None = None) -> dict[str, Array]:
@@ -116,21 +91,19 @@ def draw_profiles(*, pool: dict[str, Array], seconds: Array, seed: int) -> dict[
     return out
 
 
-def fit_all(
-    *, pool: dict[str, Array], use: Array, fit_linear: Any, labels: tuple[str, ...], c: float
-) -> dict[str, Any]:
+def fit_all(*, pool: dict[str, Array], use: Array, labels: tuple[str, ...], c: float) -> dict[str, Any]:
     """Fit the shipped head, the two centred heads and the reference constants on the windows ``use``."""
     x, spk, y = pool["x"][use], pool["speaker"][use], pool["label"][use]
     neutral = _means(x, spk, y == "neutral")
     everything = _means(x, spk)
-    w, b = fit_linear(x=x, y=y, labels=labels, c=c)
+    w, b = ba.fit_linear(x=x, y=y, labels=labels, c=c)
     has_neutral = np.isin(spk, list(neutral))
     n_centre = np.stack([neutral.get(str(s), np.zeros(x.shape[1])) for s in spk])
     s_centre = np.stack([everything[str(s)] for s in spk])
     return {
         "shipped": (w, b),
-        "neutral_centred": fit_linear(x=(x - n_centre)[has_neutral], y=y[has_neutral], labels=labels, c=c),
-        "speaker_centred": fit_linear(x=x - s_centre, y=y, labels=labels, c=c),
+        "neutral_centred": ba.fit_linear(x=(x - n_centre)[has_neutral], y=y[has_neutral], labels=labels, c=c),
+        "speaker_centred": ba.fit_linear(x=x - s_centre, y=y, labels=labels, c=c),
         "reference_logits": np.mean([v @ w + b for v in neutral.values()], axis=0),
         "offset": np.mean([everything[s] - neutral[s] for s in neutral], axis=0),
     }
@@ -166,9 +139,9 @@ def score(
     out: dict[str, dict[str, float]] = {}
     corpus, ci, lab = pool["corpus"][idx], pool["ci"][idx], pool["label"][idx]
     for name, lg in variants(heads=heads, x=pool["x"][idx], centre=centre).items():
-        r = {str(c): _uar(logits=lg[corpus == c], ci=ci[corpus == c], label=lab[corpus == c], labels=labels)
+        r = {str(c): ba.clip_uar(logits=lg[corpus == c], ci=ci[corpus == c], label=lab[corpus == c], labels=labels)
              for c in np.unique(corpus)}
-        r["pooled"] = _uar(logits=lg, ci=ci, label=lab, labels=labels)
+        r["pooled"] = ba.clip_uar(logits=lg, ci=ci, label=lab, labels=labels)
         out[name] = r
     out["_speakers"] = {"n": float(len(mine))}
     return out
@@ -182,7 +155,6 @@ def main() -> int:
     args = ap.parse_args()
     from training.corpora import HARMONISED_LABELS as labels
 
-    ba = _adaptation()
     data = ba.load(4)
     pool = ba.pool_parts(data=data)
     seconds = np.concatenate([data[p]["seconds"] for p in ba.ALL_PARTS])
@@ -193,7 +165,7 @@ def main() -> int:
     t0 = time.perf_counter()
 
     def run(use: Array, scored: Array) -> list[dict[str, dict[str, float]]]:
-        heads = fit_all(pool=pool, use=use, fit_linear=ba.fit_linear, labels=labels, c=args.c)
+        heads = fit_all(pool=pool, use=use, labels=labels, c=args.c)
         return [score(pool=pool, heads=heads, scored=scored, profiles=d, labels=labels) for d in draws]
 
     res: dict[str, list[dict[str, dict[str, float]]]] = {
