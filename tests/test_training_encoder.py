@@ -36,6 +36,7 @@ from training.encoder.run import (
     run_encoder,
     split_parts,
 )
+from training.encoder.voice import with_voice_head
 from training.export import ExportError
 from training.features import WindowSet, featurize_clips
 
@@ -93,11 +94,17 @@ def test_quick_run_writes_a_model_the_engine_runs(first: dict[str, Any], corpus_
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    assert [o.name for o in sess.get_outputs()] == ["logits", "affect"]
+    assert [o.name for o in sess.get_outputs()] == ["logits", "affect", "voice_logits"]
     x = np.zeros((3, 298, 80), np.float32)
-    logits, affect = sess.run(None, {"features": x})
+    logits, affect, voice = sess.run(None, {"features": x})
     assert logits.shape == (3, 7)
     assert affect.shape == (3, 2)
+    assert voice.shape == (3, 7)
+    # the profile's use the validation chose is the one model.json declares
+    cal = first["results"]["shipped"]["calibration"]
+    assert cal["method"] in ("shift", "blend")
+    assert meta["voice_calibration"].get("head_output") == ("voice_logits" if cal["method"] == "blend" else None)
+    assert meta["voice_calibration"]["strength"] == cal["strength"] == first["results"]["calibration"]["strength"]
     # a real clip through the file analysis of `ser analyze`
     clip = next(iter(sorted((corpus_dir / "ravdess").rglob("*.flac"))))
     result = analyze_file(clip, model)
@@ -205,9 +212,10 @@ def test_selection_and_calibration_never_read_test_labels(first: dict[str, Any],
     assert ra.candidate == rb.candidate
     assert "uem-es" not in ta["corpora"]
     gate = EmotionModel.load(first["run_dir"] / "old_model")
-    ca = _calibrate(head=a.head, parts=parts, gate_model=gate, workers=1, log=lambda _: None)
-    cb = _calibrate(head=b.head, parts=shuffled, gate_model=gate, workers=1, log=lambda _: None)
-    for key in ("temperature", "reference_logits", "strength", "threshold"):
+    ha, hb = (with_voice_head(s.head, train=parts["train"], candidate=s.candidate, labels=LABELS) for s in (a, b))
+    ca = _calibrate(head=ha, parts=parts, gate_model=gate, workers=1, log=lambda _: None)
+    cb = _calibrate(head=hb, parts=shuffled, gate_model=gate, workers=1, log=lambda _: None)
+    for key in ("temperature", "method", "reference_logits", "strength", "threshold", "strength_search"):
         assert ca[key] == cb[key]
     # the check can fail: shuffling the validation labels changes what selection sees
     moved = dict(parts)
@@ -241,9 +249,18 @@ def test_merged_graph_equals_embedder_plus_the_read_out_refitted_on_every_corpus
     other = EncoderHead(emotion=shifted, affect=head.affect)
     with pytest.raises(ExportError):
         check_merged_parity(model_path=model_path, embedder_paths=[bk], head=other, features=x)
+    # nor one whose voice calibration head differs by a bias
+    assert head.voice is not None
+    assert any(k.endswith("/voice_logits") for k in diffs)
+    v = head.voice.head
+    moved = replace(head.voice, head=DenseHead(blocks=v.blocks, weights=v.weights, biases=(v.biases[0] + 0.01,)))
+    with pytest.raises(ExportError):
+        check_merged_parity(model_path=model_path, embedder_paths=[bk], head=replace(head, voice=moved), features=x)
     # model.json carries what the refit measured: temperature and the left-out figures
     meta = json.loads((first["run_dir"] / "model" / "model.json").read_text(encoding="utf-8"))
     assert meta["temperature"] == pytest.approx(shipped["temperature"])
+    if meta["voice_calibration"].get("head_output"):  # the blend's reference is the shipped voice head's
+        np.testing.assert_allclose(meta["voice_calibration"]["reference_logits"], head.voice.reference, atol=1e-5)
     assert meta["metrics"]["unseen_corpora"]["mean_corpus_uar"] == shipped["left_out"]["mean_corpus_uar"]
     assert meta["provenance"]["corpora"] == shipped["corpora"]
     assert {"casia", "uem-es", "ravdess"} <= set(shipped["corpora"])  # the held-out corpora are fitted on too

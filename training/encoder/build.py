@@ -2,11 +2,13 @@
 
 :func:`head_graph` writes the head (:class:`training.encoder.head.EncoderHead`, standardisation
 already folded into its first layer) as ONNX: ``block_means`` (batch, k, d_model) -> Gather of the
-blocks read -> Flatten -> Gemm (ReLU Gemm...) -> ``logits`` (batch, n_labels), and one Gemm ->
-``affect`` (batch, 2) (arousal, valence logits). :func:`merge_model` joins it to the embedder
-(:func:`onnx.compose.merge_models`), so the file takes ``features`` (batch, T, n_mels) like every
-model of the project. :func:`check_merged_parity` compares the merged graph with the embedder and
-the numpy head on real windows; :func:`write_model` writes ``model.json``.
+blocks read -> Flatten -> Gemm (ReLU Gemm...) -> ``logits`` (batch, n_labels), one Gemm ->
+``affect`` (batch, 2) (arousal, valence logits) and, when the head has a voice calibration head
+(:mod:`training.encoder.voice`), one Gemm -> ``voice_logits`` (batch, n_labels).
+:func:`merge_model` joins it to the embedder (:func:`onnx.compose.merge_models`), so the file
+takes ``features`` (batch, T, n_mels) like every model of the project. :func:`check_merged_parity`
+compares the merged graph with the embedder and the numpy head on real windows;
+:func:`write_model` writes ``model.json``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from training.export import PARITY_TOLERANCE, ExportError
 __all__ = [
     "AFFECT_OUTPUT",
     "LOGITS_OUTPUT",
+    "VOICE_OUTPUT",
     "check_merged_parity",
     "head_graph",
     "merge_model",
@@ -36,6 +39,7 @@ __all__ = [
 
 LOGITS_OUTPUT = "logits"
 AFFECT_OUTPUT = "affect"
+VOICE_OUTPUT = "voice_logits"
 _EMBEDDING = "block_means"
 _FEATURES = "features"
 
@@ -76,8 +80,8 @@ def head_graph(
     Returns
     -------
     onnx.ModelProto
-        Input ``block_means`` (batch, n_blocks, d_model); outputs ``logits`` (batch, n_labels)
-        and ``affect`` (batch, 2), float32.
+        Input ``block_means`` (batch, n_blocks, d_model); outputs ``logits`` (batch, n_labels),
+        ``affect`` (batch, 2) and, with a voice head, ``voice_logits`` (batch, n_labels), float32.
     """
     from onnx import TensorProto, checker, helper, numpy_helper
 
@@ -89,7 +93,10 @@ def head_graph(
         helper.make_node("Gather", [_EMBEDDING, "head/blocks"], ["head/selected"], axis=1, name="head/gather"),
         helper.make_node("Flatten", ["head/selected"], ["head/vector"], axis=1, name="head/flatten"),
     ]
-    for part, out in ((head.emotion, LOGITS_OUTPUT), (head.affect, AFFECT_OUTPUT)):
+    parts = [(head.emotion, LOGITS_OUTPUT), (head.affect, AFFECT_OUTPUT)]
+    if head.voice is not None:
+        parts.append((head.voice.head, VOICE_OUTPUT))
+    for part, out in parts:
         n, i = _dense_nodes(part, source="head/vector", output=out, prefix=f"head/{out}")
         nodes += n
         inits += i
@@ -97,10 +104,7 @@ def head_graph(
         nodes,
         "encoder_head",
         [helper.make_tensor_value_info(_EMBEDDING, TensorProto.FLOAT, ["batch", n_blocks, d_model])],
-        [
-            helper.make_tensor_value_info(LOGITS_OUTPUT, TensorProto.FLOAT, ["batch", head.emotion.n_out]),
-            helper.make_tensor_value_info(AFFECT_OUTPUT, TensorProto.FLOAT, ["batch", head.affect.n_out]),
-        ],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", part.n_out]) for part, out in parts],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version)
@@ -122,8 +126,8 @@ def merge_model(*, embedder_path: str | Path, head: EncoderHead, path: str | Pat
     Returns
     -------
     Path
-        Input ``features`` (batch, T, n_mels); outputs ``logits`` (batch, n_labels) and
-        ``affect`` (batch, 2).
+        Input ``features`` (batch, T, n_mels); outputs ``logits`` (batch, n_labels),
+        ``affect`` (batch, 2) and, with a voice head, ``voice_logits`` (batch, n_labels).
     """
     import onnx
     from onnx import compose
@@ -141,7 +145,8 @@ def merge_model(*, embedder_path: str | Path, head: EncoderHead, path: str | Pat
     h = head_graph(head, n_blocks=n_blocks, d_model=d_model, opset=opset, ir_version=emb.ir_version)
     merged = compose.merge_models(emb, h, io_map=[(_EMBEDDING, _EMBEDDING)])
     names = [o.name for o in merged.graph.output]
-    if names != [LOGITS_OUTPUT, AFFECT_OUTPUT] or merged.graph.input[0].name != _FEATURES:
+    expected = [LOGITS_OUTPUT, AFFECT_OUTPUT] + ([VOICE_OUTPUT] if head.voice is not None else [])
+    if names != expected or merged.graph.input[0].name != _FEATURES:
         raise ExportError(f"merged graph has inputs {[i.name for i in merged.graph.input]} and outputs {names}")
     onnx.checker.check_model(merged)
     out = Path(path)
@@ -189,8 +194,9 @@ def check_merged_parity(
     Returns
     -------
     dict
-        ``"<embedder file name>/logits"`` and ``.../affect``: max abs difference; also
-        ``"probabilities"``, the largest probability difference (temperature 1).
+        ``"<embedder file name>/logits"``, ``.../affect`` and, with a voice head,
+        ``.../voice_logits``: max abs difference; also ``.../probabilities``, the largest
+        probability difference (temperature 1).
 
     Raises
     ------
@@ -202,22 +208,25 @@ def check_merged_parity(
 
     x = np.asarray(features, dtype=np.float32)
     sess = _session(model_path)
-    got_l, got_a = [], []
+    parts = {LOGITS_OUTPUT: head.emotion, AFFECT_OUTPUT: head.affect}
+    if head.voice is not None:
+        parts[VOICE_OUTPUT] = head.voice.head
+    names = list(parts)
+    got: dict[str, list[npt.NDArray[np.float32]]] = {n: [] for n in names}
     for i in range(0, x.shape[0], batch):
-        lg, af = sess.run([LOGITS_OUTPUT, AFFECT_OUTPUT], {_FEATURES: x[i : i + batch]})
-        got_l.append(lg)
-        got_a.append(af)
-    logits, affect = np.concatenate(got_l), np.concatenate(got_a)
+        for n, v in zip(names, sess.run(names, {_FEATURES: x[i : i + batch]}), strict=True):
+            got[n].append(v)
+    outputs = {n: np.concatenate(v) for n, v in got.items()}
     out: dict[str, float] = {}
     worst = 0.0
     for p in embedder_paths:
         emb = Embedder(p, threads=1, batch_size=batch)(x)
         name = Path(p).name
-        ref_l, ref_a = head.emotion(emb), head.affect(emb)
-        out[f"{name}/logits"] = float(np.max(np.abs(logits - ref_l)))
-        out[f"{name}/affect"] = float(np.max(np.abs(affect - ref_a)))
-        out[f"{name}/probabilities"] = float(np.max(np.abs(softmax(logits) - softmax(ref_l))))
-        worst = max(worst, out[f"{name}/logits"], out[f"{name}/affect"])
+        for n, part in parts.items():
+            out[f"{name}/{n}"] = float(np.max(np.abs(outputs[n] - part(emb))))
+            worst = max(worst, out[f"{name}/{n}"])
+        out[f"{name}/probabilities"] = float(np.max(np.abs(softmax(outputs[LOGITS_OUTPUT])
+                                                          - softmax(head.emotion(emb)))))
     if not worst < tol:
         raise ExportError(f"merged graph differs from embedder + head by {worst:.2e} (tolerance {tol:.0e}): {out}")
     return out
@@ -235,6 +244,7 @@ def write_model(
     voice_fitted_on: str,
     voice_strength: float,
     uncertainty_threshold: float,
+    voice_head: bool = False,
     provenance: dict[str, Any],
     metrics: dict[str, Any],
     confidence_tradeoff: dict[str, Any] | None = None,
@@ -242,9 +252,10 @@ def write_model(
     """Write ``model.json`` beside ``model.onnx`` and check that the engine loads the pair.
 
     The JSON is :class:`ser_engine.inference.model_meta.ModelMetadata`'s, with the ``"affect"`` output
-    (probability of high arousal / positive valence = sigmoid(logit / t)), ``max_batch`` 1 and,
-    when given, the ``confidence_tradeoff`` measured on validation
-    (:func:`training.crosscorpus.tradeoff_points`).
+    (probability of high arousal / positive valence = sigmoid(logit / t)), ``max_batch`` 1,
+    with ``voice_head`` the voice calibration head's output (``voice_reference`` is then that
+    head's reference and ``voice_strength`` its share of the blend) and, when given, the
+    ``confidence_tradeoff`` measured on validation (:func:`training.crosscorpus.tradeoff_points`).
 
     Returns
     -------
@@ -266,6 +277,7 @@ def write_model(
         voice_reference=tuple(float(v) for v in np.asarray(voice_reference).reshape(-1)),
         voice_reference_fitted_on=voice_fitted_on,
         voice_strength=float(voice_strength),
+        voice_head_output=VOICE_OUTPUT if voice_head else None,
         uncertainty_threshold=float(uncertainty_threshold),
         affect=AffectOutput(
             output_name=AFFECT_OUTPUT,

@@ -5,8 +5,9 @@ same profiles. Clip probabilities average the window probabilities (:mod:`traini
 as ``ser analyze``). A voice profile here is what the product makes: the speech windows of a
 speaker's neutral clips, drawn in a seeded order until their voiced speech (as ``ser analyze``
 and ``ser calibrate`` count it) reaches :data:`ser_engine.inference.profile.MIN_SPEECH_S` seconds
-(:func:`profile_clips`), turned into a logit shift by :func:`ser_engine.inference.profile.shift_from_logits`;
-the profile's clips are not scored.
+(:func:`profile_clips`), turned into a logit shift by :func:`ser_engine.inference.profile.shift_from_logits`
+and, for a model with a voice calibration head, blended as the engine does
+(:func:`training.encoder.voice.blend_logits`); the profile's clips are not scored.
 """
 
 from __future__ import annotations
@@ -149,8 +150,26 @@ def profiled_metrics(
     reference: npt.ArrayLike,
     strength: float,
     profiles: Profiles,
+    head_logits: npt.ArrayLike | None = None,
 ) -> dict[str, Any]:
     """Zero-shot against calibrated on the same clips (every clip of a profiled speaker but the profile's).
+
+    Parameters
+    ----------
+    logits : array_like, shape (n_windows, n_labels)
+        The emotion head's window logits.
+    ws : WindowSet
+    labels : sequence of str
+    temperature : float
+    reference : array_like, shape (n_labels,)
+        The model's voice reference (of the voice head's logits when ``head_logits`` is given).
+    strength : float
+        The model's voice strength: the fraction of the offset removed, or with a voice head
+        its share of the blend.
+    profiles : Profiles
+    head_logits : array_like, shape (n_windows, n_labels), optional
+        The voice calibration head's logits (:mod:`training.encoder.voice`); without them the
+        profile is a logit shift.
 
     Returns
     -------
@@ -158,20 +177,30 @@ def profiled_metrics(
         ``{"zero_shot", "calibrated"}`` (per-corpus results with ``_probs``/``_y``),
         ``"speakers"``, ``"speakers_skipped"``, ``"profile_speech_s"`` (mean), ``"strength"``.
     """
+    from training.encoder.voice import blend_logits
+
     lg = np.asarray(logits, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float32)
     speakers = np.array([c.speaker for c in ws.clips])
     has = ws.windows_per_clip() > 0
     shift = np.zeros((len(ws.clips), lg.shape[1]))
+    blended = lg.copy()
     keep = np.zeros(len(ws.clips), dtype=bool)
     for s, chosen in profiles.chosen.items():
         mine = (speakers == s) & has
         wins = np.isin(ws.clip_index, chosen)
-        shift[mine] = shift_from_logits(window_logits=lg[wins].astype(np.float32), reference=ref, strength=strength)
+        if head_logits is None:
+            shift[mine] = shift_from_logits(window_logits=lg[wins].astype(np.float32), reference=ref,
+                                            strength=strength)
+        else:
+            rows = np.isin(ws.clip_index, np.flatnonzero(mine))
+            z2 = np.asarray(head_logits)
+            blended[rows] = blend_logits(logits=lg[rows], head_logits=z2[rows], profile_rows=wins[rows],
+                                         reference=ref, strength=strength)
         keep[mine] = True
         keep[chosen] = False
     zero = per_corpus_metrics(logits=lg, windows=ws, labels=labels, temperature=temperature, keep=keep)
-    cal = per_corpus_metrics(logits=lg, windows=ws, labels=labels, temperature=temperature, keep=keep,
+    cal = per_corpus_metrics(logits=blended, windows=ws, labels=labels, temperature=temperature, keep=keep,
                              shift_per_clip=shift)
     return {
         "zero_shot": zero,
@@ -255,6 +284,7 @@ def model_tables(
     profiles: dict[str, Profiles],
     affect_logits: dict[str, FloatArray] | None = None,
     affect_temperature: Sequence[float] = (1.0, 1.0),
+    head_logits: dict[str, FloatArray] | None = None,
 ) -> dict[str, Any]:
     """Every figure of one model on the given parts.
 
@@ -275,12 +305,15 @@ def model_tables(
     affect_logits : dict of part -> ndarray, shape (n_windows, 2), optional
         The model's affect output, if it has one.
     affect_temperature : sequence of float
+    head_logits : dict of part -> ndarray, shape (n_windows, n_labels), optional
+        The voice calibration head's logits, if the model has one (``reference`` is then its).
 
     Returns
     -------
     dict
         Per part: ``zero_shot`` (per corpus, ``mean_corpus_uar``), ``calibrated`` (zero-shot and
-        calibrated on the same clips, at the model's strength and at strength 1), ``uncertain``
+        calibrated on the same clips, at the model's strength and at strength 1: the whole
+        offset removed, or with a voice head that head alone), ``uncertain``
         (:func:`training.crosscorpus.selective` at ``threshold``), ``affect`` (binary UAR/ECE
         of the affect output and of the 7-class probabilities).
     """
@@ -298,7 +331,8 @@ def model_tables(
             cal: dict[str, Any] = {}
             for tag, st in (("model_strength", strength), ("strength_1", 1.0)):
                 r = profiled_metrics(logits=lg, ws=ws, labels=labels, temperature=temperature, reference=reference,
-                                     strength=st, profiles=profiles[p])
+                                     strength=st, profiles=profiles[p],
+                                     head_logits=None if head_logits is None else head_logits[p])
                 cal[tag] = {
                     "strength": st,
                     "speakers": r["speakers"],

@@ -41,6 +41,7 @@ __all__ = [
     "DenseHead",
     "EncoderHead",
     "Selection",
+    "VoiceHead",
     "affect_metrics",
     "affect_targets",
     "binary_metrics",
@@ -209,8 +210,33 @@ class DenseHead:
 
 
 @dataclass(frozen=True)
+class VoiceHead:
+    """The voice calibration head: emotions read from a vector minus its speaker's centre.
+
+    Fitted on each training speaker's windows minus the mean of all that speaker's speech
+    (:func:`training.encoder.voice.fit_voice_head`). A new voice's centre is estimated from
+    its profile of neutral speech plus the training speakers' typical offset from neutral speech
+    to all their speech, so a calibrated window's logits are ``head(x) - head(profile mean) +
+    reference``, which is what the engine computes from the graph's ``voice_logits`` output.
+
+    Attributes
+    ----------
+    head : DenseHead
+        One layer, on the same blocks as the emotion head; its logits of raw vectors.
+    reference : ndarray, shape (n_labels,)
+        ``b - offset @ W``: what the head's logits of a profile's mean are moved to.
+    offset : ndarray, shape (n_in,)
+        Mean over training speakers of (all speech mean - neutral speech mean), raw vectors.
+    """
+
+    head: DenseHead
+    reference: FloatArray
+    offset: FloatArray
+
+
+@dataclass(frozen=True)
 class EncoderHead:
-    """The emotion head and the affect head of the shipped model.
+    """The emotion head and the affect head of the shipped model, and its voice calibration head.
 
     Attributes
     ----------
@@ -219,14 +245,19 @@ class EncoderHead:
     affect : DenseHead
         One layer, 2 logits (arousal: positive = high; valence: positive = positive), on the
         same blocks.
+    voice : VoiceHead, optional
+        The speaker-centred head a voice profile blends in (same blocks).
     """
 
     emotion: DenseHead
     affect: DenseHead
+    voice: VoiceHead | None = None
 
     def __post_init__(self) -> None:
         if self.emotion.blocks != self.affect.blocks:
             raise ParameterError("the emotion and affect heads must read the same blocks")
+        if self.voice is not None and self.voice.head.blocks != self.emotion.blocks:
+            raise ParameterError("the voice calibration head must read the emotion head's blocks")
 
     @property
     def n_blocks(self) -> int:

@@ -87,9 +87,9 @@ def _fit_emotion(*, train: WindowSet, candidate: Candidate, labels: Sequence[str
 
 
 def fit_recipe(
-    *, train: WindowSet, selection: Selection, labels: Sequence[str], seed: int = 0
+    *, train: WindowSet, selection: Selection, labels: Sequence[str], seed: int = 0, with_voice: bool = True
 ) -> EncoderHead:
-    """Fit the chosen read-out (emotion candidate and each affect axis's C) on ``train``.
+    """Fit the chosen read-out (emotion candidate, each affect axis's C, voice head) on ``train``.
 
     Parameters
     ----------
@@ -100,11 +100,15 @@ def fit_recipe(
     labels : sequence of str
         Emotion labels in output order.
     seed : int
+    with_voice : bool
+        Also fit the voice calibration head (:func:`training.encoder.voice.fit_voice_head`).
 
     Returns
     -------
     EncoderHead
     """
+    from training.encoder.voice import fit_voice_head
+
     cand = selection.candidate
     prep = _prepare(train, cand.blocks)
     _, y = _window_labels(train, labels)
@@ -116,7 +120,8 @@ def fit_recipe(
         bs.append(b)
     affect = DenseHead.fold(blocks=cand.blocks, mean=prep.mean, std=prep.std, weights=[np.stack(ws, axis=1)],
                             biases=[np.array(bs)])
-    return EncoderHead(emotion=emotion, affect=affect)
+    voice = fit_voice_head(train=train, candidate=cand, labels=labels, seed=seed) if with_voice else None
+    return EncoderHead(emotion=emotion, affect=affect, voice=voice)
 
 
 @dataclass
@@ -170,7 +175,7 @@ def leave_corpus_out(
         rows = held[pool.clip_index]
         train = pool.subset_clips(~held)
         if affect is not None:
-            head = fit_recipe(train=train, selection=selection, labels=labels, seed=seed)
+            head = fit_recipe(train=train, selection=selection, labels=labels, seed=seed, with_voice=False)
             emotion[rows] = head.emotion(pool.features[rows])
             affect[rows] = head.affect(pool.features[rows])
         else:

@@ -152,7 +152,8 @@ def model_metrics(results: dict[str, Any]) -> dict[str, Any]:
         held: dict[str, Any] = {"unseen_corpora": u["zero_shot"]}
         if "calibrated" in u:
             c = u["calibrated"]["model_strength"]
-            held["voice_profile"] = {"strength": c["strength"], "zero_shot_same_clips": c["zero_shot"],
+            held["voice_profile"] = {"method": results["calibration"].get("method", "shift"),
+                                     "strength": c["strength"], "zero_shot_same_clips": c["zero_shot"],
                                      "calibrated": c["calibrated"]}
         out["held_out_protocol"] = held
     out["affect"] = {
@@ -199,7 +200,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
          _get(new, "unseen_test", "calibrated", sn, "calibrated", "mean_corpus_uar"),
          _get(old, "unseen_test", "calibrated", sn, "calibrated", "mean_corpus_uar"),
          f"+{100 * TARGETS['calibration_gain']:.0f} points"),
-        ("  the same clips with a voice profile, strength 1",
+        ("  the same clips with a voice profile, strength 1 (new: the voice head alone)"
+         if results["calibration"].get("method") == "blend" else "  the same clips with a voice profile, strength 1",
          _get(new, "unseen_test", "calibrated", "strength_1", "calibrated", "mean_corpus_uar"),
          _get(old, "unseen_test", "calibrated", "strength_1", "calibrated", "mean_corpus_uar"), ""),
         ("test speakers (8 training corpora): UAR", _get(new, "test", "zero_shot", "all", "uar"),
@@ -307,9 +309,11 @@ def shipped_markdown(results: dict[str, Any]) -> list[str]:
         "A user's voice is in none of our corpora, and more languages in training carry further. What it gets on "
         "a corpus it never heard is estimated for the recipe: each corpus in turn is left out, the recipe is "
         "fitted on the other corpora, and the left-out corpus is scored (its clips outside the test speakers). "
-        f"Its temperature ({cal['temperature']:.3f}), uncertainty threshold ({cal['threshold']:.2f}) and voice "
-        "reference are fitted on those out-of-fold scores; the test speakers of the eight training corpora score "
-        "the shipped read-out itself.",
+        f"Its temperature ({cal['temperature']:.3f}) and uncertainty threshold ({cal['threshold']:.2f}) are "
+        "fitted on those out-of-fold scores"
+        + ("; its voice head is fitted on the same windows, centred on their speakers" if cal.get("method") == "blend"
+           else ", and so is its voice reference")
+        + "; the test speakers of the eight training corpora score the shipped read-out itself.",
         "",
         "| corpus | left out in turn | the held-out protocol's read-out (above) |",
         "|---|---|---|",
@@ -347,6 +351,18 @@ def shipped_markdown(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _profile_use(cal: dict[str, Any]) -> str:
+    """How the model uses a voice profile, in words (the validation's choice)."""
+    search = cal.get("strength_search", [])
+    if cal.get("method") == "blend":
+        way = (f"a blend of the read-out's logits and the voice head's logits centred on the profile, the head's "
+               f"share {cal['strength']:g}")
+    else:
+        way = f"a logit shift, strength {cal['strength']:g}"
+    rows = ", ".join(f"{r.get('method', 'shift')} {r['strength']:g}: {_pct(r['score'])}" for r in search)
+    return f"{way}, chosen on validation ({rows})" if rows else way
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """Render the results section (markdown)."""
     b = results["build"]
@@ -374,11 +390,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {name} | {_cell(new)} | {_cell(old)} | {target} |")
     lines += [
         "",
-        f"Voice profiles: per speaker, neutral clips drawn in a seeded order until their voiced speech (as "
-        f"`ser calibrate` counts it) reaches >= 8 s (the product's minimum), logit shift as `ser calibrate` "
-        f"makes it (strength chosen on validation: "
-        f"{cal['strength']}; the old CNN's own strength {ev['old_model']['voice_strength']}); the profile's clips "
-        f"are not scored. Speakers profiled: "
+        "Voice profiles: per speaker, neutral clips drawn in a seeded order until their voiced speech (as "
+        "`ser calibrate` counts it) reaches >= 8 s (the product's minimum), used as `ser calibrate` makes it: "
+        + _profile_use(cal)
+        + f" (the old CNN: logit shift, its own strength {ev['old_model']['voice_strength']}); the profile's "
+        f"clips are not scored. Speakers profiled: "
         + ", ".join(f"{p} {v['speakers']} (skipped {v['skipped']}, mean {v['mean_speech_s']} s)"
                     for p, v in ev["profiles"].items()) + ".",
         "",
@@ -549,8 +565,11 @@ def write_card(*, results: dict[str, Any], path: Path) -> Path:
         "* The 7 classes are the harmonised labels of acted corpora; 'calm' is folded into neutral. Zero-shot "
         "accuracy on a new corpus is far below the test-speaker figure: use the probabilities and the 'uncertain' "
         "flag, not a single label.",
-        "* A voice profile shifts the logits by the speaker's neutral offset; the table shows whether it helps "
-        "this model, measured on whole unseen corpora.",
+        ("* A voice profile blends the read-out with a second head that reads each window against the speaker's "
+         "centre, estimated from the profile's neutral speech; the table shows what it gives this model on whole "
+         "unseen corpora and on the test speakers." if results["calibration"].get("method") == "blend" else
+         "* A voice profile shifts the logits by the speaker's neutral offset; the table shows whether it helps "
+         "this model, measured on whole unseen corpora."),
         "* Window length 3 s, hop 0.5 s; int8 activations are quantised per inference call, so the engine runs "
         "one window per call (`max_batch` 1 in model.json): a window gives the same numbers live and in a file.",
         "* Larger and slower than the old CNN (see the size and latency in the results).",

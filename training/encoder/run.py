@@ -361,7 +361,11 @@ def run_encoder(
         selection, results["recipe"] = choose_recipe(parts=parts, selection=selection, labels=LABELS, log=say)
         results["selection"]["candidate"] = selection.candidate.to_dict()
         results["selection"]["affect_temperature"] = list(selection.affect_temperature)
-    head = selection.head
+        head = selection.head
+        if head.voice is None:
+            from training.encoder.voice import with_voice_head
+
+            head = with_voice_head(head, train=parts["train"], candidate=selection.candidate, labels=LABELS)
 
     # calibrate (validation only) ----------------------------------------------------------------
     with _stage("calibrate", timings, say):
@@ -379,7 +383,7 @@ def run_encoder(
         from training.encoder.refit import refit_all
 
         shipped = refit_all(parts=parts, selection=selection, labels=LABELS, log=say)
-        ship_cal = _shipped_calibration(shipped=shipped, strength=cal["strength"], log=say)
+        ship_cal = _shipped_calibration(shipped=shipped, method=cal["method"], strength=cal["strength"], log=say)
         results["shipped"] = _shipped_tables(shipped=shipped, cal=ship_cal, test=parts["test"])
     head = shipped["head"]
     k = head.n_blocks
@@ -422,6 +426,7 @@ def run_encoder(
             labels=LABELS, feature_config=WHISPER_FEATURES, temperature=ship_cal["temperature"],
             affect_temperature=shipped["affect_temperature"], voice_reference=ship_cal["reference_logits"],
             voice_fitted_on=ship_cal["reference_fitted_on"], voice_strength=ship_cal["strength"],
+            voice_head=ship_cal["method"] == "blend",
             uncertainty_threshold=ship_cal["threshold"], confidence_tradeoff=ship_cal["confidence_tradeoff"],
             provenance=prov, metrics=model_metrics(results),
         )
@@ -447,6 +452,10 @@ def run_encoder(
     return results
 
 
+_BLEND_REFERENCE = ("the voice head's bias minus its weights times the training speakers' mean offset from "
+                    "neutral speech to all their speech")
+
+
 def _batch_effect(model_path: Path, x: npt.NDArray[np.float32]) -> dict[str, float]:
     """Largest change of probabilities between one window per call and all of ``x`` in one call (int8 ranges)."""
     from ser_engine.inference.model_meta import softmax
@@ -464,7 +473,14 @@ def _batch_effect(model_path: Path, x: npt.NDArray[np.float32]) -> dict[str, flo
 def _calibrate(
     *, head: EncoderHead, parts: dict[str, WindowSet], gate_model: Any, workers: int, log: Log
 ) -> dict[str, Any]:
-    """Choose the temperature, voice reference and strength, uncertainty threshold: validation clips only."""
+    """Choose the temperature, the voice profile's use and strength, uncertainty threshold: validation clips only.
+
+    A profile is used one of two ways (:mod:`training.encoder.voice`): ``shift`` (the emotion
+    logits minus ``strength`` times the profile's neutral offset from a reference fitted on the
+    validation speakers) or ``blend`` (the voice head's share ``strength`` of the blend). The
+    way and the strength with the highest mean calibrated UAR of the validation speakers and the
+    unseen-corpus validation win; strength 0 (no calibration) is in the search.
+    """
     from training.crosscorpus import (
         TARGET_COVERAGE,
         choose_threshold,
@@ -482,20 +498,32 @@ def _calibrate(
     y = np.array([index[c.label] for c in sel.clips])
     logits = head.emotion(sel.features)
     temperature = fit_temperature(window_logits=logits, clip_index=sel.clip_index, n_clips=len(sel.clips), y_true=y)
-    reference, n_ref = voice_reference(logits=head.emotion(val.features), windows=val)
+    shift_reference, n_ref = voice_reference(logits=head.emotion(val.features), windows=val)
+    if head.voice is None:
+        raise ParameterError("the read-out has no voice calibration head")
+    references = {"shift": shift_reference, "blend": head.voice.reference}
     profiles = {p: _profiles(parts[p], gate_model=gate_model, workers=workers) for p in ("val", "unseen_val")}
-    rows = []
-    for st in STRENGTHS:
-        uars = []
-        for p in ("val", "unseen_val"):
-            r = profiled_metrics(logits=head.emotion(parts[p].features), ws=parts[p], labels=LABELS,
-                                 temperature=temperature, reference=reference, strength=st, profiles=profiles[p])
-            if "all" in r["calibrated"]:
-                uars.append(float(r["calibrated"]["all"]["uar"]))
-        rows.append({"strength": st, "group_uar": [round(u, 4) for u in uars],
-                     "score": float(np.mean(uars)) if uars else -1.0})
-        log(f"voice strength {st}: calibrated validation UAR {rows[-1]['group_uar']}")
-    strength = max(rows, key=lambda r: (r["score"], r["strength"]))["strength"]
+    rows: list[dict[str, Any]] = []
+    for method in ("shift", "blend"):
+        for st in STRENGTHS:
+            if method == "blend" and st == 0:
+                continue  # no calibration: the shift's strength 0
+            uars = []
+            for p in ("val", "unseen_val"):
+                r = profiled_metrics(
+                    logits=head.emotion(parts[p].features), ws=parts[p], labels=LABELS, temperature=temperature,
+                    reference=references[method], strength=st, profiles=profiles[p],
+                    head_logits=head.voice.head(parts[p].features) if method == "blend" else None,
+                )
+                if "all" in r["calibrated"]:
+                    uars.append(float(r["calibrated"]["all"]["uar"]))
+            rows.append({"method": method, "strength": st, "group_uar": [round(u, 4) for u in uars],
+                         "score": float(np.mean(uars)) if uars else -1.0})
+            log(f"voice profile {method}, strength {st}: calibrated validation UAR {rows[-1]['group_uar']}")
+    # on a tie: the blend (it costs familiar voices least), then the larger strength
+    best = max(rows, key=lambda r: (r["score"], r["method"] == "blend", r["strength"]))
+    method, strength = str(best["method"]), float(best["strength"])
+    reference = references[method]
     zero = per_corpus_metrics(logits=logits, windows=sel, labels=LABELS, temperature=temperature)
     _, table = choose_threshold(zero["_probs"], zero["_y"])
     probs, y_val = np.asarray(zero["_probs"]), np.asarray(zero["_y"])
@@ -503,19 +531,21 @@ def _calibrate(
     points = tradeoff_points(confidence=probs[answered].max(axis=1),
                              right=probs[answered].argmax(axis=1) == y_val[answered])
     threshold = threshold_for_coverage(points)
-    log(f"temperature {temperature:.3f}; voice reference from {n_ref} speakers, strength {strength}; "
+    log(f"temperature {temperature:.3f}; voice profile: {method}, strength {strength}; "
         f"uncertainty threshold {threshold:.2f} (the largest answering >= {TARGET_COVERAGE:.0%} of validation clips)")
     return {
         "temperature": temperature,
         "temperature_fitted_on": "validation speakers + unseen-corpus validation (clip NLL)",
+        "method": method,
         "reference_logits": [round(float(v), 6) for v in reference],
-        "reference_speakers": n_ref,
-        "reference_fitted_on": f"neutral speech windows of the {n_ref} validation speakers of the training "
-        "corpora, mean of per-speaker means",
+        "reference_speakers": n_ref if method == "shift" else None,
+        "reference_fitted_on": (f"neutral speech windows of the {n_ref} validation speakers of the training "
+                                "corpora, mean of per-speaker means") if method == "shift" else _BLEND_REFERENCE,
         "strength": strength,
         "strength_search": rows,
-        "strength_rule": "voice profiles of >= 8 s of neutral speech per speaker; mean calibrated UAR of the "
-        "validation speakers and the unseen-corpus validation",
+        "strength_rule": "voice profiles of >= 8 s of neutral speech per speaker; the way (logit shift or blend "
+        "with the voice head) and strength with the highest mean calibrated UAR of the validation speakers and "
+        "the unseen-corpus validation",
         "threshold": threshold,
         "threshold_rule": f"largest of {points[0]['min_confidence']:g}, ... answering >= {TARGET_COVERAGE:.0%} of the "
         "validation clips",
@@ -529,11 +559,13 @@ def _calibrate(
     }
 
 
-def _shipped_calibration(*, shipped: dict[str, Any], strength: float, log: Log) -> dict[str, Any]:
+def _shipped_calibration(*, shipped: dict[str, Any], method: str, strength: float, log: Log) -> dict[str, Any]:
     """Threshold, confidence curve and voice reference of the shipped read-out, from its out-of-fold logits.
 
-    The temperature is :func:`training.encoder.refit.refit_all`'s; the voice strength is the one
-    chosen with the unseen corpora held out (the profiles it needs exist only for those parts).
+    The temperature is :func:`training.encoder.refit.refit_all`'s; the profile's use and strength
+    are the ones chosen with the unseen corpora held out (the profiles they need exist only for
+    those parts). A shift's reference is the out-of-fold neutral logits' mean; the blend's is
+    the shipped voice head's own.
     """
     from training.crosscorpus import TARGET_COVERAGE, threshold_for_coverage, tradeoff_points, voice_reference
 
@@ -544,16 +576,20 @@ def _shipped_calibration(*, shipped: dict[str, Any], strength: float, log: Log) 
     threshold = threshold_for_coverage(points)
     reference, n_ref = voice_reference(logits=shipped["oof"].emotion, windows=shipped["pool"])
     n_corpora = len(shipped["corpora"])
+    fitted_on = (f"neutral speech windows of {n_ref} speakers of {n_corpora} corpora, each scored by a read-out "
+                 "fitted without their corpus; mean of per-speaker means")
+    if method == "blend":
+        reference, fitted_on = shipped["head"].voice.reference, _BLEND_REFERENCE
     log(f"shipped read-out: uncertainty threshold {threshold:.2f} (the largest answering >= {TARGET_COVERAGE:.0%} "
-        f"of {int(answered.sum())} clips scored without their corpus); voice reference from {n_ref} speakers")
+        f"of {int(answered.sum())} clips scored without their corpus); voice profile: {method}, strength {strength}")
     return {
         "temperature": shipped["temperature"],
         "temperature_fitted_on": f"clips of all {n_corpora} corpora, each scored by a read-out fitted without its "
         "corpus (clip NLL)",
+        "method": method,
         "reference_logits": [round(float(v), 6) for v in reference],
-        "reference_speakers": n_ref,
-        "reference_fitted_on": f"neutral speech windows of {n_ref} speakers of {n_corpora} corpora, each scored by a "
-        "read-out fitted without their corpus; mean of per-speaker means",
+        "reference_speakers": n_ref if method == "shift" else None,
+        "reference_fitted_on": fitted_on,
         "strength": strength,
         "threshold": threshold,
         "threshold_rule": f"largest of {points[0]['min_confidence']:g}, ... answering >= {TARGET_COVERAGE:.0%} of "
@@ -623,9 +659,13 @@ def _evaluate(
     profiles = {p: _profiles(ws, gate_model=old, workers=workers) for p, ws in eval_parts.items()}
     new_logits = {p: head.emotion(ws.features) for p, ws in eval_parts.items()}
     affect = {p: head.affect(ws.features) for p, ws in eval_parts.items()}
+    voice = head.voice
+    blend = cal["method"] == "blend" and voice is not None
+    head_logits = {p: voice.head(ws.features) for p, ws in eval_parts.items()} if blend and voice else None
     new = model_tables(logits=new_logits, parts=eval_parts, labels=LABELS, temperature=cal["temperature"],
                        threshold=cal["threshold"], reference=cal["_reference"], strength=cal["strength"],
-                       profiles=profiles, affect_logits=affect, affect_temperature=selection.affect_temperature)
+                       profiles=profiles, affect_logits=affect, affect_temperature=selection.affect_temperature,
+                       head_logits=head_logits)
     ref_emb = embedding_reference(parts["val"])
     for p in ("test", "unseen_test", "unseen_val"):
         if p in eval_parts:
