@@ -501,17 +501,27 @@ def test_calibrate_reports_the_held_out_check_not_the_in_sample_figures(
 
 
 @pytest.mark.corpus
-def test_calibrate_says_plainly_when_calibration_did_not_help(corpus_dir: Path, shipped_model: EmotionModel,
+def test_calibrate_says_plainly_when_calibration_did_not_help(corpus_dir: Path, shipped_model_dir: Path,
                                                              tmp_path: Path) -> None:
-    # CREMA-D speaker 1008's held-out neutral clips read as neutral less often with the profile than without
+    # The shipped model's profile makes every real neutral recording tried read more neutral, so the
+    # check's other outcome is made with the shipped graph and a plain logit shift whose reference
+    # lies far below where any voice's neutral logit does: the profile then takes neutral away.
+    model_dir = tmp_path / "model"
+    shutil.copytree(shipped_model_dir, model_dir)
+    meta = json.loads((model_dir / "model.json").read_text())
+    meta["voice_calibration"] = {"reference_logits": [-10.0 if lab == "neutral" else 0.0 for lab in meta["labels"]],
+                                 "strength": 1.0, "fitted_on": "a reference far below any voice's neutral speech"}
+    (model_dir / "model.json").write_text(json.dumps(meta))
+    model = EmotionModel.load(model_dir)
     clips = sorted((corpus_dir / "crema-d").glob("1008_*_NEU_*.ogg"))
     assert len(clips) >= 10
     out = tmp_path / "p.json"
-    p = ser("calibrate", *clips, "--output", out, "-v")
+    p = ser("calibrate", *clips, "--model", model_dir, "--output", out, "-v")
     no_traceback(p)
     assert p.returncode == 0, p.stderr
-    check = assert_reports_check(p.stdout, clips, shipped_model)
-    assert not check.improved, "this speaker was chosen because the profile does not help it"
+    check = assert_reports_check(p.stdout, clips, model)
+    assert not check.improved
+    assert check.before_share > 0.5  # the voice did read as neutral before: the profile took it away
     line = next(x for x in p.stdout.splitlines() if NOT_IMPROVED in x)
     assert "the profile was still written" in line
     assert "recording more, or cleaner, neutral speech may help" in line
@@ -680,16 +690,34 @@ def test_uncertain_in_json_csv_and_table(corpus_dir: Path, shipped_model_dir: Pa
     assert "uncertain" in ser("analyze", "--model", d, files["good"]).stdout
 
 
-def test_info_says_whether_the_model_can_be_calibrated(tiny_model_dir: Path, shipped_model_dir: Path) -> None:
+def test_info_says_whether_the_model_can_be_calibrated(tiny_model_dir: Path, shipped_model_dir: Path,
+                                                        tmp_path: Path) -> None:
     meta = json.loads((shipped_model_dir / "model.json").read_text())
     threshold, strength = meta["uncertainty_threshold"], meta["voice_calibration"]["strength"]
     p = ser("info")
     assert p.returncode == 0
     info = {line.split("  ")[0].strip(): line for line in p.stdout.splitlines()}
-    assert f"supported, strength {strength:g} (reference: neutral speech" in info["voice calibration"]
+    # the shipped model blends in its speaker-centred head
+    assert meta["voice_calibration"]["head_output"] == "voice_logits"
+    assert (f"supported: with a profile, a share of {strength:g} of each answer comes from a second read-out "
+            "('voice_logits')") in info["voice calibration"]
     assert f"{threshold:g} (a top probability below it" in info["uncertainty threshold"]
     data = json.loads(ser("info", "--format", "json").stdout)
     assert data["supports_voice_calibration"] is True
+    # a model without one says so; one whose profile is a plain logit shift says what it is measured against
+    def calibration_line(model_dir: Path) -> str:
+        p = ser("info", "--model", model_dir)
+        assert p.returncode == 0
+        return next(line for line in p.stdout.splitlines() if line.startswith("voice calibration"))
+
+    assert "not supported (model.json has no voice_calibration)" in calibration_line(tiny_model_dir)
+    shift_dir = tmp_path / "shift"
+    shutil.copytree(tiny_model_dir, shift_dir)
+    tiny = json.loads((shift_dir / "model.json").read_text())
+    tiny["voice_calibration"] = {"reference_logits": [0.0] * len(tiny["labels"]), "strength": 0.75,
+                                 "fitted_on": "neutral speech of 3 test voices"}
+    (shift_dir / "model.json").write_text(json.dumps(tiny))
+    assert "supported, strength 0.75 (reference: neutral speech of 3 test voices)" in calibration_line(shift_dir)
     assert data["uncertainty_threshold"] == threshold
     assert len(data["voice_calibration"]["reference_logits"]) == len(data["labels"])
     p = ser("info", "--model", tiny_model_dir)
@@ -765,7 +793,7 @@ def test_info_is_a_readable_summary_and_json_on_request(shipped_model_dir: Path)
     assert m["unseen_corpora_method"] in info["unseen corpora"]
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert f"{100 * unseen['mean_corpus_uar']:.1f} %" in readme
-    assert f"strength {meta['voice_calibration']['strength']:g}" in info["voice calibration"]
+    assert f"a share of {meta['voice_calibration']['strength']:g} of each answer" in info["voice calibration"]
     assert info["uncertainty threshold"].startswith(f"{meta['uncertainty_threshold']:g} ")
     assert info["ONNX Runtime"].startswith(onnxruntime.__version__)
     kb = (shipped_model_dir / "model.onnx").stat().st_size / 1024

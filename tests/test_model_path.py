@@ -40,15 +40,25 @@ CLIPS = [
 
 
 def old_formula(model: EmotionModel, frames: np.ndarray, shift: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Compute by hand the steps the callers wrote out before the one path: normalise, graph, shift, softmax(/T)."""
+    """Compute by hand the steps the callers wrote out before the one path: normalise, graph, shift, softmax(/T).
+
+    With a voice calibration head and a profile, the shift applies to the head's logits, which are
+    blended with the model's own: ``(1 - s) * logits + s * (head - shift)``.
+    """
     fc = model.feature_config
     mean = np.asarray(fc.mean, dtype=np.float32)
     inv = (1.0 / np.asarray(fc.std, dtype=np.float64)).astype(np.float32)
     x = (frames.astype(np.float32) - mean) * inv
     step = model.metadata.max_batch or len(x)  # an int8 graph's activation ranges are per call
-    logits = np.concatenate([np.asarray(model._session.run(["logits"], {"features": x[i : i + step]})[0],
-                                        dtype=np.float32) for i in range(0, len(x), step)])
-    if shift is not None:
+    head_name = model.metadata.voice_head_output
+    names = ["logits"] + ([head_name] if head_name is not None and shift is not None else [])
+    runs = [model._session.run(names, {"features": x[i : i + step]}) for i in range(0, len(x), step)]
+    logits = np.concatenate([np.asarray(r[0], dtype=np.float32) for r in runs])
+    if shift is not None and head_name is not None:
+        head = np.concatenate([np.asarray(r[1], dtype=np.float32) for r in runs])
+        s = np.float32(model.metadata.voice_strength)
+        logits = (np.float32(1) - s) * logits + s * (head - shift)
+    elif shift is not None:
         logits = logits - shift
     z = logits.astype(np.float64) / model.metadata.temperature
     e = np.exp(z - z.max(axis=1, keepdims=True))

@@ -28,9 +28,11 @@ def test_metadata_agrees_with_graph_and_featurizer(shipped_model_dir: Path, ship
     meta = json.loads((shipped_model_dir / "model.json").read_text())
     graph = onnx.load(str(shipped_model_dir / "model.onnx")).graph
     assert [i.name for i in graph.input] == [meta["input_name"]] == ["features"]
-    # emotion logits, then the arousal/valence logits model.json names
+    # emotion logits, the arousal/valence logits, the voice calibration head's logits, as model.json names them
     outputs = [o.name for o in graph.output]
-    assert outputs == [meta["output_name"], meta["affect"]["output_name"]] == ["logits", "affect"]
+    assert outputs == [meta["output_name"], meta["affect"]["output_name"],
+                       meta["voice_calibration"]["head_output"]] == ["logits", "affect", "voice_logits"]
+    assert 0 < meta["voice_calibration"]["strength"] <= 1  # the head's share of the blend
     assert meta["affect"]["names"] == ["arousal", "valence"] == list(shipped_model.affect_names)
     dims = graph.input[0].type.tensor_type.shape.dim
     assert len(dims) == 3

@@ -347,10 +347,16 @@ def _info_rows(model: EmotionModel, *, location: str) -> list[tuple[str, str]]:
     how = f"{method}: nearer to what new voices get" if isinstance(method, str) else \
         "corpora never trained on: nearer to what new voices get"
     rows.append(("unseen corpora", f"{unseen} ({how})" if unseen else "not recorded"))
-    rows.append(("voice calibration",
-                 f"supported, strength {meta.voice_strength:g} (reference: "
-                 f"{meta.voice_reference_fitted_on or 'not described'}); see `ser calibrate`"
-                 if meta.voice_reference is not None else "not supported (model.json has no voice_calibration)"))
+    if meta.voice_reference is None:
+        calibration = "not supported (model.json has no voice_calibration)"
+    elif meta.voice_head_output is not None:
+        calibration = (f"supported: with a profile, a share of {meta.voice_strength:g} of each answer comes from "
+                       f"a second read-out ('{meta.voice_head_output}') that hears the window against the speaker's "
+                       "centre, estimated from the profile's neutral speech; see `ser calibrate`")
+    else:
+        calibration = (f"supported, strength {meta.voice_strength:g} (reference: "
+                       f"{meta.voice_reference_fitted_on or 'not described'}); see `ser calibrate`")
+    rows.append(("voice calibration", calibration))
     if model.affect_names:
         from ser_engine.files.export import affect_meaning
 
