@@ -183,18 +183,18 @@ def profiled_metrics(
     ref = np.asarray(reference, dtype=np.float32)
     speakers = np.array([c.speaker for c in ws.clips])
     has = ws.windows_per_clip() > 0
+    z2 = None if head_logits is None else np.asarray(head_logits, dtype=np.float64)
     shift = np.zeros((len(ws.clips), lg.shape[1]))
     blended = lg.copy()
     keep = np.zeros(len(ws.clips), dtype=bool)
     for s, chosen in profiles.chosen.items():
         mine = (speakers == s) & has
         wins = np.isin(ws.clip_index, chosen)
-        if head_logits is None:
+        if z2 is None:
             shift[mine] = shift_from_logits(window_logits=lg[wins].astype(np.float32), reference=ref,
                                             strength=strength)
         else:
             rows = np.isin(ws.clip_index, np.flatnonzero(mine))
-            z2 = np.asarray(head_logits)
             blended[rows] = blend_logits(logits=lg[rows], head_logits=z2[rows], profile_rows=wins[rows],
                                          reference=ref, strength=strength)
         keep[mine] = True
